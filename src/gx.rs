@@ -1,0 +1,219 @@
+//! The GX settings adapter: reads and writes `com.victronenergy.settings`.
+//! The rest of the program sees only the [`Settings`] trait, so a second
+//! transport can feed the same plan.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use zbus::{Connection, Message, OwnedVariant, Variant};
+
+use crate::slot::{Field, SCHEDULE_GROUP, SlotIndex, SlotValues, Write};
+
+pub const SERVICE: &str = "com.victronenergy.settings";
+pub const TIME_ZONE_PATH: &str = "/Settings/System/TimeZone";
+const BUS_ITEM: &str = "com.victronenergy.BusItem";
+/// localsettings answers in milliseconds; a reply this late is not coming.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What zcell-sched needs of the GX settings.
+#[allow(async_fn_in_trait)]
+pub trait Settings {
+    /// The GX time zone setting, e.g. `Australia/Hobart` or `/UTC`.
+    async fn time_zone(&self) -> Result<String>;
+    /// The current values of the given slots.
+    async fn read_slots(&self, slots: &[SlotIndex]) -> Result<BTreeMap<SlotIndex, SlotValues>>;
+    /// One `SetValue`; an error names the leaf.
+    async fn write(&self, write: Write) -> Result<()>;
+}
+
+/// localsettings over D-Bus: the system bus, or `DBUS_SYSTEM_BUS_ADDRESS`.
+pub struct DbusSettings {
+    conn: Connection,
+}
+
+impl DbusSettings {
+    pub async fn connect() -> Result<Self> {
+        let build = zbus::connection::Builder::system()
+            .method_timeout(CALL_TIMEOUT)
+            .build();
+        let conn = tokio::time::timeout(CALL_TIMEOUT, build)
+            .await
+            .map_err(|_| anyhow!("the system D-Bus did not answer within {CALL_TIMEOUT:?}"))?
+            .context("cannot connect to the system D-Bus")?;
+        Ok(DbusSettings { conn })
+    }
+
+    async fn call<B>(&self, path: &str, method: &str, body: &B) -> Result<Message>
+    where
+        B: serde::Serialize + zbus::DynamicType,
+    {
+        let call = self
+            .conn
+            .call_method(Some(SERVICE), path, Some(BUS_ITEM), method, body);
+        tokio::time::timeout(CALL_TIMEOUT, call)
+            .await
+            .map_err(|_| anyhow!("{method} {path}: no reply within {CALL_TIMEOUT:?}"))?
+            .map_err(|e| explain(path, method, e))
+    }
+
+    async fn get_value(&self, path: &str) -> Result<OwnedVariant> {
+        self.call(path, "GetValue", &())
+            .await?
+            .body()
+            .deserialize::<OwnedVariant>()
+            .with_context(|| format!("GetValue {path}: the reply is not a variant"))
+    }
+
+    /// Every owned slot leaf in one group `GetValue`, as localsettings offers.
+    async fn read_group(&self) -> Result<BTreeMap<String, OwnedVariant>> {
+        let value = self.get_value(SCHEDULE_GROUP).await?;
+        BTreeMap::<String, OwnedVariant>::try_from(value)
+            .map_err(|e| anyhow!("GetValue {SCHEDULE_GROUP}: not a dictionary: {e}"))
+    }
+}
+
+/// A path this firmware does not have; callers fall back or report it.
+#[derive(Debug)]
+pub struct MissingSetting(pub String);
+
+impl std::fmt::Display for MissingSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: no such setting on this GX (firmware too old?)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for MissingSetting {}
+
+/// Names the path and says what a D-Bus failure means for the owner.
+fn explain(path: &str, method: &str, e: zbus::Error) -> anyhow::Error {
+    use zbus::fdo::Error as Fdo;
+    match &e {
+        zbus::Error::FDO(fdo) => match fdo.as_ref() {
+            Fdo::UnknownObject(_) | Fdo::UnknownMethod(_) => {
+                MissingSetting(path.to_string()).into()
+            }
+            Fdo::ServiceUnknown(_) | Fdo::NameHasNoOwner(_) => {
+                anyhow!("{SERVICE} is not running on the system D-Bus")
+            }
+            _ => anyhow::Error::new(e).context(format!("{method} {path} failed")),
+        },
+        _ => anyhow::Error::new(e).context(format!("{method} {path} failed")),
+    }
+}
+
+/// An integer setting's value; localsettings uses int32, or int64 past its range.
+fn int_of(path: &str, value: &Variant<'_>) -> Result<i32> {
+    match value {
+        Variant::Variant(inner) => int_of(path, inner),
+        Variant::I32(v) => Ok(*v),
+        Variant::I64(v) => {
+            i32::try_from(*v).with_context(|| format!("{path} = {v} is out of range"))
+        }
+        other => bail!(
+            "{path} holds a {} ({other}), not an integer",
+            other.value_signature()
+        ),
+    }
+}
+
+impl Settings for DbusSettings {
+    async fn time_zone(&self) -> Result<String> {
+        let value = self.get_value(TIME_ZONE_PATH).await?;
+        match &*value {
+            Variant::Str(s) => Ok(s.to_string()),
+            other => bail!("{TIME_ZONE_PATH} holds {other}, not a string"),
+        }
+    }
+
+    async fn read_slots(&self, slots: &[SlotIndex]) -> Result<BTreeMap<SlotIndex, SlotValues>> {
+        let group = match self.read_group().await {
+            Ok(group) => Some(group),
+            // Firmware without group reads: fall back to one call per leaf.
+            Err(e) if e.is::<MissingSetting>() => None,
+            Err(e) => return Err(e),
+        };
+        let mut out = BTreeMap::new();
+        for &slot in slots {
+            let mut values = SlotValues {
+                day: 0,
+                start: 0,
+                duration: 0,
+                soc: 0,
+            };
+            for field in Field::ALL {
+                let leaf = slot.leaf(field);
+                let path = leaf.to_string();
+                let value = match &group {
+                    Some(group) => group
+                        .get(&leaf.relative())
+                        .ok_or_else(|| MissingSetting(path.clone()))?
+                        .clone(),
+                    None => self.get_value(&path).await?,
+                };
+                values.set(field, int_of(&path, &value)?);
+            }
+            out.insert(slot, values);
+        }
+        Ok(out)
+    }
+
+    async fn write(&self, write: Write) -> Result<()> {
+        let path = write.leaf.to_string();
+        let reply = self
+            .call(&path, "SetValue", &Variant::from(write.value))
+            .await?;
+        let code: i32 = reply
+            .body()
+            .deserialize()
+            .with_context(|| format!("SetValue {path}: the reply is not an int32"))?;
+        if code != 0 {
+            bail!(
+                "SetValue {path} = {} refused by the GX (returned {code})",
+                write.value
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The GX's time zone setting: `Region/City`, or `/UTC` when the owner chose UTC.
+pub fn parse_zone(name: &str) -> Result<chrono_tz::Tz> {
+    if name == "/UTC" {
+        return Ok(chrono_tz::Tz::UTC);
+    }
+    name.parse().map_err(|_| {
+        anyhow!("unknown time zone `{name}` (use Region/City, e.g. Australia/Hobart, or /UTC)")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zones() {
+        assert_eq!(parse_zone("/UTC").unwrap(), chrono_tz::Tz::UTC);
+        assert_eq!(
+            parse_zone("Australia/Hobart").unwrap(),
+            chrono_tz::Australia::Hobart
+        );
+        assert!(parse_zone("Mars/Olympus").is_err());
+        assert!(parse_zone("").is_err());
+    }
+
+    #[test]
+    fn integers_of_every_width_localsettings_uses() {
+        assert_eq!(int_of("/p", &Variant::I32(-10)).unwrap(), -10);
+        assert_eq!(int_of("/p", &Variant::I64(86400)).unwrap(), 86400);
+        let nested = Variant::Variant(Box::new(Variant::I32(7)));
+        assert_eq!(int_of("/p", &nested).unwrap(), 7);
+        let err = int_of("/p", &Variant::F64(1.5)).unwrap_err().to_string();
+        assert!(err.contains("/p holds a d"), "{err}");
+        assert!(int_of("/p", &Variant::I64(1 << 40)).is_err());
+    }
+}

@@ -1,0 +1,236 @@
+//! What a person reads: the dry-run report, `status`, and the one-line
+//! summaries the log uses. Pure text rendering.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, NaiveDateTime, TimeDelta};
+use chrono_tz::Tz;
+
+use crate::planner::{DayKind, Outlook, Plan, Prediction};
+use crate::policy::OwnedSlots;
+use crate::slot::{Day, SlotIndex, SlotPlan, SlotValues};
+
+const DAY_SECONDS: i32 = 86_400;
+
+fn clock(seconds: i32) -> String {
+    let s = seconds.rem_euclid(DAY_SECONDS);
+    format!("{:02}:{:02}", s / 3600, s % 3600 / 60)
+}
+
+fn length(seconds: i32) -> String {
+    format!("{}h{:02}", seconds / 3600, seconds % 3600 / 60)
+}
+
+/// `on  Mon 10:00-16:00 (6h00) to 100%`, as the GX would apply it.
+pub fn slot_values(v: &SlotValues) -> String {
+    let (state, days) = match Day::from_raw(v.day) {
+        Some(Day::Enabled(rule)) => ("on ", rule.to_string()),
+        Some(Day::Disabled(rule)) => ("off", rule.to_string()),
+        None => ("?  ", format!("day {}", v.day)),
+    };
+    format!(
+        "{state} {days} {}-{} ({}) to {}%",
+        clock(v.start),
+        clock(v.start.saturating_add(v.duration)),
+        length(v.duration),
+        v.soc
+    )
+}
+
+pub fn slot_plan(plan: &SlotPlan) -> String {
+    match plan {
+        SlotPlan::Charge(c) => slot_values(&c.values()),
+        SlotPlan::Disabled => "off".to_string(),
+    }
+}
+
+fn stamp(t: NaiveDateTime) -> String {
+    t.format("%a %Y-%m-%d %H:%M").to_string()
+}
+
+pub fn prediction(p: Prediction, now: DateTime<Tz>) -> String {
+    match p {
+        Prediction::Running => "maintenance running now".to_string(),
+        Prediction::Overdue => "maintenance overdue".to_string(),
+        Prediction::Due(at) => {
+            let hours = (at - now.naive_local()).num_minutes() as f64 / 60.0;
+            format!("maintenance due {} (in {hours:.1} h)", stamp(at))
+        }
+    }
+}
+
+fn battery(o: &Outlook, now: DateTime<Tz>) -> String {
+    format!(
+        "battery {}: SoC {:.1}%, {}",
+        o.battery.id,
+        o.battery.soc,
+        prediction(o.prediction, now)
+    )
+}
+
+/// The dry-run report: the day, the batteries, current vs planned slots and
+/// a timeline.
+pub fn dry_run(
+    plan: &Plan,
+    now: DateTime<Tz>,
+    current: &BTreeMap<SlotIndex, SlotValues>,
+    writes: &BTreeMap<SlotIndex, usize>,
+) -> String {
+    let mut out = String::new();
+    let tz = now.timezone();
+    let real_hours = match (
+        plan.day.start.and_local_timezone(tz).earliest(),
+        plan.day.end.and_local_timezone(tz).earliest(),
+    ) {
+        (Some(a), Some(b)) => format!(", {} real hours", (b - a).num_hours()),
+        _ => String::new(),
+    };
+    let _ = writeln!(out, "now           {} ({tz})", stamp(now.naive_local()));
+    let _ = writeln!(
+        out,
+        "planning day  {} -> {}{real_hours}",
+        stamp(plan.day.start),
+        stamp(plan.day.end)
+    );
+    let kind = match plan.kind {
+        DayKind::Normal => "normal: keep the battery charged outside the peaks",
+        DayKind::Maintenance => "MAINTENANCE: let the battery drain",
+    };
+    let _ = writeln!(out, "day type      {kind}");
+    for o in &plan.outlook {
+        let mark = if o.in_day { "  <- in this day" } else { "" };
+        let _ = writeln!(out, "              {}{mark}", battery(o, now));
+    }
+    let _ = writeln!(
+        out,
+        "\nslot  gui  {:<42}  {:<42}  writes",
+        "current", "planned"
+    );
+    for (slot, planned) in &plan.slots {
+        let _ = writeln!(
+            out,
+            "{:<4}  {:<3}  {:<42}  {:<42}  {}",
+            slot.get(),
+            slot.get() + 1,
+            slot_values(&current[slot]),
+            slot_plan(planned),
+            writes.get(slot).copied().unwrap_or(0)
+        );
+    }
+    let _ = writeln!(out);
+    out.push_str(&timeline(plan));
+    out
+}
+
+/// One character per half hour of the planning day: `P` a peak (the battery
+/// is free to discharge), `A`, `B`, ... the charge windows, `.` neither.
+pub fn timeline(plan: &Plan) -> String {
+    const STEP_MINUTES: i64 = 30;
+    let cells = TimeDelta::days(1).num_minutes() / STEP_MINUTES;
+    let label = |i: usize| char::from(b'A' + (i % 26) as u8);
+    let mut bar = String::new();
+    let mut hours = String::new();
+    for cell in 0..cells {
+        let t = plan.day.start + TimeDelta::minutes(cell * STEP_MINUTES);
+        let c = if let Some(i) = plan.windows.iter().position(|w| w.span.contains(t)) {
+            label(i)
+        } else if plan.peaks.iter().any(|p| p.contains(t)) {
+            'P'
+        } else {
+            '.'
+        };
+        bar.push(c);
+        if cell % 6 == 0 {
+            let _ = write!(hours, "{:<6}", t.format("%H"));
+        }
+    }
+    let mut legend = String::from("P peak");
+    for (i, w) in plan.windows.iter().enumerate() {
+        let _ = write!(
+            legend,
+            "  {} {}-{} to {}",
+            label(i),
+            w.span.start.format("%H:%M"),
+            w.span.end.format("%H:%M"),
+            w.soc
+        );
+    }
+    format!("timeline      {hours}\n              {bar}\n              {legend}\n")
+}
+
+/// `status`: every slot decoded, which are ours, the zone, the batteries.
+pub fn status(
+    zone: &str,
+    now: Option<DateTime<Tz>>,
+    slots: &BTreeMap<SlotIndex, SlotValues>,
+    owned: &OwnedSlots,
+    batteries: &[(crate::bms::Battery, Prediction)],
+) -> String {
+    let mut out = String::new();
+    let _ = match now {
+        Some(now) => writeln!(
+            out,
+            "GX time zone  {zone} (now {})",
+            stamp(now.naive_local())
+        ),
+        None => writeln!(out, "GX time zone  {zone} (not a zone zcell-sched knows)"),
+    };
+    let _ = writeln!(out, "\nslot  gui  owner        schedule");
+    for (slot, values) in slots {
+        let owner = if owned.contains(*slot) {
+            "zcell-sched"
+        } else {
+            "other"
+        };
+        let _ = writeln!(
+            out,
+            "{:<4}  {:<3}  {owner:<11}  {}",
+            slot.get(),
+            slot.get() + 1,
+            slot_values(values)
+        );
+    }
+    if let Some(now) = now {
+        for (b, p) in batteries {
+            let _ = writeln!(
+                out,
+                "\nbattery {}: SoC {:.1}%, {}",
+                b.id,
+                b.soc,
+                prediction(*p, now)
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_lines() {
+        let v = SlotValues {
+            day: 1,
+            start: 36000,
+            duration: 21600,
+            soc: 100,
+        };
+        assert_eq!(slot_values(&v), "on  Mon 10:00-16:00 (6h00) to 100%");
+        let night = SlotValues {
+            day: -10,
+            start: 75600,
+            duration: 36000,
+            soc: 50,
+        };
+        assert_eq!(slot_values(&night), "off Sun 21:00-07:00 (10h00) to 50%");
+        let odd = SlotValues {
+            day: 42,
+            start: 0,
+            duration: 0,
+            soc: 0,
+        };
+        assert!(slot_values(&odd).starts_with("?   day 42"));
+    }
+}

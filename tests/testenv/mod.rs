@@ -1,0 +1,269 @@
+//! The test environment: a private dbus-daemon with the simulated GX
+//! settings service, a fake BMS, and a way to run zcell-sched against them.
+//!
+//! `ZCELL_SCHED_BIN` runs another zcell-sched binary (e.g. the armv7 build)
+//! and `ZCELL_SCHED_RUNNER` puts a command in front of it (e.g. qemu-arm),
+//! so the same scenarios prove the GX binary too.
+
+#![allow(dead_code)] // each test file uses its own part of this
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::Value;
+
+pub const SCHEDULE: &str = "/Settings/CGwacs/BatteryLife/Schedule/Charge";
+pub const TIME_ZONE: &str = "/Settings/System/TimeZone";
+
+/// A BMS payload: one battery, maintenance due in `seconds`.
+pub fn due_in(seconds: i64) -> String {
+    let target = 259_200;
+    format!(
+        r#"{{"list": [{{"id": 1, "state_of_charge": 87.4, "is_stripping": false,
+            "strip_pump_run_timer": {}, "strip_pump_run_target": {target}}}]}}"#,
+        target - seconds
+    )
+}
+
+pub fn slot_path(slot: u8, leaf: &str) -> String {
+    format!("{SCHEDULE}/{slot}/{leaf}")
+}
+
+fn bin(name: &str) -> PathBuf {
+    PathBuf::from(match name {
+        "zcell-test-gx" => env!("CARGO_BIN_EXE_zcell-test-gx"),
+        "zcell-test-bms" => env!("CARGO_BIN_EXE_zcell-test-bms"),
+        _ => unreachable!("unknown test program {name}"),
+    })
+}
+
+/// Reads the first line a child prints: its readiness signal.
+fn first_line(child: &mut Child, what: &str) -> String {
+    let stdout: ChildStdout = child.stdout.take().expect("stdout is piped");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        !line.is_empty(),
+        "{what} exited before it was ready: {:?}",
+        child.try_wait()
+    );
+    line.trim_end().to_string()
+}
+
+/// Starts a helper; its stderr goes to `log` so test output stays readable.
+fn spawn(cmd: &mut Command, what: &str, log: &Path) -> Child {
+    let log = std::fs::File::create(log).expect("log file");
+    cmd.stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"))
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A private bus, a simulated GX and (optionally) a fake BMS, torn down on drop.
+pub struct TestEnv {
+    pub dir: PathBuf,
+    pub bus_address: String,
+    bms_url: Option<String>,
+    children: Vec<Killed>,
+    gx: Option<Killed>,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl TestEnv {
+    /// A bus and a GX simulator started with `gx_args` (e.g. `--set PATH=V`).
+    pub fn new(gx_args: &[&str]) -> TestEnv {
+        let dir = std::env::temp_dir().join(format!(
+            "zcell-sched-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let socket = dir.join("bus");
+        let config = dir.join("bus.conf");
+        std::fs::write(
+            &config,
+            format!(
+                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#,
+                socket.display()
+            ),
+        )
+        .expect("bus config");
+        let mut daemon = Command::new("dbus-daemon");
+        daemon
+            .args(["--nofork", "--print-address=1", "--config-file"])
+            .arg(&config);
+        if Command::new("dbus-daemon")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            panic!("dbus-daemon is missing: `apt-get install dbus` (./scripts/test does)");
+        }
+        let mut bus = spawn(&mut daemon, "dbus-daemon", &dir.join("bus.log"));
+        let bus_address = first_line(&mut bus, "dbus-daemon");
+        let mut env = TestEnv {
+            dir,
+            bus_address,
+            bms_url: None,
+            children: vec![Killed(bus)],
+            gx: None,
+        };
+        env.start_gx(gx_args);
+        env
+    }
+
+    fn start_gx(&mut self, args: &[&str]) {
+        let mut cmd = Command::new(bin("zcell-test-gx"));
+        cmd.arg("--address")
+            .arg(&self.bus_address)
+            .arg("--state")
+            .arg(self.dir.join("state.json"))
+            .arg("--log")
+            .arg(self.dir.join("writes.jsonl"))
+            .args(args);
+        let mut gx = spawn(&mut cmd, "the GX simulator", &self.dir.join("gx.log"));
+        assert_eq!(first_line(&mut gx, "the GX simulator"), "ready");
+        self.gx = Some(Killed(gx));
+    }
+
+    /// Stops the simulated settings service (the bus stays up).
+    pub fn stop_gx(&mut self) {
+        self.gx = None;
+    }
+
+    /// Starts the fake BMS serving `payload`, with extra flags such as `--status 500`.
+    pub fn with_bms(mut self, payload: &str, args: &[&str]) -> TestEnv {
+        self.bms_url = Some(self.start_bms("bms", payload, args));
+        self
+    }
+
+    /// Starts another fake BMS, called `name`, and returns its base URL.
+    pub fn start_bms(&mut self, name: &str, payload: &str, args: &[&str]) -> String {
+        let body = self.dir.join(format!("{name}.json"));
+        std::fs::write(&body, payload).expect("payload");
+        let mut cmd = Command::new(bin("zcell-test-bms"));
+        cmd.arg("--body-file").arg(&body).args(args);
+        let log = self.dir.join(format!("{name}.log"));
+        let mut bms = spawn(&mut cmd, "the fake BMS", &log);
+        let line = first_line(&mut bms, "the fake BMS");
+        let url = line
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("fake BMS said {line:?}"))
+            .to_string();
+        self.children.push(Killed(bms));
+        url
+    }
+
+    /// What the fake BMS answers from now on.
+    pub fn set_payload(&self, payload: &str) {
+        std::fs::write(self.dir.join("bms.json"), payload).expect("payload");
+    }
+
+    pub fn bms(&self) -> &str {
+        self.bms_url.as_deref().expect("with_bms was called")
+    }
+
+    /// A zcell-sched command wired to this environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let program = std::env::var_os("ZCELL_SCHED_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_zcell-sched")));
+        let mut cmd = match std::env::var("ZCELL_SCHED_RUNNER") {
+            Ok(runner) if !runner.trim().is_empty() => {
+                let mut words = runner.split_whitespace();
+                let mut c = Command::new(words.next().expect("non-empty"));
+                c.args(words).arg(&program);
+                c
+            }
+            _ => Command::new(&program),
+        };
+        cmd.args(args)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &self.bus_address)
+            .env("ZCELL_SCHED_LOCK_FILE", self.dir.join("run.lock"))
+            .env_remove("DBUS_SESSION_BUS_ADDRESS");
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("zcell-sched runs")
+    }
+
+    /// Every setting's value now, as the simulator last wrote it.
+    pub fn state(&self) -> Value {
+        read_json(&self.dir.join("state.json"))
+    }
+
+    pub fn value(&self, path: &str) -> Value {
+        self.state()[path].clone()
+    }
+
+    /// (Day, Start, Duration, Soc) of a slot.
+    pub fn slot(&self, n: u8) -> (i64, i64, i64, i64) {
+        let state = self.state();
+        let get = |leaf: &str| {
+            state[slot_path(n, leaf)]
+                .as_i64()
+                .unwrap_or_else(|| panic!("slot {n} {leaf} missing"))
+        };
+        (get("Day"), get("Start"), get("Duration"), get("Soc"))
+    }
+
+    /// Every SetValue call so far: (path, result).
+    pub fn writes(&self) -> Vec<(String, i64)> {
+        let path = self.dir.join("writes.jsonl");
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        text.lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).expect("write log line");
+                (
+                    v["path"].as_str().expect("path").to_string(),
+                    v["result"].as_i64().expect("result"),
+                )
+            })
+            .collect()
+    }
+
+    pub fn clear_writes(&self) {
+        let _ = std::fs::remove_file(self.dir.join("writes.jsonl"));
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        self.gx = None;
+        self.children.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("valid JSON")
+}
