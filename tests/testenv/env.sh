@@ -1,0 +1,95 @@
+# shellcheck shell=bash
+# The test environment for shell scripts (scripts/demo, scripts/bench, the
+# armv7 check): a private dbus-daemon, the simulated GX settings service and
+# a fake BMS, the same programs the Rust integration tests start. Source it,
+# then call testenv_up; testenv_down runs on exit.
+#
+# Sets: TESTENV_DIR, DBUS_SYSTEM_BUS_ADDRESS, ZCELL_SCHED_LOCK_FILE, BMS_URL.
+# Needs: TARGET_DIR holding zcell-test-gx and zcell-test-bms.
+
+TESTENV_PIDS=()
+
+testenv_down() {
+    local pid
+    for pid in "${TESTENV_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${TESTENV_PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    TESTENV_PIDS=()
+    [ -n "${TESTENV_DIR:-}" ] && rm -rf "$TESTENV_DIR"
+}
+
+# testenv_start NAME COMMAND...: starts COMMAND in the background and waits
+# for the first line it prints, its readiness signal, into READY_LINE.
+testenv_start() {
+    local name=$1 fd
+    shift
+    mkfifo "$TESTENV_DIR/$name.out"
+    "$@" >"$TESTENV_DIR/$name.out" 2>"$TESTENV_DIR/$name.log" &
+    TESTENV_PIDS+=("$!")
+    exec {fd}<"$TESTENV_DIR/$name.out"
+    if ! IFS= read -r -t 30 READY_LINE <&"$fd"; then
+        echo "$name did not start:" >&2
+        cat "$TESTENV_DIR/$name.log" >&2
+        return 1
+    fi
+}
+
+# testenv_up [GX SIMULATOR FLAGS...]: bus, GX and BMS (serving
+# $TESTENV_DIR/bms.json, which may be rewritten at any time).
+testenv_up() {
+    command -v dbus-daemon >/dev/null || {
+        echo "dbus-daemon is missing: apt-get install dbus" >&2
+        return 1
+    }
+    TESTENV_DIR=$(mktemp -d "${TMPDIR:-/tmp}/zcell-sched-env.XXXXXX")
+    trap testenv_down EXIT
+    cat >"$TESTENV_DIR/bus.conf" <<CONF
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=$TESTENV_DIR/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+CONF
+    testenv_start bus dbus-daemon --nofork --print-address=1 --config-file "$TESTENV_DIR/bus.conf"
+    export DBUS_SYSTEM_BUS_ADDRESS=$READY_LINE
+    export ZCELL_SCHED_LOCK_FILE=$TESTENV_DIR/run.lock
+    testenv_start gx "$TARGET_DIR/zcell-test-gx" --address "$DBUS_SYSTEM_BUS_ADDRESS" \
+        --state "$TESTENV_DIR/state.json" --log "$TESTENV_DIR/writes.jsonl" "$@"
+    [ "$READY_LINE" = ready ] || { echo "GX simulator said: $READY_LINE" >&2; return 1; }
+    echo '{"list": []}' >"$TESTENV_DIR/bms.json"
+    testenv_start bms "$TARGET_DIR/zcell-test-bms" --body-file "$TESTENV_DIR/bms.json"
+    export BMS_URL=${READY_LINE#listening }
+}
+
+# testenv_payload SECONDS_TO_MAINTENANCE [STRIPPING]: one battery.
+testenv_payload() {
+    local target=259200
+    printf '{"list": [{"id": 1, "state_of_charge": 87.4, "is_stripping": %s, "strip_pump_run_timer": %d, "strip_pump_run_target": %d}]}\n' \
+        "${2:-false}" $((target - $1)) "$target" >"$TESTENV_DIR/bms.json"
+}
+
+# testenv_writes: how many SetValue calls the GX simulator has seen.
+testenv_writes() {
+    if [ -f "$TESTENV_DIR/writes.jsonl" ]; then
+        wc -l <"$TESTENV_DIR/writes.jsonl"
+    else
+        echo 0
+    fi
+}
+
+# testenv_slot N: "Day Start Duration Soc" of slot N as the GX holds it.
+testenv_slot() {
+    local n=$1 leaf out=()
+    for leaf in Day Start Duration Soc; do
+        out+=("$(sed -n "s|.*\"/Settings/CGwacs/BatteryLife/Schedule/Charge/$n/$leaf\": \(-\{0,1\}[0-9]*\).*|\1|p" "$TESTENV_DIR/state.json")")
+    done
+    echo "${out[*]}"
+}
