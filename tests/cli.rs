@@ -448,3 +448,14 @@ fn the_next_normal_run_repairs_a_fallback() {
     assert_exit(&run_at(&env, MONDAY, &[]), 0);
     assert_eq!(env.slot(3), (1, 10 * HOUR, 6 * HOUR, 100));
 }
+
+#[test]
+fn help_lists_the_commands() {
+    let env = TestEnv::new(&[]);
+    let out = env.run(&["--help"]);
+    assert_exit(&out, 0);
+    for command in ["run", "status", "disable"] {
+        assert!(stdout(&out).contains(command), "{}", stdout(&out));
+    }
+    assert_exit(&env.run(&["frobnicate"]), 2);
+}
