@@ -1,28 +1,30 @@
-//! The command line and the imperative shell around the planner: read the
-//! GX and the BMS, plan, apply or fall back.
+//! The command line: options, how they combine with the config file, and
+//! the `status` and `disable` commands. `run` lives in `run.rs`.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use chrono::{DateTime, Datelike, NaiveDateTime, NaiveTime, Utc};
+use chrono::{NaiveDateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 use clap::{Args, Parser, Subcommand};
+use serde_json::json;
 
 use crate::apply;
 use crate::bms::{self, BmsAddress, FetchOptions};
+use crate::config::{self, Config, RulesFile};
 use crate::exit::{Exit, ExitContext, Failure};
 use crate::gx::{self, DbusSettings, Settings};
 use crate::lock;
 use crate::log;
-use crate::planner::{self, Plan};
-use crate::policy::{MaintenanceWindow, OwnedSlots, Peak, Policy, parse_clock, parse_soc};
+use crate::planner::{self, Prediction};
+use crate::policy::{
+    MaintenanceWindow, OwnedSlots, Peak, Policy, Rules, Season, parse_clock, parse_soc,
+};
+use crate::record;
 use crate::report;
-use crate::slot::{SlotIndex, Soc, writes_for};
-
-/// A clock before this year has not been set (no NTP yet, dead RTC battery).
-const MIN_PLAUSIBLE_YEAR: i32 = 2024;
+use crate::run;
+use crate::slot::{SlotIndex, Soc};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,122 +42,136 @@ pub struct Cli {
 enum Command {
     /// Read the BMS, plan the day and write the owned charge slots (from cron).
     Run(RunArgs),
-    /// Show all five charge slots, the GX time zone and, with --bms, the batteries.
+    /// Show all five charge slots, the GX time zone, the batteries and the last run.
     Status(StatusArgs),
     /// Disable the owned charge slots (keeping their days), e.g. before uninstalling.
     Disable(DisableArgs),
 }
 
 #[derive(Debug, Args)]
-struct RunArgs {
+pub struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
     /// The ZCell BMS: HOST, HOST:PORT or http://HOST:PORT (port 3000 by default).
     #[arg(long, value_name = "ADDR")]
-    bms: BmsAddress,
+    bms: Option<BmsAddress>,
     /// Plan and print what would be written; write nothing.
     #[arg(long)]
-    dry_run: bool,
+    pub dry_run: bool,
+    /// With --dry-run: print the run record as one JSON document.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
+    /// Do nothing if the status file records this planning day as applied
+    /// (for an hourly cron entry).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub skip_if_done: bool,
     /// Time zone to plan in, overriding the GX's /Settings/System/TimeZone.
     #[arg(long, value_name = "ZONE", value_parser = gx::parse_zone)]
     tz: Option<Tz>,
     /// Plan as if it were this local time (previews and tests).
     #[arg(long, value_name = "YYYY-MM-DDTHH:MM", value_parser = parse_now)]
-    now: Option<NaiveDateTime>,
+    pub now: Option<NaiveDateTime>,
     #[command(flatten)]
     policy: PolicyArgs,
     #[command(flatten)]
     fetch: FetchArgs,
     #[command(flatten)]
     lock: LockArgs,
+    #[command(flatten)]
+    status_file: StatusFileArgs,
 }
 
 #[derive(Debug, Args)]
 struct StatusArgs {
-    /// Also read the ZCell BMS and show each battery's SoC and next maintenance.
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Also read the ZCell BMS (default: the config file's `bms`).
     #[arg(long, value_name = "ADDR")]
     bms: Option<BmsAddress>,
-    /// The slots zcell-sched owns, to mark them.
-    #[arg(long, value_name = "N,N", default_value = "3,4")]
-    slots: OwnedSlots,
+    /// The slots zcell-sched owns, to mark them [default: 3,4].
+    #[arg(long, value_name = "N,N")]
+    slots: Option<OwnedSlots>,
+    /// Print one JSON document.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     fetch: FetchArgs,
+    #[command(flatten)]
+    status_file: StatusFileArgs,
 }
 
 #[derive(Debug, Args)]
 struct DisableArgs {
-    /// The slots zcell-sched owns.
-    #[arg(long, value_name = "N,N", default_value = "3,4")]
-    slots: OwnedSlots,
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The slots zcell-sched owns [default: 3,4].
+    #[arg(long, value_name = "N,N")]
+    slots: Option<OwnedSlots>,
     #[command(flatten)]
     lock: LockArgs,
 }
 
 #[derive(Debug, Args)]
+struct ConfigArgs {
+    /// JSON config file; command-line options override it
+    /// [default: /data/zcell-sched/config.json, when it exists].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    fn load(&self) -> Result<Config, Failure> {
+        config::load(self.config.as_deref()).or_exit(Exit::Usage)
+    }
+}
+
+#[derive(Debug, Args)]
 struct PolicyArgs {
     /// The charge slots zcell-sched owns (0-4; the GX GUI shows them as 1-5).
-    /// It never writes any other slot.
-    #[arg(long, value_name = "N,N", default_value = "3,4")]
-    slots: OwnedSlots,
-    /// Local time the planning day starts (and cron runs).
-    #[arg(long, value_name = "HH:MM", default_value = "07:00", value_parser = parse_clock)]
-    day_start: NaiveTime,
+    /// It never writes any other slot [default: 3,4].
+    #[arg(long, value_name = "N,N")]
+    slots: Option<OwnedSlots>,
+    /// Local time the planning day starts [default: 07:00].
+    #[arg(long, value_name = "HH:MM", value_parser = parse_clock)]
+    day_start: Option<NaiveTime>,
     /// A peak-tariff window, DAYS@HH:MM-HH:MM; DAYS is daily, weekdays,
-    /// weekends or a list like mon,wed,fri. Repeat for several.
+    /// weekends or a list like mon,wed,fri. Repeat for several
+    /// [default: weekdays@07:00-10:00 weekdays@16:00-21:00].
     #[arg(
         long = "peak",
         value_name = "DAYS@HH:MM-HH:MM",
-        default_values = ["weekdays@07:00-10:00", "weekdays@16:00-21:00"],
         conflicts_with = "no_peaks"
     )]
     peaks: Vec<Peak>,
     /// No peak-tariff windows at all.
     #[arg(long)]
     no_peaks: bool,
-    /// SoC to hold outside the peaks on normal days.
-    #[arg(long, value_name = "PERCENT", default_value = "100", value_parser = parse_soc)]
-    reserve_soc: Soc,
-    /// A charge window on maintenance days, HH:MM-HH:MM@SOC. Repeat for several.
-    #[arg(
-        long = "maintenance-window",
-        value_name = "HH:MM-HH:MM@SOC",
-        default_values = ["13:00-16:00@50", "03:00-07:00@100"]
-    )]
+    /// SoC to hold outside the peaks on normal days [default: 100].
+    #[arg(long, value_name = "PERCENT", value_parser = parse_soc)]
+    reserve_soc: Option<Soc>,
+    /// A charge window on maintenance days, HH:MM-HH:MM@SOC. Repeat for
+    /// several [default: 13:00-16:00@50 03:00-07:00@100].
+    #[arg(long = "maintenance-window", value_name = "HH:MM-HH:MM@SOC")]
     maintenance_windows: Vec<MaintenanceWindow>,
-}
-
-impl PolicyArgs {
-    fn policy(&self) -> anyhow::Result<Policy> {
-        Policy {
-            slots: self.slots.clone(),
-            day_start: self.day_start,
-            peaks: if self.no_peaks {
-                Vec::new()
-            } else {
-                self.peaks.clone()
-            },
-            reserve_soc: self.reserve_soc,
-            maintenance_windows: self.maintenance_windows.clone(),
-        }
-        .validate()
-    }
 }
 
 #[derive(Debug, Args)]
 struct FetchArgs {
-    /// Seconds one BMS request may take, connect to last byte.
-    #[arg(long, value_name = "SECONDS", default_value = "10",
+    /// Seconds one BMS request may take, connect to last byte [default: 10].
+    #[arg(long, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=300))]
-    bms_timeout: u64,
-    /// BMS attempts after the first, 1 s, 2 s, 4 s ... apart.
-    #[arg(long, value_name = "N", default_value = "2",
+    bms_timeout: Option<u64>,
+    /// BMS attempts after the first, 1 s, 2 s, 4 s ... apart [default: 2].
+    #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(0..=10))]
-    bms_retries: u32,
+    bms_retries: Option<u32>,
 }
 
 impl FetchArgs {
-    fn options(&self) -> FetchOptions {
+    fn options(&self, config: &Config) -> FetchOptions {
         FetchOptions {
-            timeout: Duration::from_secs(self.bms_timeout),
-            retries: self.bms_retries,
+            timeout: Duration::from_secs(self.bms_timeout.or(config.bms_timeout).unwrap_or(10)),
+            retries: self.bms_retries.or(config.bms_retries).unwrap_or(2),
         }
     }
 }
@@ -172,183 +188,225 @@ struct LockArgs {
     lock_file: PathBuf,
 }
 
+#[derive(Debug, Args)]
+struct StatusFileArgs {
+    /// Where the record of the last run is kept
+    /// [default: the config's status_file, else /data/zcell-sched/status.json].
+    #[arg(long, value_name = "PATH", env = "ZCELL_SCHED_STATUS_FILE")]
+    status_file: Option<PathBuf>,
+}
+
+impl StatusFileArgs {
+    fn path(&self, config: &Config) -> PathBuf {
+        self.status_file
+            .clone()
+            .or_else(|| config.status_file.clone())
+            .unwrap_or_else(|| PathBuf::from(record::DEFAULT_PATH))
+    }
+}
+
 fn parse_now(s: &str) -> anyhow::Result<NaiveDateTime> {
     NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M")
         .with_context(|| format!("`{s}` is not a local time (use YYYY-MM-DDTHH:MM)"))
 }
 
+fn owned_slots(cli: &Option<OwnedSlots>, config: &Config) -> OwnedSlots {
+    cli.clone()
+        .or_else(|| config.slots.clone())
+        .unwrap_or_else(|| "3,4".parse().expect("valid default"))
+}
+
+/// Everything `run` needs, from the command line over the config file over
+/// the defaults.
+pub struct RunSettings {
+    pub policy: Policy,
+    pub bms: BmsAddress,
+    pub fetch: FetchOptions,
+    pub tz: Option<Tz>,
+    pub status_file: PathBuf,
+    pub lock_file: PathBuf,
+}
+
+impl RunArgs {
+    /// Where to record this run, even when the config file is broken.
+    pub fn status_file(&self) -> PathBuf {
+        let config = self.config.load().unwrap_or_default();
+        self.status_file.path(&config)
+    }
+
+    pub fn settings(&self) -> Result<RunSettings, Failure> {
+        let config = self.config.load()?;
+        let policy = self.policy(&config).or_exit(Exit::Usage)?;
+        let bms = self
+            .bms
+            .clone()
+            .or_else(|| config.bms.clone())
+            .ok_or_else(|| anyhow!("no BMS address: give --bms or `bms` in the config file"))
+            .or_exit(Exit::Usage)?;
+        Ok(RunSettings {
+            policy,
+            bms,
+            fetch: self.fetch.options(&config),
+            tz: self.tz.or(config.time_zone),
+            status_file: self.status_file.path(&config),
+            lock_file: self.lock.lock_file.clone(),
+        })
+    }
+
+    /// A command-line rule replaces the file's, in every season too.
+    fn policy(&self, config: &Config) -> anyhow::Result<Policy> {
+        let cli = &self.policy;
+        let cli_rules = RulesFile {
+            peaks: match (cli.no_peaks, cli.peaks.is_empty()) {
+                (true, _) => Some(Vec::new()),
+                (false, false) => Some(cli.peaks.clone()),
+                (false, true) => None,
+            },
+            reserve_soc: cli.reserve_soc,
+            maintenance_windows: (!cli.maintenance_windows.is_empty())
+                .then(|| cli.maintenance_windows.clone()),
+        };
+        let defaults = Rules::default();
+        let base = Rules {
+            peaks: cli_rules
+                .peaks
+                .clone()
+                .or(config.rules.peaks.clone())
+                .unwrap_or(defaults.peaks),
+            reserve_soc: cli_rules
+                .reserve_soc
+                .or(config.rules.reserve_soc)
+                .unwrap_or(defaults.reserve_soc),
+            maintenance_windows: cli_rules
+                .maintenance_windows
+                .clone()
+                .or(config.rules.maintenance_windows.clone())
+                .unwrap_or(defaults.maintenance_windows),
+        };
+        let seasons = config
+            .seasons
+            .iter()
+            .map(|s| Season {
+                name: s.name.clone(),
+                months: s.months,
+                rules: Rules {
+                    peaks: cli_rules
+                        .peaks
+                        .clone()
+                        .or(s.rules.peaks.clone())
+                        .unwrap_or(base.peaks.clone()),
+                    reserve_soc: cli_rules
+                        .reserve_soc
+                        .or(s.rules.reserve_soc)
+                        .unwrap_or(base.reserve_soc),
+                    maintenance_windows: cli_rules
+                        .maintenance_windows
+                        .clone()
+                        .or(s.rules.maintenance_windows.clone())
+                        .unwrap_or(base.maintenance_windows.clone()),
+                },
+            })
+            .collect();
+        let policy = Policy {
+            slots: owned_slots(&cli.slots, config),
+            day_start: cli
+                .day_start
+                .or(config.day_start)
+                .unwrap_or(NaiveTime::from_hms_opt(7, 0, 0).expect("valid")),
+            rules: base,
+            seasons,
+            holidays: config.holidays.clone(),
+        }
+        .validate()?;
+        planner::check_fits(&policy)?;
+        Ok(policy)
+    }
+}
+
 impl Cli {
     pub async fn execute(self) -> Result<(), Failure> {
         match self.command {
-            Command::Run(args) => run(args).await,
+            Command::Run(args) => run::run(args).await,
             Command::Status(args) => status(args).await,
             Command::Disable(args) => disable(args).await,
         }
     }
 }
 
-/// The zone to plan in: `--tz`, else the GX's setting.
-async fn zone(gx: &impl Settings, over: Option<Tz>) -> Result<Tz, Failure> {
-    match over {
-        Some(tz) => Ok(tz),
-        None => {
-            let name = gx.time_zone().await.or_exit(Exit::Gx)?;
-            gx::parse_zone(&name)
-                .context("the GX time zone setting")
-                .or_exit(Exit::Fallback)
-        }
-    }
-}
-
-/// Now in `tz`: `--now` as local wall-clock time, else the system clock.
-fn now_in(tz: Tz, over: Option<NaiveDateTime>) -> Result<DateTime<Tz>, Failure> {
-    let now = match over {
-        Some(local) => local
-            .and_local_timezone(tz)
-            .earliest()
-            .ok_or_else(|| anyhow!("--now {local} does not exist in {tz} (a DST gap)"))
-            .or_exit(Exit::Usage)?,
-        None => Utc::now().with_timezone(&tz),
-    };
-    if now.year() < MIN_PLAUSIBLE_YEAR {
-        return Err(Failure::new(
-            Exit::Fallback,
-            anyhow!("the clock says {now}: not set, refusing to plan"),
-        ));
-    }
-    Ok(now)
-}
-
-async fn plan_today(
-    gx: &impl Settings,
-    args: &RunArgs,
-    policy: &Policy,
-) -> Result<(DateTime<Tz>, Plan), Failure> {
-    let tz = zone(gx, args.tz).await?;
-    let now = now_in(tz, args.now)?;
-    let snapshot = bms::fetch(&args.bms, args.fetch.options())
-        .await
-        .or_exit(Exit::Fallback)?;
-    let plan = planner::plan(now, &snapshot, policy).or_exit(Exit::Fallback)?;
-    Ok((now, plan))
-}
-
-async fn run(args: RunArgs) -> Result<(), Failure> {
-    let policy = args.policy.policy().or_exit(Exit::Usage)?;
-    let _lock = match args.dry_run {
-        true => None,
-        false => Some(lock::acquire(&args.lock.lock_file)?),
-    };
-    let gx = DbusSettings::connect().await.or_exit(Exit::Gx)?;
-    let owned: Vec<SlotIndex> = policy.slots.iter().collect();
-    let outcome: Result<(), Failure> = async {
-        let (now, plan) = plan_today(&gx, &args, &policy).await?;
-        let current = gx.read_slots(&owned).await.or_exit(Exit::Gx)?;
-        if args.dry_run {
-            let writes: BTreeMap<SlotIndex, usize> = plan
-                .slots
-                .iter()
-                .map(|(slot, p)| (*slot, writes_for(*slot, &current[slot], p).len()))
-                .collect();
-            print!("{}", report::dry_run(&plan, now, &current, &writes));
-            return Ok(());
-        }
-        let count = apply::apply(&gx, &plan.slots, &current)
-            .await
-            .or_exit(Exit::Gx)?;
-        log(&format!(
-            "applied: {} day {}: {count} writes",
-            plan.kind, plan.day
-        ));
-        for (slot, p) in &plan.slots {
-            log(&format!("slot {slot}: {}", report::slot_plan(p)));
-        }
-        Ok(())
-    }
-    .await;
-    match outcome {
-        Err(failure) if failure.exit != Exit::Usage => {
-            Err(fall_back(&gx, &policy.slots, args.dry_run, failure).await)
-        }
-        other => other,
-    }
-}
-
-/// Disables the owned slots after `failure`; the exit code says whether that worked.
-async fn fall_back(
-    gx: &impl Settings,
-    owned: &OwnedSlots,
-    dry_run: bool,
-    failure: Failure,
-) -> Failure {
-    let slots: Vec<SlotIndex> = owned.iter().collect();
-    if dry_run {
-        let error = failure.error.context(format!(
-            "dry run: a real run would disable slots {owned} now"
-        ));
-        return Failure { error, ..failure };
-    }
-    match apply::disable(gx, &slots).await {
-        Ok(count) => {
-            let error = failure.error.context(format!(
-                "fell back: slots {owned} disabled ({count} writes)"
-            ));
-            Failure { error, ..failure }
-        }
-        Err(e) => Failure::new(
-            Exit::Gx,
-            failure
-                .error
-                .context(format!("and disabling slots {owned} failed too: {e:#}")),
-        ),
-    }
-}
-
 async fn status(args: StatusArgs) -> Result<(), Failure> {
+    let config = args.config.load()?;
+    let owned = owned_slots(&args.slots, &config);
+    let last = record::read(&args.status_file.path(&config)).or_exit(Exit::Usage)?;
     let gx = DbusSettings::connect().await.or_exit(Exit::Gx)?;
     let name = gx.time_zone().await.or_exit(Exit::Gx)?;
     let all: Vec<SlotIndex> = SlotIndex::all().collect();
     let slots = gx.read_slots(&all).await.or_exit(Exit::Gx)?;
-    let now = gx::parse_zone(&name)
-        .ok()
-        .map(|tz| Utc::now().with_timezone(&tz));
-    let batteries = match (&args.bms, now) {
-        (Some(addr), Some(now)) => {
-            let snapshot = bms::fetch(addr, args.fetch.options())
-                .await
-                .or_exit(Exit::Fallback);
-            match snapshot {
-                Ok(s) => s
+    let zone = config.time_zone.or_else(|| gx::parse_zone(&name).ok());
+    let now = zone.map(|tz| Utc::now().with_timezone(&tz));
+    let mut bms_failure = None;
+    let mut batteries = Vec::new();
+    if let (Some(addr), Some(now)) = (args.bms.as_ref().or(config.bms.as_ref()), now) {
+        match bms::fetch(addr, args.fetch.options(&config)).await {
+            Ok(s) => {
+                batteries = s
                     .batteries
                     .into_iter()
                     .map(|b| {
                         let p = planner::predict(now, &b);
                         (b, p)
                     })
-                    .collect(),
-                Err(f) => {
-                    print!(
-                        "{}",
-                        report::status(&name, Some(now), &slots, &args.slots, &[])
-                    );
-                    return Err(f);
-                }
+                    .collect();
             }
+            Err(e) => bms_failure = Some(Failure::new(Exit::Fallback, e)),
         }
-        _ => Vec::new(),
+    }
+    if args.json {
+        let doc = json!({
+            "zone": name,
+            "now": now.map(|n| n.naive_local()),
+            "owned": owned.iter().map(SlotIndex::get).collect::<Vec<_>>(),
+            "slots": slots.iter().map(|(s, v)| json!({
+                "slot": s.get(), "owned": owned.contains(*s),
+                "values": record::Values::from(*v), "text": report::slot_values(v),
+            })).collect::<Vec<_>>(),
+            "batteries": batteries.iter().map(|(b, p)| battery_json(b, *p)).collect::<Vec<_>>(),
+            "bms_error": bms_failure.as_ref().map(|f| f.to_string()),
+            "last_run": last,
+            "stale": last.as_ref().is_none_or(|r| r.is_stale(Utc::now())),
+        });
+        println!("{doc:#}");
+    } else {
+        print!(
+            "{}",
+            report::status(&name, now, &slots, &owned, &batteries, last.as_ref())
+        );
+    }
+    bms_failure.map_or(Ok(()), Err)
+}
+
+fn battery_json(b: &bms::Battery, p: Prediction) -> serde_json::Value {
+    let (maintenance, due) = match p {
+        Prediction::Running => ("running", None),
+        Prediction::Overdue => ("overdue", None),
+        Prediction::Due(at) => ("due", Some(at)),
     };
-    print!(
-        "{}",
-        report::status(&name, now, &slots, &args.slots, &batteries)
-    );
-    Ok(())
+    json!({
+        "id": b.id, "soc": b.soc, "stripping": b.stripping,
+        "seconds_to_maintenance": b.seconds_to_maintenance(),
+        "maintenance": maintenance, "due": due,
+    })
 }
 
 async fn disable(args: DisableArgs) -> Result<(), Failure> {
+    let config = args.config.load()?;
+    let owned = owned_slots(&args.slots, &config);
     let _lock = lock::acquire(&args.lock.lock_file)?;
     let gx = DbusSettings::connect().await.or_exit(Exit::Gx)?;
-    let owned: Vec<SlotIndex> = args.slots.iter().collect();
-    let count = apply::disable(&gx, &owned).await.or_exit(Exit::Gx)?;
-    log(&format!("slots {} disabled ({count} writes)", args.slots));
+    let slots: Vec<SlotIndex> = owned.iter().collect();
+    let (_, changes) = apply::disable(&gx, &slots).await.or_exit(Exit::Gx)?;
+    log(&format!(
+        "slots {owned} disabled ({} writes)",
+        changes.total()
+    ));
     Ok(())
 }

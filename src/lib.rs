@@ -8,12 +8,15 @@
 pub mod apply;
 pub mod bms;
 pub mod cli;
+pub mod config;
 pub mod exit;
 pub mod gx;
 pub mod lock;
 pub mod planner;
 pub mod policy;
+pub mod record;
 pub mod report;
+pub mod run;
 pub mod slot;
 pub mod span;
 

@@ -1,12 +1,12 @@
 //! The pure core: (local time, BMS snapshot, policy) -> what each owned slot
 //! should hold. No I/O here; everything is local wall-clock, as on the GX.
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use chrono::{DateTime, Datelike, NaiveDateTime, TimeDelta, Timelike};
 use chrono_tz::Tz;
 
 use crate::bms::{Battery, Snapshot};
-use crate::policy::Policy;
+use crate::policy::{Holidays, Policy, Rules};
 use crate::slot::{ChargeSlot, DurationSeconds, SecondsAfterMidnight, SlotIndex, SlotPlan, Soc};
 use crate::span::Span;
 
@@ -126,19 +126,21 @@ pub fn plan(now: DateTime<Tz>, snapshot: &Snapshot, policy: &Policy) -> Result<P
     } else {
         DayKind::Normal
     };
+    let rules = policy.rules_on(day.start.date());
     // A peak that starts the evening before can reach into the planning day.
     let peaks: Vec<Span> = policy
         .peak_spans(
+            rules,
             day.start.date().pred_opt().expect("date in range"),
             day.end.date(),
         )
         .iter()
         .filter_map(|p| p.intersect(&day))
         .collect();
-    let windows = windows(kind, &day, &peaks, policy);
+    let windows = windows(kind, &day, &peaks, rules);
     ensure!(
         windows.len() <= policy.slots.count(),
-        "{day} needs {} charge windows ({}) but only {} slots are owned (--slots {})",
+        "{day} needs {} charge windows ({}) but only {} slot(s) are owned: {}",
         windows.len(),
         windows
             .iter()
@@ -168,17 +170,17 @@ pub fn plan(now: DateTime<Tz>, snapshot: &Snapshot, policy: &Policy) -> Result<P
     })
 }
 
-fn windows(kind: DayKind, day: &Span, peaks: &[Span], policy: &Policy) -> Vec<Window> {
+fn windows(kind: DayKind, day: &Span, peaks: &[Span], rules: &Rules) -> Vec<Window> {
     let mut windows: Vec<Window> = match kind {
         DayKind::Normal => day
             .minus(peaks)
             .into_iter()
             .map(|span| Window {
                 span,
-                soc: policy.reserve_soc,
+                soc: rules.reserve_soc,
             })
             .collect(),
-        DayKind::Maintenance => policy
+        DayKind::Maintenance => rules
             .maintenance_windows
             .iter()
             .flat_map(|mw| {
@@ -202,6 +204,54 @@ fn windows(kind: DayKind, day: &Span, peaks: &[Span], policy: &Policy) -> Vec<Wi
     windows
 }
 
+/// Refuses a policy that needs more charge windows than owned slots on any
+/// planning day: each season (and the base rules), each weekday, both day
+/// kinds, with and without holidays on the day, the day before and after.
+pub fn check_fits(policy: &Policy) -> Result<()> {
+    // Months to try: one per season, and one outside every season.
+    let mut months: Vec<u32> = policy.seasons.iter().map(|s| s.months.first()).collect();
+    months.extend((1..=12).find(|m| policy.seasons.iter().all(|s| !s.months.contains(*m))));
+    let far = Snapshot {
+        batteries: vec![Battery {
+            id: "check".into(),
+            soc: 50.0,
+            stripping: false,
+            run_timer: 0.0,
+            run_target: 1e8,
+        }],
+    };
+    let due = Snapshot {
+        batteries: vec![Battery {
+            stripping: true,
+            ..far.batteries[0].clone()
+        }],
+    };
+    for month in months {
+        let first = chrono::NaiveDate::from_ymd_opt(2026, month, 10).expect("valid date");
+        for date in first.iter_days().take(7) {
+            for holidays in 0..8u8 {
+                let mut trial = policy.clone();
+                trial.holidays = Holidays::default();
+                for (bit, offset) in [(1, -1), (2, 0), (4, 1)] {
+                    if holidays & bit != 0 {
+                        trial.holidays.add_date(date + TimeDelta::days(offset));
+                    }
+                }
+                let now = date
+                    .and_time(policy.day_start)
+                    .and_utc()
+                    .with_timezone(&Tz::UTC);
+                for (snapshot, kind) in [(&far, DayKind::Normal), (&due, DayKind::Maintenance)] {
+                    plan(now, snapshot, &trial).with_context(|| {
+                        format!("the policy needs more owned slots, e.g. on this {kind} day")
+                    })?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,15 +266,9 @@ mod tests {
         Policy {
             slots: "3,4".parse().unwrap(),
             day_start: parse_clock("07:00").unwrap(),
-            peaks: vec![
-                "weekdays@07:00-10:00".parse().unwrap(),
-                "weekdays@16:00-21:00".parse().unwrap(),
-            ],
-            reserve_soc: Soc::new(100).unwrap(),
-            maintenance_windows: vec![
-                "13:00-16:00@50".parse().unwrap(),
-                "03:00-07:00@100".parse().unwrap(),
-            ],
+            rules: Rules::default(),
+            seasons: vec![],
+            holidays: Holidays::default(),
         }
         .validate()
         .unwrap()
@@ -446,7 +490,7 @@ mod tests {
             .to_string();
         assert!(err.contains("Mon 2026-11-23 07:00-07:00"), "{err}");
         assert!(err.contains("10:00-16:00, 21:00-07:00"), "{err}");
-        assert!(err.contains("only 1 slots"), "{err}");
+        assert!(err.contains("only 1 slot(s) are owned: 4"), "{err}");
         // A weekend needs one slot only.
         assert!(plan(hobart((2026, 11, 28), 7, 0), &far(), &one).is_ok());
     }
@@ -454,7 +498,7 @@ mod tests {
     #[test]
     fn peaks_cut_maintenance_windows() {
         let mut p = policy();
-        p.maintenance_windows = vec!["15:00-18:00@40".parse().unwrap()];
+        p.rules.maintenance_windows = vec!["15:00-18:00@40".parse().unwrap()];
         let got = plan(hobart(MON, 7, 0), &due_in(HOUR), &p).unwrap();
         assert_eq!(raw(&got), vec![Some((1, h(15), h(1), 40)), None]);
         // On a Saturday the same window is whole.
@@ -465,7 +509,7 @@ mod tests {
     #[test]
     fn a_peak_crossing_midnight_reaches_into_the_next_planning_day() {
         let mut p = policy();
-        p.peaks = vec!["sun@22:00-08:00".parse().unwrap()];
+        p.rules.peaks = vec!["sun@22:00-08:00".parse().unwrap()];
         let got = plan(hobart(MON, 7, 0), &far(), &p).unwrap();
         assert_eq!(raw(&got)[0], Some((1, h(8), h(23), 100)));
     }
@@ -508,7 +552,7 @@ mod tests {
         // window over the gap keeps its wall-clock length.
         let tz = chrono_tz::Europe::Berlin;
         let mut p2 = policy();
-        p2.maintenance_windows = vec!["01:00-05:00@80".parse().unwrap()];
+        p2.rules.maintenance_windows = vec!["01:00-05:00@80".parse().unwrap()];
         let got = plan(at(tz, (2026, 3, 28), 7, 0), &due_in(HOUR), &p2).unwrap();
         assert_eq!(raw(&got)[0], Some((0, h(1), h(4), 80)));
     }

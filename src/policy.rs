@@ -256,23 +256,130 @@ impl fmt::Display for OwnedSlots {
     }
 }
 
-/// Everything the planner needs besides the clock and the BMS.
+/// A set of months, e.g. `apr-sep` or `nov,dec,jan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonthSet(u16);
+
+const MONTHS: [&str; 12] = [
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
+
+fn parse_month(s: &str) -> Result<u32> {
+    MONTHS
+        .iter()
+        .position(|m| *m == s)
+        .map(|i| i as u32 + 1)
+        .with_context(|| format!("`{s}` is not a month (use jan, feb, ... dec)"))
+}
+
+impl MonthSet {
+    pub fn contains(self, month: u32) -> bool {
+        self.0 & (1 << month) != 0
+    }
+
+    pub fn overlaps(self, other: MonthSet) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// A month of the set, for picking an example date.
+    pub fn first(self) -> u32 {
+        (1..=12)
+            .find(|m| self.contains(*m))
+            .expect("a MonthSet is not empty")
+    }
+}
+
+impl FromStr for MonthSet {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let mut bits = 0u16;
+        for part in s.split(',') {
+            let (from, to) = match part.split_once('-') {
+                Some((from, to)) => (parse_month(from)?, parse_month(to)?),
+                None => (parse_month(part)?, parse_month(part)?),
+            };
+            let mut month = from;
+            loop {
+                bits |= 1 << month;
+                if month == to {
+                    break;
+                }
+                month = month % 12 + 1;
+            }
+        }
+        Ok(MonthSet(bits))
+    }
+}
+
+/// Days that count as a Sunday for the peaks: dates (`2026-12-25`) and
+/// yearly dates (`12-25`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Holidays {
+    dates: Vec<NaiveDate>,
+    yearly: Vec<(u32, u32)>,
+}
+
+impl Holidays {
+    pub fn contains(&self, date: NaiveDate) -> bool {
+        self.dates.contains(&date) || self.yearly.contains(&(date.month(), date.day()))
+    }
+
+    pub fn add(&mut self, s: &str) -> Result<()> {
+        if s.len() == 10
+            && let Ok(date) = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        {
+            self.add_date(date);
+            return Ok(());
+        }
+        // A leap year, so that 02-29 is accepted.
+        let yearly = NaiveDate::parse_from_str(&format!("2024-{s}"), "%Y-%m-%d")
+            .ok()
+            .filter(|_| s.len() == 5)
+            .with_context(|| {
+                format!("`{s}` is not a date (use YYYY-MM-DD, or MM-DD for every year)")
+            })?;
+        self.yearly.push((yearly.month(), yearly.day()));
+        Ok(())
+    }
+
+    pub fn add_date(&mut self, date: NaiveDate) {
+        self.dates.push(date);
+    }
+}
+
+/// What a day's plan follows: peaks, the normal-day target and the
+/// maintenance windows.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Policy {
-    pub slots: OwnedSlots,
-    pub day_start: NaiveTime,
+pub struct Rules {
     pub peaks: Vec<Peak>,
     pub reserve_soc: Soc,
     pub maintenance_windows: Vec<MaintenanceWindow>,
 }
 
-impl Policy {
-    /// Refuses policies the planner could only follow by guessing.
-    pub fn validate(self) -> Result<Self> {
+impl Default for Rules {
+    /// The owner's tariff: weekday peaks 07:00-10:00 and 16:00-21:00; full
+    /// outside them; on maintenance days half-charge over the early
+    /// afternoon and full before the morning peak.
+    fn default() -> Self {
+        Rules {
+            peaks: ["weekdays@07:00-10:00", "weekdays@16:00-21:00"]
+                .map(|p| p.parse().expect("valid default"))
+                .to_vec(),
+            reserve_soc: Soc::new(100).expect("valid default"),
+            maintenance_windows: ["13:00-16:00@50", "03:00-07:00@100"]
+                .map(|w| w.parse().expect("valid default"))
+                .to_vec(),
+        }
+    }
+}
+
+impl Rules {
+    fn validate(&self) -> Result<()> {
         let windows = &self.maintenance_windows;
         ensure!(
             !windows.is_empty(),
-            "at least one --maintenance-window is needed"
+            "at least one maintenance window is needed"
         );
         // Two overlapping windows would give the GX two targets at once.
         let monday = NaiveDate::from_isoywd_opt(2026, 1, Weekday::Mon).expect("valid date");
@@ -286,19 +393,74 @@ impl Policy {
                 }
             }
         }
+        Ok(())
+    }
+}
+
+/// Rules for some months of the year.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Season {
+    /// As the owner wrote it, e.g. `apr-sep`, for messages.
+    pub name: String,
+    pub months: MonthSet,
+    pub rules: Rules,
+}
+
+/// Everything the planner needs besides the clock and the BMS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub slots: OwnedSlots,
+    pub day_start: NaiveTime,
+    /// Outside every season.
+    pub rules: Rules,
+    pub seasons: Vec<Season>,
+    pub holidays: Holidays,
+}
+
+impl Policy {
+    /// Refuses policies the planner could only follow by guessing.
+    pub fn validate(self) -> Result<Self> {
+        self.rules.validate()?;
+        for (i, season) in self.seasons.iter().enumerate() {
+            season
+                .rules
+                .validate()
+                .with_context(|| format!("season {}", season.name))?;
+            if let Some(other) = self.seasons[..i]
+                .iter()
+                .find(|o| o.months.overlaps(season.months))
+            {
+                bail!("seasons {} and {} share a month", other.name, season.name);
+            }
+        }
         Ok(self)
     }
 
-    /// The peak intervals that touch the calendar days from `first` to `last`,
-    /// each peak on the dates whose weekday it names.
-    pub fn peak_spans(&self, first: NaiveDate, last: NaiveDate) -> Vec<Span> {
+    /// The rules for a planning day starting on `date`: its season's, else the base ones.
+    pub fn rules_on(&self, date: NaiveDate) -> &Rules {
+        self.seasons
+            .iter()
+            .find(|s| s.months.contains(date.month()))
+            .map_or(&self.rules, |s| &s.rules)
+    }
+
+    /// The peak intervals of `rules` on the calendar days from `first` to
+    /// `last`, each peak on the dates whose weekday it names; a holiday
+    /// counts as a Sunday.
+    pub fn peak_spans(&self, rules: &Rules, first: NaiveDate, last: NaiveDate) -> Vec<Span> {
         first
             .iter_days()
             .take_while(|d| *d <= last)
             .flat_map(|date| {
-                self.peaks
+                let weekday = if self.holidays.contains(date) {
+                    Weekday::Sun
+                } else {
+                    date.weekday()
+                };
+                rules
+                    .peaks
                     .iter()
-                    .filter(move |p| p.days.contains(date.weekday()))
+                    .filter(move |p| p.days.contains(weekday))
                     .map(move |p| p.range.on(date))
             })
             .collect()
@@ -387,9 +549,13 @@ mod tests {
         Policy {
             slots: "3,4".parse().unwrap(),
             day_start: parse_clock("07:00").unwrap(),
-            peaks: vec![],
-            reserve_soc: Soc::new(100).unwrap(),
-            maintenance_windows: windows.iter().map(|w| w.parse().unwrap()).collect(),
+            rules: Rules {
+                peaks: vec![],
+                reserve_soc: Soc::new(100).unwrap(),
+                maintenance_windows: windows.iter().map(|w| w.parse().unwrap()).collect(),
+            },
+            seasons: vec![],
+            holidays: Holidays::default(),
         }
     }
 
@@ -411,5 +577,78 @@ mod tests {
                 .is_err()
         );
         assert!(policy(&[]).validate().is_err());
+    }
+
+    #[test]
+    fn month_sets() {
+        let summer: MonthSet = "oct-mar".parse().unwrap();
+        for m in [10, 11, 12, 1, 2, 3] {
+            assert!(summer.contains(m), "{m}");
+        }
+        assert!(!summer.contains(4));
+        assert_eq!(summer.first(), 1);
+        let list: MonthSet = "jan,jul-aug".parse().unwrap();
+        assert!(list.contains(8) && !list.contains(9));
+        assert!(list.overlaps("aug".parse().unwrap()));
+        assert!(!list.overlaps("sep-dec".parse().unwrap()));
+        for bad in ["", "april", "apr-", "13"] {
+            assert!(bad.parse::<MonthSet>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn holidays() {
+        let mut h = Holidays::default();
+        h.add("2026-11-24").unwrap();
+        h.add("12-25").unwrap();
+        h.add("02-29").unwrap();
+        let d = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        assert!(h.contains(d(2026, 11, 24)));
+        assert!(!h.contains(d(2027, 11, 24)));
+        assert!(h.contains(d(2031, 12, 25)));
+        for bad in ["2026-13-01", "12-32", "1225", "christmas", "2026-2-1"] {
+            assert!(h.add(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn seasons_pick_their_rules_and_may_not_overlap() {
+        let mut p = policy(&["13:00-16:00@50"]);
+        let mut winter = p.rules.clone();
+        winter.reserve_soc = Soc::new(80).unwrap();
+        p.seasons.push(Season {
+            name: "apr-sep".into(),
+            months: "apr-sep".parse().unwrap(),
+            rules: winter,
+        });
+        let d = |m| NaiveDate::from_ymd_opt(2026, m, 1).unwrap();
+        assert_eq!(p.rules_on(d(6)).reserve_soc.get(), 80);
+        assert_eq!(p.rules_on(d(11)).reserve_soc.get(), 100);
+        let mut twice = p.clone();
+        twice.seasons.push(Season {
+            name: "sep-oct".into(),
+            months: "sep-oct".parse().unwrap(),
+            rules: p.rules.clone(),
+        });
+        let err = twice.validate().unwrap_err().to_string();
+        assert!(err.contains("apr-sep and sep-oct share a month"), "{err}");
+        assert!(p.validate().is_ok());
+    }
+
+    #[test]
+    fn a_holiday_is_a_sunday_for_the_peaks() {
+        let mut p = policy(&["13:00-16:00@50"]);
+        p.rules.peaks = vec![
+            "weekdays@16:00-21:00".parse().unwrap(),
+            "sun@18:00-19:00".parse().unwrap(),
+        ];
+        let tue = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
+        assert_eq!(p.peak_spans(&p.rules, tue, tue).len(), 1);
+        p.holidays.add_date(tue);
+        let spans = p.peak_spans(&p.rules, tue, tue);
+        assert_eq!(
+            spans,
+            vec!["18:00-19:00".parse::<TimeRange>().unwrap().on(tue)]
+        );
     }
 }

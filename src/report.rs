@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use chrono::{DateTime, NaiveDateTime, TimeDelta};
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
 use crate::planner::{DayKind, Outlook, Plan, Prediction};
 use crate::policy::OwnedSlots;
+use crate::record::{Outcome, RunRecord};
 use crate::slot::{Day, SlotIndex, SlotPlan, SlotValues};
 
 const DAY_SECONDS: i32 = 86_400;
@@ -159,13 +160,15 @@ pub fn timeline(plan: &Plan) -> String {
     format!("timeline      {hours}\n              {bar}\n              {legend}\n")
 }
 
-/// `status`: every slot decoded, which are ours, the zone, the batteries.
+/// `status`: every slot decoded, which are ours, the zone, the batteries
+/// and the last run.
 pub fn status(
     zone: &str,
     now: Option<DateTime<Tz>>,
     slots: &BTreeMap<SlotIndex, SlotValues>,
     owned: &OwnedSlots,
     batteries: &[(crate::bms::Battery, Prediction)],
+    last: Option<&RunRecord>,
 ) -> String {
     let mut out = String::new();
     let _ = match now {
@@ -192,15 +195,58 @@ pub fn status(
         );
     }
     if let Some(now) = now {
+        if !batteries.is_empty() {
+            let _ = writeln!(out);
+        }
         for (b, p) in batteries {
             let _ = writeln!(
                 out,
-                "\nbattery {}: SoC {:.1}%, {}",
+                "battery {}: SoC {:.1}%, {}",
                 b.id,
                 b.soc,
                 prediction(*p, now)
             );
         }
+    }
+    out.push('\n');
+    out.push_str(&last_run(last, Utc::now()));
+    out
+}
+
+/// The last run and, when cron seems to have stopped, a warning.
+pub fn last_run(last: Option<&RunRecord>, now: DateTime<Utc>) -> String {
+    let Some(r) = last else {
+        return "last run      none recorded yet\n".to_string();
+    };
+    let ago = |t: DateTime<Utc>| format!("{:.1} h ago", (now - t).num_minutes() as f64 / 60.0);
+    let what = match r.outcome {
+        Outcome::Applied => "applied",
+        Outcome::Planned => "dry run",
+        Outcome::Fallback => "FELL BACK",
+        Outcome::Error => "FAILED",
+    };
+    let day = r
+        .planning_day
+        .as_ref()
+        .map(|d| format!(", {} day from {}", d.kind, stamp(d.start)))
+        .unwrap_or_default();
+    let mut out = format!(
+        "last run      {} ({}): {what} (exit {}){day}, {} writes\n",
+        r.local_time.map_or_else(|| r.time.to_rfc3339(), stamp),
+        ago(r.time),
+        r.exit_code,
+        r.writes
+    );
+    if let Some(reason) = &r.reason {
+        let _ = writeln!(out, "              {reason}");
+    }
+    if r.is_stale(now) {
+        let last_real = r.last_real_run.map_or("never".to_string(), ago);
+        let _ = writeln!(
+            out,
+            "WARNING       no scheduled run for over {} h (last: {last_real}): is the cron entry there?",
+            crate::record::STALE_AFTER.num_hours()
+        );
     }
     out
 }

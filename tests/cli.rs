@@ -334,16 +334,18 @@ fn unknown_gx_zone_and_unset_clock_fall_back() {
 }
 
 #[test]
-fn too_few_slots_for_the_plan_falls_back_naming_the_windows() {
+fn too_few_slots_for_the_policy_is_refused_naming_the_windows() {
     let env = env_with(&busy_gx(), &due_in(48 * HOUR));
     let out = run_at(&env, MONDAY, &["--slots", "4"]);
-    assert_exit(&out, 1);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("needs more owned slots"), "{err}");
     assert!(
-        stderr(&out).contains("10:00-16:00, 21:00-07:00"),
-        "{}",
-        stderr(&out)
+        err.contains("needs 2 charge windows (13:00-16:00, 03:00-07:00)"),
+        "{err}"
     );
-    assert_eq!(env.slot(3).0, -7, "slot 3 is not owned here: untouched");
+    assert!(err.contains("only 1 slot(s) are owned: 4"), "{err}");
+    assert_eq!(env.writes(), vec![], "nothing written");
 }
 
 #[test]

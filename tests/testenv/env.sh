@@ -4,7 +4,8 @@
 # a fake BMS, the same programs the Rust integration tests start. Source it,
 # then call testenv_up; testenv_down runs on exit.
 #
-# Sets: TESTENV_DIR, DBUS_SYSTEM_BUS_ADDRESS, ZCELL_SCHED_LOCK_FILE, BMS_URL.
+# Sets: TESTENV_DIR, DBUS_SYSTEM_BUS_ADDRESS, ZCELL_SCHED_LOCK_FILE,
+# ZCELL_SCHED_STATUS_FILE, BMS_URL.
 # Needs: TARGET_DIR holding zcell-test-gx and zcell-test-bms.
 
 TESTENV_PIDS=()
@@ -61,6 +62,7 @@ CONF
     testenv_start bus dbus-daemon --nofork --print-address=1 --config-file "$TESTENV_DIR/bus.conf"
     export DBUS_SYSTEM_BUS_ADDRESS=$READY_LINE
     export ZCELL_SCHED_LOCK_FILE=$TESTENV_DIR/run.lock
+    export ZCELL_SCHED_STATUS_FILE=$TESTENV_DIR/status.json
     testenv_start gx "$TARGET_DIR/zcell-test-gx" --address "$DBUS_SYSTEM_BUS_ADDRESS" \
         --state "$TESTENV_DIR/state.json" --log "$TESTENV_DIR/writes.jsonl" "$@"
     [ "$READY_LINE" = ready ] || { echo "GX simulator said: $READY_LINE" >&2; return 1; }

@@ -207,12 +207,23 @@ impl TestEnv {
         cmd.args(args)
             .env("DBUS_SYSTEM_BUS_ADDRESS", &self.bus_address)
             .env("ZCELL_SCHED_LOCK_FILE", self.dir.join("run.lock"))
+            .env("ZCELL_SCHED_STATUS_FILE", self.status_file())
             .env_remove("DBUS_SESSION_BUS_ADDRESS");
         cmd
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("zcell-sched runs")
+    }
+
+    /// Where zcell-sched records its runs in this environment.
+    pub fn status_file(&self) -> PathBuf {
+        self.dir.join("status.json")
+    }
+
+    /// The last run record.
+    pub fn record(&self) -> Value {
+        read_json(&self.status_file())
     }
 
     /// Every setting's value now, as the simulator last wrote it.

@@ -1,0 +1,227 @@
+//! The record of the last run, `status.json`: what `status` shows, what
+//! Node-RED or Home Assistant can read, and how a later run knows the
+//! planning day was already applied.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::planner::{DayKind, Outlook, Plan, Prediction};
+use crate::slot::{SlotIndex, SlotValues};
+
+pub const DEFAULT_PATH: &str = "/data/zcell-sched/status.json";
+/// Cron runs daily; a record older than this means it stopped.
+pub const STALE_AFTER: TimeDelta = TimeDelta::hours(26);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The plan is on the GX.
+    Applied,
+    /// A dry run planned; nothing was written.
+    Planned,
+    /// The owned slots were disabled (or a dry run would have).
+    Fallback,
+    /// Usage, configuration or GX failure.
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DayRecord {
+    pub start: NaiveDateTime,
+    pub end: NaiveDateTime,
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatteryRecord {
+    pub id: String,
+    pub soc: f64,
+    pub stripping: bool,
+    pub seconds_to_maintenance: f64,
+    /// `running`, `overdue` or `due`.
+    pub maintenance: String,
+    /// Local wall-clock time maintenance falls due.
+    pub due: Option<NaiveDateTime>,
+    /// Whether it makes the planning day a maintenance day.
+    pub in_day: bool,
+}
+
+impl From<&Outlook> for BatteryRecord {
+    fn from(o: &Outlook) -> Self {
+        let (maintenance, due) = match o.prediction {
+            Prediction::Running => ("running", None),
+            Prediction::Overdue => ("overdue", None),
+            Prediction::Due(at) => ("due", Some(at)),
+        };
+        BatteryRecord {
+            id: o.battery.id.clone(),
+            soc: o.battery.soc,
+            stripping: o.battery.stripping,
+            seconds_to_maintenance: o.battery.seconds_to_maintenance(),
+            maintenance: maintenance.to_string(),
+            due,
+            in_day: o.in_day,
+        }
+    }
+}
+
+/// A slot's raw GX values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Values {
+    pub day: i32,
+    pub start: i32,
+    pub duration: i32,
+    pub soc: i32,
+}
+
+impl From<SlotValues> for Values {
+    fn from(v: SlotValues) -> Self {
+        Values {
+            day: v.day,
+            start: v.start,
+            duration: v.duration,
+            soc: v.soc,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlotRecord {
+    pub slot: u8,
+    /// Before the run.
+    pub before: Values,
+    /// After the run (for a dry run: what it would leave).
+    pub after: Values,
+    /// `SetValue` calls made (or, in a dry run, needed).
+    pub writes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub time: DateTime<Utc>,
+    pub zone: Option<String>,
+    pub local_time: Option<NaiveDateTime>,
+    pub dry_run: bool,
+    pub outcome: Outcome,
+    pub exit_code: u8,
+    pub reason: Option<String>,
+    pub planning_day: Option<DayRecord>,
+    pub batteries: Vec<BatteryRecord>,
+    pub slots: Vec<SlotRecord>,
+    pub writes: usize,
+    /// When the last run that was not a dry run happened: what cron's
+    /// health is judged by.
+    pub last_real_run: Option<DateTime<Utc>>,
+}
+
+impl RunRecord {
+    pub fn day(plan: &Plan) -> DayRecord {
+        DayRecord {
+            start: plan.day.start,
+            end: plan.day.end,
+            kind: match plan.kind {
+                DayKind::Normal => "normal",
+                DayKind::Maintenance => "maintenance",
+            }
+            .to_string(),
+        }
+    }
+
+    pub fn slots(
+        before: &BTreeMap<SlotIndex, SlotValues>,
+        after: &BTreeMap<SlotIndex, SlotValues>,
+        writes: &BTreeMap<SlotIndex, usize>,
+    ) -> Vec<SlotRecord> {
+        before
+            .iter()
+            .map(|(slot, b)| SlotRecord {
+                slot: slot.get(),
+                before: (*b).into(),
+                after: after.get(slot).copied().unwrap_or(*b).into(),
+                writes: writes.get(slot).copied().unwrap_or(0),
+            })
+            .collect()
+    }
+
+    /// Whether cron looks stopped, judged at `now`.
+    pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
+        self.last_real_run.is_none_or(|t| now - t > STALE_AFTER)
+    }
+}
+
+/// The last record, if there is a readable one.
+pub fn read(path: &Path) -> Result<Option<RunRecord>> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .with_context(|| format!("{} is not a run record", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Replaces the record atomically: a reader sees the old or the new one,
+/// never half of one, even if power fails mid-write.
+pub fn write(path: &Path, record: &RunRecord) -> Result<()> {
+    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
+    let mut file =
+        fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    serde_json::to_writer_pretty(&mut file, record)?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+        .with_context(|| format!("cannot sync {}", tmp.display()))?;
+    fs::rename(&tmp, path)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(last_real_run: Option<DateTime<Utc>>) -> RunRecord {
+        RunRecord {
+            time: Utc::now(),
+            zone: Some("Australia/Hobart".into()),
+            local_time: None,
+            dry_run: false,
+            outcome: Outcome::Applied,
+            exit_code: 0,
+            reason: None,
+            planning_day: None,
+            batteries: vec![],
+            slots: vec![],
+            writes: 3,
+            last_real_run,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_atomic_replace() {
+        let dir = std::env::temp_dir().join(format!("zcell-record-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("status.json");
+        assert_eq!(read(&path).unwrap(), None);
+        let r = record(Some(Utc::now()));
+        write(&path, &r).unwrap();
+        assert_eq!(read(&path).unwrap(), Some(r));
+        assert!(!dir.join("status.json.tmp").exists());
+        fs::write(&path, "{ half").unwrap();
+        assert!(read(&path).is_err());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn staleness() {
+        let now = Utc::now();
+        assert!(!record(Some(now - TimeDelta::hours(25))).is_stale(now));
+        assert!(record(Some(now - TimeDelta::hours(27))).is_stale(now));
+        assert!(record(None).is_stale(now));
+    }
+}

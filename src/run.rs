@@ -1,0 +1,262 @@
+//! `zcell-sched run`: the imperative shell around the planner. Reads the GX
+//! and the BMS, plans, applies or falls back, and records what happened.
+
+use std::collections::BTreeMap;
+
+use anyhow::anyhow;
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::apply::{self, Changes};
+use crate::bms::{self, Snapshot};
+use crate::cli::{RunArgs, RunSettings};
+use crate::exit::{Exit, ExitContext, Failure};
+use crate::gx::{self, DbusSettings, Settings};
+use crate::lock;
+use crate::log;
+use crate::planner::{self, Outlook, Plan};
+use crate::policy::OwnedSlots;
+use crate::record::{self, BatteryRecord, Outcome, RunRecord};
+use crate::report;
+use crate::slot::{SlotIndex, SlotValues};
+
+/// A clock before this year has not been set (no NTP yet, dead RTC battery).
+const MIN_PLAUSIBLE_YEAR: i32 = 2024;
+
+/// What the run learnt on its way, for the record.
+#[derive(Default)]
+struct Progress {
+    zone: Option<Tz>,
+    now: Option<DateTime<Tz>>,
+    batteries: Vec<BatteryRecord>,
+    plan: Option<Plan>,
+    before: BTreeMap<SlotIndex, SlotValues>,
+    changes: Changes,
+    /// The planning day was already applied: nothing to record.
+    skipped: bool,
+}
+
+pub async fn run(args: RunArgs) -> Result<(), Failure> {
+    let started = Utc::now();
+    let mut progress = Progress::default();
+    let result = run_recorded(&args, &mut progress).await;
+    let locked = matches!(&result, Err(f) if f.exit == Exit::Locked);
+    if locked || progress.skipped {
+        return result;
+    }
+    let path = args.status_file();
+    let previous = record::read(&path).ok().flatten();
+    let record = progress.record(started, args.dry_run, &result, previous.as_ref());
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&record).expect("a record serialises")
+        );
+    }
+    if let Err(e) = record::write(&path, &record) {
+        log(&format!("warning: cannot record the run: {e:#}"));
+    }
+    result
+}
+
+async fn run_recorded(args: &RunArgs, progress: &mut Progress) -> Result<(), Failure> {
+    let settings = args.settings()?;
+    let _lock = match args.dry_run {
+        true => None,
+        false => Some(lock::acquire(&settings.lock_file)?),
+    };
+    let gx = DbusSettings::connect().await.or_exit(Exit::Gx)?;
+    match plan_and_apply(&gx, args, &settings, progress).await {
+        Err(failure) if failure.exit != Exit::Usage => {
+            Err(fall_back(&gx, &settings.policy.slots, args.dry_run, failure, progress).await)
+        }
+        other => other,
+    }
+}
+
+/// The zone to plan in: `--tz` or the config's, else the GX's setting.
+async fn zone(gx: &impl Settings, over: Option<Tz>) -> Result<Tz, Failure> {
+    match over {
+        Some(tz) => Ok(tz),
+        None => {
+            let name = gx.time_zone().await.or_exit(Exit::Gx)?;
+            gx::parse_zone(&name)
+                .map_err(|e| e.context("the GX time zone setting"))
+                .or_exit(Exit::Fallback)
+        }
+    }
+}
+
+/// Now in `tz`: `--now` as local wall-clock time, else the system clock.
+fn now_in(tz: Tz, over: Option<NaiveDateTime>) -> Result<DateTime<Tz>, Failure> {
+    let now = match over {
+        Some(local) => local
+            .and_local_timezone(tz)
+            .earliest()
+            .ok_or_else(|| anyhow!("--now {local} does not exist in {tz} (a DST gap)"))
+            .or_exit(Exit::Usage)?,
+        None => Utc::now().with_timezone(&tz),
+    };
+    if now.year() < MIN_PLAUSIBLE_YEAR {
+        return Err(Failure::new(
+            Exit::Fallback,
+            anyhow!("the clock says {now}: not set, refusing to plan"),
+        ));
+    }
+    Ok(now)
+}
+
+/// Whether `last` applied this planning day already.
+fn already_applied(last: &RunRecord, day_start: NaiveDateTime, tz: Tz) -> bool {
+    last.outcome == Outcome::Applied
+        && !last.dry_run
+        && last.zone.as_deref() == Some(tz.name())
+        && last
+            .planning_day
+            .as_ref()
+            .is_some_and(|d| d.start == day_start)
+}
+
+async fn plan_and_apply(
+    gx: &impl Settings,
+    args: &RunArgs,
+    settings: &RunSettings,
+    progress: &mut Progress,
+) -> Result<(), Failure> {
+    let policy = &settings.policy;
+    let tz = zone(gx, settings.tz).await?;
+    progress.zone = Some(tz);
+    let now = now_in(tz, args.now)?;
+    progress.now = Some(now);
+    if args.skip_if_done {
+        let day = planner::planning_day(now.naive_local(), policy);
+        if let Ok(Some(last)) = record::read(&settings.status_file)
+            && already_applied(&last, day.start, tz)
+        {
+            println!(
+                "planning day {day} was applied at {}; nothing to do",
+                last.time
+            );
+            progress.skipped = true;
+            return Ok(());
+        }
+    }
+    let snapshot = bms::fetch(&settings.bms, settings.fetch)
+        .await
+        .or_exit(Exit::Fallback)?;
+    progress.batteries = unplanned_outlook(now, &snapshot);
+    let plan = planner::plan(now, &snapshot, policy).or_exit(Exit::Fallback)?;
+    progress.batteries = plan.outlook.iter().map(BatteryRecord::from).collect();
+    let owned: Vec<SlotIndex> = policy.slots.iter().collect();
+    let current = gx.read_slots(&owned).await.or_exit(Exit::Gx)?;
+    progress.before = current.clone();
+    progress.plan = Some(plan.clone());
+    if args.dry_run {
+        let changes = apply::preview(&plan.slots, &current);
+        if !args.json {
+            print!("{}", report::dry_run(&plan, now, &current, &changes.writes));
+        }
+        progress.changes = changes;
+        return Ok(());
+    }
+    let changes = apply::apply(gx, &plan.slots, &current)
+        .await
+        .or_exit(Exit::Gx)?;
+    log(&format!(
+        "applied: {} day {}: {} writes",
+        plan.kind,
+        plan.day,
+        changes.total()
+    ));
+    for (slot, p) in &plan.slots {
+        log(&format!("slot {slot}: {}", report::slot_plan(p)));
+    }
+    progress.changes = changes;
+    Ok(())
+}
+
+/// Batteries before (or without) a plan: predictions, none of them judged.
+fn unplanned_outlook(now: DateTime<Tz>, snapshot: &Snapshot) -> Vec<BatteryRecord> {
+    snapshot
+        .batteries
+        .iter()
+        .map(|b| {
+            BatteryRecord::from(&Outlook {
+                battery: b.clone(),
+                prediction: planner::predict(now, b),
+                in_day: false,
+            })
+        })
+        .collect()
+}
+
+/// Disables the owned slots after `failure`; the exit code says whether that worked.
+async fn fall_back(
+    gx: &impl Settings,
+    owned: &OwnedSlots,
+    dry_run: bool,
+    failure: Failure,
+    progress: &mut Progress,
+) -> Failure {
+    let slots: Vec<SlotIndex> = owned.iter().collect();
+    if dry_run {
+        let error = failure.error.context(format!(
+            "dry run: a real run would disable slots {owned} now"
+        ));
+        return Failure { error, ..failure };
+    }
+    match apply::disable(gx, &slots).await {
+        Ok((before, changes)) => {
+            let error = failure.error.context(format!(
+                "fell back: slots {owned} disabled ({} writes)",
+                changes.total()
+            ));
+            if progress.before.is_empty() {
+                progress.before = before;
+            }
+            progress.changes = changes;
+            Failure { error, ..failure }
+        }
+        Err(e) => Failure::new(
+            Exit::Gx,
+            failure
+                .error
+                .context(format!("and disabling slots {owned} failed too: {e:#}")),
+        ),
+    }
+}
+
+impl Progress {
+    fn record(
+        &self,
+        started: DateTime<Utc>,
+        dry_run: bool,
+        result: &Result<(), Failure>,
+        previous: Option<&RunRecord>,
+    ) -> RunRecord {
+        let (outcome, exit, reason) = match result {
+            Ok(()) if dry_run => (Outcome::Planned, Exit::Ok, None),
+            Ok(()) => (Outcome::Applied, Exit::Ok, None),
+            Err(f) if f.exit == Exit::Fallback => (Outcome::Fallback, f.exit, Some(f.to_string())),
+            Err(f) => (Outcome::Error, f.exit, Some(f.to_string())),
+        };
+        RunRecord {
+            time: started,
+            zone: self.zone.map(|z| z.name().to_string()),
+            local_time: self.now.map(|n| n.naive_local()),
+            dry_run,
+            outcome,
+            exit_code: exit as u8,
+            reason,
+            planning_day: self.plan.as_ref().map(RunRecord::day),
+            batteries: self.batteries.clone(),
+            slots: RunRecord::slots(&self.before, &self.changes.after, &self.changes.writes),
+            writes: if dry_run { 0 } else { self.changes.total() },
+            last_real_run: if dry_run {
+                previous.and_then(|p| p.last_real_run)
+            } else {
+                Some(started)
+            },
+        }
+    }
+}
