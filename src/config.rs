@@ -119,7 +119,8 @@ pub fn parse(text: &str) -> Result<Config> {
     let doc: Value = serde_json::from_str(text).context("not valid JSON")?;
     let top = object("the config", &doc)?;
     let mut config = Config::default();
-    for (key, value) in top {
+    // null stands for "the default", so the example file can list every key.
+    for (key, value) in top.iter().filter(|(_, v)| !v.is_null()) {
         if rules_key(&mut config.rules, key, value)? {
             continue;
         }
@@ -301,6 +302,32 @@ mod tests {
             let err = format!("{:#}", parse(text).unwrap_err());
             assert!(err.contains(expected), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn the_example_file_is_the_defaults() {
+        let text = include_str!("../examples/config.json");
+        let config = parse(text).unwrap();
+        assert_eq!(config.bms, None);
+        assert_eq!(config.time_zone, None);
+        assert_eq!(config.slots.unwrap().to_string(), "3,4");
+        assert_eq!(config.day_start, Some(parse_clock("07:00").unwrap()));
+        let defaults = crate::policy::Rules::default();
+        assert_eq!(config.rules.peaks.unwrap(), defaults.peaks);
+        assert_eq!(config.rules.reserve_soc.unwrap(), defaults.reserve_soc);
+        assert_eq!(
+            config.rules.maintenance_windows.unwrap(),
+            defaults.maintenance_windows
+        );
+        assert_eq!(
+            (config.bms_timeout, config.bms_retries),
+            (Some(10), Some(2))
+        );
+        assert_eq!(
+            config.status_file.unwrap(),
+            PathBuf::from(crate::record::DEFAULT_PATH)
+        );
+        assert!(config.seasons.is_empty());
     }
 
     #[test]

@@ -204,12 +204,17 @@ impl TestEnv {
             }
             _ => Command::new(&program),
         };
-        cmd.args(args)
-            .env("DBUS_SYSTEM_BUS_ADDRESS", &self.bus_address)
+        cmd.args(args);
+        self.wire(&mut cmd);
+        cmd
+    }
+
+    /// Points any command (a script that runs zcell-sched) at this environment.
+    pub fn wire(&self, cmd: &mut Command) {
+        cmd.env("DBUS_SYSTEM_BUS_ADDRESS", &self.bus_address)
             .env("ZCELL_SCHED_LOCK_FILE", self.dir.join("run.lock"))
             .env("ZCELL_SCHED_STATUS_FILE", self.status_file())
             .env_remove("DBUS_SESSION_BUS_ADDRESS");
-        cmd
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
