@@ -111,6 +111,11 @@ pub fn parse(body: &[u8]) -> Result<Snapshot> {
 }
 
 fn parse_battery(index: usize, entry: &Value) -> Result<Battery> {
+    ensure!(
+        entry.is_object(),
+        "battery {} is not an object: {entry}",
+        index + 1
+    );
     let id = match entry.get("id") {
         Some(Value::Number(n)) => n.to_string(),
         Some(Value::String(s)) => s.clone(),
@@ -168,9 +173,10 @@ pub async fn fetch(address: &BmsAddress, options: FetchOptions) -> Result<Snapsh
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let result = tokio::time::timeout(options.timeout, fetch_once(&client, &url))
+        let limit = options.timeout;
+        let result = tokio::time::timeout(limit, fetch_once(&client, &url, limit))
             .await
-            .unwrap_or_else(|_| bail!("no complete answer within {:?}", options.timeout))
+            .unwrap_or_else(|_| bail!("timed out after {limit:?}"))
             .and_then(|body| parse(&body));
         match result {
             Ok(snapshot) => return Ok(snapshot),
@@ -191,13 +197,13 @@ pub async fn fetch(address: &BmsAddress, options: FetchOptions) -> Result<Snapsh
 
 /// reqwest's own message wraps the cause (refused, reset) in layers of
 /// "error sending request"; log lines want the cause.
-fn brief(e: &reqwest::Error) -> String {
+fn brief(e: &reqwest::Error, limit: Duration) -> String {
     let root = std::iter::successors(Some(e as &dyn std::error::Error), |e| e.source())
         .last()
         .map(|e| e.to_string())
         .unwrap_or_default();
     if e.is_timeout() {
-        "timed out".to_string()
+        format!("timed out after {limit:?}")
     } else if e.is_connect() {
         format!("cannot connect: {root}")
     } else {
@@ -205,12 +211,12 @@ fn brief(e: &reqwest::Error) -> String {
     }
 }
 
-async fn fetch_once(client: &reqwest::Client, url: &str) -> Result<Vec<u8>> {
+async fn fetch_once(client: &reqwest::Client, url: &str, limit: Duration) -> Result<Vec<u8>> {
     let mut response = client
         .get(url)
         .send()
         .await
-        .map_err(|e| anyhow!(brief(&e)))?;
+        .map_err(|e| anyhow!(brief(&e, limit)))?;
     let status = response.status();
     if status.is_redirection() {
         let to = response
@@ -225,7 +231,7 @@ async fn fetch_once(client: &reqwest::Client, url: &str) -> Result<Vec<u8>> {
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| anyhow!("reading the body: {}", brief(&e)))?
+        .map_err(|e| anyhow!("reading the body: {}", brief(&e, limit)))?
     {
         ensure!(
             body.len() + chunk.len() <= MAX_BODY_BYTES,

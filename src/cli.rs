@@ -147,7 +147,7 @@ struct PolicyArgs {
     #[arg(long)]
     no_peaks: bool,
     /// SoC to hold outside the peaks on normal days [default: 100].
-    #[arg(long, value_name = "PERCENT", value_parser = parse_soc)]
+    #[arg(long, value_name = "PERCENT", value_parser = parse_soc, allow_hyphen_values = true)]
     reserve_soc: Option<Soc>,
     /// A charge window on maintenance days, HH:MM-HH:MM@SOC. Repeat for
     /// several [default: 13:00-16:00@50 03:00-07:00@100].

@@ -34,9 +34,7 @@ pub struct DbusSettings {
 
 impl DbusSettings {
     pub async fn connect() -> Result<Self> {
-        let build = zbus::connection::Builder::system()
-            .method_timeout(CALL_TIMEOUT)
-            .build();
+        let build = zbus::connection::Builder::system().build();
         let conn = tokio::time::timeout(CALL_TIMEOUT, build)
             .await
             .map_err(|_| anyhow!("the system D-Bus did not answer within {CALL_TIMEOUT:?}"))?

@@ -274,19 +274,38 @@ pub struct Write {
     pub value: i32,
 }
 
-/// The writes that take one slot from `current` to `plan`, in a safe order:
-/// only leaves that differ; an enabled slot whose times or SoC change is
-/// disabled first and enabled last, so no mix of old and new is ever live.
-pub fn writes_for(slot: SlotIndex, current: &SlotValues, plan: &SlotPlan) -> Vec<Write> {
+/// The writes that take one slot from `current` to `plan`, only for leaves
+/// that differ, in three phases. An enabled slot whose times or SoC change
+/// is disabled first and enabled last, so after any prefix of a run's
+/// writes each owned slot holds its old values, is disabled, or is as
+/// planned: never a live mix of old and new, even if the run is killed.
+/// A run performs every slot's `disable`, then the fields, then every
+/// `enable`, so stale windows go off before anything new goes on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlotWrites {
+    pub disable: Option<Write>,
+    pub fields: Vec<Write>,
+    pub enable: Option<Write>,
+}
+
+impl SlotWrites {
+    pub fn count(&self) -> usize {
+        usize::from(self.disable.is_some()) + self.fields.len() + usize::from(self.enable.is_some())
+    }
+}
+
+pub fn writes_for(slot: SlotIndex, current: &SlotValues, plan: &SlotPlan) -> SlotWrites {
     let write = |field, value| Write {
         leaf: slot.leaf(field),
         value,
     };
+    let disable =
+        || is_enabled_raw(current.day).then(|| write(Field::Day, disable_raw(current.day)));
     match plan {
-        SlotPlan::Disabled if is_enabled_raw(current.day) => {
-            vec![write(Field::Day, disable_raw(current.day))]
-        }
-        SlotPlan::Disabled => Vec::new(),
+        SlotPlan::Disabled => SlotWrites {
+            disable: disable(),
+            ..SlotWrites::default()
+        },
         SlotPlan::Charge(charge) => {
             let wanted = charge.values();
             let fields: Vec<Write> = [Field::Start, Field::Duration, Field::Soc]
@@ -294,16 +313,14 @@ pub fn writes_for(slot: SlotIndex, current: &SlotValues, plan: &SlotPlan) -> Vec
                 .filter(|&f| current.get(f) != wanted.get(f))
                 .map(|f| write(f, wanted.get(f)))
                 .collect();
-            let mut writes = Vec::new();
-            let guard = !fields.is_empty() && is_enabled_raw(current.day);
-            if guard {
-                writes.push(write(Field::Day, disable_raw(current.day)));
+            let guard = if fields.is_empty() { None } else { disable() };
+            let enable = (guard.is_some() || current.day != wanted.day)
+                .then(|| write(Field::Day, wanted.day));
+            SlotWrites {
+                disable: guard,
+                fields,
+                enable,
             }
-            writes.extend(fields);
-            if guard || current.day != wanted.day {
-                writes.push(write(Field::Day, wanted.day));
-            }
-            writes
         }
     }
 }
@@ -397,20 +414,32 @@ mod tests {
         assert!(Soc::new(101).is_none());
     }
 
+    fn flat(w: SlotWrites) -> Vec<(Field, i32)> {
+        w.disable
+            .into_iter()
+            .chain(w.fields)
+            .chain(w.enable)
+            .map(|w| (w.leaf.field, w.value))
+            .collect()
+    }
+
     #[test]
     fn identical_slot_needs_no_writes() {
         let plan = charge(Weekday::Mon, 36000, 21600, 100);
-        assert!(writes_for(slot(3), &values(1, 36000, 21600, 100), &plan).is_empty());
-        assert!(writes_for(slot(3), &values(-1, 0, 0, 0), &SlotPlan::Disabled).is_empty());
+        assert_eq!(
+            writes_for(slot(3), &values(1, 36000, 21600, 100), &plan).count(),
+            0
+        );
+        let off = writes_for(slot(3), &values(-1, 0, 0, 0), &SlotPlan::Disabled);
+        assert_eq!(off.count(), 0);
     }
 
     #[test]
     fn enabled_slot_with_new_times_is_disabled_first_and_enabled_last() {
         let plan = charge(Weekday::Tue, 36000, 21600, 100);
         let w = writes_for(slot(3), &values(1, 0, 3600, 100), &plan);
-        let got: Vec<(Field, i32)> = w.iter().map(|w| (w.leaf.field, w.value)).collect();
         assert_eq!(
-            got,
+            flat(w),
             vec![
                 (Field::Day, -1),
                 (Field::Start, 36000),
@@ -423,35 +452,35 @@ mod tests {
     #[test]
     fn enabled_sunday_slot_is_guarded_with_minus_ten() {
         let plan = charge(Weekday::Sun, 25200, 86400, 100);
-        let w = writes_for(slot(4), &values(0, 0, 3600, 100), &plan);
-        assert_eq!(w[0].value, -10);
-        assert_eq!(w.last().unwrap().value, 0);
+        let w = flat(writes_for(slot(4), &values(0, 0, 3600, 100), &plan));
+        assert_eq!(w[0].1, -10);
+        assert_eq!(w.last().unwrap().1, 0);
     }
 
     #[test]
     fn disabled_slot_gets_fields_then_day() {
         let plan = charge(Weekday::Sat, 25200, 86400, 90);
         let w = writes_for(slot(4), &values(-7, 25200, 0, 100), &plan);
-        let got: Vec<(Field, i32)> = w.iter().map(|w| (w.leaf.field, w.value)).collect();
         assert_eq!(
-            got,
+            flat(w),
             vec![(Field::Duration, 86400), (Field::Soc, 90), (Field::Day, 6)]
         );
     }
 
     #[test]
-    fn only_the_day_changes_in_one_write() {
+    fn a_new_day_alone_is_one_write() {
+        // Old or new, the slot is whole either side of the one write.
         let plan = charge(Weekday::Wed, 36000, 21600, 100);
         let w = writes_for(slot(3), &values(2, 36000, 21600, 100), &plan);
-        assert_eq!(w.len(), 1);
-        assert_eq!((w[0].leaf.field, w[0].value), (Field::Day, 3));
+        assert_eq!(flat(w), vec![(Field::Day, 3)]);
+        let from_off = writes_for(slot(3), &values(-2, 36000, 21600, 100), &plan);
+        assert_eq!(flat(from_off), vec![(Field::Day, 3)]);
     }
 
     #[test]
     fn disabling_touches_only_the_day() {
         let w = writes_for(slot(3), &values(0, 1, 2, 3), &SlotPlan::Disabled);
-        assert_eq!(w.len(), 1);
-        assert_eq!((w[0].leaf.field, w[0].value), (Field::Day, -10));
+        assert_eq!(flat(w), vec![(Field::Day, -10)]);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! A fake Redflow ZCell BMS for the tests and the demo: serves
 //! `GET /rest/1.0/status` on loopback, from a file read at every request so
 //! a test can change the answer, or misbehaves in a chosen way. Prints
-//! `listening http://ADDR` once it accepts connections.
+//! `listening http://ADDR` once it accepts connections, then `request ...`
+//! for each request.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -44,6 +45,8 @@ enum Mode {
     Redirect,
     /// Close the connection without a word.
     Close,
+    /// A 50 MiB body.
+    Huge,
 }
 
 fn respond(mut stream: TcpStream, args: &Args) -> Result<()> {
@@ -55,6 +58,9 @@ fn respond(mut stream: TcpStream, args: &Args) -> Result<()> {
         line.clear();
     }
     eprintln!("fake-bms: {}", request_line.trim_end());
+    // Tests wait on this line to know a request arrived.
+    println!("request {}", request_line.trim_end());
+    std::io::stdout().flush()?;
     thread::sleep(Duration::from_millis(args.delay_ms));
     let forever = || loop {
         thread::sleep(Duration::from_secs(3600));
@@ -87,6 +93,23 @@ fn respond(mut stream: TcpStream, args: &Args) -> Result<()> {
                 stream.flush()?;
                 thread::sleep(Duration::from_secs(1));
             }
+        }
+        Mode::Huge => {
+            const SIZE: usize = 50 << 20;
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {SIZE}\r\n\r\n{{\"list\": ["
+            )?;
+            let chunk = [b' '; 1 << 16];
+            let mut sent = 10;
+            while sent < SIZE {
+                let n = chunk.len().min(SIZE - sent);
+                if stream.write_all(&chunk[..n]).is_err() {
+                    return Ok(()); // the client gave up, as it should
+                }
+                sent += n;
+            }
+            return Ok(());
         }
         Mode::Normal => {}
     }

@@ -41,6 +41,22 @@ struct Args {
     /// SetValue on PATH always returns -1.
     #[arg(long = "refuse", value_name = "PATH")]
     refuses: Vec<String>,
+    /// The Nth SetValue call (from 1) returns -1 and changes nothing.
+    #[arg(long, value_name = "N")]
+    refuse_call: Option<usize>,
+    /// The Nth SetValue call prints `paused N` and never answers.
+    #[arg(long, value_name = "N")]
+    pause_call: Option<usize>,
+    /// At the Nth SetValue call the service exits without answering.
+    #[arg(long, value_name = "N")]
+    exit_on_call: Option<usize>,
+    /// Make PATH a string setting holding VALUE (a wrong type).
+    #[arg(long = "string", value_name = "PATH=VALUE")]
+    strings: Vec<String>,
+    /// Start from the values in the --state file, as localsettings starts
+    /// from its settings file after a restart.
+    #[arg(long)]
+    resume: bool,
     /// JSON object of every setting's value, rewritten after each change.
     #[arg(long)]
     state: Option<PathBuf>,
@@ -160,9 +176,20 @@ impl Setting {
     }
 }
 
+/// What the Nth SetValue call does besides the usual.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    Refuse,
+    Pause,
+    Exit,
+}
+
 struct Store {
     settings: BTreeMap<String, Setting>,
     refuse: Vec<String>,
+    calls: usize,
+    faults: BTreeMap<usize, Fault>,
     state: Option<PathBuf>,
     log: Option<PathBuf>,
 }
@@ -198,13 +225,20 @@ impl Store {
         }
     }
 
+    /// Counts a SetValue call and says which fault, if any, it meets.
+    fn next_call(&mut self) -> (usize, Fault) {
+        self.calls += 1;
+        let fault = self.faults.get(&self.calls).copied().unwrap_or(Fault::None);
+        (self.calls, fault)
+    }
+
     /// `SetValue` as localsettings does it; Some(new value) when it changed.
-    fn set(&mut self, path: &str, value: &Variant<'_>) -> (i32, Option<Val>) {
+    fn set(&mut self, path: &str, value: &Variant<'_>, refused: bool) -> (i32, Option<Val>) {
         let setting = self
             .settings
             .get_mut(path)
             .expect("objects exist only for settings");
-        let refused = self.refuse.iter().any(|p| p == path);
+        let refused = refused || self.refuse.iter().any(|p| p == path);
         let outcome = match setting.value.coerce_like(value) {
             _ if refused => (-1, None),
             None => (-1, None),
@@ -266,11 +300,21 @@ impl SettingItem {
         value: OwnedVariant,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> i32 {
-        let (code, changed) = self
-            .store
-            .lock()
-            .expect("store lock")
-            .set(&self.path, &value);
+        let (call, fault) = self.store.lock().expect("store lock").next_call();
+        match fault {
+            Fault::Pause => {
+                println!("paused {call}");
+                let _ = std::io::stdout().flush();
+                std::future::pending::<()>().await;
+            }
+            Fault::Exit => std::process::exit(0),
+            Fault::None | Fault::Refuse => {}
+        }
+        let (code, changed) =
+            self.store
+                .lock()
+                .expect("store lock")
+                .set(&self.path, &value, fault == Fault::Refuse);
         if let Some(v) = changed {
             let mut change = HashMap::new();
             change.insert("Value", v.variant());
@@ -440,10 +484,47 @@ async fn main() -> Result<()> {
             .coerce_like(&Variant::from(raw.to_string()))
             .with_context(|| format!("--set {set}: wrong type"))?;
     }
+    for string in &args.strings {
+        let (path, raw) = string
+            .split_once('=')
+            .with_context(|| format!("--string {string}: use PATH=VALUE"))?;
+        let setting = settings
+            .get_mut(path)
+            .with_context(|| format!("--string {string}: no such setting"))?;
+        setting.value = Val::Str(raw.to_string());
+        setting.default = Val::Str(String::new());
+        (setting.min, setting.max) = (None, None);
+    }
+    if args.resume
+        && let Some(state) = &args.state
+        && state.exists()
+    {
+        let saved: serde_json::Map<String, Json> = serde_json::from_slice(&fs::read(state)?)?;
+        for (path, value) in saved {
+            if let Some(setting) = settings.get_mut(&path) {
+                setting.value = match value {
+                    Json::Number(n) if n.is_i64() => Val::Int(n.as_i64().expect("i64")),
+                    Json::Number(n) => Val::Float(n.as_f64().expect("f64")),
+                    Json::String(s) => Val::Str(s),
+                    other => bail!("{path} = {other} in {}", state.display()),
+                };
+            }
+        }
+    }
+    let faults = [
+        (args.refuse_call, Fault::Refuse),
+        (args.pause_call, Fault::Pause),
+        (args.exit_on_call, Fault::Exit),
+    ]
+    .into_iter()
+    .filter_map(|(n, fault)| n.map(|n| (n, fault)))
+    .collect();
     let paths: Vec<String> = settings.keys().cloned().collect();
     let store: Shared = Arc::new(Mutex::new(Store {
         settings,
         refuse: args.refuses,
+        calls: 0,
+        faults,
         state: args.state,
         log: args.log,
     }));

@@ -11,6 +11,8 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -39,20 +41,50 @@ fn bin(name: &str) -> PathBuf {
     })
 }
 
-/// Reads the first line a child prints: its readiness signal.
-fn first_line(child: &mut Child, what: &str) -> String {
-    let stdout: ChildStdout = child.stdout.take().expect("stdout is piped");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        !line.is_empty(),
-        "{what} exited before it was ready: {:?}",
-        child.try_wait()
-    );
-    line.trim_end().to_string()
+/// The lines a helper prints on stdout, read on a thread so that it never
+/// blocks on a full pipe and a test can wait for a line with a bound.
+pub struct Events {
+    what: String,
+    lines: Receiver<String>,
 }
+
+impl Events {
+    fn of(child: &mut Child, what: &str) -> Events {
+        let stdout: ChildStdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Events {
+            what: what.to_string(),
+            lines: rx,
+        }
+    }
+
+    /// Forgets the lines printed so far.
+    pub fn drain(&self) {
+        while self.lines.try_recv().is_ok() {}
+    }
+
+    /// Waits for the next line starting with `prefix` and returns it.
+    pub fn wait_for(&self, prefix: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(PATIENCE) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => continue,
+                Err(e) => panic!("{} never printed {prefix:?}: {e}", self.what),
+            }
+        }
+    }
+}
+
+/// How long a test waits for a helper's line before failing.
+const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Starts a helper; its stderr goes to `log` so test output stays readable.
 fn spawn(cmd: &mut Command, what: &str, log: &Path) -> Child {
@@ -63,7 +95,7 @@ fn spawn(cmd: &mut Command, what: &str, log: &Path) -> Child {
         .unwrap_or_else(|e| panic!("cannot start {what}: {e}"))
 }
 
-struct Killed(Child);
+pub struct Killed(Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -78,7 +110,9 @@ pub struct TestEnv {
     pub bus_address: String,
     bms_url: Option<String>,
     children: Vec<Killed>,
-    gx: Option<Killed>,
+    gx: Option<(Killed, Events)>,
+    gx_args: Vec<String>,
+    bms_events: Option<Events>,
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -127,19 +161,22 @@ impl TestEnv {
             panic!("dbus-daemon is missing: `apt-get install dbus` (./scripts/test does)");
         }
         let mut bus = spawn(&mut daemon, "dbus-daemon", &dir.join("bus.log"));
-        let bus_address = first_line(&mut bus, "dbus-daemon");
+        let bus_address = Events::of(&mut bus, "dbus-daemon").wait_for("unix:");
         let mut env = TestEnv {
             dir,
             bus_address,
             bms_url: None,
             children: vec![Killed(bus)],
             gx: None,
+            gx_args: gx_args.iter().map(|a| a.to_string()).collect(),
+            bms_events: None,
         };
-        env.start_gx(gx_args);
+        env.start_gx(&[]);
         env
     }
 
-    fn start_gx(&mut self, args: &[&str]) {
+    /// Starts the GX simulator with the environment's arguments and `extra`.
+    fn start_gx(&mut self, extra: &[&str]) {
         let mut cmd = Command::new(bin("zcell-test-gx"));
         cmd.arg("--address")
             .arg(&self.bus_address)
@@ -147,10 +184,12 @@ impl TestEnv {
             .arg(self.dir.join("state.json"))
             .arg("--log")
             .arg(self.dir.join("writes.jsonl"))
-            .args(args);
+            .args(&self.gx_args)
+            .args(extra);
         let mut gx = spawn(&mut cmd, "the GX simulator", &self.dir.join("gx.log"));
-        assert_eq!(first_line(&mut gx, "the GX simulator"), "ready");
-        self.gx = Some(Killed(gx));
+        let events = Events::of(&mut gx, "the GX simulator");
+        events.wait_for("ready");
+        self.gx = Some((Killed(gx), events));
     }
 
     /// Stops the simulated settings service (the bus stays up).
@@ -158,27 +197,56 @@ impl TestEnv {
         self.gx = None;
     }
 
+    /// Stops the settings service and starts it again from its saved
+    /// values, as localsettings restarts from its settings file, with
+    /// `extra` arguments (e.g. none of the faults it had).
+    pub fn restart_gx(&mut self, args: &[&str]) {
+        self.gx = None;
+        self.gx_args.retain(|a| {
+            !a.starts_with("--pause-call")
+                && !a.starts_with("--exit-on-call")
+                && !a.starts_with("--refuse-call")
+        });
+        let mut extra = vec!["--resume"];
+        extra.extend_from_slice(args);
+        self.start_gx(&extra);
+    }
+
+    /// The GX simulator's lines after `ready` (e.g. `paused 2`).
+    pub fn gx_events(&self) -> &Events {
+        &self.gx.as_ref().expect("the GX simulator runs").1
+    }
+
+    /// The fake BMS's lines after `listening` (`request ...`).
+    pub fn bms_events(&self) -> &Events {
+        self.bms_events.as_ref().expect("with_bms was called")
+    }
+
     /// Starts the fake BMS serving `payload`, with extra flags such as `--status 500`.
     pub fn with_bms(mut self, payload: &str, args: &[&str]) -> TestEnv {
-        self.bms_url = Some(self.start_bms("bms", payload, args));
+        let (url, events) = self.spawn_bms("bms", payload, args);
+        self.bms_url = Some(url);
+        self.bms_events = Some(events);
         self
     }
 
     /// Starts another fake BMS, called `name`, and returns its base URL.
     pub fn start_bms(&mut self, name: &str, payload: &str, args: &[&str]) -> String {
+        self.spawn_bms(name, payload, args).0
+    }
+
+    fn spawn_bms(&mut self, name: &str, payload: &str, args: &[&str]) -> (String, Events) {
         let body = self.dir.join(format!("{name}.json"));
         std::fs::write(&body, payload).expect("payload");
         let mut cmd = Command::new(bin("zcell-test-bms"));
         cmd.arg("--body-file").arg(&body).args(args);
         let log = self.dir.join(format!("{name}.log"));
         let mut bms = spawn(&mut cmd, "the fake BMS", &log);
-        let line = first_line(&mut bms, "the fake BMS");
-        let url = line
-            .strip_prefix("listening ")
-            .unwrap_or_else(|| panic!("fake BMS said {line:?}"))
-            .to_string();
+        let events = Events::of(&mut bms, "the fake BMS");
+        let line = events.wait_for("listening ");
+        let url = line["listening ".len()..].to_string();
         self.children.push(Killed(bms));
-        url
+        (url, events)
     }
 
     /// What the fake BMS answers from now on.
