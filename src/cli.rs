@@ -12,15 +12,13 @@ use serde_json::json;
 
 use crate::apply;
 use crate::bms::{self, BmsAddress, FetchOptions};
-use crate::config::{self, Config, RulesFile};
+use crate::config::{self, Config, Overrides, RulesFile};
 use crate::exit::{Exit, ExitContext, Failure};
-use crate::gx::{self, DbusSettings, Settings};
+use crate::gx::{self, GxOptions, GxTarget, Settings};
 use crate::lock;
 use crate::log;
 use crate::planner::{self, Prediction};
-use crate::policy::{
-    MaintenanceWindow, OwnedSlots, Peak, Policy, Rules, Season, parse_clock, parse_soc,
-};
+use crate::policy::{MaintenanceWindow, OwnedSlots, Peak, Policy, parse_clock, parse_soc};
 use crate::record;
 use crate::report;
 use crate::run;
@@ -79,6 +77,8 @@ pub struct RunArgs {
     lock: LockArgs,
     #[command(flatten)]
     status_file: StatusFileArgs,
+    #[command(flatten)]
+    gx: GxArgs,
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +98,8 @@ struct StatusArgs {
     fetch: FetchArgs,
     #[command(flatten)]
     status_file: StatusFileArgs,
+    #[command(flatten)]
+    gx: GxArgs,
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +111,8 @@ struct DisableArgs {
     slots: Option<OwnedSlots>,
     #[command(flatten)]
     lock: LockArgs,
+    #[command(flatten)]
+    gx: GxArgs,
 }
 
 #[derive(Debug, Args)]
@@ -189,6 +193,93 @@ struct LockArgs {
 }
 
 #[derive(Debug, Args)]
+struct GxArgs {
+    /// Where the GX settings are: dbus (on the GX), or the GX's MQTT broker,
+    /// mqtt://HOST[:PORT] (1883) or mqtts://HOST[:PORT] (8883).
+    #[arg(long, value_name = "TARGET", default_value = "dbus")]
+    gx: GxTarget,
+    /// MQTT: the GX's portal id [default: discovered from N/+/system/0/Serial].
+    #[arg(long, value_name = "ID")]
+    portal_id: Option<String>,
+    /// MQTT: user name (or token name). The password comes from the
+    /// environment (ZCELL_SCHED_MQTT_PASSWORD) or --mqtt-password-file, never
+    /// from the command line, where ps would show it.
+    #[arg(long, value_name = "USER")]
+    mqtt_user: Option<String>,
+    /// MQTT: a file holding the password (its first line).
+    #[arg(long, value_name = "FILE")]
+    mqtt_password_file: Option<PathBuf>,
+    /// mqtts: PEM certificates to trust, the GX's own (pinned) or a CA.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// mqtts: accept any certificate (warns on every run).
+    #[arg(long, conflicts_with = "ca_file")]
+    insecure_skip_verify: bool,
+    /// MQTT: seconds to wait for the broker and for each answer.
+    #[arg(long, value_name = "SECONDS", default_value = "10",
+          value_parser = clap::value_parser!(u64).range(1..=120))]
+    mqtt_timeout: u64,
+}
+
+impl GxArgs {
+    fn options(&self) -> Result<GxOptions, Failure> {
+        let mqtt_only = self.portal_id.is_some()
+            || self.mqtt_user.is_some()
+            || self.mqtt_password_file.is_some()
+            || self.ca_file.is_some()
+            || self.insecure_skip_verify;
+        let usage = |msg: String| Err(Failure::new(Exit::Usage, anyhow!(msg)));
+        match &self.gx {
+            GxTarget::Dbus if mqtt_only => {
+                usage("--portal-id, --mqtt-*, --ca-file and --insecure-skip-verify need --gx mqtt://... or mqtts://...".into())
+            }
+            GxTarget::Mqtt { tls: true, .. } if self.ca_file.is_none() && !self.insecure_skip_verify => {
+                usage("mqtts needs --ca-file (the GX's certificate or its CA) or --insecure-skip-verify".into())
+            }
+            GxTarget::Mqtt { tls: false, .. } if self.ca_file.is_some() || self.insecure_skip_verify => {
+                usage("--ca-file and --insecure-skip-verify need mqtts://".into())
+            }
+            _ => Ok(GxOptions {
+                target: self.gx.clone(),
+                #[cfg(feature = "mqtt")]
+                mqtt: self.mqtt_options()?,
+            }),
+        }
+    }
+
+    #[cfg(feature = "mqtt")]
+    fn mqtt_options(&self) -> Result<gx::MqttOptions, Failure> {
+        let password = match &self.mqtt_password_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read --mqtt-password-file {}", path.display()))
+                    .or_exit(Exit::Usage)?
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+            None => std::env::var("ZCELL_SCHED_MQTT_PASSWORD").ok(),
+        };
+        let (host, port, tls) = match &self.gx {
+            GxTarget::Mqtt { host, port, tls } => (host.clone(), *port, *tls),
+            GxTarget::Dbus => (String::new(), 0, false),
+        };
+        Ok(gx::MqttOptions {
+            host,
+            port,
+            tls,
+            portal_id: self.portal_id.clone(),
+            user: self.mqtt_user.clone(),
+            password,
+            ca_file: self.ca_file.clone(),
+            insecure_skip_verify: self.insecure_skip_verify,
+            timeout: Duration::from_secs(self.mqtt_timeout),
+        })
+    }
+}
+
+#[derive(Debug, Args)]
 struct StatusFileArgs {
     /// Where the record of the last run is kept
     /// [default: the config's status_file, else /data/zcell-sched/status.json].
@@ -211,9 +302,7 @@ fn parse_now(s: &str) -> anyhow::Result<NaiveDateTime> {
 }
 
 fn owned_slots(cli: &Option<OwnedSlots>, config: &Config) -> OwnedSlots {
-    cli.clone()
-        .or_else(|| config.slots.clone())
-        .unwrap_or_else(|| "3,4".parse().expect("valid default"))
+    cli.clone().unwrap_or_else(|| config.owned_slots())
 }
 
 /// Everything `run` needs, from the command line over the config file over
@@ -225,6 +314,7 @@ pub struct RunSettings {
     pub tz: Option<Tz>,
     pub status_file: PathBuf,
     pub lock_file: PathBuf,
+    pub gx: GxOptions,
 }
 
 impl RunArgs {
@@ -250,76 +340,26 @@ impl RunArgs {
             tz: self.tz.or(config.time_zone),
             status_file: self.status_file.path(&config),
             lock_file: self.lock.lock_file.clone(),
+            gx: self.gx.options()?,
         })
     }
 
-    /// A command-line rule replaces the file's, in every season too.
     fn policy(&self, config: &Config) -> anyhow::Result<Policy> {
         let cli = &self.policy;
-        let cli_rules = RulesFile {
-            peaks: match (cli.no_peaks, cli.peaks.is_empty()) {
-                (true, _) => Some(Vec::new()),
-                (false, false) => Some(cli.peaks.clone()),
-                (false, true) => None,
-            },
-            reserve_soc: cli.reserve_soc,
-            maintenance_windows: (!cli.maintenance_windows.is_empty())
-                .then(|| cli.maintenance_windows.clone()),
-        };
-        let defaults = Rules::default();
-        let base = Rules {
-            peaks: cli_rules
-                .peaks
-                .clone()
-                .or(config.rules.peaks.clone())
-                .unwrap_or(defaults.peaks),
-            reserve_soc: cli_rules
-                .reserve_soc
-                .or(config.rules.reserve_soc)
-                .unwrap_or(defaults.reserve_soc),
-            maintenance_windows: cli_rules
-                .maintenance_windows
-                .clone()
-                .or(config.rules.maintenance_windows.clone())
-                .unwrap_or(defaults.maintenance_windows),
-        };
-        let seasons = config
-            .seasons
-            .iter()
-            .map(|s| Season {
-                name: s.name.clone(),
-                months: s.months,
-                rules: Rules {
-                    peaks: cli_rules
-                        .peaks
-                        .clone()
-                        .or(s.rules.peaks.clone())
-                        .unwrap_or(base.peaks.clone()),
-                    reserve_soc: cli_rules
-                        .reserve_soc
-                        .or(s.rules.reserve_soc)
-                        .unwrap_or(base.reserve_soc),
-                    maintenance_windows: cli_rules
-                        .maintenance_windows
-                        .clone()
-                        .or(s.rules.maintenance_windows.clone())
-                        .unwrap_or(base.maintenance_windows.clone()),
+        config.policy(&Overrides {
+            slots: cli.slots.clone(),
+            day_start: cli.day_start,
+            rules: RulesFile {
+                peaks: match (cli.no_peaks, cli.peaks.is_empty()) {
+                    (true, _) => Some(Vec::new()),
+                    (false, false) => Some(cli.peaks.clone()),
+                    (false, true) => None,
                 },
-            })
-            .collect();
-        let policy = Policy {
-            slots: owned_slots(&cli.slots, config),
-            day_start: cli
-                .day_start
-                .or(config.day_start)
-                .unwrap_or(NaiveTime::from_hms_opt(7, 0, 0).expect("valid")),
-            rules: base,
-            seasons,
-            holidays: config.holidays.clone(),
-        }
-        .validate()?;
-        planner::check_fits(&policy)?;
-        Ok(policy)
+                reserve_soc: cli.reserve_soc,
+                maintenance_windows: (!cli.maintenance_windows.is_empty())
+                    .then(|| cli.maintenance_windows.clone()),
+            },
+        })
     }
 }
 
@@ -337,7 +377,7 @@ async fn status(args: StatusArgs) -> Result<(), Failure> {
     let config = args.config.load()?;
     let owned = owned_slots(&args.slots, &config);
     let last = record::read(&args.status_file.path(&config)).or_exit(Exit::Usage)?;
-    let gx = DbusSettings::connect().await.or_exit(Exit::Gx)?;
+    let gx = gx::connect(&args.gx.options()?).await.or_exit(Exit::Gx)?;
     let name = gx.time_zone().await.or_exit(Exit::Gx)?;
     let all: Vec<SlotIndex> = SlotIndex::all().collect();
     let slots = gx.read_slots(&all).await.or_exit(Exit::Gx)?;
@@ -400,8 +440,9 @@ fn battery_json(b: &bms::Battery, p: Prediction) -> serde_json::Value {
 async fn disable(args: DisableArgs) -> Result<(), Failure> {
     let config = args.config.load()?;
     let owned = owned_slots(&args.slots, &config);
+    let options = args.gx.options()?;
     let _lock = lock::acquire(&args.lock.lock_file)?;
-    let gx = DbusSettings::connect().await.or_exit(Exit::Gx)?;
+    let gx = gx::connect(&options).await.or_exit(Exit::Gx)?;
     let slots: Vec<SlotIndex> = owned.iter().collect();
     let (_, changes) = apply::disable(&gx, &slots).await.or_exit(Exit::Gx)?;
     log(&format!(

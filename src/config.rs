@@ -10,8 +10,10 @@ use serde_json::{Map, Value};
 
 use crate::bms::BmsAddress;
 use crate::gx;
+use crate::planner;
 use crate::policy::{
-    Holidays, MaintenanceWindow, MonthSet, OwnedSlots, Peak, parse_clock, parse_soc,
+    Holidays, MaintenanceWindow, MonthSet, OwnedSlots, Peak, Policy, Rules, Season, parse_clock,
+    parse_soc,
 };
 use crate::slot::Soc;
 
@@ -24,6 +26,40 @@ pub struct RulesFile {
     pub peaks: Option<Vec<Peak>>,
     pub reserve_soc: Option<Soc>,
     pub maintenance_windows: Option<Vec<MaintenanceWindow>>,
+}
+
+impl RulesFile {
+    /// `self` where it speaks, else `lower`.
+    fn or(&self, lower: &RulesFile) -> RulesFile {
+        RulesFile {
+            peaks: self.peaks.clone().or_else(|| lower.peaks.clone()),
+            reserve_soc: self.reserve_soc.or(lower.reserve_soc),
+            maintenance_windows: self
+                .maintenance_windows
+                .clone()
+                .or_else(|| lower.maintenance_windows.clone()),
+        }
+    }
+
+    /// Complete rules: `self` where it speaks, else `base`.
+    fn over(&self, base: &Rules) -> Rules {
+        Rules {
+            peaks: self.peaks.clone().unwrap_or_else(|| base.peaks.clone()),
+            reserve_soc: self.reserve_soc.unwrap_or(base.reserve_soc),
+            maintenance_windows: self
+                .maintenance_windows
+                .clone()
+                .unwrap_or_else(|| base.maintenance_windows.clone()),
+        }
+    }
+}
+
+/// What the command line says of the policy; it wins over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub slots: Option<OwnedSlots>,
+    pub day_start: Option<NaiveTime>,
+    pub rules: RulesFile,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +82,46 @@ pub struct Config {
     pub holidays: Holidays,
     pub time_zone: Option<Tz>,
     pub status_file: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn owned_slots(&self) -> OwnedSlots {
+        self.slots
+            .clone()
+            .unwrap_or_else(|| "3,4".parse().expect("valid default"))
+    }
+
+    /// The policy: `overrides` over the file over the defaults; an override
+    /// replaces the file's value in every season too. Checked, and refused
+    /// if some day would need more windows than owned slots.
+    pub fn policy(&self, overrides: &Overrides) -> Result<Policy> {
+        let base = overrides.rules.or(&self.rules).over(&Rules::default());
+        let seasons = self
+            .seasons
+            .iter()
+            .map(|s| Season {
+                name: s.name.clone(),
+                months: s.months,
+                rules: overrides.rules.or(&s.rules).over(&base),
+            })
+            .collect();
+        let policy = Policy {
+            slots: overrides
+                .slots
+                .clone()
+                .unwrap_or_else(|| self.owned_slots()),
+            day_start: overrides
+                .day_start
+                .or(self.day_start)
+                .unwrap_or(NaiveTime::from_hms_opt(7, 0, 0).expect("valid")),
+            rules: base,
+            seasons,
+            holidays: self.holidays.clone(),
+        }
+        .validate()?;
+        planner::check_fits(&policy)?;
+        Ok(policy)
+    }
 }
 
 /// `--config FILE` must exist; without it the default path is read if present.

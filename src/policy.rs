@@ -139,12 +139,13 @@ impl FromStr for TimeRange {
 
 impl fmt::Display for TimeRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}-{}",
-            self.start.format("%H:%M"),
-            self.end().format("%H:%M")
-        )
+        // A whole day would print as 00:00-00:00, which means nothing.
+        let end = if self.length == TimeDelta::days(1) {
+            "24:00".to_string()
+        } else {
+            self.end().format("%H:%M").to_string()
+        };
+        write!(f, "{}-{end}", self.start.format("%H:%M"))
     }
 }
 
@@ -512,6 +513,10 @@ mod tests {
         let whole: TimeRange = "00:00-24:00".parse().unwrap();
         assert_eq!(whole.length, TimeDelta::hours(24));
         assert_eq!(night.to_string(), "21:00-07:00");
+        // Found by fuzzing: a whole day printed as 00:00-00:00 and did not parse back.
+        assert_eq!(whole.to_string(), "00:00-24:00");
+        assert_eq!(whole.to_string().parse::<TimeRange>().unwrap(), whole);
+        assert_eq!(late.to_string().parse::<TimeRange>().unwrap(), late);
         for bad in ["07:00-07:00", "07:00", "07:00-", "x-10:00", "07:00-25:00"] {
             assert!(bad.parse::<TimeRange>().is_err(), "{bad:?}");
         }

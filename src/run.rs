@@ -11,7 +11,7 @@ use crate::apply::{self, Changes};
 use crate::bms::{self, Snapshot};
 use crate::cli::{RunArgs, RunSettings};
 use crate::exit::{Exit, ExitContext, Failure};
-use crate::gx::{self, DbusSettings, Settings};
+use crate::gx::{self, Settings};
 use crate::lock;
 use crate::log;
 use crate::planner::{self, Outlook, Plan};
@@ -65,7 +65,7 @@ async fn run_recorded(args: &RunArgs, progress: &mut Progress) -> Result<(), Fai
         true => None,
         false => Some(lock::acquire(&settings.lock_file)?),
     };
-    let gx = DbusSettings::connect().await.or_exit(Exit::Gx)?;
+    let gx = gx::connect(&settings.gx).await.or_exit(Exit::Gx)?;
     match plan_and_apply(&gx, args, &settings, progress).await {
         Err(failure) if failure.exit != Exit::Usage => {
             Err(fall_back(&gx, &settings.policy.slots, args.dry_run, failure, progress).await)

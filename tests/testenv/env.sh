@@ -95,3 +95,43 @@ testenv_slot() {
     done
     echo "${out[*]}"
 }
+
+# free_port: a loopback TCP port nothing listens on.
+free_port() {
+    local port
+    for _ in $(seq 50); do
+        port=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# testenv_mqtt_up: a mosquitto broker on loopback and the flashmq emulator
+# bridging it to the simulated GX. Sets MQTT_URL.
+testenv_mqtt_up() {
+    local port fd line
+    command -v mosquitto >/dev/null || {
+        echo "mosquitto is missing: apt-get install mosquitto" >&2
+        return 1
+    }
+    port=$(free_port)
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\nlog_dest stderr\nuser root\npersistence false\n' \
+        "$port" >"$TESTENV_DIR/mosquitto.conf"
+    # stderr: mosquitto buffers its stdout when it is a pipe.
+    mkfifo "$TESTENV_DIR/mosquitto.err"
+    mosquitto -c "$TESTENV_DIR/mosquitto.conf" >/dev/null 2>"$TESTENV_DIR/mosquitto.err" &
+    TESTENV_PIDS+=("$!")
+    exec {fd}<"$TESTENV_DIR/mosquitto.err"
+    while true; do
+        IFS= read -r -t 30 line <&"$fd" || { echo "mosquitto did not start" >&2; return 1; }
+        case $line in *" running") break ;; esac
+    done
+    cat <&"$fd" >/dev/null &
+    TESTENV_PIDS+=("$!")
+    testenv_start flashmq "$TARGET_DIR/zcell-test-flashmq" --broker "127.0.0.1:$port" \
+        --bus "$DBUS_SYSTEM_BUS_ADDRESS" --log "$TESTENV_DIR/w-messages.log"
+    export MQTT_URL=mqtt://127.0.0.1:$port
+}

@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub mod mqtt;
+
 pub const SCHEDULE: &str = "/Settings/CGwacs/BatteryLife/Schedule/Charge";
 pub const TIME_ZONE: &str = "/Settings/System/TimeZone";
 
@@ -37,6 +39,7 @@ fn bin(name: &str) -> PathBuf {
     PathBuf::from(match name {
         "zcell-test-gx" => env!("CARGO_BIN_EXE_zcell-test-gx"),
         "zcell-test-bms" => env!("CARGO_BIN_EXE_zcell-test-bms"),
+        "zcell-test-flashmq" => env!("CARGO_BIN_EXE_zcell-test-flashmq"),
         _ => unreachable!("unknown test program {name}"),
     })
 }
@@ -51,9 +54,13 @@ pub struct Events {
 impl Events {
     fn of(child: &mut Child, what: &str) -> Events {
         let stdout: ChildStdout = child.stdout.take().expect("stdout is piped");
+        Events::from_reader(stdout, what)
+    }
+
+    pub(crate) fn from_reader(stream: impl std::io::Read + Send + 'static, what: &str) -> Events {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
+            for line in BufReader::new(stream).lines() {
                 let Ok(line) = line else { break };
                 if tx.send(line).is_err() {
                     break;
@@ -73,11 +80,20 @@ impl Events {
 
     /// Waits for the next line starting with `prefix` and returns it.
     pub fn wait_for(&self, prefix: &str) -> String {
+        self.wait_until(prefix, |line| line.starts_with(prefix))
+    }
+
+    /// Waits for the next line containing `text` and returns it.
+    pub fn wait_for_text(&self, text: &str) -> String {
+        self.wait_until(text, |line| line.contains(text))
+    }
+
+    fn wait_until(&self, what: &str, found: impl Fn(&str) -> bool) -> String {
         loop {
             match self.lines.recv_timeout(PATIENCE) {
-                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(line) if found(&line) => return line,
                 Ok(_) => continue,
-                Err(e) => panic!("{} never printed {prefix:?}: {e}", self.what),
+                Err(e) => panic!("{} never printed {what:?}: {e}", self.what),
             }
         }
     }
@@ -87,7 +103,7 @@ impl Events {
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Starts a helper; its stderr goes to `log` so test output stays readable.
-fn spawn(cmd: &mut Command, what: &str, log: &Path) -> Child {
+pub(crate) fn spawn(cmd: &mut Command, what: &str, log: &Path) -> Child {
     let log = std::fs::File::create(log).expect("log file");
     cmd.stdout(Stdio::piped())
         .stderr(log)
@@ -113,6 +129,8 @@ pub struct TestEnv {
     gx: Option<(Killed, Events)>,
     gx_args: Vec<String>,
     bms_events: Option<Events>,
+    pub broker: Option<mqtt::Broker>,
+    flashmq: Option<Killed>,
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -170,6 +188,8 @@ impl TestEnv {
             gx: None,
             gx_args: gx_args.iter().map(|a| a.to_string()).collect(),
             bms_events: None,
+            broker: None,
+            flashmq: None,
         };
         env.start_gx(&[]);
         env
@@ -341,6 +361,8 @@ impl TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
+        self.flashmq = None;
+        self.broker = None;
         self.gx = None;
         self.children.clear();
         let _ = std::fs::remove_dir_all(&self.dir);

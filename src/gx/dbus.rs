@@ -1,6 +1,4 @@
-//! The GX settings adapter: reads and writes `com.victronenergy.settings`.
-//! The rest of the program sees only the [`Settings`] trait, so a second
-//! transport can feed the same plan.
+//! localsettings over D-Bus, as zcell-sched uses it on the GX itself.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,24 +6,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use zbus::{Connection, Message, OwnedVariant, Variant};
 
+use super::{MissingSetting, SERVICE, Settings, TIME_ZONE_PATH};
 use crate::slot::{Field, SCHEDULE_GROUP, SlotIndex, SlotValues, Write};
 
-pub const SERVICE: &str = "com.victronenergy.settings";
-pub const TIME_ZONE_PATH: &str = "/Settings/System/TimeZone";
 const BUS_ITEM: &str = "com.victronenergy.BusItem";
 /// localsettings answers in milliseconds; a reply this late is not coming.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// What zcell-sched needs of the GX settings.
-#[allow(async_fn_in_trait)]
-pub trait Settings {
-    /// The GX time zone setting, e.g. `Australia/Hobart` or `/UTC`.
-    async fn time_zone(&self) -> Result<String>;
-    /// The current values of the given slots.
-    async fn read_slots(&self, slots: &[SlotIndex]) -> Result<BTreeMap<SlotIndex, SlotValues>>;
-    /// One `SetValue`; an error names the leaf.
-    async fn write(&self, write: Write) -> Result<()>;
-}
 
 /// localsettings over D-Bus: the system bus, or `DBUS_SYSTEM_BUS_ADDRESS`.
 pub struct DbusSettings {
@@ -70,22 +56,6 @@ impl DbusSettings {
             .map_err(|e| anyhow!("GetValue {SCHEDULE_GROUP}: not a dictionary: {e}"))
     }
 }
-
-/// A path this firmware does not have; callers fall back or report it.
-#[derive(Debug)]
-pub struct MissingSetting(pub String);
-
-impl std::fmt::Display for MissingSetting {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}: no such setting on this GX (firmware too old?)",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for MissingSetting {}
 
 /// Names the path and says what a D-Bus failure means for the owner.
 fn explain(path: &str, method: &str, e: zbus::Error) -> anyhow::Error {
@@ -179,30 +149,9 @@ impl Settings for DbusSettings {
     }
 }
 
-/// The GX's time zone setting: `Region/City`, or `/UTC` when the owner chose UTC.
-pub fn parse_zone(name: &str) -> Result<chrono_tz::Tz> {
-    if name == "/UTC" {
-        return Ok(chrono_tz::Tz::UTC);
-    }
-    name.parse().map_err(|_| {
-        anyhow!("unknown time zone `{name}` (use Region/City, e.g. Australia/Hobart, or /UTC)")
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn zones() {
-        assert_eq!(parse_zone("/UTC").unwrap(), chrono_tz::Tz::UTC);
-        assert_eq!(
-            parse_zone("Australia/Hobart").unwrap(),
-            chrono_tz::Australia::Hobart
-        );
-        assert!(parse_zone("Mars/Olympus").is_err());
-        assert!(parse_zone("").is_err());
-    }
 
     #[test]
     fn integers_of_every_width_localsettings_uses() {

@@ -1,0 +1,392 @@
+//! The GX settings over its MQTT broker (dbus-flashmq), for running on
+//! another machine: `R/` to read (one `N/` answer per leaf), `W/` to write.
+//! The broker reports no result for a write, so the caller reads back.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use rumqttc::{AsyncClient, ConnectReturnCode, Event, Packet, QoS, TlsConfiguration, Transport};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinHandle;
+
+use super::{Settings, TIME_ZONE_PATH};
+use crate::log;
+use crate::slot::{Field, SCHEDULE_GROUP, SlotIndex, SlotValues, Write};
+
+/// How to reach the GX's broker.
+#[derive(Debug, Clone)]
+pub struct MqttOptions {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+    /// The GX's portal id; discovered from the retained serial when absent.
+    pub portal_id: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// PEM certificates to trust: a CA, or the GX's own self-signed certificate.
+    pub ca_file: Option<PathBuf>,
+    pub insecure_skip_verify: bool,
+    /// Bounds connecting and each exchange.
+    pub timeout: Duration,
+}
+
+enum Incoming {
+    Connected(ConnectReturnCode),
+    Publish(String, Vec<u8>),
+    Failed(String),
+}
+
+pub struct MqttSettings {
+    client: AsyncClient,
+    incoming: Mutex<mpsc::UnboundedReceiver<Incoming>>,
+    portal: String,
+    timeout: Duration,
+    broker: String,
+    task: JoinHandle<()>,
+}
+
+impl Drop for MqttSettings {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl MqttSettings {
+    pub async fn connect(options: &MqttOptions) -> Result<Self> {
+        let scheme = if options.tls { "mqtts" } else { "mqtt" };
+        let broker = format!("{scheme}://{}:{}", options.host, options.port);
+        let mut mqtt = rumqttc::MqttOptions::new(
+            format!("zcell-sched-{}", std::process::id()),
+            options.host.clone(),
+            options.port,
+        );
+        mqtt.set_keep_alive(Duration::from_secs(30))
+            .set_max_packet_size(1 << 20, 1 << 20);
+        if let Some(user) = &options.user {
+            mqtt.set_credentials(user.clone(), options.password.clone().unwrap_or_default());
+        }
+        if options.tls {
+            let config = tls_config(options)?;
+            mqtt.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                Arc::new(config),
+            )));
+        }
+        let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            loop {
+                let message = match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(ack))) => Incoming::Connected(ack.code),
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        Incoming::Publish(p.topic, p.payload.to_vec())
+                    }
+                    Ok(_) => continue,
+                    Err(e) => {
+                        let _ = tx.send(Incoming::Failed(e.to_string()));
+                        break;
+                    }
+                };
+                if tx.send(message).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut gx = MqttSettings {
+            client,
+            incoming: Mutex::new(rx),
+            portal: String::new(),
+            timeout: options.timeout,
+            broker,
+            task,
+        };
+        gx.wait_connected().await?;
+        gx.portal = match &options.portal_id {
+            Some(id) => id.clone(),
+            None => gx.discover_portal().await?,
+        };
+        let answers = format!("N/{}/settings/0/Settings/#", gx.portal);
+        gx.subscribe(&answers).await?;
+        Ok(gx)
+    }
+
+    async fn wait_connected(&self) -> Result<()> {
+        let mut rx = self.incoming.lock().await;
+        let next = tokio::time::timeout(self.timeout, rx.recv()).await;
+        match next {
+            Ok(Some(Incoming::Connected(ConnectReturnCode::Success))) => Ok(()),
+            Ok(Some(Incoming::Connected(code))) => {
+                bail!(
+                    "the MQTT broker {} refused the connection: {code:?}",
+                    self.broker
+                )
+            }
+            Ok(Some(Incoming::Failed(e))) => {
+                bail!("cannot connect to the MQTT broker {}: {e}", self.broker)
+            }
+            Ok(_) => bail!("the MQTT connection to {} closed", self.broker),
+            Err(_) => bail!(
+                "the MQTT broker {} did not answer within {:?}",
+                self.broker,
+                self.timeout
+            ),
+        }
+    }
+
+    async fn subscribe(&self, topic: &str) -> Result<()> {
+        self.client
+            .subscribe(topic, QoS::AtMostOnce)
+            .await
+            .with_context(|| format!("subscribing to {topic}"))
+    }
+
+    async fn publish(&self, topic: String, payload: Vec<u8>) -> Result<()> {
+        self.client
+            .publish(topic.clone(), QoS::AtMostOnce, false, payload)
+            .await
+            .with_context(|| format!("publishing to {topic}"))
+    }
+
+    /// The portal id from the only retained topic, `N/<id>/system/0/Serial`.
+    async fn discover_portal(&self) -> Result<String> {
+        const SERIAL: &str = "N/+/system/0/Serial";
+        self.subscribe(SERIAL).await?;
+        let mut rx = self.incoming.lock().await;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(Incoming::Publish(topic, _))) => {
+                    let parts: Vec<&str> = topic.split('/').collect();
+                    if let ["N", id, "system", "0", "Serial"] = parts.as_slice() {
+                        return Ok(id.to_string());
+                    }
+                }
+                Ok(Some(Incoming::Failed(e))) => bail!("MQTT {}: {e}", self.broker),
+                Ok(Some(Incoming::Connected(_))) => {}
+                Ok(None) => bail!("the MQTT connection to {} closed", self.broker),
+                Err(_) => bail!(
+                    "no GX answered on {SERIAL} at {} within {:?} (is MQTT enabled on the GX? or give --portal-id)",
+                    self.broker,
+                    self.timeout
+                ),
+            }
+        }
+    }
+
+    /// Publishes `R/` for `path` (a leaf or a group) and waits for an `N/`
+    /// answer for each of `leaves`.
+    async fn read(&self, path: &str, leaves: &[String]) -> Result<BTreeMap<String, Value>> {
+        let prefix = format!("N/{}/settings/0", self.portal);
+        let mut rx = self.incoming.lock().await;
+        while rx.try_recv().is_ok() {}
+        self.publish(format!("R/{}/settings/0{path}", self.portal), Vec::new())
+            .await?;
+        let wanted: BTreeSet<&String> = leaves.iter().collect();
+        let mut got = BTreeMap::new();
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        while got.len() < wanted.len() {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(Incoming::Publish(topic, payload))) => {
+                    let Some(leaf) = topic.strip_prefix(&prefix) else {
+                        continue;
+                    };
+                    if wanted.contains(&leaf.to_string()) {
+                        let doc: Value = serde_json::from_slice(&payload)
+                            .with_context(|| format!("{topic}: the payload is not JSON"))?;
+                        let value = doc
+                            .get("value")
+                            .cloned()
+                            .with_context(|| format!("{topic}: no \"value\" in {doc}"))?;
+                        got.insert(leaf.to_string(), value);
+                    }
+                }
+                Ok(Some(Incoming::Failed(e))) => bail!("MQTT {}: {e}", self.broker),
+                Ok(Some(Incoming::Connected(_))) => {}
+                Ok(None) => bail!("the MQTT connection to {} closed", self.broker),
+                Err(_) => {
+                    let missing: Vec<&str> = wanted
+                        .iter()
+                        .filter(|l| !got.contains_key(l.as_str()))
+                        .map(|l| l.as_str())
+                        .collect();
+                    bail!(
+                        "no answer from the GX at {} within {:?} for {}",
+                        self.broker,
+                        self.timeout,
+                        missing.join(", ")
+                    );
+                }
+            }
+        }
+        Ok(got)
+    }
+}
+
+impl Settings for MqttSettings {
+    async fn time_zone(&self) -> Result<String> {
+        let leaf = TIME_ZONE_PATH.to_string();
+        let got = self
+            .read(TIME_ZONE_PATH, std::slice::from_ref(&leaf))
+            .await?;
+        match &got[&leaf] {
+            Value::String(s) => Ok(s.clone()),
+            other => bail!("{TIME_ZONE_PATH} holds {other}, not a string"),
+        }
+    }
+
+    async fn read_slots(&self, slots: &[SlotIndex]) -> Result<BTreeMap<SlotIndex, SlotValues>> {
+        let leaves: Vec<String> = slots
+            .iter()
+            .flat_map(|s| Field::ALL.map(|f| s.leaf(f).to_string()))
+            .collect();
+        let got = self.read(SCHEDULE_GROUP, &leaves).await?;
+        let mut out = BTreeMap::new();
+        for &slot in slots {
+            let mut values = SlotValues {
+                day: 0,
+                start: 0,
+                duration: 0,
+                soc: 0,
+            };
+            for field in Field::ALL {
+                let path = slot.leaf(field).to_string();
+                let value = &got[&path];
+                let n = value
+                    .as_i64()
+                    .and_then(|n| i32::try_from(n).ok())
+                    .with_context(|| format!("{path} holds {value}, not an integer"))?;
+                values.set(field, n);
+            }
+            out.insert(slot, values);
+        }
+        Ok(out)
+    }
+
+    async fn write(&self, write: Write) -> Result<()> {
+        let topic = format!("W/{}/settings/0{}", self.portal, write.leaf);
+        let payload = json!({ "value": write.value }).to_string().into_bytes();
+        self.publish(topic, payload).await
+    }
+}
+
+/// TLS for the GX's broker. `--ca-file` may hold a CA (the chain and the
+/// name are checked) or the GX's own self-signed certificate (pinned: the
+/// broker must present exactly it, whatever name it was reached by).
+fn tls_config(options: &MqttOptions) -> Result<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = if options.insecure_skip_verify {
+        log("warning: --insecure-skip-verify: the GX broker's certificate is not checked");
+        GxVerifier {
+            pinned: Vec::new(),
+            webpki: None,
+            insecure: true,
+            algorithms: provider.signature_verification_algorithms,
+        }
+    } else {
+        let path = options.ca_file.as_ref().context(
+            "mqtts needs --ca-file (the GX's certificate or its CA) or --insecure-skip-verify",
+        )?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect())
+            .map_err(|e| anyhow!("--ca-file {}: {e}", path.display()))?;
+        ensure!(
+            !certs.is_empty(),
+            "--ca-file {}: no certificate in it",
+            path.display()
+        );
+        let mut roots = RootCertStore::empty();
+        let (added, _) = roots.add_parsable_certificates(certs.iter().cloned());
+        let webpki = (added > 0)
+            .then(|| {
+                rustls::client::WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider.clone(),
+                )
+                .build()
+                .ok()
+            })
+            .flatten();
+        GxVerifier {
+            pinned: certs,
+            webpki,
+            insecure: false,
+            algorithms: provider.signature_verification_algorithms,
+        }
+    };
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS set-up")?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth())
+}
+
+#[derive(Debug)]
+struct GxVerifier {
+    pinned: Vec<CertificateDer<'static>>,
+    webpki: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    insecure: bool,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for GxVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self.insecure
+            || self
+                .pinned
+                .iter()
+                .any(|c| c.as_ref() == end_entity.as_ref())
+        {
+            return Ok(ServerCertVerified::assertion());
+        }
+        match &self.webpki {
+            Some(webpki) => webpki.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ),
+            None => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,253 @@
+//! Running off the GX: the same plan written through the GX's MQTT broker
+//! (a real mosquitto) to the simulated GX behind the flashmq emulator.
+
+mod testenv;
+
+use std::process::Output;
+
+use testenv::mqtt::{PASSWORD, PORTAL, USER};
+use testenv::{TestEnv, due_in, slot_path};
+
+const HOUR: i64 = 3600;
+const MONDAY: &str = "2026-11-23T07:00";
+const HOBART: &str = "--set=/Settings/System/TimeZone=Australia/Hobart";
+
+fn env() -> TestEnv {
+    TestEnv::new(&[HOBART])
+        .with_bms(&due_in(48 * HOUR), &[])
+        .with_mqtt(&[])
+}
+
+fn run(env: &TestEnv, gx: &str, now: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "run",
+        "--gx",
+        gx,
+        "--bms",
+        env.bms(),
+        "--now",
+        now,
+        "--mqtt-timeout",
+        "3",
+    ];
+    args.extend_from_slice(extra);
+    env.run(&args)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(out.status.code(), Some(code), "{}", stderr(out));
+}
+
+#[test]
+fn normal_and_maintenance_days_over_mqtt() {
+    let env = env();
+    let gx = env.mqtt_url();
+    assert_exit(&run(&env, &gx, MONDAY, &[]), 0);
+    assert_eq!(env.slot(3), (1, 10 * HOUR, 6 * HOUR, 100));
+    assert_eq!(env.slot(4), (1, 21 * HOUR, 10 * HOUR, 100));
+    assert_eq!(
+        env.w_messages().len(),
+        env.writes().len(),
+        "one W/ per SetValue"
+    );
+    assert!(env.w_messages()[0].starts_with("/Settings/CGwacs/BatteryLife/Schedule/Charge/"));
+    env.set_payload(&due_in(10 * HOUR));
+    assert_exit(&run(&env, &gx, "2026-11-24T07:00", &[]), 0);
+    assert_eq!(env.slot(3), (2, 13 * HOUR, 3 * HOUR, 50));
+    assert_eq!(env.slot(4), (3, 3 * HOUR, 4 * HOUR, 100));
+    assert_eq!(env.record()["outcome"], "applied");
+}
+
+#[test]
+fn an_identical_rerun_sends_no_w_message() {
+    let env = env();
+    let gx = env.mqtt_url();
+    assert_exit(&run(&env, &gx, MONDAY, &[]), 0);
+    let sent = env.w_messages().len();
+    assert_exit(&run(&env, &gx, "2026-11-23T12:00", &[]), 0);
+    assert_eq!(env.w_messages().len(), sent);
+}
+
+#[test]
+fn status_and_disable_over_mqtt_with_the_portal_id_given() {
+    let env = env();
+    let gx = env.mqtt_url();
+    assert_exit(&run(&env, &gx, MONDAY, &["--portal-id", PORTAL]), 0);
+    let out = env.run(&["status", "--gx", &gx]);
+    assert_exit(&out, 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("GX time zone  Australia/Hobart"), "{text}");
+    assert!(
+        text.contains("3     4    zcell-sched  on  Mon 10:00-16:00"),
+        "{text}"
+    );
+    assert_exit(&env.run(&["disable", "--gx", &gx]), 0);
+    assert_eq!((env.slot(3).0, env.slot(4).0), (-1, -1));
+}
+
+#[test]
+fn a_refused_write_is_caught_by_the_read_back() {
+    let refuse = format!("--refuse={}", slot_path(4, "Duration"));
+    let env = TestEnv::new(&[HOBART, &refuse])
+        .with_bms(&due_in(48 * HOUR), &[])
+        .with_mqtt(&[]);
+    let out = run(&env, &env.mqtt_url(), MONDAY, &[]);
+    assert_exit(&out, 3);
+    let err = stderr(&out);
+    assert!(err.contains("read back slot 4"), "{err}");
+    assert!(err.contains("fell back: slots 3,4 disabled"), "{err}");
+    assert!(env.slot(3).0 < 0 && env.slot(4).0 < 0);
+}
+
+#[test]
+fn broker_down_is_a_clear_error() {
+    let env = TestEnv::new(&[HOBART]).with_bms(&due_in(48 * HOUR), &[]);
+    let out = run(&env, "mqtt://127.0.0.1:1", MONDAY, &[]);
+    assert_exit(&out, 3);
+    assert!(
+        stderr(&out).contains("cannot connect to the MQTT broker mqtt://127.0.0.1:1"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(env.writes(), vec![]);
+}
+
+#[test]
+fn a_silent_gx_times_out_naming_what_did_not_arrive() {
+    let env = TestEnv::new(&[HOBART])
+        .with_bms(&due_in(48 * HOUR), &[])
+        .with_mqtt(&["--silent"]);
+    let gx = env.mqtt_url();
+    let out = run(&env, &gx, MONDAY, &[]);
+    assert_exit(&out, 3);
+    assert!(
+        stderr(&out).contains("within 3s for /Settings/System/TimeZone"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&env, &gx, MONDAY, &["--tz", "Australia/Hobart"]);
+    assert_exit(&out, 3);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&slot_path(3, "Day")) && err.contains(&slot_path(4, "Soc")),
+        "{err}"
+    );
+    // A wrong portal id: no GX answers for it either.
+    let out = run(&env, &gx, MONDAY, &["--portal-id", "0000000000"]);
+    assert_exit(&out, 3);
+}
+
+#[test]
+fn tls_with_the_ca_is_accepted_and_without_it_refused() {
+    let env = env();
+    let (url, ca, other) = (
+        env.mqtts_url(),
+        env.cert("ca.crt"),
+        env.cert("other-ca.crt"),
+    );
+    assert_exit(&run(&env, &url, MONDAY, &["--ca-file", &ca]), 0);
+    assert_eq!(env.slot(3).0, 1);
+    let out = run(&env, &url, MONDAY, &["--ca-file", &other]);
+    assert_exit(&out, 3);
+    assert!(
+        stderr(&out).to_lowercase().contains("certificate"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&env, &url, MONDAY, &[]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("mqtts needs --ca-file"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&env, &url, MONDAY, &["--insecure-skip-verify"]);
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out).contains("warning: --insecure-skip-verify"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_gx_style_self_signed_certificate_is_pinned() {
+    let env = env();
+    let url = env.mqtts_pinned_url();
+    // The certificate names venus.local only (no SAN) and is reached by IP:
+    // trusting exactly that certificate works, a CA does not.
+    assert_exit(
+        &run(&env, &url, MONDAY, &["--ca-file", &env.cert("gx.crt")]),
+        0,
+    );
+    assert_exit(
+        &run(&env, &url, MONDAY, &["--ca-file", &env.cert("ca.crt")]),
+        3,
+    );
+}
+
+#[test]
+fn the_password_comes_from_the_environment_or_a_file_never_the_command_line() {
+    let env = env();
+    let url = env.mqtt_auth_url();
+    let out = run(&env, &url, MONDAY, &["--mqtt-user", USER]);
+    assert_exit(&out, 3);
+    assert!(stderr(&out).contains("NotAuthorized"), "{}", stderr(&out));
+    let out = env
+        .command(&[
+            "run",
+            "--gx",
+            &url,
+            "--bms",
+            env.bms(),
+            "--now",
+            MONDAY,
+            "--mqtt-user",
+            USER,
+        ])
+        .env("ZCELL_SCHED_MQTT_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let file = env.dir.join("mqtt-password");
+    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
+    let out = run(
+        &env,
+        &url,
+        MONDAY,
+        &[
+            "--mqtt-user",
+            USER,
+            "--mqtt-password-file",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_exit(&out, 0);
+    let out = run(&env, &url, MONDAY, &["--mqtt-password", PASSWORD]);
+    assert_exit(&out, 2);
+}
+
+#[test]
+fn mqtt_options_without_mqtt_are_refused() {
+    let env = TestEnv::new(&[HOBART]).with_bms(&due_in(48 * HOUR), &[]);
+    let out = env.run(&[
+        "run",
+        "--bms",
+        env.bms(),
+        "--now",
+        MONDAY,
+        "--portal-id",
+        PORTAL,
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("need --gx mqtt://"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -1,0 +1,227 @@
+//! The MQTT side of the test environment: a real broker (Debian's
+//! mosquitto) on loopback with plain, TLS (test CA), TLS (a self-signed
+//! certificate, as a GX has) and password listeners, and the dbus-flashmq
+//! emulator bridging it to the simulated GX.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::{Events, Killed, TestEnv, bin, spawn};
+
+pub const PORTAL: &str = "c0619ab00001";
+pub const USER: &str = "zcell";
+pub const PASSWORD: &str = "s3cret-token";
+
+pub struct Broker {
+    _process: Killed,
+    pub plain: u16,
+    pub tls: u16,
+    pub pinned: u16,
+    pub auth: u16,
+    pub dir: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl is missing ({e}): apt-get install openssl"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA and a server certificate for 127.0.0.1/localhost; a second,
+/// untrusted CA; and a self-signed certificate with only CN=venus.local,
+/// like a GX's.
+fn certificates(dir: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    for ca in ["ca", "other-ca"] {
+        let mut args = vec!["req", "-x509"];
+        args.extend_from_slice(&ec);
+        let (key, crt) = (format!("{ca}.key"), format!("{ca}.crt"));
+        args.extend_from_slice(&[
+            "-keyout",
+            &key,
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-subj",
+            "/CN=zcell-sched test CA",
+        ]);
+        args.extend_from_slice(&[
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        openssl(dir, &args);
+    }
+    let mut args = vec!["req"];
+    args.extend_from_slice(&ec);
+    args.extend_from_slice(&[
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=venus.local",
+    ]);
+    openssl(dir, &args);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ],
+    );
+    let mut args = vec!["req", "-x509"];
+    args.extend_from_slice(&ec);
+    args.extend_from_slice(&[
+        "-keyout",
+        "gx.key",
+        "-out",
+        "gx.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=venus.local",
+    ]);
+    openssl(dir, &args);
+}
+
+impl TestEnv {
+    /// Starts the broker and the flashmq emulator (with `emulator_args`,
+    /// e.g. `--silent`) over this environment's simulated GX.
+    pub fn with_mqtt(mut self, emulator_args: &[&str]) -> TestEnv {
+        let dir = self.dir.join("mqtt");
+        std::fs::create_dir_all(&dir).unwrap();
+        certificates(&dir);
+        let passwd = Command::new("mosquitto_passwd")
+            .args(["-c", "-b"])
+            .arg(dir.join("passwd"))
+            .args([USER, PASSWORD])
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("mosquitto_passwd is missing ({e}): apt-get install mosquitto")
+            });
+        assert!(passwd.status.success());
+        let (plain, tls, pinned, auth) = (free_port(), free_port(), free_port(), free_port());
+        let d = dir.display();
+        std::fs::write(
+            dir.join("mosquitto.conf"),
+            format!(
+                "per_listener_settings true\nuser root\nlog_dest stderr\npersistence false\n\
+                 listener {plain} 127.0.0.1\nallow_anonymous true\n\
+                 listener {tls} 127.0.0.1\nallow_anonymous true\n\
+                 certfile {d}/server.crt\nkeyfile {d}/server.key\n\
+                 listener {pinned} 127.0.0.1\nallow_anonymous true\n\
+                 certfile {d}/gx.crt\nkeyfile {d}/gx.key\n\
+                 listener {auth} 127.0.0.1\nallow_anonymous false\npassword_file {d}/passwd\n"
+            ),
+        )
+        .unwrap();
+        // stderr, not stdout: mosquitto buffers stdout when it is a pipe.
+        let mut process = Command::new("mosquitto")
+            .arg("-c")
+            .arg(dir.join("mosquitto.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start mosquitto ({e}): apt-get install mosquitto"));
+        let stderr = process.stderr.take().expect("piped");
+        Events::from_reader(stderr, "mosquitto").wait_for_text(" running");
+        self.broker = Some(Broker {
+            _process: Killed(process),
+            plain,
+            tls,
+            pinned,
+            auth,
+            dir: dir.clone(),
+        });
+        let mut cmd = Command::new(bin("zcell-test-flashmq"));
+        cmd.arg("--broker")
+            .arg(format!("127.0.0.1:{plain}"))
+            .arg("--bus")
+            .arg(&self.bus_address)
+            .arg("--portal-id")
+            .arg(PORTAL)
+            .arg("--log")
+            .arg(dir.join("w-messages.log"))
+            .args(emulator_args);
+        let mut flashmq = spawn(&mut cmd, "the flashmq emulator", &dir.join("flashmq.log"));
+        Events::of(&mut flashmq, "the flashmq emulator").wait_for("ready");
+        self.flashmq = Some(Killed(flashmq));
+        self
+    }
+
+    fn broker(&self) -> &Broker {
+        self.broker.as_ref().expect("with_mqtt was called")
+    }
+
+    pub fn mqtt_url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.broker().plain)
+    }
+
+    pub fn mqtts_url(&self) -> String {
+        format!("mqtts://localhost:{}", self.broker().tls)
+    }
+
+    /// The listener with a GX-like self-signed certificate, reached by IP.
+    pub fn mqtts_pinned_url(&self) -> String {
+        format!("mqtts://127.0.0.1:{}", self.broker().pinned)
+    }
+
+    pub fn mqtt_auth_url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.broker().auth)
+    }
+
+    pub fn cert(&self, name: &str) -> String {
+        self.broker().dir.join(name).display().to_string()
+    }
+
+    /// The W/ messages the emulator has received.
+    pub fn w_messages(&self) -> Vec<String> {
+        std::fs::read_to_string(self.broker().dir.join("w-messages.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
