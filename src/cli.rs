@@ -17,9 +17,9 @@ use crate::exit::{Exit, ExitContext, Failure};
 use crate::gx::{self, GxOptions, GxTarget, Settings};
 use crate::lock;
 use crate::log;
-use crate::planner::{self, Prediction};
+use crate::planner;
 use crate::policy::{MaintenanceWindow, OwnedSlots, Peak, Policy, parse_clock, parse_soc};
-use crate::record;
+use crate::record::{self, BatteryRecord};
 use crate::report;
 use crate::run;
 use crate::slot::{SlotIndex, Soc};
@@ -409,7 +409,7 @@ async fn status(args: StatusArgs) -> Result<(), Failure> {
                 "slot": s.get(), "owned": owned.contains(*s),
                 "values": record::Values::from(*v), "text": report::slot_values(v),
             })).collect::<Vec<_>>(),
-            "batteries": batteries.iter().map(|(b, p)| battery_json(b, *p)).collect::<Vec<_>>(),
+            "batteries": batteries.iter().map(|(b, p)| BatteryRecord::new(b, *p, None)).collect::<Vec<_>>(),
             "bms_error": bms_failure.as_ref().map(|f| f.to_string()),
             "last_run": last,
             "stale": last.as_ref().is_none_or(|r| r.is_stale(Utc::now())),
@@ -422,19 +422,6 @@ async fn status(args: StatusArgs) -> Result<(), Failure> {
         );
     }
     bms_failure.map_or(Ok(()), Err)
-}
-
-fn battery_json(b: &bms::Battery, p: Prediction) -> serde_json::Value {
-    let (maintenance, due) = match p {
-        Prediction::Running => ("running", None),
-        Prediction::Overdue => ("overdue", None),
-        Prediction::Due(at) => ("due", Some(at)),
-    };
-    json!({
-        "id": b.id, "soc": b.soc, "stripping": b.stripping,
-        "seconds_to_maintenance": b.seconds_to_maintenance(),
-        "maintenance": maintenance, "due": due,
-    })
 }
 
 async fn disable(args: DisableArgs) -> Result<(), Failure> {

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::bms::Battery;
 use crate::planner::{DayKind, Outlook, Plan, Prediction};
 use crate::slot::{SlotIndex, SlotValues};
 
@@ -48,26 +49,33 @@ pub struct BatteryRecord {
     pub maintenance: String,
     /// Local wall-clock time maintenance falls due.
     pub due: Option<NaiveDateTime>,
-    /// Whether it makes the planning day a maintenance day.
-    pub in_day: bool,
+    /// Whether it makes the planning day a maintenance day; absent when no
+    /// plan judged it (`status`, or a run that stopped before planning).
+    pub in_day: Option<bool>,
 }
 
-impl From<&Outlook> for BatteryRecord {
-    fn from(o: &Outlook) -> Self {
-        let (maintenance, due) = match o.prediction {
+impl BatteryRecord {
+    pub fn new(battery: &Battery, prediction: Prediction, in_day: Option<bool>) -> Self {
+        let (maintenance, due) = match prediction {
             Prediction::Running => ("running", None),
             Prediction::Overdue => ("overdue", None),
             Prediction::Due(at) => ("due", Some(at)),
         };
         BatteryRecord {
-            id: o.battery.id.clone(),
-            soc: o.battery.soc,
-            stripping: o.battery.stripping,
-            seconds_to_maintenance: o.battery.seconds_to_maintenance(),
+            id: battery.id.clone(),
+            soc: battery.soc,
+            stripping: battery.stripping,
+            seconds_to_maintenance: battery.seconds_to_maintenance(),
             maintenance: maintenance.to_string(),
             due,
-            in_day: o.in_day,
+            in_day,
         }
+    }
+}
+
+impl From<&Outlook> for BatteryRecord {
+    fn from(o: &Outlook) -> Self {
+        BatteryRecord::new(&o.battery, o.prediction, Some(o.in_day))
     }
 }
 

@@ -14,7 +14,7 @@ use crate::exit::{Exit, ExitContext, Failure};
 use crate::gx::{self, Settings};
 use crate::lock;
 use crate::log;
-use crate::planner::{self, Outlook, Plan};
+use crate::planner::{self, Plan};
 use crate::policy::OwnedSlots;
 use crate::record::{self, BatteryRecord, Outcome, RunRecord};
 use crate::report;
@@ -180,13 +180,7 @@ fn unplanned_outlook(now: DateTime<Tz>, snapshot: &Snapshot) -> Vec<BatteryRecor
     snapshot
         .batteries
         .iter()
-        .map(|b| {
-            BatteryRecord::from(&Outlook {
-                battery: b.clone(),
-                prediction: planner::predict(now, b),
-                in_day: false,
-            })
-        })
+        .map(|b| BatteryRecord::new(b, planner::predict(now, b), None))
         .collect()
 }
 

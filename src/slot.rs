@@ -288,12 +288,6 @@ pub struct SlotWrites {
     pub enable: Option<Write>,
 }
 
-impl SlotWrites {
-    pub fn count(&self) -> usize {
-        usize::from(self.disable.is_some()) + self.fields.len() + usize::from(self.enable.is_some())
-    }
-}
-
 pub fn writes_for(slot: SlotIndex, current: &SlotValues, plan: &SlotPlan) -> SlotWrites {
     let write = |field, value| Write {
         leaf: slot.leaf(field),
@@ -426,12 +420,10 @@ mod tests {
     #[test]
     fn identical_slot_needs_no_writes() {
         let plan = charge(Weekday::Mon, 36000, 21600, 100);
-        assert_eq!(
-            writes_for(slot(3), &values(1, 36000, 21600, 100), &plan).count(),
-            0
-        );
+        let same = writes_for(slot(3), &values(1, 36000, 21600, 100), &plan);
+        assert_eq!(same, SlotWrites::default());
         let off = writes_for(slot(3), &values(-1, 0, 0, 0), &SlotPlan::Disabled);
-        assert_eq!(off.count(), 0);
+        assert_eq!(off, SlotWrites::default());
     }
 
     #[test]

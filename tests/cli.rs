@@ -4,9 +4,8 @@
 mod testenv;
 
 use std::fs::OpenOptions;
-use std::process::Output;
 
-use testenv::{TIME_ZONE, TestEnv, due_in, slot_path};
+use testenv::{TIME_ZONE, TestEnv, assert_exit, due_in, slot_path, stderr, stdout};
 
 const HOBART: &str = "--set=/Settings/System/TimeZone=Australia/Hobart";
 const HOUR: i64 = 3600;
@@ -14,29 +13,6 @@ const HOUR: i64 = 3600;
 const MONDAY: &str = "2026-11-23T07:00";
 const SATURDAY: &str = "2026-11-28T07:00";
 const SUNDAY: &str = "2026-11-29T07:00";
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("exited, not killed")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-#[track_caller]
-fn assert_exit(out: &Output, expected: i32) {
-    assert_eq!(
-        code(out),
-        expected,
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(out),
-        stderr(out)
-    );
-}
 
 /// A GX whose slots 0-2 hold the owner's own schedules.
 fn busy_gx() -> Vec<String> {
@@ -63,20 +39,6 @@ fn env_with(gx: &[String], payload: &str) -> TestEnv {
     TestEnv::new(&gx).with_bms(payload, &[])
 }
 
-fn run_at(env: &TestEnv, now: &str, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "run",
-        "--bms",
-        env.bms(),
-        "--now",
-        now,
-        "--bms-retries",
-        "0",
-    ];
-    args.extend_from_slice(extra);
-    env.run(&args)
-}
-
 fn other_slots(env: &TestEnv) -> Vec<(i64, i64, i64, i64)> {
     (0..3).map(|n| env.slot(n)).collect()
 }
@@ -85,7 +47,7 @@ fn other_slots(env: &TestEnv) -> Vec<(i64, i64, i64, i64)> {
 fn normal_weekday_writes_the_off_peak_windows_and_nothing_else() {
     let env = env_with(&busy_gx(), &due_in(48 * HOUR));
     let before = env.state();
-    let out = run_at(&env, MONDAY, &[]);
+    let out = env.run_at(MONDAY, &[]);
     assert_exit(&out, 0);
     assert_eq!(env.slot(3), (1, 10 * HOUR, 6 * HOUR, 100));
     assert_eq!(env.slot(4), (1, 21 * HOUR, 10 * HOUR, 100));
@@ -116,7 +78,7 @@ fn normal_weekday_writes_the_off_peak_windows_and_nothing_else() {
 #[test]
 fn maintenance_day_lets_the_battery_drain() {
     let env = env_with(&busy_gx(), &due_in(10 * HOUR));
-    assert_exit(&run_at(&env, MONDAY, &[]), 0);
+    assert_exit(&env.run_at(MONDAY, &[]), 0);
     assert_eq!(env.slot(3), (1, 13 * HOUR, 3 * HOUR, 50));
     assert_eq!(env.slot(4), (2, 3 * HOUR, 4 * HOUR, 100));
     assert_eq!(
@@ -130,15 +92,15 @@ fn a_stripping_battery_is_a_maintenance_day() {
     let payload = r#"{"list": [{"id": 1, "state_of_charge": 3.2, "is_stripping": true,
         "strip_pump_run_timer": 262000, "strip_pump_run_target": 259200}]}"#;
     let env = env_with(&busy_gx(), payload);
-    assert_exit(&run_at(&env, MONDAY, &[]), 0);
+    assert_exit(&env.run_at(MONDAY, &[]), 0);
     assert_eq!(env.slot(3).3, 50);
 }
 
 #[test]
 fn weekend_is_one_day_long_window_and_a_disabled_slot() {
     let env = env_with(&busy_gx(), &due_in(48 * HOUR));
-    assert_exit(&run_at(&env, MONDAY, &[]), 0);
-    assert_exit(&run_at(&env, SATURDAY, &[]), 0);
+    assert_exit(&env.run_at(MONDAY, &[]), 0);
+    assert_exit(&env.run_at(SATURDAY, &[]), 0);
     assert_eq!(env.slot(3), (6, 7 * HOUR, 24 * HOUR, 100));
     // Slot 4 is off, keeping its Monday for the GUI.
     assert_eq!(env.slot(4), (-1, 21 * HOUR, 10 * HOUR, 100));
@@ -147,11 +109,11 @@ fn weekend_is_one_day_long_window_and_a_disabled_slot() {
 #[test]
 fn identical_rerun_writes_nothing() {
     let env = env_with(&busy_gx(), &due_in(48 * HOUR));
-    assert_exit(&run_at(&env, MONDAY, &[]), 0);
+    assert_exit(&env.run_at(MONDAY, &[]), 0);
     env.clear_writes();
     // Later the same planning day, with the battery 5 hours further on.
     env.set_payload(&due_in(43 * HOUR));
-    let out = run_at(&env, "2026-11-23T12:00", &[]);
+    let out = env.run_at("2026-11-23T12:00", &[]);
     assert_exit(&out, 0);
     assert_eq!(env.writes(), vec![]);
     assert!(stderr(&out).contains(": 0 writes"), "{}", stderr(&out));
@@ -161,7 +123,7 @@ fn identical_rerun_writes_nothing() {
 fn dry_run_writes_nothing_and_shows_the_plan() {
     let env = env_with(&busy_gx(), &due_in(10 * HOUR));
     let before = env.state();
-    let out = run_at(&env, MONDAY, &["--dry-run"]);
+    let out = env.run_at(MONDAY, &["--dry-run"]);
     assert_exit(&out, 0);
     assert_eq!(env.writes(), vec![]);
     assert_eq!(env.state(), before);
@@ -181,10 +143,10 @@ fn dry_run_writes_nothing_and_shows_the_plan() {
 #[test]
 fn sunday_slot_falls_back_to_minus_ten() {
     let env = env_with(&busy_gx(), &due_in(48 * HOUR));
-    assert_exit(&run_at(&env, SUNDAY, &[]), 0);
+    assert_exit(&env.run_at(SUNDAY, &[]), 0);
     assert_eq!(env.slot(3), (0, 7 * HOUR, 24 * HOUR, 100));
     env.set_payload("{ not json");
-    let out = run_at(&env, MONDAY, &[]);
+    let out = env.run_at(MONDAY, &[]);
     assert_exit(&out, 1);
     assert_eq!(
         env.slot(3).0,
@@ -207,7 +169,7 @@ fn bms_failures_fall_back_to_disabled_slots() {
     ];
     for (payload, args, expected) in cases {
         let mut env = TestEnv::new(&[HOBART]).with_bms(&due_in(48 * HOUR), &[]);
-        assert_exit(&run_at(&env, MONDAY, &[]), 0);
+        assert_exit(&env.run_at(MONDAY, &[]), 0);
         let bad = env.start_bms("bad", payload, args);
         let out = env.run(&["run", "--bms", &bad, "--now", MONDAY, "--bms-retries", "0"]);
         assert_exit(&out, 1);
@@ -223,7 +185,7 @@ fn bms_failures_fall_back_to_disabled_slots() {
 #[test]
 fn bms_down_falls_back_after_the_retries() {
     let env = env_with(&busy_gx(), &due_in(48 * HOUR));
-    assert_exit(&run_at(&env, MONDAY, &[]), 0);
+    assert_exit(&env.run_at(MONDAY, &[]), 0);
     // Nothing listens on port 1 of loopback.
     let out = env.run(&[
         "run",
@@ -246,7 +208,7 @@ fn bms_down_falls_back_after_the_retries() {
 fn settings_service_absent_is_exit_3() {
     let mut env = TestEnv::new(&[HOBART]).with_bms(&due_in(48 * HOUR), &[]);
     env.stop_gx();
-    let out = run_at(&env, MONDAY, &[]);
+    let out = env.run_at(MONDAY, &[]);
     assert_exit(&out, 3);
     assert!(
         stderr(&out).contains("com.victronenergy.settings is not running"),
@@ -274,7 +236,7 @@ fn no_bus_at_all_is_exit_3() {
 fn missing_slot_path_on_old_firmware_is_exit_3() {
     let omit = format!("--omit={}", slot_path(4, "Soc"));
     let env = TestEnv::new(&[HOBART, &omit]).with_bms(&due_in(48 * HOUR), &[]);
-    let out = run_at(&env, MONDAY, &[]);
+    let out = env.run_at(MONDAY, &[]);
     assert_exit(&out, 3);
     assert!(
         stderr(&out).contains(&format!("{}: no such setting", slot_path(4, "Soc"))),
@@ -287,7 +249,7 @@ fn missing_slot_path_on_old_firmware_is_exit_3() {
 fn refused_write_is_exit_3_and_the_owned_slots_end_disabled() {
     let refuse = format!("--refuse={}", slot_path(4, "Duration"));
     let env = TestEnv::new(&[HOBART, &refuse]).with_bms(&due_in(48 * HOUR), &[]);
-    let out = run_at(&env, MONDAY, &[]);
+    let out = env.run_at(MONDAY, &[]);
     assert_exit(&out, 3);
     let err = stderr(&out);
     assert!(
@@ -305,10 +267,10 @@ fn refused_write_is_exit_3_and_the_owned_slots_end_disabled() {
 fn time_zone_comes_from_the_gx_and_tz_overrides_it() {
     let env =
         TestEnv::new(&["--set=/Settings/System/TimeZone=/UTC"]).with_bms(&due_in(48 * HOUR), &[]);
-    let out = run_at(&env, MONDAY, &["--dry-run"]);
+    let out = env.run_at(MONDAY, &["--dry-run"]);
     assert_exit(&out, 0);
     assert!(stdout(&out).contains("(UTC)"), "{}", stdout(&out));
-    let out = run_at(&env, MONDAY, &["--dry-run", "--tz", "Europe/Berlin"]);
+    let out = env.run_at(MONDAY, &["--dry-run", "--tz", "Europe/Berlin"]);
     assert!(stdout(&out).contains("(Europe/Berlin)"), "{}", stdout(&out));
 }
 
@@ -316,8 +278,8 @@ fn time_zone_comes_from_the_gx_and_tz_overrides_it() {
 fn unknown_gx_zone_and_unset_clock_fall_back() {
     let env = TestEnv::new(&["--set=/Settings/System/TimeZone=Mars/Olympus"])
         .with_bms(&due_in(48 * HOUR), &[]);
-    assert_exit(&run_at(&env, MONDAY, &["--tz", "Australia/Hobart"]), 0);
-    let out = run_at(&env, MONDAY, &[]);
+    assert_exit(&env.run_at(MONDAY, &["--tz", "Australia/Hobart"]), 0);
+    let out = env.run_at(MONDAY, &[]);
     assert_exit(&out, 1);
     assert!(
         stderr(&out).contains("unknown time zone `Mars/Olympus`"),
@@ -326,8 +288,8 @@ fn unknown_gx_zone_and_unset_clock_fall_back() {
     );
     assert_eq!(env.slot(3).0, -1);
 
-    assert_exit(&run_at(&env, MONDAY, &["--tz", "Australia/Hobart"]), 0);
-    let out = run_at(&env, "2000-01-01T07:00", &["--tz", "Australia/Hobart"]);
+    assert_exit(&env.run_at(MONDAY, &["--tz", "Australia/Hobart"]), 0);
+    let out = env.run_at("2000-01-01T07:00", &["--tz", "Australia/Hobart"]);
     assert_exit(&out, 1);
     assert!(stderr(&out).contains("not set"), "{}", stderr(&out));
     assert_eq!(env.slot(3).0, -1);
@@ -336,7 +298,7 @@ fn unknown_gx_zone_and_unset_clock_fall_back() {
 #[test]
 fn too_few_slots_for_the_policy_is_refused_naming_the_windows() {
     let env = env_with(&busy_gx(), &due_in(48 * HOUR));
-    let out = run_at(&env, MONDAY, &["--slots", "4"]);
+    let out = env.run_at(MONDAY, &["--slots", "4"]);
     assert_exit(&out, 2);
     let err = stderr(&out);
     assert!(err.contains("needs more owned slots"), "{err}");
@@ -367,12 +329,12 @@ fn usage_errors_are_exit_2_and_write_nothing() {
         &["--bms-timeout", "0"],
     ];
     for extra in cases {
-        let out = run_at(&env, MONDAY, extra);
+        let out = env.run_at(MONDAY, extra);
         assert_exit(&out, 2);
         assert!(!stderr(&out).is_empty());
     }
     // A local time that a DST change skips.
-    let out = run_at(&env, "2026-10-04T02:30", &["--tz", "Australia/Hobart"]);
+    let out = env.run_at("2026-10-04T02:30", &["--tz", "Australia/Hobart"]);
     assert_exit(&out, 2);
     assert!(stderr(&out).contains("DST gap"), "{}", stderr(&out));
     let out = env.run(&["run", "--now", MONDAY]);
@@ -391,7 +353,7 @@ fn a_second_concurrent_run_exits_4() {
         .open(env.dir.join("run.lock"))
         .unwrap();
     lock.lock().unwrap();
-    let out = run_at(&env, MONDAY, &[]);
+    let out = env.run_at(MONDAY, &[]);
     assert_exit(&out, 4);
     assert!(
         stderr(&out).contains("another zcell-sched run"),
@@ -400,15 +362,15 @@ fn a_second_concurrent_run_exits_4() {
     );
     assert_eq!(env.writes(), vec![]);
     // A dry run does not need the lock.
-    assert_exit(&run_at(&env, MONDAY, &["--dry-run"]), 0);
+    assert_exit(&env.run_at(MONDAY, &["--dry-run"]), 0);
     lock.unlock().unwrap();
-    assert_exit(&run_at(&env, MONDAY, &[]), 0);
+    assert_exit(&env.run_at(MONDAY, &[]), 0);
 }
 
 #[test]
 fn status_decodes_every_slot() {
     let env = env_with(&busy_gx(), &due_in(10 * HOUR));
-    assert_exit(&run_at(&env, MONDAY, &[]), 0);
+    assert_exit(&env.run_at(MONDAY, &[]), 0);
     let out = env.run(&["status", "--bms", env.bms()]);
     assert_exit(&out, 0);
     let text = stdout(&out);
@@ -429,7 +391,7 @@ fn status_decodes_every_slot() {
 #[test]
 fn disable_turns_off_only_the_owned_slots() {
     let env = env_with(&busy_gx(), &due_in(48 * HOUR));
-    assert_exit(&run_at(&env, SUNDAY, &[]), 0);
+    assert_exit(&env.run_at(SUNDAY, &[]), 0);
     let out = env.run(&["disable"]);
     assert_exit(&out, 0);
     assert_eq!(env.slot(3).0, -10);
@@ -445,9 +407,9 @@ fn disable_turns_off_only_the_owned_slots() {
 #[test]
 fn the_next_normal_run_repairs_a_fallback() {
     let env = env_with(&busy_gx(), "garbage");
-    assert_exit(&run_at(&env, MONDAY, &[]), 1);
+    assert_exit(&env.run_at(MONDAY, &[]), 1);
     env.set_payload(&due_in(48 * HOUR));
-    assert_exit(&run_at(&env, MONDAY, &[]), 0);
+    assert_exit(&env.run_at(MONDAY, &[]), 0);
     assert_eq!(env.slot(3), (1, 10 * HOUR, 6 * HOUR, 100));
 }
 

@@ -6,7 +6,7 @@ mod testenv;
 
 use std::process::Output;
 
-use testenv::{TestEnv, due_in};
+use testenv::{TestEnv, assert_exit, due_in};
 
 const HOUR: i64 = 3600;
 
@@ -24,16 +24,6 @@ fn run(env: &TestEnv, config: &str, now: &str, extra: &[&str]) -> Output {
     let mut args = vec!["run", "--config", config, "--now", now];
     args.extend_from_slice(extra);
     env.run(&args)
-}
-
-#[track_caller]
-fn assert_exit(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use testenv::{TestEnv, due_in, slot_path};
+use testenv::{TestEnv, assert_exit, due_in, slot_path};
 
 const HOUR: i64 = 3600;
 const MONDAY: &str = "2026-11-23T07:00";
@@ -40,12 +40,7 @@ fn assert_nothing_else_changed(before: &Value, after: &Value) {
 fn applied_monday(faults: &[&str], bms_args: &[&str]) -> TestEnv {
     let mut env = TestEnv::new(&[HOBART]).with_bms(&due_in(48 * HOUR), bms_args);
     let out = env.run(&["run", "--bms", env.bms(), "--now", MONDAY]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     assert_eq!([env.slot(3), env.slot(4)], MONDAY_SLOTS);
     if !faults.is_empty() {
         env.restart_gx(faults);
@@ -224,12 +219,7 @@ fn the_service_vanishing_before_the_first_write_changes_nothing() {
     assert_eq!(env.state(), before, "nothing could be written");
     env.restart_gx(&[]);
     let out = env.run(&["run", "--bms", env.bms(), "--now", SATURDAY]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     assert_eq!(env.slot(3), SATURDAY_SLOT3);
 }
 
@@ -296,12 +286,7 @@ fn killed_between_two_writes_then_the_next_run_repairs() {
     assert_each_slot_old_off_or_planned(&env, MONDAY_SLOTS, [Some(SATURDAY_SLOT3), None]);
     assert_nothing_else_changed(&before, &env.state());
     let out = env.run(&["run", "--bms", env.bms(), "--now", SATURDAY]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     assert_eq!(env.slot(3), SATURDAY_SLOT3);
     assert!(env.slot(4).0 < 0);
 }
@@ -343,12 +328,7 @@ fn two_runs_at_once_one_runs_one_exits_4() {
     let second = env.run(&["run", "--bms", env.bms(), "--now", SATURDAY]);
     assert_one_error(&second, 4, "another zcell-sched run holds");
     let first = first.wait_with_output().unwrap();
-    assert_eq!(
-        first.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    assert_exit(&first, 0);
     assert_eq!(env.slot(3), SATURDAY_SLOT3);
 }
 

@@ -6,7 +6,7 @@ mod testenv;
 use std::process::Output;
 
 use testenv::mqtt::{PASSWORD, PORTAL, USER};
-use testenv::{TestEnv, due_in, slot_path};
+use testenv::{TestEnv, assert_exit, due_in, slot_path, stderr};
 
 const HOUR: i64 = 3600;
 const MONDAY: &str = "2026-11-23T07:00";
@@ -32,15 +32,6 @@ fn run(env: &TestEnv, gx: &str, now: &str, extra: &[&str]) -> Output {
     ];
     args.extend_from_slice(extra);
     env.run(&args)
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_exit(out: &Output, code: i32) {
-    assert_eq!(out.status.code(), Some(code), "{}", stderr(out));
 }
 
 #[test]

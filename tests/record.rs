@@ -3,10 +3,8 @@
 
 mod testenv;
 
-use std::process::Output;
-
 use serde_json::Value;
-use testenv::{TestEnv, due_in};
+use testenv::{TestEnv, assert_exit, due_in, stdout};
 
 const HOUR: i64 = 3600;
 const MONDAY: &str = "2026-11-23T07:00";
@@ -16,32 +14,10 @@ fn env() -> TestEnv {
     TestEnv::new(&[HOBART]).with_bms(&due_in(48 * HOUR), &[])
 }
 
-fn run(env: &TestEnv, now: &str, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "run",
-        "--bms",
-        env.bms(),
-        "--now",
-        now,
-        "--bms-retries",
-        "0",
-    ];
-    args.extend_from_slice(extra);
-    env.run(&args)
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn an_applied_run_records_the_day_the_batteries_and_the_slots() {
     let env = env();
-    assert_eq!(code(&run(&env, MONDAY, &[])), 0);
+    assert_exit(&env.run_at(MONDAY, &[]), 0);
     let r = env.record();
     assert_eq!(r["outcome"], "applied");
     assert_eq!(r["exit_code"], 0);
@@ -64,9 +40,9 @@ fn an_applied_run_records_the_day_the_batteries_and_the_slots() {
 #[test]
 fn a_fallback_is_recorded_with_its_reason() {
     let env = env();
-    assert_eq!(code(&run(&env, MONDAY, &[])), 0);
+    assert_exit(&env.run_at(MONDAY, &[]), 0);
     env.set_payload("{}");
-    assert_eq!(code(&run(&env, MONDAY, &[])), 1);
+    assert_exit(&env.run_at(MONDAY, &[]), 1);
     let r = env.record();
     assert_eq!(r["outcome"], "fallback");
     assert_eq!(r["exit_code"], 1);
@@ -78,12 +54,12 @@ fn a_fallback_is_recorded_with_its_reason() {
 #[test]
 fn errors_are_recorded_too() {
     let mut env = env();
-    let out = run(&env, MONDAY, &["--slots", "4"]);
-    assert_eq!(code(&out), 2);
+    let out = env.run_at(MONDAY, &["--slots", "4"]);
+    assert_exit(&out, 2);
     assert_eq!(env.record()["outcome"], "error");
     assert_eq!(env.record()["exit_code"], 2);
     env.stop_gx();
-    assert_eq!(code(&run(&env, MONDAY, &[])), 3);
+    assert_exit(&env.run_at(MONDAY, &[]), 3);
     let r = env.record();
     assert_eq!(
         (r["outcome"].as_str(), r["exit_code"].as_i64()),
@@ -95,10 +71,10 @@ fn errors_are_recorded_too() {
 #[test]
 fn a_dry_run_is_recorded_but_keeps_the_last_real_run() {
     let env = env();
-    assert_eq!(code(&run(&env, MONDAY, &[])), 0);
+    assert_exit(&env.run_at(MONDAY, &[]), 0);
     let real = env.record()["time"].clone();
-    let out = run(&env, MONDAY, &["--dry-run", "--json"]);
-    assert_eq!(code(&out), 0);
+    let out = env.run_at(MONDAY, &["--dry-run", "--json"]);
+    assert_exit(&out, 0);
     let printed: Value = serde_json::from_str(&stdout(&out)).expect("one JSON document");
     let r = env.record();
     assert_eq!(printed, r);
@@ -112,7 +88,7 @@ fn a_dry_run_is_recorded_but_keeps_the_last_real_run() {
 fn skip_if_done_does_nothing_once_the_day_is_applied() {
     let env = env();
     let skip = ["--skip-if-done"];
-    assert_eq!(code(&run(&env, MONDAY, &skip)), 0);
+    assert_exit(&env.run_at(MONDAY, &skip), 0);
     assert_eq!(env.writes().len(), 6);
     let record = env.record();
     let requests = std::fs::read_to_string(env.dir.join("bms.log"))
@@ -120,8 +96,8 @@ fn skip_if_done_does_nothing_once_the_day_is_applied() {
         .lines()
         .count();
     // An hour later, same planning day: no BMS request, no write, no new record.
-    let out = run(&env, "2026-11-23T08:00", &skip);
-    assert_eq!(code(&out), 0);
+    let out = env.run_at("2026-11-23T08:00", &skip);
+    assert_exit(&out, 0);
     assert!(stdout(&out).contains("nothing to do"), "{}", stdout(&out));
     assert_eq!(env.writes().len(), 6);
     assert_eq!(env.record(), record);
@@ -132,13 +108,13 @@ fn skip_if_done_does_nothing_once_the_day_is_applied() {
     assert_eq!(after, requests, "the BMS was not asked");
     // The next planning day runs.
     env.set_payload(&due_in(10 * HOUR));
-    assert_eq!(code(&run(&env, "2026-11-24T07:00", &skip)), 0);
+    assert_exit(&env.run_at("2026-11-24T07:00", &skip), 0);
     assert_eq!(env.record()["planning_day"]["kind"], "maintenance");
     // A fallback does not count as done: the next hour tries again.
     env.set_payload("garbage");
-    assert_eq!(code(&run(&env, "2026-11-25T07:00", &skip)), 1);
+    assert_exit(&env.run_at("2026-11-25T07:00", &skip), 1);
     env.set_payload(&due_in(40 * HOUR));
-    assert_eq!(code(&run(&env, "2026-11-25T08:00", &skip)), 0);
+    assert_exit(&env.run_at("2026-11-25T08:00", &skip), 0);
     assert_eq!(env.record()["outcome"], "applied");
 }
 
@@ -151,7 +127,7 @@ fn status_shows_the_last_run_and_warns_when_cron_stopped() {
         "{}",
         stdout(&out)
     );
-    assert_eq!(code(&run(&env, MONDAY, &[])), 0);
+    assert_exit(&env.run_at(MONDAY, &[]), 0);
     let out = env.run(&["status"]);
     let text = stdout(&out);
     assert!(
@@ -191,6 +167,6 @@ fn an_unwritable_status_file_warns_but_does_not_fail_the_run() {
         .env("ZCELL_SCHED_STATUS_FILE", "/nonexistent/dir/status.json")
         .output()
         .unwrap();
-    assert_eq!(code(&out), 0);
+    assert_exit(&out, 0);
     assert!(String::from_utf8_lossy(&out.stderr).contains("warning: cannot record the run"));
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use zbus::{Connection, Message, OwnedVariant, Variant};
 
-use super::{MissingSetting, SERVICE, Settings, TIME_ZONE_PATH};
+use super::{MissingSetting, SERVICE, Settings, TIME_ZONE_PATH, slots_from};
 use crate::slot::{Field, SCHEDULE_GROUP, SlotIndex, SlotValues, Write};
 
 const BUS_ITEM: &str = "com.victronenergy.BusItem";
@@ -99,35 +99,26 @@ impl Settings for DbusSettings {
     }
 
     async fn read_slots(&self, slots: &[SlotIndex]) -> Result<BTreeMap<SlotIndex, SlotValues>> {
-        let group = match self.read_group().await {
-            Ok(group) => Some(group),
-            // Firmware without group reads: fall back to one call per leaf.
-            Err(e) if e.is::<MissingSetting>() => None,
+        // Keyed by path relative to the group, as the group read answers.
+        let by_leaf = match self.read_group().await {
+            Ok(group) => group,
+            // Firmware without group reads: one call per leaf.
+            Err(e) if e.is::<MissingSetting>() => {
+                let mut leaves = BTreeMap::new();
+                for leaf in slots.iter().flat_map(|s| Field::ALL.map(|f| s.leaf(f))) {
+                    leaves.insert(leaf.relative(), self.get_value(&leaf.to_string()).await?);
+                }
+                leaves
+            }
             Err(e) => return Err(e),
         };
-        let mut out = BTreeMap::new();
-        for &slot in slots {
-            let mut values = SlotValues {
-                day: 0,
-                start: 0,
-                duration: 0,
-                soc: 0,
-            };
-            for field in Field::ALL {
-                let leaf = slot.leaf(field);
-                let path = leaf.to_string();
-                let value = match &group {
-                    Some(group) => group
-                        .get(&leaf.relative())
-                        .ok_or_else(|| MissingSetting(path.clone()))?
-                        .clone(),
-                    None => self.get_value(&path).await?,
-                };
-                values.set(field, int_of(&path, &value)?);
-            }
-            out.insert(slot, values);
-        }
-        Ok(out)
+        slots_from(slots, |leaf| {
+            let path = leaf.to_string();
+            let value = by_leaf
+                .get(&leaf.relative())
+                .ok_or_else(|| MissingSetting(path.clone()))?;
+            int_of(&path, value)
+        })
     }
 
     async fn write(&self, write: Write) -> Result<()> {

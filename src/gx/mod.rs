@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Result, anyhow};
 
-use crate::slot::{SlotIndex, SlotValues, Write};
+use crate::slot::{Field, Leaf, SlotIndex, SlotValues, Write};
 
 mod dbus;
 #[cfg(feature = "mqtt")]
@@ -129,6 +129,26 @@ pub trait Settings {
     /// One write; an error names the leaf. Over MQTT a refused write is
     /// silent: the read-back after writing catches it.
     async fn write(&self, write: Write) -> Result<()>;
+}
+
+/// Each slot's values, from a lookup of one leaf's integer value.
+fn slots_from(
+    slots: &[SlotIndex],
+    mut value_of: impl FnMut(Leaf) -> Result<i32>,
+) -> Result<BTreeMap<SlotIndex, SlotValues>> {
+    slots
+        .iter()
+        .map(|&slot| {
+            let mut get = |field| value_of(slot.leaf(field));
+            let values = SlotValues {
+                day: get(Field::Day)?,
+                start: get(Field::Start)?,
+                duration: get(Field::Duration)?,
+                soc: get(Field::Soc)?,
+            };
+            Ok((slot, values))
+        })
+        .collect()
 }
 
 /// A path this firmware does not have; callers fall back or report it.

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 
-use super::{Settings, TIME_ZONE_PATH};
+use super::{Settings, TIME_ZONE_PATH, slots_from};
 use crate::log;
 use crate::slot::{Field, SCHEDULE_GROUP, SlotIndex, SlotValues, Write};
 
@@ -248,26 +248,14 @@ impl Settings for MqttSettings {
             .flat_map(|s| Field::ALL.map(|f| s.leaf(f).to_string()))
             .collect();
         let got = self.read(SCHEDULE_GROUP, &leaves).await?;
-        let mut out = BTreeMap::new();
-        for &slot in slots {
-            let mut values = SlotValues {
-                day: 0,
-                start: 0,
-                duration: 0,
-                soc: 0,
-            };
-            for field in Field::ALL {
-                let path = slot.leaf(field).to_string();
-                let value = &got[&path];
-                let n = value
-                    .as_i64()
-                    .and_then(|n| i32::try_from(n).ok())
-                    .with_context(|| format!("{path} holds {value}, not an integer"))?;
-                values.set(field, n);
-            }
-            out.insert(slot, values);
-        }
-        Ok(out)
+        slots_from(slots, |leaf| {
+            let path = leaf.to_string();
+            let value = &got[&path];
+            value
+                .as_i64()
+                .and_then(|n| i32::try_from(n).ok())
+                .with_context(|| format!("{path} holds {value}, not an integer"))
+        })
     }
 
     async fn write(&self, write: Write) -> Result<()> {

@@ -47,7 +47,7 @@ testenv_up() {
     }
     TESTENV_DIR=$(mktemp -d "${TMPDIR:-/tmp}/zcell-sched-env.XXXXXX")
     trap testenv_down EXIT
-    cat >"$TESTENV_DIR/bus.conf" <<CONF
+    sed "s|@SOCKET@|$TESTENV_DIR/bus|" "${BASH_SOURCE[0]%/*}/bus.conf" >"$TESTENV_DIR/bus.conf"
 <busconfig>
   <type>system</type>
   <listen>unix:path=$TESTENV_DIR/bus</listen>

@@ -31,6 +31,26 @@ pub fn due_in(seconds: i64) -> String {
     )
 }
 
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Fails with the command's output unless it exited with `code`.
+#[track_caller]
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
 pub fn slot_path(slot: u8, leaf: &str) -> String {
     format!("{SCHEDULE}/{slot}/{leaf}")
 }
@@ -147,26 +167,8 @@ impl TestEnv {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let socket = dir.join("bus");
         let config = dir.join("bus.conf");
-        std::fs::write(
-            &config,
-            format!(
-                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"#,
-                socket.display()
-            ),
-        )
-        .expect("bus config");
+        let conf = include_str!("bus.conf").replace("@SOCKET@", &socket.display().to_string());
+        std::fs::write(&config, conf).expect("bus config");
         let mut daemon = Command::new("dbus-daemon");
         daemon
             .args(["--nofork", "--print-address=1", "--config-file"])
@@ -307,6 +309,22 @@ impl TestEnv {
 
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("zcell-sched runs")
+    }
+
+    /// `run` against this environment's BMS as if it were `now`, one BMS
+    /// attempt, then `extra`.
+    pub fn run_at(&self, now: &str, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "run",
+            "--bms",
+            self.bms(),
+            "--now",
+            now,
+            "--bms-retries",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args)
     }
 
     /// Where zcell-sched records its runs in this environment.
