@@ -48,17 +48,6 @@ testenv_up() {
     TESTENV_DIR=$(mktemp -d "${TMPDIR:-/tmp}/zcell-sched-env.XXXXXX")
     trap testenv_down EXIT
     sed "s|@SOCKET@|$TESTENV_DIR/bus|" "${BASH_SOURCE[0]%/*}/bus.conf" >"$TESTENV_DIR/bus.conf"
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$TESTENV_DIR/bus</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-CONF
     testenv_start bus dbus-daemon --nofork --print-address=1 --config-file "$TESTENV_DIR/bus.conf"
     export DBUS_SYSTEM_BUS_ADDRESS=$READY_LINE
     export ZCELL_SCHED_LOCK_FILE=$TESTENV_DIR/run.lock
