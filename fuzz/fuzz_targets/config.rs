@@ -28,7 +28,11 @@ fuzz_target!(|data: &[u8]| {
             run_target: 259_200.0,
         }],
     };
-    let zones = [chrono_tz::Australia::Sydney, chrono_tz::Europe::Berlin, chrono_tz::Tz::UTC];
+    let zones = [
+        chrono_tz::Australia::Sydney,
+        chrono_tz::Europe::Berlin,
+        chrono_tz::Tz::UTC,
+    ];
     // Around both 2026 DST changes in Sydney and Berlin, every few hours.
     for zone in zones {
         for (y, m, d) in [(2026, 4, 4), (2026, 10, 3), (2026, 3, 28), (2026, 10, 24)] {
@@ -40,7 +44,9 @@ fuzz_target!(|data: &[u8]| {
                     let plan = planner::plan(now, &snapshot(timer, stripping), &policy)
                         .expect("check_fits accepted this policy");
                     assert!(plan.slots.len() == policy.slots.count());
-                    assert!(plan.day.start <= now.naive_local() && now.naive_local() < plan.day.end);
+                    assert!(
+                        plan.day.start <= now.naive_local() && now.naive_local() < plan.day.end
+                    );
                     assert_eq!(plan.day.start.time().minute(), policy.day_start.minute());
                 }
             }
