@@ -318,7 +318,7 @@ pub struct RunSettings {
 }
 
 impl RunArgs {
-    /// Where to record this run, even when the config file is broken.
+    /// Where to record a run whose settings could not be read.
     pub fn status_file(&self) -> PathBuf {
         let config = self.config.load().unwrap_or_default();
         self.status_file.path(&config)

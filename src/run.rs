@@ -2,6 +2,7 @@
 //! and the BMS, plans, applies or falls back, and records what happened.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use anyhow::anyhow;
 use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
@@ -34,6 +35,11 @@ struct Progress {
     changes: Changes,
     /// The planning day was already applied: nothing to record.
     skipped: bool,
+    /// Where to record the run, once the options are known.
+    status_file: Option<PathBuf>,
+    /// Held until the record is written, so a later run's record is never
+    /// overwritten by this one's.
+    lock: Option<lock::RunLock>,
 }
 
 pub async fn run(args: RunArgs) -> Result<(), Failure> {
@@ -44,7 +50,11 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     if locked || progress.skipped {
         return result;
     }
-    let path = args.status_file();
+    // A broken config file still leaves the command line's (or the default) path.
+    let path = progress
+        .status_file
+        .clone()
+        .unwrap_or_else(|| args.status_file());
     let previous = record::read(&path).ok().flatten();
     let record = progress.record(started, args.dry_run, &result, previous.as_ref());
     if args.json {
@@ -61,10 +71,10 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
 
 async fn run_recorded(args: &RunArgs, progress: &mut Progress) -> Result<(), Failure> {
     let settings = args.settings()?;
-    let _lock = match args.dry_run {
-        true => None,
-        false => Some(lock::acquire(&settings.lock_file)?),
-    };
+    progress.status_file = Some(settings.status_file.clone());
+    if !args.dry_run {
+        progress.lock = Some(lock::acquire(&settings.lock_file)?);
+    }
     let gx = gx::connect(&settings.gx).await.or_exit(Exit::Gx)?;
     match plan_and_apply(&gx, args, &settings, progress).await {
         Err(failure) if failure.exit != Exit::Usage => {
