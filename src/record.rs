@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::bms::Battery;
-use crate::planner::{DayKind, Outlook, Plan, Prediction};
+use crate::planner::{Outlook, Plan, Prediction};
 use crate::slot::{SlotIndex, SlotValues};
 
 pub const DEFAULT_PATH: &str = "/data/zcell-sched/status.json";
@@ -133,11 +133,7 @@ impl RunRecord {
         DayRecord {
             start: plan.day.start,
             end: plan.day.end,
-            kind: match plan.kind {
-                DayKind::Normal => "normal",
-                DayKind::Maintenance => "maintenance",
-            }
-            .to_string(),
+            kind: plan.kind.to_string(),
         }
     }
 

@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
-use crate::planner::{DayKind, Outlook, Plan, Prediction};
+use crate::bms::Battery;
+use crate::planner::{DayKind, Plan, Prediction};
 use crate::policy::OwnedSlots;
 use crate::record::{Outcome, RunRecord};
 use crate::slot::{Day, SlotIndex, SlotPlan, SlotValues};
@@ -61,12 +62,12 @@ pub fn prediction(p: Prediction, now: DateTime<Tz>) -> String {
     }
 }
 
-fn battery(o: &Outlook, now: DateTime<Tz>) -> String {
+fn battery(b: &Battery, p: Prediction, now: DateTime<Tz>) -> String {
     format!(
         "battery {}: SoC {:.1}%, {}",
-        o.battery.id,
-        o.battery.soc,
-        prediction(o.prediction, now)
+        b.id,
+        b.soc,
+        prediction(p, now)
     )
 }
 
@@ -101,7 +102,8 @@ pub fn dry_run(
     let _ = writeln!(out, "day type      {kind}");
     for o in &plan.outlook {
         let mark = if o.in_day { "  <- in this day" } else { "" };
-        let _ = writeln!(out, "              {}{mark}", battery(o, now));
+        let line = battery(&o.battery, o.prediction, now);
+        let _ = writeln!(out, "              {line}{mark}");
     }
     let _ = writeln!(
         out,
@@ -167,7 +169,7 @@ pub fn status(
     now: Option<DateTime<Tz>>,
     slots: &BTreeMap<SlotIndex, SlotValues>,
     owned: &OwnedSlots,
-    batteries: &[(crate::bms::Battery, Prediction)],
+    batteries: &[(Battery, Prediction)],
     last: Option<&RunRecord>,
 ) -> String {
     let mut out = String::new();
@@ -199,13 +201,7 @@ pub fn status(
             let _ = writeln!(out);
         }
         for (b, p) in batteries {
-            let _ = writeln!(
-                out,
-                "battery {}: SoC {:.1}%, {}",
-                b.id,
-                b.soc,
-                prediction(*p, now)
-            );
+            let _ = writeln!(out, "{}", battery(b, *p, now));
         }
     }
     out.push('\n');
