@@ -1,24 +1,19 @@
-//! zcell-sched: plans a Redflow ZCell's charging around peak tariffs and
-//! maintenance cycles, and writes the plan into a Victron GX's ESS
-//! scheduled-charge slots.
+//! zcell-sched: runs home batteries locally, with no cloud.
 //!
-//! The planner is pure; `bms` and `gx` are the adapters at the edges and
-//! `cli` wires them together.
+//! One folder per system (`zcell`: a Redflow ZCell on a Victron GX), and
+//! the pieces they share at the top: exit codes, the lock, wall-clock
+//! spans, time zones, atomic files, config-file accessors. `cli` holds the
+//! command line's shape and `app` hands each command to its handler.
 
-pub mod apply;
-pub mod bms;
+pub mod app;
+pub mod atomic;
 pub mod cli;
 pub mod config;
 pub mod exit;
-pub mod gx;
 pub mod lock;
-pub mod planner;
-pub mod policy;
-pub mod record;
-pub mod report;
-pub mod run;
-pub mod slot;
 pub mod span;
+pub mod tz;
+pub mod zcell;
 
 /// One event, one short line on stderr: cron mails it, syslog keeps it.
 pub fn log(message: &str) {

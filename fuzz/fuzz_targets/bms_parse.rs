@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use zcell_sched::bms;
+use zcell_sched::zcell::bms;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(snapshot) = bms::parse(data) {

@@ -5,9 +5,9 @@
 
 use chrono::{TimeZone, Timelike};
 use libfuzzer_sys::fuzz_target;
-use zcell_sched::bms::{Battery, Snapshot};
-use zcell_sched::config::{self, Overrides};
-use zcell_sched::planner;
+use zcell_sched::zcell::battery::{Battery, Snapshot};
+use zcell_sched::zcell::config::{self, Overrides};
+use zcell_sched::zcell::planner;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -19,6 +19,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(policy) = config.policy(&Overrides::default()) else {
         return;
     };
+    if planner::check_fits(&policy).is_err() {
+        return;
+    }
     let snapshot = |timer: f64, stripping| Snapshot {
         batteries: vec![Battery {
             id: "1".into(),

@@ -6,9 +6,9 @@ use std::fmt::Display;
 use std::str::FromStr;
 
 use libfuzzer_sys::fuzz_target;
-use zcell_sched::bms::BmsAddress;
-use zcell_sched::gx::parse_zone;
-use zcell_sched::policy::{
+use zcell_sched::tz::parse_zone;
+use zcell_sched::zcell::bms::BmsAddress;
+use zcell_sched::zcell::policy::{
     DaySet, Holidays, MaintenanceWindow, MonthSet, OwnedSlots, Peak, TimeRange, parse_clock,
     parse_soc,
 };

@@ -6,7 +6,7 @@
 #
 # Sets: TESTENV_DIR, DBUS_SYSTEM_BUS_ADDRESS, ZCELL_SCHED_LOCK_FILE,
 # ZCELL_SCHED_STATUS_FILE, BMS_URL.
-# Needs: TARGET_DIR holding zcell-test-gx and zcell-test-bms.
+# Needs: TARGET_DIR holding zcell-sched, and examples/ with the test doubles.
 
 TESTENV_PIDS=()
 
@@ -52,11 +52,11 @@ testenv_up() {
     export DBUS_SYSTEM_BUS_ADDRESS=$READY_LINE
     export ZCELL_SCHED_LOCK_FILE=$TESTENV_DIR/run.lock
     export ZCELL_SCHED_STATUS_FILE=$TESTENV_DIR/status.json
-    testenv_start gx "$TARGET_DIR/zcell-test-gx" --address "$DBUS_SYSTEM_BUS_ADDRESS" \
+    testenv_start gx "$TARGET_DIR/examples/zcell-test-gx" --address "$DBUS_SYSTEM_BUS_ADDRESS" \
         --state "$TESTENV_DIR/state.json" --log "$TESTENV_DIR/writes.jsonl" "$@"
     [ "$READY_LINE" = ready ] || { echo "GX simulator said: $READY_LINE" >&2; return 1; }
     echo '{"list": []}' >"$TESTENV_DIR/bms.json"
-    testenv_start bms "$TARGET_DIR/zcell-test-bms" --body-file "$TESTENV_DIR/bms.json"
+    testenv_start bms "$TARGET_DIR/examples/zcell-test-bms" --body-file "$TESTENV_DIR/bms.json"
     export BMS_URL=${READY_LINE#listening }
 }
 
@@ -120,7 +120,7 @@ testenv_mqtt_up() {
     done
     cat <&"$fd" >/dev/null &
     TESTENV_PIDS+=("$!")
-    testenv_start flashmq "$TARGET_DIR/zcell-test-flashmq" --broker "127.0.0.1:$port" \
+    testenv_start flashmq "$TARGET_DIR/examples/zcell-test-flashmq" --broker "127.0.0.1:$port" \
         --bus "$DBUS_SYSTEM_BUS_ADDRESS" --log "$TESTENV_DIR/w-messages.log"
     export MQTT_URL=mqtt://127.0.0.1:$port
 }

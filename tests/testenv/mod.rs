@@ -55,13 +55,22 @@ pub fn slot_path(slot: u8, leaf: &str) -> String {
     format!("{SCHEDULE}/{slot}/{leaf}")
 }
 
-fn bin(name: &str) -> PathBuf {
-    PathBuf::from(match name {
-        "zcell-test-gx" => env!("CARGO_BIN_EXE_zcell-test-gx"),
-        "zcell-test-bms" => env!("CARGO_BIN_EXE_zcell-test-bms"),
-        "zcell-test-flashmq" => env!("CARGO_BIN_EXE_zcell-test-flashmq"),
-        _ => unreachable!("unknown test program {name}"),
-    })
+/// A test double: an example program, which `cargo test` builds into
+/// `examples/` beside the folder holding this test's binary.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test binary lies in target/<profile>/deps")
+        .join("examples")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the test doubles with `cargo build --examples`",
+        path.display()
+    );
+    path
 }
 
 /// The lines a helper prints on stdout, read on a thread so that it never

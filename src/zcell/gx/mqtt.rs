@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use super::{Settings, TIME_ZONE_PATH, slots_from};
 use crate::log;
-use crate::slot::{Field, SCHEDULE_GROUP, SlotIndex, SlotValues, Write};
+use crate::zcell::slot::{Field, SCHEDULE_GROUP, SlotIndex, SlotValues, Write};
 
 /// How to reach the GX's broker.
 #[derive(Debug, Clone)]

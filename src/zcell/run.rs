@@ -2,24 +2,25 @@
 //! and the BMS, plans, applies or falls back, and records what happened.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 
 use anyhow::anyhow;
 use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::apply::{self, Changes};
-use crate::bms::{self, Snapshot};
-use crate::cli::{RunArgs, RunSettings};
 use crate::exit::{Exit, ExitContext, Failure};
-use crate::gx::{self, Settings};
 use crate::lock;
 use crate::log;
-use crate::planner::{self, Plan};
-use crate::policy::OwnedSlots;
-use crate::record::{self, BatteryRecord, Outcome, RunRecord};
-use crate::report;
-use crate::slot::{SlotIndex, SlotValues};
+use crate::zcell::apply::{self, Changes};
+use crate::zcell::battery::Snapshot;
+use crate::zcell::bms;
+use crate::zcell::gx::{self, Settings};
+use crate::zcell::planner::{self, Plan};
+use crate::zcell::policy::OwnedSlots;
+use crate::zcell::record::{self, BatteryRecord, Outcome, RunRecord};
+use crate::zcell::report;
+use crate::zcell::settings::{RunMode, RunRequest, RunSettings};
+use crate::zcell::slot::{SlotIndex, SlotValues};
 
 /// A clock before this year has not been set (no NTP yet, dead RTC battery).
 const MIN_PLAUSIBLE_YEAR: i32 = 2024;
@@ -35,50 +36,54 @@ struct Progress {
     changes: Changes,
     /// The planning day was already applied: nothing to record.
     skipped: bool,
-    /// Where to record the run, once the options are known.
-    status_file: Option<PathBuf>,
     /// Held until the record is written, so a later run's record is never
     /// overwritten by this one's.
     lock: Option<lock::RunLock>,
 }
 
-pub async fn run(args: RunArgs) -> Result<(), Failure> {
+pub async fn run(request: RunRequest) -> Result<(), Failure> {
     let started = Utc::now();
+    let RunRequest {
+        mode,
+        status_file,
+        settings,
+    } = request;
     let mut progress = Progress::default();
-    let result = run_recorded(&args, &mut progress).await;
+    let result = match settings {
+        Ok(settings) => run_recorded(&mode, &status_file, &settings, &mut progress).await,
+        Err(failure) => Err(failure),
+    };
     let locked = matches!(&result, Err(f) if f.exit == Exit::Locked);
     if locked || progress.skipped {
         return result;
     }
-    // A broken config file still leaves the command line's (or the default) path.
-    let path = progress
-        .status_file
-        .clone()
-        .unwrap_or_else(|| args.status_file());
-    let previous = record::read(&path).ok().flatten();
-    let record = progress.record(started, args.dry_run, &result, previous.as_ref());
-    if args.json {
+    let previous = record::read(&status_file).ok().flatten();
+    let record = progress.record(started, mode.dry_run, &result, previous.as_ref());
+    if mode.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&record).expect("a record serialises")
         );
     }
-    if let Err(e) = record::write(&path, &record) {
+    if let Err(e) = record::write(&status_file, &record) {
         log(&format!("warning: cannot record the run: {e:#}"));
     }
     result
 }
 
-async fn run_recorded(args: &RunArgs, progress: &mut Progress) -> Result<(), Failure> {
-    let settings = args.settings()?;
-    progress.status_file = Some(settings.status_file.clone());
-    if !args.dry_run {
+async fn run_recorded(
+    mode: &RunMode,
+    status_file: &Path,
+    settings: &RunSettings,
+    progress: &mut Progress,
+) -> Result<(), Failure> {
+    if !mode.dry_run {
         progress.lock = Some(lock::acquire(&settings.lock_file)?);
     }
     let gx = gx::connect(&settings.gx).await.or_exit(Exit::Gx)?;
-    match plan_and_apply(&gx, args, &settings, progress).await {
+    match plan_and_apply(&gx, mode, status_file, settings, progress).await {
         Err(failure) if failure.exit != Exit::Usage => {
-            Err(fall_back(&gx, &settings.policy.slots, args.dry_run, failure, progress).await)
+            Err(fall_back(&gx, &settings.policy.slots, mode.dry_run, failure, progress).await)
         }
         other => other,
     }
@@ -90,7 +95,7 @@ async fn zone(gx: &impl Settings, over: Option<Tz>) -> Result<Tz, Failure> {
         Some(tz) => Ok(tz),
         None => {
             let name = gx.time_zone().await.or_exit(Exit::Gx)?;
-            gx::parse_zone(&name)
+            crate::tz::parse_zone(&name)
                 .map_err(|e| e.context("the GX time zone setting"))
                 .or_exit(Exit::Fallback)
         }
@@ -129,18 +134,19 @@ fn already_applied(last: &RunRecord, day_start: NaiveDateTime, tz: Tz) -> bool {
 
 async fn plan_and_apply(
     gx: &impl Settings,
-    args: &RunArgs,
+    mode: &RunMode,
+    status_file: &Path,
     settings: &RunSettings,
     progress: &mut Progress,
 ) -> Result<(), Failure> {
     let policy = &settings.policy;
     let tz = zone(gx, settings.tz).await?;
     progress.zone = Some(tz);
-    let now = now_in(tz, args.now)?;
+    let now = now_in(tz, mode.now)?;
     progress.now = Some(now);
-    if args.skip_if_done {
+    if mode.skip_if_done {
         let day = planner::planning_day(now.naive_local(), policy);
-        if let Ok(Some(last)) = record::read(&settings.status_file)
+        if let Ok(Some(last)) = record::read(status_file)
             && already_applied(&last, day.start, tz)
         {
             println!(
@@ -161,9 +167,9 @@ async fn plan_and_apply(
     let current = gx.read_slots(&owned).await.or_exit(Exit::Gx)?;
     progress.before = current.clone();
     progress.plan = Some(plan.clone());
-    if args.dry_run {
+    if mode.dry_run {
         let changes = apply::preview(&plan.slots, &current);
-        if !args.json {
+        if !mode.json {
             print!("{}", report::dry_run(&plan, now, &current, &changes.writes));
         }
         progress.changes = changes;

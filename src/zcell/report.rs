@@ -7,11 +7,11 @@ use std::fmt::Write as _;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
-use crate::bms::Battery;
-use crate::planner::{DayKind, Plan, Prediction};
-use crate::policy::OwnedSlots;
-use crate::record::{Outcome, RunRecord};
-use crate::slot::{Day, SlotIndex, SlotPlan, SlotValues};
+use crate::zcell::battery::Battery;
+use crate::zcell::planner::{DayKind, Plan, Prediction};
+use crate::zcell::policy::OwnedSlots;
+use crate::zcell::record::{Outcome, RunRecord};
+use crate::zcell::slot::{Day, SlotIndex, SlotPlan, SlotValues};
 
 const DAY_SECONDS: i32 = 86_400;
 
@@ -163,9 +163,11 @@ pub fn timeline(plan: &Plan) -> String {
 }
 
 /// `status`: every slot decoded, which are ours, the zone, the batteries
-/// and the last run.
+/// and the last run, as of `clock` (`now` is the same instant in the GX
+/// zone, when the zone is known).
 pub fn status(
     zone: &str,
+    clock: DateTime<Utc>,
     now: Option<DateTime<Tz>>,
     slots: &BTreeMap<SlotIndex, SlotValues>,
     owned: &OwnedSlots,
@@ -205,7 +207,7 @@ pub fn status(
         }
     }
     out.push('\n');
-    out.push_str(&last_run(last, Utc::now()));
+    out.push_str(&last_run(last, clock));
     out
 }
 
@@ -241,7 +243,7 @@ pub fn last_run(last: Option<&RunRecord>, now: DateTime<Utc>) -> String {
         let _ = writeln!(
             out,
             "WARNING       no scheduled run for over {} h (last: {last_real}): is the cron entry there?",
-            crate::record::STALE_AFTER.num_hours()
+            crate::zcell::record::STALE_AFTER.num_hours()
         );
     }
     out

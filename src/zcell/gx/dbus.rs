@@ -7,7 +7,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use zbus::{Connection, Message, OwnedVariant, Variant};
 
 use super::{MissingSetting, SERVICE, Settings, TIME_ZONE_PATH, slots_from};
-use crate::slot::{Field, SCHEDULE_GROUP, SlotIndex, SlotValues, Write};
+use crate::zcell::slot::{Field, SCHEDULE_GROUP, SlotIndex, SlotValues, Write};
 
 const BUS_ITEM: &str = "com.victronenergy.BusItem";
 /// localsettings answers in milliseconds; a reply this late is not coming.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Result, anyhow};
 
-use crate::slot::{Field, Leaf, SlotIndex, SlotValues, Write};
+use crate::zcell::slot::{Field, Leaf, SlotIndex, SlotValues, Write};
 
 mod dbus;
 #[cfg(feature = "mqtt")]
@@ -167,16 +167,6 @@ impl std::fmt::Display for MissingSetting {
 
 impl std::error::Error for MissingSetting {}
 
-/// The GX's time zone setting: `Region/City`, or `/UTC` when the owner chose UTC.
-pub fn parse_zone(name: &str) -> Result<chrono_tz::Tz> {
-    if name == "/UTC" {
-        return Ok(chrono_tz::Tz::UTC);
-    }
-    name.parse().map_err(|_| {
-        anyhow!("unknown time zone `{name}` (use Region/City, e.g. Australia/Hobart, or /UTC)")
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,16 +201,5 @@ mod tests {
         ] {
             assert!(bad.parse::<GxTarget>().is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn zones() {
-        assert_eq!(parse_zone("/UTC").unwrap(), chrono_tz::Tz::UTC);
-        assert_eq!(
-            parse_zone("Australia/Hobart").unwrap(),
-            chrono_tz::Australia::Hobart
-        );
-        assert!(parse_zone("Mars/Olympus").is_err());
-        assert!(parse_zone("").is_err());
     }
 }

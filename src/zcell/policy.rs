@@ -8,8 +8,8 @@ use std::str::FromStr;
 use anyhow::{Context, Result, bail, ensure};
 use chrono::{Datelike, NaiveDate, NaiveTime, TimeDelta, Timelike, Weekday};
 
-use crate::slot::{SlotIndex, Soc};
 use crate::span::Span;
+use crate::zcell::slot::{SlotIndex, Soc};
 
 /// A set of weekdays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,16 +4,16 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::bms::Battery;
-use crate::planner::{Outlook, Plan, Prediction};
-use crate::slot::{SlotIndex, SlotValues};
+use crate::atomic;
+use crate::zcell::battery::Battery;
+use crate::zcell::planner::{Outlook, Plan, Prediction};
+use crate::zcell::slot::{SlotIndex, SlotValues};
 
 pub const DEFAULT_PATH: &str = "/data/zcell-sched/status.json";
 /// Cron runs daily; a record older than this means it stopped.
@@ -170,19 +170,11 @@ pub fn read(path: &Path) -> Result<Option<RunRecord>> {
     }
 }
 
-/// Replaces the record atomically: a reader sees the old or the new one,
-/// never half of one, even if power fails mid-write.
+/// Replaces the record atomically.
 pub fn write(path: &Path, record: &RunRecord) -> Result<()> {
-    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
-    let mut file =
-        fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    serde_json::to_writer_pretty(&mut file, record)?;
-    file.write_all(b"\n")?;
-    file.sync_all()
-        .with_context(|| format!("cannot sync {}", tmp.display()))?;
-    fs::rename(&tmp, path)
-        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
-    Ok(())
+    let mut text = serde_json::to_string_pretty(record).expect("a record serialises");
+    text.push('\n');
+    atomic::write(path, text.as_bytes())
 }
 
 #[cfg(test)]

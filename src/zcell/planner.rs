@@ -5,10 +5,12 @@ use anyhow::{Context, Result, ensure};
 use chrono::{DateTime, Datelike, NaiveDateTime, TimeDelta, Timelike};
 use chrono_tz::Tz;
 
-use crate::bms::{Battery, Snapshot};
-use crate::policy::{Holidays, Policy, Rules};
-use crate::slot::{ChargeSlot, DurationSeconds, SecondsAfterMidnight, SlotIndex, SlotPlan, Soc};
 use crate::span::Span;
+use crate::zcell::battery::{Battery, Snapshot};
+use crate::zcell::policy::{Holidays, Policy, Rules};
+use crate::zcell::slot::{
+    ChargeSlot, DurationSeconds, SecondsAfterMidnight, SlotIndex, SlotPlan, Soc,
+};
 
 /// When a battery's next maintenance (strip) cycle happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,8 +257,8 @@ pub fn check_fits(policy: &Policy) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::parse_clock;
-    use crate::slot::SlotValues;
+    use crate::zcell::policy::parse_clock;
+    use crate::zcell::slot::SlotValues;
     use chrono::{NaiveDate, TimeZone, Weekday};
 
     const DAY: i64 = 86_400;

@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use serde_json::Value;
 
+use crate::zcell::battery::{Battery, Snapshot};
+
 pub const DEFAULT_PORT: u16 = 3000;
 pub const STATUS_PATH: &str = "/rest/1.0/status";
 /// A real status document is a few KiB; anything near this is not the BMS.
@@ -67,30 +69,6 @@ impl fmt::Display for BmsAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-/// One battery's maintenance bookkeeping.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Battery {
-    /// The BMS's `id`, or the position in the list (from 1) when it has none.
-    pub id: String,
-    pub soc: f64,
-    pub stripping: bool,
-    pub run_timer: f64,
-    pub run_target: f64,
-}
-
-impl Battery {
-    /// Seconds until maintenance is due; zero or less is due now.
-    pub fn seconds_to_maintenance(&self) -> f64 {
-        self.run_target - self.run_timer
-    }
-}
-
-/// Every battery the BMS reported, in its order.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Snapshot {
-    pub batteries: Vec<Battery>,
 }
 
 /// Parses a status document, refusing anything the planner should not act on.

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{Result, bail};
 
-use crate::gx::Settings;
-use crate::slot::{SlotIndex, SlotPlan, SlotValues, SlotWrites, Write, writes_for};
+use crate::zcell::gx::Settings;
+use crate::zcell::slot::{SlotIndex, SlotPlan, SlotValues, SlotWrites, Write, writes_for};
 
 /// The owned slots and what each should hold.
 pub type SlotPlans = [(SlotIndex, SlotPlan)];
@@ -111,7 +111,7 @@ pub async fn disable(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::slot::{ChargeSlot, DurationSeconds, SecondsAfterMidnight, Soc};
+    use crate::zcell::slot::{ChargeSlot, DurationSeconds, SecondsAfterMidnight, Soc};
     use chrono::Weekday;
 
     #[test]
