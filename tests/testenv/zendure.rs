@@ -1,0 +1,279 @@
+//! The simulated Zendure home (`zcell-test-zendure-home`) for tests: start
+//! it, read its ports, talk to its device, meters and control API.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{Events, Killed, spawn};
+
+/// A test program built as an example target, next to the test binary:
+/// `target/debug/examples/NAME`.
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/debug/deps");
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build --examples` (`cargo test` without a target filter does)",
+        path.display()
+    );
+    path
+}
+
+/// Where the simulated home listens (`ready` line / port file).
+#[derive(Clone, Debug)]
+pub struct Ports {
+    pub device: String,
+    pub control: String,
+    pub homewizard: String,
+    pub homewizard_v2: String,
+    pub zendure_p1: String,
+    pub dsmr: String,
+    pub token: String,
+    pub cert: Option<PathBuf>,
+    pub sn: String,
+}
+
+impl Ports {
+    fn parse(doc: &Value) -> Ports {
+        let s = |k: &str| {
+            doc[k]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {k} in {doc}"))
+                .to_string()
+        };
+        Ports {
+            device: s("device"),
+            control: s("control"),
+            homewizard: s("homewizard"),
+            homewizard_v2: s("homewizard_v2"),
+            zendure_p1: s("zendure_p1"),
+            dsmr: s("dsmr"),
+            token: s("token"),
+            cert: doc["cert"].as_str().map(PathBuf::from),
+            sn: s("sn"),
+        }
+    }
+}
+
+/// A running simulated home, killed on drop.
+pub struct SimHome {
+    pub ports: Ports,
+    pub dir: PathBuf,
+    pub events: Events,
+    _child: Killed,
+}
+
+impl SimHome {
+    /// Starts the home with `args` in `dir` (its log goes to
+    /// `dir/zendure-home.log`, the certificate to `dir/homewizard.pem`).
+    pub fn start(dir: &Path, args: &[&str]) -> SimHome {
+        std::fs::create_dir_all(dir).expect("sim dir");
+        let mut cmd = Command::new(example("zcell-test-zendure-home"));
+        cmd.arg("--cert-out")
+            .arg(dir.join("homewizard.pem"))
+            .args(args);
+        let mut child: Child = spawn(
+            &mut cmd,
+            "the simulated home",
+            &dir.join("zendure-home.log"),
+        );
+        let events = Events::of(&mut child, "the simulated home");
+        let line = events.wait_for("ready ");
+        let doc: Value = serde_json::from_str(&line["ready ".len()..]).expect("ready JSON");
+        SimHome {
+            ports: Ports::parse(&doc),
+            dir: dir.to_path_buf(),
+            events,
+            _child: Killed(child),
+        }
+    }
+
+    /// The control API's `/sim/state`.
+    pub fn state(&self) -> Value {
+        let (status, body) = http_get(&self.ports.control, "/sim/state", &[]).expect("state");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("state JSON")
+    }
+
+    /// POSTs `body` to a control path (`/sim/fault`, ...) and returns the state.
+    pub fn control(&self, path: &str, body: &str) -> Value {
+        let (status, answer) = http_request(
+            &self.ports.control,
+            "POST",
+            path,
+            &[],
+            body.as_bytes(),
+            TIMEOUT,
+        )
+        .expect("control API");
+        assert_eq!(status, 200, "{path} {body}: {answer}");
+        serde_json::from_str(&answer).expect("state JSON")
+    }
+
+    /// Waits until the sim clock reaches `t` (sim seconds); returns the state.
+    pub fn wait_for_t(&self, t: f64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let state = self.state();
+            if state["t"].as_f64().expect("t") >= t {
+                return state;
+            }
+            assert!(Instant::now() < deadline, "the sim clock never reached {t}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// POSTs a write to the device.
+    pub fn write(&self, body: &str) -> (u16, String) {
+        http_request(
+            &self.ports.device,
+            "POST",
+            "/properties/write",
+            &[],
+            body.as_bytes(),
+            TIMEOUT,
+        )
+        .expect("device write")
+    }
+
+    /// A write with this device's `sn` and `properties`, which must be accepted.
+    pub fn command(&self, properties: &str) {
+        let body = format!(r#"{{"sn":"{}","properties":{properties}}}"#, self.ports.sn);
+        let (status, answer) = self.write(&body);
+        assert_eq!(status, 200, "{body}: {answer}");
+    }
+
+    pub fn report(&self) -> Value {
+        let (status, body) =
+            http_get(&self.ports.device, "/properties/report", &[]).expect("report");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("report JSON")
+    }
+}
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn http_get(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String)> {
+    http_request(addr, "GET", path, headers, b"", TIMEOUT)
+}
+
+/// One HTTP/1.1 exchange on a new connection, closed after the answer.
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> std::io::Result<(u16, String)> {
+    let stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(timeout))?;
+    exchange(stream, addr, method, path, headers, body)
+}
+
+/// The same over TLS, trusting only the certificate in `cert_pem`.
+pub fn https_get(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    cert_pem: &Path,
+) -> std::io::Result<(u16, String)> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(cert_pem).expect("certificate file") {
+        roots.add(cert.expect("PEM certificate")).expect("root");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("127.0.0.1").expect("server name");
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
+    let tcp = TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(TIMEOUT))?;
+    exchange(
+        rustls::StreamOwned::new(conn, tcp),
+        addr,
+        "GET",
+        path,
+        headers,
+        b"",
+    )
+}
+
+fn exchange(
+    mut stream: impl Read + Write,
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    stream.write_all(body)?;
+    stream.flush()?;
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer) {
+        Ok(_) => {}
+        // A TLS peer that closes without close_notify: the answer is complete.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !answer.is_empty() => {}
+        Err(e) => return Err(e),
+    }
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no HTTP answer from {addr}: {text:?}")))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line from {addr}: {head:?}")))?;
+    Ok((status, body.to_string()))
+}
+
+/// A fresh directory for one test's files, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir =
+            std::env::temp_dir().join(format!("zcell-sched-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
