@@ -10,7 +10,9 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use testenv::zendure::{SimHome, TempDir, http_get, http_request, https_get};
+use testenv::zendure::{
+    SimHome, TempDir, http_get, http_request, https_get, telegram_power, telegram_time,
+};
 
 const SN: &str = "ZSIM0000000001";
 
@@ -343,57 +345,16 @@ fn telegrams(addr: &str) -> Receiver<String> {
     rx
 }
 
-/// The sim time of day (s) in a telegram's `0-0:1.0.0` timestamp.
-fn telegram_time(telegram: &str) -> f64 {
-    let start = telegram.find("0-0:1.0.0(").expect("a timestamp") + 10;
-    let digits = &telegram[start + 6..start + 12];
-    let n = |i: usize| digits[i..i + 2].parse::<f64>().expect("timestamp digits");
-    n(0) * 3600.0 + n(2) * 60.0 + n(4)
-}
-
 /// The first telegram made at sim time `t` or later.
 fn telegram_from(telegrams: &Receiver<String>, t: f64) -> String {
     loop {
         let telegram = telegrams
             .recv_timeout(Duration::from_secs(10))
             .expect("a telegram");
-        if telegram_time(&telegram) >= t {
+        if telegram_time(&telegram).expect("a timestamp") >= t {
             return telegram;
         }
     }
-}
-
-fn crc16(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &byte in data {
-        crc ^= u16::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xA001
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    crc
-}
-
-/// Net power (W) of a telegram whose CRC checks, or why not.
-fn telegram_power(telegram: &str) -> Result<f64, String> {
-    let bang = telegram.find('!').ok_or("no CRC line")?;
-    let given = telegram[bang + 1..].trim();
-    let computed = format!("{:04X}", crc16(&telegram.as_bytes()[..=bang]));
-    if given != computed {
-        return Err(format!("CRC {given} != {computed}"));
-    }
-    let kw = |code: &str| -> Result<f64, String> {
-        let start = telegram.find(code).ok_or(format!("no {code}"))? + code.len() + 1;
-        let end = start + telegram[start..].find('*').ok_or("no unit")?;
-        telegram[start..end]
-            .parse::<f64>()
-            .map_err(|e| e.to_string())
-    };
-    Ok((kw("1-0:1.7.0")? - kw("1-0:2.7.0")?) * 1000.0)
 }
 
 #[test]
@@ -561,7 +522,7 @@ fn meter_faults_silence_and_spoil_every_kind() {
     assert!(get(&home.ports.zendure_p1, "/properties/report").is_err());
     while let Ok(telegram) = dsmr.recv_timeout(short) {
         assert!(
-            telegram_time(&telegram) <= f(&state["t"]),
+            telegram_time(&telegram).expect("a timestamp") <= f(&state["t"]),
             "a silent meter sends telegrams"
         );
     }

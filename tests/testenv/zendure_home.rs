@@ -84,18 +84,25 @@
 //! # Trace (`--trace`)
 //! JSON lines. The first: `{"header": {"start", "step", "speed", "date",
 //! "capacity_wh", "soc", "soc_set", "min_soc", "charge_max_w",
-//! "inverse_max_w", "idle_w", "meter_lag", "meter_period"}}`; then one per
+//! "inverse_max_w", "idle_w", "meter_lag", "meter_period", "device": {the
+//! writable properties at the start, as in the state}}}`; then one per
 //! step: `{"t", "load_w", "pv_w", "battery_w", "target_w", "grid_w",
 //! "meter_w", "soc", "writes": [properties accepted during the step]?}`.
 //! Lines are flushed as the clock advances, so a killed simulator leaves a
 //! readable trace.
 
+#[path = "zsim/command.rs"]
+mod command;
+#[path = "zsim/crc.rs"]
+mod crc;
 #[path = "zsim/dsmr.rs"]
 mod dsmr;
 #[path = "zsim/model.rs"]
 mod model;
 #[path = "zsim/profile.rs"]
 mod profile;
+#[path = "zsim/time.rs"]
+mod time;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -120,6 +127,7 @@ use tokio::sync::{broadcast, watch};
 
 use model::{Device, DeviceConfig, Home, MeterSample};
 use profile::{Interpolation, Profile};
+use time::parse_time_of_day;
 
 #[derive(Parser)]
 struct Args {
@@ -183,20 +191,6 @@ struct Args {
     trace: Option<PathBuf>,
     #[arg(long)]
     port_file: Option<PathBuf>,
-}
-
-/// Seconds (`25200`, `25200.5`) or `HH:MM[:SS]`.
-fn parse_time_of_day(text: &str) -> Result<f64, String> {
-    if let Ok(seconds) = text.parse::<f64>() {
-        return Ok(seconds);
-    }
-    let parts: Vec<&str> = text.split(':').collect();
-    let numbers: Option<Vec<f64>> = parts.iter().map(|p| p.parse().ok()).collect();
-    match numbers.as_deref() {
-        Some([h, m]) => Ok(h * 3600.0 + m * 60.0),
-        Some([h, m, s]) => Ok(h * 3600.0 + m * 60.0 + s),
-        _ => Err(format!("{text:?} is neither seconds nor HH:MM[:SS]")),
-    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -871,6 +865,7 @@ async fn main() -> Result<()> {
             "idle_w": args.idle_w,
             "meter_lag": args.meter_lag,
             "meter_period": args.meter_period,
+            "device": home.device.settings(),
         }});
         writeln!(out, "{header}").context("writing the trace")?;
         out.flush().context("writing the trace")?;

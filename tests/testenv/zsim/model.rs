@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 
 use serde_json::{Map, Value, json};
 
+use super::command::command_w;
 use super::profile::Profile;
 
 /// The device's fixed properties (its command line).
@@ -145,16 +146,15 @@ impl Device {
         }
     }
 
-    /// The battery power the written properties ask for, within the
-    /// device's own limits. `acMode` picks the direction. A negative
-    /// `outputLimit` is obeyed as the highest output, as the firmware does.
+    /// The battery power the written properties ask for.
     pub fn commanded_w(&self) -> f64 {
-        match self.ac_mode {
-            1 => self.input_limit.clamp(0, self.cfg.charge_max_w) as f64,
-            2 if self.output_limit < 0 => -(self.inverse_max_w as f64),
-            2 => -(self.output_limit.min(self.inverse_max_w) as f64),
-            _ => 0.0,
-        }
+        command_w(
+            self.ac_mode,
+            self.input_limit,
+            self.output_limit,
+            self.cfg.charge_max_w,
+            self.inverse_max_w,
+        )
     }
 
     /// The commanded power after the SoC cut-offs.
