@@ -10,9 +10,9 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use testenv::zendure::{
-    SimHome, TempDir, http_get, http_request, https_get, telegram_power, telegram_time,
-};
+use testenv::zendure::http::{http_request, https_get};
+use testenv::zendure::telegram::telegram_power;
+use testenv::zendure::{SimHome, TempDir, http_get, telegram_time};
 
 const SN: &str = "ZSIM0000000001";
 
@@ -657,4 +657,140 @@ fn overrides_soc_and_the_end_of_a_run() {
     )
     .unwrap();
     assert_eq!(status, 400);
+}
+
+/// A trace the metrics must score exactly: constant load with one step,
+/// commands that flip, a flash write, writes too close together.
+#[test]
+fn metrics_score_a_known_trace() {
+    let dir = TempDir::new("metrics");
+    let path = dir.0.join("trace.jsonl");
+    let discharge =
+        |w: i64| format!(r#"{{"acMode":2,"outputLimit":{w},"inputLimit":0,"smartMode":1}}"#);
+    let charge =
+        |w: i64| format!(r#"{{"acMode":1,"inputLimit":{w},"outputLimit":0,"smartMode":1}}"#);
+    // (t, battery W from then on, the write)
+    let commands: Vec<(u32, f64, String)> = vec![
+        (100, -500.0, discharge(500)),
+        (200, -300.0, discharge(300)),
+        (300, -600.0, discharge(600)),
+        (
+            305,
+            -500.0,
+            r#"{"acMode":2,"outputLimit":500,"inputLimit":0}"#.to_string(),
+        ),
+        (400, 150.0, charge(150)),
+        (610, -800.0, discharge(800)),
+        (620, 150.0, charge(150)),
+        (700, -800.0, discharge(800)),
+        (760, 150.0, charge(150)),
+    ];
+    let mut text = String::from(
+        r#"{"header":{"start":0,"step":1.0,"speed":1,"capacity_wh":1000,"soc":50,"soc_set":1000,"min_soc":100,"charge_max_w":1000,"inverse_max_w":800,"idle_w":0,"meter_lag":0,"meter_period":1,"device":{"acMode":1,"inputLimit":0,"outputLimit":0,"smartMode":1,"socSet":1000,"minSoc":100}}}"#,
+    );
+    text.push('\n');
+    let (mut import, mut export, mut ideal_import) = (0.0, 0.0, 0.0);
+    let mut battery = 0.0;
+    for t in 1..=1000u32 {
+        let load = if t < 600 { 500.0 } else { 1500.0 };
+        let mut line = serde_json::json!({"t": t, "load_w": load, "pv_w": 0, "target_w": 0,
+                                          "meter_w": 0, "soc": 50});
+        if let Some((_, w, body)) = commands.iter().find(|c| c.0 == t) {
+            battery = *w;
+            line["writes"] = serde_json::json!([serde_json::from_str::<Value>(body).unwrap()]);
+        }
+        let grid = load + battery;
+        line["battery_w"] = battery.into();
+        line["grid_w"] = grid.into();
+        if grid > 0.0 {
+            import += grid / 3600.0;
+        } else {
+            export -= grid / 3600.0;
+        }
+        ideal_import += (load - 800.0f64).max(0.0) / 3600.0;
+        text.push_str(&format!("{line}\n"));
+    }
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new(testenv::zendure::example("zcell-test-zendure-metrics"))
+        .arg("--trace")
+        .arg(&path)
+        .output()
+        .expect("metrics run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: Value = serde_json::from_slice(&out.stdout).expect("metrics JSON");
+    let kwh = |wh: f64| wh.round() / 1000.0;
+    assert_eq!(f(&m["actual"]["import_kwh"]), kwh(import), "{m}");
+    assert_eq!(f(&m["actual"]["export_kwh"]), kwh(export));
+    assert_eq!(f(&m["ideal"]["import_kwh"]), kwh(ideal_import));
+    assert_eq!(f(&m["ideal"]["export_kwh"]), 0.0);
+    assert_eq!(f(&m["excess_import_kwh"]), kwh(import - ideal_import));
+    assert_eq!(m["writes"], 9);
+    assert_eq!(m["limit_writes"], 9);
+    assert_eq!(m["flash_writes"], 1);
+    assert_eq!(m["direction_changes"], 6);
+    // 200, 300, 305 (no step) and 760; not 620, 10 s after the load step.
+    assert_eq!(m["flips"], 4, "{m}");
+    assert_eq!(m["max_flips_in_window"], 3);
+    assert_eq!(m["load_pv_steps"], 1);
+    assert_eq!(
+        f(&m["max_overshoot_w"]),
+        150.0,
+        "charging 150 W while importing"
+    );
+    assert_eq!(m["max_limit_writes_per_interval"], 2);
+    assert_eq!(m["limit_writes_closer_than_interval"], 1, "305 after 300");
+}
+
+#[test]
+fn the_baseline_law_settles_on_every_meter_kind() {
+    for (kind, port) in [
+        ("homewizard", "homewizard"),
+        ("homewizard-v2", "homewizard_v2"),
+        ("zendure-p1", "zendure_p1"),
+        ("dsmr-tcp", "dsmr"),
+    ] {
+        let (dir, home) = start(
+            "baseline",
+            &["--speed", "20", "--load", "500", "--ramp", "0"],
+        );
+        let ports = &home.ports;
+        let addr = match port {
+            "homewizard" => &ports.homewizard,
+            "homewizard_v2" => &ports.homewizard_v2,
+            "zendure_p1" => &ports.zendure_p1,
+            _ => &ports.dsmr,
+        };
+        let cert = ports.cert.clone().unwrap();
+        let baseline = testenv::zendure::Program::start(
+            "zcell-test-zendure-baseline",
+            &[
+                "--device",
+                &ports.device,
+                "--meter-kind",
+                kind,
+                "--meter",
+                addr,
+                "--token",
+                &ports.token,
+                "--cert",
+                cert.to_str().unwrap(),
+                "--interval",
+                "0.25",
+            ],
+            &dir.0.join("baseline.log"),
+        );
+        baseline.events.wait_for("ready");
+        let line = baseline.events.wait_for("write ");
+        assert!(line.ends_with(&format!(r#""sn":"{SN}"}}"#)), "{line}");
+        let state = wait_state(&home, "settled", |s| s["device"]["outputLimit"] == 519);
+        assert_eq!(state["device"]["acMode"], 2, "{kind}");
+        assert_eq!(counter(&state, "flash_writes"), 0);
+        assert_eq!(counter(&state, "rejected_writes"), 0);
+        let state = wait_state(&home, "balanced", |s| f(&s["grid_w"]).abs() < 1.0);
+        assert_eq!(f(&state["battery_w"]), -519.0, "{kind}");
+    }
 }

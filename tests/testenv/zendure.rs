@@ -11,13 +11,14 @@ use super::{Events, Killed, spawn};
 
 #[path = "zsim/crc.rs"]
 mod crc;
+/// The HTTP client the tests share with the baseline law.
 #[path = "zsim/http.rs"]
-mod http;
+pub mod http;
+/// DSMR telegram reading, shared with the baseline law.
 #[path = "zsim/telegram.rs"]
-mod telegram;
+pub mod telegram;
 
-pub use http::{TIMEOUT, http_request, https_get};
-pub use telegram::telegram_power;
+use http::{TIMEOUT, http_request};
 
 /// A test program built as an example target, next to the test binary:
 /// `target/debug/examples/NAME`.
@@ -203,4 +204,24 @@ pub fn telegram_time(telegram: &str) -> Option<f64> {
     let digits = telegram.get(start + 6..start + 12)?;
     let n = |i: usize| digits[i..i + 2].parse::<f64>().ok();
     Some(n(0)? * 3600.0 + n(2)? * 60.0 + n(4)?)
+}
+
+/// Another Zendure test program (e.g. `zcell-test-zendure-baseline`),
+/// killed on drop; its stderr goes to `log`.
+pub struct Program {
+    pub events: Events,
+    _child: Killed,
+}
+
+impl Program {
+    pub fn start(name: &str, args: &[&str], log: &Path) -> Program {
+        let mut cmd = Command::new(example(name));
+        cmd.args(args);
+        let mut child = spawn(&mut cmd, name, log);
+        let events = Events::of(&mut child, name);
+        Program {
+            events,
+            _child: Killed(child),
+        }
+    }
 }

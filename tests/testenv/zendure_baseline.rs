@@ -1,7 +1,7 @@
 //! The reference owner's control law, for the bench to compare the product
 //! against on the same simulated home: every interval read the meter, then
-//! new setpoint = current setpoint + meter reading (here: charge W = current
-//! - meter, + import), no change within the deadband or for less than the
+//! new setpoint = current setpoint + meter reading (here, in charge W with
+//! import positive: current minus meter), no change within the deadband or for less than the
 //! minimum step, written with the field's command shapes. It remembers its
 //! own last setpoint, re-sends nothing unchanged and holds the setpoint
 //! when the meter fails, as the reference does.
@@ -246,13 +246,8 @@ fn main() -> Result<()> {
     let mut sn = args.sn.clone();
     let mut ready = false;
     loop {
-        match cycle(&args, &meter, &mut sn, &mut current, timeout) {
-            Ok(()) if !ready => {
-                ready = true;
-                println!("ready");
-            }
-            Ok(()) => {}
-            Err(e) => eprintln!("error {e:#}"),
+        if let Err(e) = cycle(&args, &meter, &mut sn, &mut current, &mut ready, timeout) {
+            eprintln!("error {e:#}");
         }
         std::io::stdout().flush()?;
         std::thread::sleep(Duration::from_secs_f64(args.interval));
@@ -265,9 +260,14 @@ fn cycle(
     meter: &Meter,
     sn: &mut Option<String>,
     current: &mut f64,
+    ready: &mut bool,
     timeout: Duration,
 ) -> Result<()> {
     let report = get_json(&args.device, "/properties/report", timeout)?;
+    if !*ready {
+        *ready = true;
+        println!("ready");
+    }
     let sn = match sn {
         Some(sn) => sn.clone(),
         None => sn
