@@ -711,7 +711,7 @@ fn metrics_score_a_known_trace() {
         text.push_str(&format!("{line}\n"));
     }
     std::fs::write(&path, text).unwrap();
-    let out = std::process::Command::new(testenv::zendure::example("zcell-test-zendure-metrics"))
+    let out = std::process::Command::new(testenv::bin("zcell-test-zendure-metrics"))
         .arg("--trace")
         .arg(&path)
         .output()

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{Events, Killed, spawn};
+use super::{Events, Killed, bin, spawn};
 
 #[path = "zsim/crc.rs"]
 mod crc;
@@ -19,23 +19,6 @@ pub mod http;
 pub mod telegram;
 
 use http::{TIMEOUT, http_request};
-
-/// A test program built as an example target, next to the test binary:
-/// `target/debug/examples/NAME`.
-pub fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/debug/deps");
-    let path = dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build --examples` (`cargo test` without a target filter does)",
-        path.display()
-    );
-    path
-}
 
 /// Where the simulated home listens (`ready` line / port file).
 #[derive(Clone, Debug)]
@@ -86,7 +69,7 @@ impl SimHome {
     /// `dir/zendure-home.log`, the certificate to `dir/homewizard.pem`).
     pub fn start(dir: &Path, args: &[&str]) -> SimHome {
         std::fs::create_dir_all(dir).expect("sim dir");
-        let mut cmd = Command::new(example("zcell-test-zendure-home"));
+        let mut cmd = Command::new(bin("zcell-test-zendure-home"));
         cmd.arg("--cert-out")
             .arg(dir.join("homewizard.pem"))
             .args(args);
@@ -215,7 +198,7 @@ pub struct Program {
 
 impl Program {
     pub fn start(name: &str, args: &[&str], log: &Path) -> Program {
-        let mut cmd = Command::new(example(name));
+        let mut cmd = Command::new(bin(name));
         cmd.args(args);
         let mut child = spawn(&mut cmd, name, log);
         let events = Events::of(&mut child, name);
