@@ -53,6 +53,15 @@ fn report_has_the_documented_shape() {
         assert!(!report[key].is_null(), "no {key} in {report}");
     }
     assert_eq!(report["sn"], SN);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let timestamp = f(&report["timestamp"]);
+    assert!(
+        (timestamp - now).abs() < 60.0,
+        "by default the sim clock is real time: {timestamp} vs {now}"
+    );
     let p = &report["properties"];
     for key in [
         "electricLevel",

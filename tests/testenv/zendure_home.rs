@@ -10,8 +10,9 @@
 //!   [--profile FILE] [--interpolation linear|step]   CSV `seconds,load_w,pv_w` (see zsim/profile.rs);
 //!   [--load W] [--pv W]                              without a profile: constant load and PV (300, 0)
 //!   [--speed X]          sim seconds per real second (1)
-//!   [--start T]          sim time of day to start at: seconds or HH:MM[:SS] (0)
-//!   [--date YYYY-MM-DD]  the sim day (2026-06-21); unix times = its midnight UTC + sim seconds
+//!   [--start T]          sim time of day to start at: seconds, HH:MM[:SS] or `now` (now, UTC)
+//!   [--date YYYY-MM-DD]  the sim day (today, UTC); unix times = its midnight UTC + sim seconds,
+//!                        so by default the device's and meters' timestamps are real time at speed 1
 //!   [--step S]           sim seconds per simulation step (1)
 //!   [--duration S]       stop after S sim seconds: print `finished {STATE}`, exit 0
 //!   [--sn SN] [--product NAME]                       (ZSIM0000000001, solarFlow800Pro)
@@ -141,10 +142,10 @@ struct Args {
     pv: f64,
     #[arg(long, default_value = "1")]
     speed: f64,
-    #[arg(long, default_value = "0", value_parser = parse_time_of_day)]
+    #[arg(long, default_value = "now", value_parser = parse_start)]
     start: f64,
-    #[arg(long, default_value = "2026-06-21")]
-    date: NaiveDate,
+    #[arg(long)]
+    date: Option<NaiveDate>,
     #[arg(long, default_value = "1")]
     step: f64,
     #[arg(long)]
@@ -191,6 +192,20 @@ struct Args {
     trace: Option<PathBuf>,
     #[arg(long)]
     port_file: Option<PathBuf>,
+}
+
+/// A time of day, or `now`: the real time of day (UTC).
+fn parse_start(text: &str) -> Result<f64, String> {
+    if text == "now" {
+        let now = Utc::now();
+        let midnight = now
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .unwrap_or_default()
+            .and_utc();
+        return Ok((now - midnight).as_seconds_f64());
+    }
+    parse_time_of_day(text)
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -834,8 +849,8 @@ async fn main() -> Result<()> {
         args.meter_lag,
         args.meter_period,
     );
-    let midnight_unix = args
-        .date
+    let date = args.date.unwrap_or_else(|| Utc::now().date_naive());
+    let midnight_unix = date
         .and_hms_opt(0, 0, 0)
         .context("midnight")?
         .and_utc()
@@ -855,7 +870,7 @@ async fn main() -> Result<()> {
             "start": args.start,
             "step": args.step,
             "speed": args.speed,
-            "date": args.date.to_string(),
+            "date": date.to_string(),
             "capacity_wh": args.capacity_wh,
             "soc": args.soc,
             "soc_set": args.soc_set,
