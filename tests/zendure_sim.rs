@@ -1,6 +1,9 @@
 //! The simulated Zendure home must reproduce the device's documented
 //! quirks and the meters' protocols, or the controller's tests against it
 //! prove nothing. These tests talk to it over its real protocols.
+//!
+//! The programs are examples: `cargo test` builds them, `cargo test --test
+//! zendure_sim` alone does not (run `cargo build --examples` first).
 
 mod testenv;
 
