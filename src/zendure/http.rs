@@ -31,6 +31,10 @@ impl Http {
         Ok(Http { client, timeout })
     }
 
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     pub fn client(&self) -> &reqwest::Client {
         &self.client
     }
@@ -80,4 +84,11 @@ async fn receive(request: reqwest::RequestBuilder, limit: Duration) -> Result<Ve
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// rustls needs a process-wide crypto provider; ring, as the MQTT side
+/// uses. Installing twice is harmless (the first one stays).
+#[cfg(feature = "https")]
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -5,4 +5,5 @@ pub mod config;
 pub mod device;
 pub mod http;
 pub mod law;
+pub mod meter;
 pub mod schedule;
