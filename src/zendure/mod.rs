@@ -2,8 +2,12 @@
 //! charge schedule against a P1 meter.
 
 pub mod config;
+pub mod controller;
 pub mod device;
 pub mod http;
 pub mod law;
 pub mod meter;
+pub mod report;
 pub mod schedule;
+pub mod source;
+pub mod status;

@@ -60,7 +60,6 @@ impl HomeWizard {
             "zendure.meter.ca_file {}: no certificate in it",
             ca_path.display()
         );
-        crate::zendure::http::install_crypto();
         let builder = reqwest::Client::builder()
             .tls_certs_only(certs)
             .tls_danger_accept_invalid_hostnames(true);
