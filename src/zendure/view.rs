@@ -215,7 +215,7 @@ mod tests {
         assert!(text.contains("07:00  2000 W (clamped to 800 W)"), "{text}");
         assert!(text.contains("09:30  netzero"), "{text}");
         assert!(text.contains("18:00  -300 W"), "{text}");
-        let bar = text.lines().nth(6).unwrap().trim();
+        let bar = text.lines().nth(7).unwrap().trim();
         assert_eq!(bar.len(), 48);
         assert_eq!(&bar[..14], "..............");
         assert_eq!(&bar[14..19], "CCCCC");
