@@ -11,6 +11,7 @@ pub mod atomic;
 pub mod cli;
 pub mod config;
 pub mod exit;
+pub mod http;
 pub mod lock;
 pub mod span;
 pub mod tz;
