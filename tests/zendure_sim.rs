@@ -650,13 +650,31 @@ fn overrides_soc_and_the_end_of_a_run() {
     assert_eq!(f(&end["pv_w"]), 600.0);
     assert_eq!(f(&end["grid_w"]), 220.0 - 600.0 + 19.0);
 
-    let (_dir, home) = start("override", &["--load", "500"]);
+    let (_dir, home) = start("override", &["--load", "500", "--speed", "5"]);
     let state = home.control("/sim/override", r#"{"load_w": 1000, "pv_w": 200}"#);
     assert_eq!(state["overrides"]["load_w"], 1000.0);
     let state = wait_state(&home, "overridden", |s| f(&s["load_w"]) == 1000.0);
     assert_eq!(f(&state["pv_w"]), 200.0);
     home.control("/sim/override", r#"{"load_w": null}"#);
     wait_state(&home, "back to the profile", |s| f(&s["load_w"]) == 500.0);
+    // The meter's lag changes at run time.
+    let state = home.control("/sim/meter", r#"{"lag": 100000}"#);
+    assert_eq!(f(&state["meter_lag"]), 100000.0);
+    let shown = f(&state["meter"]["grid_w"]);
+    home.control("/sim/override", r#"{"load_w": 2000}"#);
+    let t = f(&home.state()["t"]);
+    let state = home.wait_for_t(t + 3.0);
+    assert_eq!(
+        f(&state["meter"]["grid_w"]),
+        shown,
+        "a long lag hides the change"
+    );
+    home.control("/sim/meter", r#"{"lag": 0}"#);
+    wait_state(&home, "the meter up to date", |s| {
+        f(&s["meter"]["grid_w"]) == 2000.0 - 200.0 + 19.0
+    });
+    home.control("/sim/override", r#"{"load_w": null}"#);
+
     let state = home.control("/sim/soc", r#"{"percent": 80}"#);
     assert!((f(&state["soc"]) - 80.0).abs() < 0.1);
     let (status, _) = http_request(
