@@ -714,6 +714,12 @@ fn metrics_score_a_known_trace() {
         (620, 150.0, charge(150)),
         (700, -800.0, discharge(800)),
         (760, 150.0, charge(150)),
+        (
+            850,
+            0.0,
+            r#"{"inputLimit":0,"outputLimit":0,"smartMode":1}"#.to_string(),
+        ),
+        (855, 150.0, charge(150)),
     ];
     let mut text = String::from(
         r#"{"header":{"start":0,"step":1.0,"speed":1,"capacity_wh":1000,"soc":50,"soc_set":1000,"min_soc":100,"charge_max_w":1000,"inverse_max_w":800,"idle_w":0,"meter_lag":0,"meter_period":1,"device":{"acMode":1,"inputLimit":0,"outputLimit":0,"smartMode":1,"socSet":1000,"minSoc":100}}}"#,
@@ -758,12 +764,13 @@ fn metrics_score_a_known_trace() {
     assert_eq!(f(&m["ideal"]["import_kwh"]), kwh(ideal_import));
     assert_eq!(f(&m["ideal"]["export_kwh"]), 0.0);
     assert_eq!(f(&m["excess_import_kwh"]), kwh(import - ideal_import));
-    assert_eq!(m["writes"], 9);
-    assert_eq!(m["limit_writes"], 9);
+    assert_eq!(m["writes"], 11);
+    assert_eq!(m["limit_writes"], 11);
     assert_eq!(m["flash_writes"], 1);
-    assert_eq!(m["direction_changes"], 6);
-    // 200, 300, 305 (no step) and 760; not 620, 10 s after the load step.
-    assert_eq!(m["flips"], 4, "{m}");
+    assert_eq!(m["direction_changes"], 6, "the idle shape has no acMode");
+    // 200, 300, 305 (no step), 760, 850 and 855; not 620, 10 s after the
+    // load step.
+    assert_eq!(m["flips"], 6, "{m}");
     assert_eq!(m["max_flips_in_window"], 3);
     assert_eq!(m["load_pv_steps"], 1);
     assert_eq!(
@@ -772,7 +779,11 @@ fn metrics_score_a_known_trace() {
         "charging 150 W while importing"
     );
     assert_eq!(m["max_limit_writes_per_interval"], 2);
-    assert_eq!(m["limit_writes_closer_than_interval"], 1, "305 after 300");
+    assert_eq!(
+        m["limit_writes_closer_than_interval"], 2,
+        "305 after 300, 855 after 0 W"
+    );
+    assert_eq!(m["nonzero_writes_closer_than_interval"], 1, "305 after 300");
 }
 
 #[test]
