@@ -46,7 +46,11 @@
 //! `--max-body` bytes 413. Quirks: negative `outputLimit` gives full output;
 //! writes without `smartMode: 1` count as flash writes; `acMode` picks the
 //! direction; limits reset after `--limit-reset`; ramp, wake-up delay, idle
-//! draw, SoC cut-offs at `socSet`/`minSoc` (`socLimit` 1/2).
+//! draw, SoC cut-offs at `socSet`/`minSoc` (`socLimit` 1/2). Unknown and
+//! read-only properties in a write are ignored. Every write naming
+//! `inputLimit` or `outputLimit` counts as a limit write, re-asserts
+//! included. The device starts with `acMode` 1, both limits 0 W and
+//! `smartMode` 1, not in standby.
 //!
 //! # Meters (all show the same lagged sample)
 //! - `homewizard`: `GET /api/v1/data` (`active_power_w`, `active_power_l1_w`..,
@@ -75,11 +79,12 @@
 //!   meter's lag or period from now on (after a longer lag the meter holds
 //!   its value until it has that much history).
 //!
-//! Each answers with the state: `{"t", "time_of_day", "unix", "load_w",
-//! "pv_w", "battery_w" (+ charging), "target_w", "device_ac_w", "grid_w"
-//! (+ import), "meter": {"t","grid_w","import_wh","export_wh"} (what the
-//! meter shows), "meter_lag", "meter_period", "meter_updates", "soc", "soc_limit", "standby",
-//! "device": {writable properties}, "counters": {"writes",
+//! Each answers with the state: `{"t" (sim seconds since midnight of the
+//! sim date), "time_of_day", "unix", "load_w", "pv_w", "battery_w"
+//! (+ charging), "target_w", "device_ac_w", "grid_w" (+ import), "meter":
+//! {"t","grid_w","import_wh","export_wh"} (what the meter shows),
+//! "meter_lag", "meter_period", "meter_updates", "soc", "soc_limit",
+//! "standby", "device": {writable properties}, "counters": {"writes",
 //! "rejected_writes", "ignored_writes", "limit_writes",
 //! "direction_changes", "flash_writes", "limit_resets"}, "limit_writes":
 //! [{"t","ac_mode","input_limit","output_limit","command_w"}], "faults",
