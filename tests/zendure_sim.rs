@@ -186,19 +186,21 @@ fn writes_without_smart_mode_1_are_flash_writes() {
 fn limits_reset_unless_reasserted() {
     let (_dir, home) = start(
         "reset",
-        &["--speed", "20", "--limit-reset", "30", "--ramp", "0"],
+        &["--speed", "20", "--limit-reset", "60", "--ramp", "0"],
     );
     home.command(r#"{"acMode":2,"outputLimit":300,"inputLimit":0,"smartMode":1}"#);
     let t0 = f(&home.state()["t"]);
     home.wait_for_t(t0 + 20.0);
     home.command(r#"{"acMode":2,"outputLimit":300,"inputLimit":0,"smartMode":1}"#);
     let t1 = f(&home.state()["t"]);
-    let state = home.wait_for_t(t0 + 40.0);
-    if f(&state["t"]) < t1 + 29.0 {
+    assert!(t1 < t0 + 55.0, "the re-assert came too late to test it");
+    // Past the first write's reset time, before the re-assert's.
+    let state = home.wait_for_t(t0 + 70.0);
+    if f(&state["t"]) < t1 + 59.0 {
         assert_eq!(state["device"]["outputLimit"], 300, "re-asserted: {state}");
         assert_eq!(counter(&state, "limit_resets"), 0);
     }
-    let state = home.wait_for_t(t1 + 31.0);
+    let state = home.wait_for_t(t1 + 61.0);
     assert_eq!(state["device"]["outputLimit"], 0, "{state}");
     assert_eq!(counter(&state, "limit_resets"), 1);
     let state = wait_state(&home, "stopped", |s| f(&s["battery_w"]) == 0.0);
@@ -459,7 +461,7 @@ fn every_meter_shows_the_grid_as_it_was_lag_seconds_ago() {
         };
         let delay = seen_at - changed_at;
         assert!(
-            delay > lag && delay <= lag + 5.0,
+            delay > lag && delay <= lag + 8.0,
             "{kind}: the change showed after {delay} s, lag {lag}"
         );
     }
@@ -625,7 +627,7 @@ fn overrides_soc_and_the_end_of_a_run() {
     let profile = dir.0.join("profile.csv");
     std::fs::write(
         &profile,
-        "# test\nseconds,load_w,pv_w\n0,100,0\n100,300,1000\n",
+        "# test\nseconds,load_w,pv_w\n0,100,0\n200,300,1000\n",
     )
     .unwrap();
     let home = SimHome::start(
@@ -636,19 +638,19 @@ fn overrides_soc_and_the_end_of_a_run() {
             "--start",
             "00:00:40",
             "--duration",
-            "20",
+            "60",
             "--speed",
-            "10",
+            "20",
         ],
     );
     let state = home.state();
     assert!(f(&state["t"]) >= 40.0);
     let line = home.events.wait_for("finished ");
     let end: Value = serde_json::from_str(&line["finished ".len()..]).unwrap();
-    assert_eq!(f(&end["t"]), 60.0);
-    assert_eq!(f(&end["load_w"]), 220.0, "linear between the rows");
-    assert_eq!(f(&end["pv_w"]), 600.0);
-    assert_eq!(f(&end["grid_w"]), 220.0 - 600.0 + 19.0);
+    assert_eq!(f(&end["t"]), 100.0);
+    assert_eq!(f(&end["load_w"]), 200.0, "linear between the rows");
+    assert_eq!(f(&end["pv_w"]), 500.0);
+    assert_eq!(f(&end["grid_w"]), 200.0 - 500.0 + 19.0);
 
     let (_dir, home) = start("override", &["--load", "500", "--speed", "5"]);
     let state = home.control("/sim/override", r#"{"load_w": 1000, "pv_w": 200}"#);
