@@ -112,6 +112,8 @@ mod model;
 mod profile;
 #[path = "zsim/time.rs"]
 mod time;
+#[path = "zsim/token.rs"]
+mod token;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -656,15 +658,29 @@ fn control_router(app: App) -> Router {
         .with_state(app)
 }
 
-fn bad_request(msg: impl std::fmt::Display) -> Response {
-    json_response(StatusCode::BAD_REQUEST, json!({"error": msg.to_string()}))
+/// A control request the simulator cannot follow: 400 with the reason.
+struct BadRequest(String);
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        json_response(StatusCode::BAD_REQUEST, json!({"error": self.0}))
+    }
 }
 
-async fn control_fault(State(app): State<App>, body: Bytes) -> Response {
-    let request: FaultRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return bad_request(e),
-    };
+fn bad_request(msg: impl std::fmt::Display) -> BadRequest {
+    BadRequest(msg.to_string())
+}
+
+/// A control request's JSON body, or why it is refused.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, BadRequest> {
+    serde_json::from_slice(body).map_err(bad_request)
+}
+
+/// What every control request answers: the state after it.
+type StateAnswer = Result<axum::Json<Value>, BadRequest>;
+
+async fn control_fault(State(app): State<App>, body: Bytes) -> StateAnswer {
+    let request: FaultRequest = parse(&body)?;
     app.faults.send_modify(|f| {
         if let Some(m) = request.meter {
             f.meter = m;
@@ -674,25 +690,22 @@ async fn control_fault(State(app): State<App>, body: Bytes) -> Response {
         }
     });
     eprintln!("zendure-home: faults now {:?}", app.faults());
-    axum::Json(app.state()).into_response()
+    Ok(axum::Json(app.state()))
 }
 
-async fn control_reset_limits(State(app): State<App>) -> Response {
+async fn control_reset_limits(State(app): State<App>) -> StateAnswer {
     {
         let mut home = app.home();
         let t = home.t;
         home.device.reset_limits(t);
     }
-    axum::Json(app.state()).into_response()
+    Ok(axum::Json(app.state()))
 }
 
-async fn control_override(State(app): State<App>, body: Bytes) -> Response {
-    let doc: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return bad_request(e),
-    };
+async fn control_override(State(app): State<App>, body: Bytes) -> StateAnswer {
+    let doc: Value = parse(&body)?;
     let Some(object) = doc.as_object() else {
-        return bad_request("expected an object");
+        return Err(bad_request("expected an object"));
     };
     let mut changes = Vec::new();
     for (key, value) in object {
@@ -700,12 +713,12 @@ async fn control_override(State(app): State<App>, body: Bytes) -> Response {
             Value::Null => None,
             v => match v.as_f64() {
                 Some(w) if w >= 0.0 => Some(w),
-                _ => return bad_request(format!("{key}: expected W >= 0 or null")),
+                _ => return Err(bad_request(format!("{key}: expected W >= 0 or null"))),
             },
         };
         match key.as_str() {
             "load_w" | "pv_w" => changes.push((key.clone(), w)),
-            _ => return bad_request(format!("unknown key {key}")),
+            _ => return Err(bad_request(format!("unknown key {key}"))),
         }
     }
     {
@@ -718,19 +731,16 @@ async fn control_override(State(app): State<App>, body: Bytes) -> Response {
             }
         }
     }
-    axum::Json(app.state()).into_response()
+    Ok(axum::Json(app.state()))
 }
 
-async fn control_soc(State(app): State<App>, body: Bytes) -> Response {
-    let doc: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return bad_request(e),
-    };
+async fn control_soc(State(app): State<App>, body: Bytes) -> StateAnswer {
+    let doc: Value = parse(&body)?;
     let Some(percent) = doc.get("percent").and_then(Value::as_f64) else {
-        return bad_request("expected {\"percent\": P}");
+        return Err(bad_request("expected {\"percent\": P}"));
     };
     app.home().device.set_soc_percent(percent);
-    axum::Json(app.state()).into_response()
+    Ok(axum::Json(app.state()))
 }
 
 #[derive(Deserialize)]
@@ -740,15 +750,12 @@ struct MeterRequest {
     period: Option<f64>,
 }
 
-async fn control_meter(State(app): State<App>, body: Bytes) -> Response {
-    let request: MeterRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return bad_request(e),
-    };
+async fn control_meter(State(app): State<App>, body: Bytes) -> StateAnswer {
+    let request: MeterRequest = parse(&body)?;
     if request.lag.is_some_and(|l| l.is_nan() || l < 0.0)
         || request.period.is_some_and(|p| p.is_nan() || p <= 0.0)
     {
-        return bad_request("lag must be >= 0 and period > 0");
+        return Err(bad_request("lag must be >= 0 and period > 0"));
     }
     {
         let mut home = app.home();
@@ -759,7 +766,7 @@ async fn control_meter(State(app): State<App>, body: Bytes) -> Response {
             home.meter.period = period;
         }
     }
-    axum::Json(app.state()).into_response()
+    Ok(axum::Json(app.state()))
 }
 
 // ---- the clock ----
@@ -855,14 +862,8 @@ async fn main() -> Result<()> {
     if !(args.speed > 0.0 && args.step > 0.0 && args.meter_period > 0.0 && args.meter_lag >= 0.0) {
         bail!("--speed, --step and --meter-period must be > 0 and --meter-lag >= 0");
     }
-    let token = match (&args.token, &args.token_file) {
-        (Some(t), _) => t.clone(),
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading token file {}", path.display()))?
-            .trim()
-            .to_string(),
-        (None, None) => "00112233445566778899aabbccddeeff".to_string(),
-    };
+    let token = token::token(args.token.as_ref(), args.token_file.as_ref())?
+        .unwrap_or_else(|| "00112233445566778899aabbccddeeff".to_string());
     let profile = match &args.profile {
         Some(path) => Profile::read(path, args.interpolation)?,
         None => Profile::constant(args.load, args.pv),
