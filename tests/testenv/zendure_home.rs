@@ -53,6 +53,8 @@
 //! `smartMode` 1, not in standby.
 //!
 //! # Meters (all show the same lagged sample)
+//! Their timestamps (Zendure P1 `timestamp`, HomeWizard v2 `timestamp`,
+//! DSMR `0-0:1.0.0`) are the sample's: when it was measured, not sent.
 //! - `homewizard`: `GET /api/v1/data` (`active_power_w`, `active_power_l1_w`..,
 //!   `total_power_import_kwh`, `total_power_export_kwh`), `GET /api`.
 //! - `homewizard_v2`: HTTPS; `GET /api/measurement` (`power_w`, `power_l1_w`..,
@@ -812,7 +814,7 @@ async fn run_clock(
                         MeterFault::Error => dsmr::Spoil::Truncated,
                     };
                     let shown = home.meter.shown();
-                    telegrams.push(dsmr::telegram(&shown, app.time(home.t), spoil));
+                    telegrams.push(dsmr::telegram(&shown, app.time(shown.t), spoil));
                 }
             }
         }
