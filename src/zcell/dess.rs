@@ -63,6 +63,34 @@ impl std::str::FromStr for Writer {
     }
 }
 
+/// How the Dynamic ESS writer runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DessOptions {
+    /// How long the last window runs past the planning day's end.
+    pub overlap: TimeDelta,
+    /// Switch Dynamic ESS to Local when it is in another mode.
+    pub set_local: bool,
+}
+
+/// Long enough for the next day's first run (at the day start) to read the
+/// BMS with its retries, short against a day.
+pub const DEFAULT_OVERLAP: std::time::Duration = std::time::Duration::from_secs(600);
+/// Longer and the windows would no longer end within about a day.
+pub const MAX_OVERLAP_SECONDS: f64 = 3.0 * 3600.0;
+
+/// An overlap in seconds (fractions allowed), 0 to three hours.
+pub fn parse_overlap(s: &str) -> Result<std::time::Duration> {
+    let seconds: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("`{s}` is not a number of seconds"))?;
+    ensure!(
+        (0.0..=MAX_OVERLAP_SECONDS).contains(&seconds),
+        "`{s}`: the overlap must be 0 to {MAX_OVERLAP_SECONDS} seconds"
+    );
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
 /// `/Settings/DynamicEss/Mode` (dynamicess.py `MODES`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -220,7 +248,7 @@ impl Field {
 
 /// A window's values as the GX holds them. Integers are exact in f64 (unix
 /// seconds included), so one number type serves every field.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct WindowValues {
     pub start: f64,
     pub duration: f64,
