@@ -17,12 +17,10 @@ use crate::span::Span;
 use crate::zcell::planner::Plan;
 use crate::zcell::slot::SLOT_COUNT;
 
-pub const GROUP: &str = "/Settings/DynamicEss";
 pub const SCHEDULE: &str = "/Settings/DynamicEss/Schedule";
 pub const MODE_PATH: &str = "/Settings/DynamicEss/Mode";
 pub const CAPACITY_PATH: &str = "/Settings/DynamicEss/BatteryCapacity";
 /// The ESS settings Dynamic ESS depends on.
-pub const ESS_GROUP: &str = "/Settings/CGwacs";
 pub const HUB4_MODE_PATH: &str = "/Settings/CGwacs/Hub4Mode";
 pub const BATTERY_LIFE_STATE_PATH: &str = "/Settings/CGwacs/BatteryLife/State";
 /// ESS "DC-coupled PV: feed in excess"; the windows follow it.
@@ -194,7 +192,12 @@ impl WindowIndex {
     }
 
     pub fn path(self, field: Field) -> String {
-        format!("{SCHEDULE}/{}/{}", self.0, field.name())
+        format!("{}/{}", self.group(), field.name())
+    }
+
+    /// The window's settings group, e.g. `/Settings/DynamicEss/Schedule/3`.
+    pub fn group(self) -> String {
+        format!("{SCHEDULE}/{}", self.0)
     }
 }
 

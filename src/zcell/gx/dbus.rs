@@ -140,6 +140,12 @@ impl Settings for DbusSettings {
     }
 
     async fn read_numbers(&self, group: &str, leaves: &[String]) -> Result<BTreeMap<String, f64>> {
+        if let [leaf] = leaves
+            && leaf == group
+        {
+            let value = self.get_value(leaf).await?;
+            return Ok(BTreeMap::from([(leaf.clone(), number_of(leaf, &value)?)]));
+        }
         let by_leaf = self.read_group(group).await?;
         leaves
             .iter()

@@ -7,8 +7,8 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use super::{MissingSetting, Number, Settings};
 use crate::zcell::dess::{
-    self, BATTERY_LIFE_STATE_PATH, CAPACITY_PATH, DessState, ESS_GROUP, FEED_IN_PATH, Field, GROUP,
-    HUB4_MODE_PATH, MODE_PATH, Mode, WindowIndex, WindowPlan, WindowValues, WindowWrite,
+    self, BATTERY_LIFE_STATE_PATH, CAPACITY_PATH, DessState, FEED_IN_PATH, Field, HUB4_MODE_PATH,
+    MODE_PATH, Mode, WindowIndex, WindowPlan, WindowValues, WindowWrite,
 };
 
 /// What a run did (or, previewed, would do) to the owned windows.
@@ -26,22 +26,26 @@ impl WindowChanges {
     }
 }
 
-fn window_leaves() -> Vec<String> {
-    WindowIndex::owned()
-        .flat_map(|i| Field::ALL.map(|f| i.path(f)))
-        .collect()
+/// Every owned window, one group read each: small answers over MQTT,
+/// where a read of all of `/Settings/DynamicEss` would bring ~400 leaves.
+async fn read_owned(gx: &impl Settings) -> Result<BTreeMap<WindowIndex, WindowValues>> {
+    let mut windows = BTreeMap::new();
+    for i in WindowIndex::owned() {
+        let leaves = Field::ALL.map(|f| i.path(f));
+        let got = gx.read_numbers(&i.group(), &leaves).await?;
+        let mut values = WindowValues::default();
+        for field in Field::ALL {
+            values.set(field, got[&i.path(field)]);
+        }
+        windows.insert(i, values);
+    }
+    Ok(windows)
 }
 
-fn windows_from(got: &BTreeMap<String, f64>) -> BTreeMap<WindowIndex, WindowValues> {
-    WindowIndex::owned()
-        .map(|i| {
-            let mut values = WindowValues::default();
-            for field in Field::ALL {
-                values.set(field, got[&i.path(field)]);
-            }
-            (i, values)
-        })
-        .collect()
+/// One numeric leaf.
+async fn read_leaf(gx: &impl Settings, path: &str) -> Result<f64> {
+    let got = gx.read_numbers(path, &[path.to_string()]).await?;
+    Ok(got[path])
 }
 
 /// Says what a missing Dynamic ESS setting means for the owner.
@@ -61,45 +65,46 @@ fn explain(e: anyhow::Error) -> anyhow::Error {
 
 /// The owned windows only (`status`, `disable`, the fallback).
 pub async fn read_windows(gx: &impl Settings) -> Result<BTreeMap<WindowIndex, WindowValues>> {
-    let got = gx
-        .read_numbers(GROUP, &window_leaves())
-        .await
-        .map_err(explain)?;
-    Ok(windows_from(&got))
+    read_owned(gx).await.map_err(explain)
 }
 
 /// The mode, or None on firmware without Dynamic ESS.
 pub async fn read_mode(gx: &impl Settings) -> Result<Option<i64>> {
-    match gx.read_numbers(GROUP, &[MODE_PATH.to_string()]).await {
-        Ok(got) => Ok(Some(got[MODE_PATH] as i64)),
+    match read_leaf(gx, MODE_PATH).await {
+        Ok(mode) => Ok(Some(mode as i64)),
         Err(e) if e.is::<MissingSetting>() => Ok(None),
         Err(e) => Err(e),
     }
 }
 
-/// The windows and everything the preconditions look at.
+/// The windows and everything the preconditions look at; the mode first,
+/// so a GX without Dynamic ESS is told by its first answer.
 pub async fn read(gx: &impl Settings) -> Result<DessState> {
-    let mut leaves = vec![MODE_PATH.to_string(), CAPACITY_PATH.to_string()];
-    leaves.extend(window_leaves());
-    let got = gx.read_numbers(GROUP, &leaves).await.map_err(explain)?;
-    let ess_leaves = [HUB4_MODE_PATH, BATTERY_LIFE_STATE_PATH, FEED_IN_PATH].map(String::from);
-    let ess = gx.read_numbers(ESS_GROUP, &ess_leaves).await.map_err(|e| {
-        match e.downcast_ref::<MissingSetting>() {
-            Some(missing) => anyhow!(
-                "{} is missing: ESS is not set up on this GX, and Dynamic ESS needs it (its \
-                 error 1, No ESS)",
-                missing.0
-            ),
-            None => e.context("reading the ESS settings"),
-        }
-    })?;
+    let mode = read_leaf(gx, MODE_PATH).await.map_err(explain)?;
+    let capacity_kwh = read_leaf(gx, CAPACITY_PATH).await.map_err(explain)?;
+    let windows = read_windows(gx).await?;
+    let mut ess = BTreeMap::new();
+    for path in [HUB4_MODE_PATH, BATTERY_LIFE_STATE_PATH, FEED_IN_PATH] {
+        let value =
+            read_leaf(gx, path)
+                .await
+                .map_err(|e| match e.downcast_ref::<MissingSetting>() {
+                    Some(missing) => anyhow!(
+                        "{} is missing: ESS is not set up on this GX, and Dynamic ESS needs it \
+                     (its error 1, No ESS)",
+                        missing.0
+                    ),
+                    None => e.context("reading the ESS settings"),
+                })?;
+        ess.insert(path, value);
+    }
     Ok(DessState {
-        mode: got[MODE_PATH] as i64,
-        capacity_kwh: got[CAPACITY_PATH],
+        mode: mode as i64,
+        capacity_kwh,
         hub4_mode: ess[HUB4_MODE_PATH] as i64,
         battery_life_state: ess[BATTERY_LIFE_STATE_PATH] as i64,
         feed_in: ess[FEED_IN_PATH] == 1.0,
-        windows: windows_from(&got),
+        windows,
     })
 }
 

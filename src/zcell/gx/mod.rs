@@ -163,8 +163,8 @@ pub trait Settings {
     /// One write; an error names the leaf. Over MQTT a refused write is
     /// silent: the read-back after writing catches it.
     async fn write(&self, write: Write) -> Result<()>;
-    /// Numeric settings, each a full path below `group`, read together
-    /// where the transport allows. A leaf the GX lacks fails the read, as
+    /// Numeric settings, each a full path below `group` (or `group` itself,
+    /// a single leaf), read together where the transport allows. A leaf the GX lacks fails the read, as
     /// [`MissingSetting`] over D-Bus, as a timeout naming it over MQTT.
     async fn read_numbers(&self, group: &str, leaves: &[String]) -> Result<BTreeMap<String, f64>>;
     /// One numeric write to a full path; as [`Settings::write`].
