@@ -290,7 +290,10 @@ fn a_gx_without_dynamic_ess_is_refused_with_nothing_written() {
     let out = run(&env, MONDAY, &[]);
     assert_exit(&out, 3);
     let err = stderr(&out);
-    assert!(err.contains("no Dynamic ESS settings"), "{err}");
+    assert!(
+        err.contains("lacks the Dynamic ESS setting /Settings/DynamicEss/Mode"),
+        "{err}"
+    );
     assert!(err.contains("--writer slots"), "{err}");
     assert!(env.writes().is_empty());
     // The slot writer still works there.
@@ -298,6 +301,25 @@ fn a_gx_without_dynamic_ess_is_refused_with_nothing_written() {
     assert_eq!(env.slot(3), (1, 10 * HOUR, 6 * HOUR, 100));
     let text = stdout(&env.run(&["status", "--writer", "dess"]));
     assert!(text.contains("Dynamic ESS   none on this GX"), "{text}");
+}
+
+/// Dynamic ESS before dbus-systemcalc-py v2.241 had `Soc` where windows now
+/// have `TargetSoc`: refused, naming the leaf.
+#[test]
+fn a_gx_with_older_dynamic_ess_is_refused_naming_the_leaf() {
+    let env = env_with(&[
+        LOCAL,
+        CAPACITY,
+        "--omit=/Settings/DynamicEss/Schedule/0/TargetSoc",
+    ]);
+    let out = run(&env, MONDAY, &[]);
+    assert_exit(&out, 3);
+    let err = stderr(&out);
+    assert!(
+        err.contains("/Settings/DynamicEss/Schedule/0/TargetSoc"),
+        "{err}"
+    );
+    assert!(env.writes().is_empty());
 }
 
 #[test]

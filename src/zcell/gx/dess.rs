@@ -52,8 +52,9 @@ async fn read_leaf(gx: &impl Settings, path: &str) -> Result<f64> {
 fn explain(e: anyhow::Error) -> anyhow::Error {
     match e.downcast_ref::<MissingSetting>() {
         Some(missing) => anyhow!(
-            "this GX has no Dynamic ESS settings ({} is missing): its firmware predates Dynamic \
-             ESS Local windows; update Venus OS or use --writer slots",
+            "this GX lacks the Dynamic ESS setting {}: its firmware predates the windows \
+             zcell-sched writes (those of dbus-systemcalc-py v2.241, November 2025); update \
+             Venus OS or use --writer slots",
             missing.0
         ),
         None => e.context(
