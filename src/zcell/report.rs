@@ -307,7 +307,7 @@ pub fn dess_dry_run(
         dess_mode(state.mode),
         state.capacity_kwh
     );
-    let _ = writeln!(out, "window  {:<56}  {:<56}  writes", "current", "planned");
+    let _ = writeln!(out, "window  {:<60}  {:<60}  writes", "current", "planned");
     for (i, plan) in plans {
         let current = state.windows.get(i).copied().unwrap_or_default();
         if !current.is_window() && *plan == WindowPlan::Gone {
@@ -315,7 +315,7 @@ pub fn dess_dry_run(
         }
         let _ = writeln!(
             out,
-            "{:<6}  {:<56}  {:<56}  {}",
+            "{:<6}  {:<60}  {:<60}  {}",
             i.get(),
             window_values(&current, tz),
             window_plan(plan, tz),
