@@ -5,7 +5,7 @@ mod testenv;
 
 use std::process::Output;
 
-use testenv::mqtt::{PASSWORD, PORTAL, USER};
+use testenv::mqtt::{Client, PASSWORD, PORTAL, USER};
 use testenv::{TestEnv, assert_exit, due_in, slot_path, stderr};
 
 const HOUR: i64 = 3600;
@@ -93,6 +93,47 @@ fn a_refused_write_is_caught_by_the_read_back() {
     assert!(err.contains("read back slot 4"), "{err}");
     assert!(err.contains("fell back: slots 3,4 disabled"), "{err}");
     assert!(env.slot(3).0 < 0 && env.slot(4).0 < 0);
+}
+
+/// Another client (the VRM dashboard, Home Assistant) keeps the GX alive,
+/// so the bridge publishes the echo of every write: the read-back after
+/// writing must still see the GX's state after all of them. The run
+/// disables slot 3, rewrites its fields and enables it again.
+#[test]
+fn the_read_back_is_immune_to_echoes_of_its_own_writes() {
+    let env = env();
+    let gx = env.mqtt_url();
+    assert_exit(&run(&env, &gx, MONDAY, &[]), 0);
+    let dashboard = Client::new(&env, "dashboard", &format!("N/{PORTAL}/#"));
+    dashboard.keep_alive();
+    let out = run(
+        &env,
+        &gx,
+        MONDAY,
+        &[
+            "--peak",
+            "weekdays@07:00-12:00",
+            "--peak",
+            "weekdays@17:00-20:00",
+            "--reserve-soc",
+            "90",
+        ],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(env.slot(3), (1, 12 * HOUR, 5 * HOUR, 90));
+    assert_eq!(env.record()["outcome"], "applied");
+    // The dashboard saw the echoes: the disable of slot 3 among them.
+    let day = format!("N/{PORTAL}/settings/0{}", slot_path(3, "Day"));
+    let mut days = Vec::new();
+    while let Some((topic, payload)) = dashboard.next(std::time::Duration::from_millis(500)) {
+        if topic == day {
+            days.push(payload);
+        }
+    }
+    assert!(
+        days.iter().any(|p| p.contains("\"value\":-1")),
+        "no echo of the disable: {days:?}"
+    );
 }
 
 #[test]
