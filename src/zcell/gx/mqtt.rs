@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 
-use super::{Settings, TIME_ZONE_PATH, slots_from};
+use super::{MissingSetting, Settings, TIME_ZONE_PATH, slots_from};
 use crate::log;
 use crate::zcell::slot::{Field, SCHEDULE_GROUP, SlotIndex, SlotValues, Write};
 
@@ -38,6 +38,9 @@ pub struct MqttOptions {
     /// Bounds connecting and each exchange.
     pub timeout: Duration,
 }
+
+/// Read after every `R/`: its answer marks the end of the answers before it.
+const MARKER: &str = TIME_ZONE_PATH;
 
 enum Incoming {
     Connected(ConnectReturnCode),
@@ -181,18 +184,43 @@ impl MqttSettings {
         }
     }
 
-    /// Publishes `R/` for `path` (a leaf or a group) and waits for an `N/`
-    /// answer for each of `leaves`.
+    /// Publishes `R/` for `path` (a leaf or a group) and returns the value
+    /// of each of `leaves` as the GX holds it after every earlier write.
+    ///
+    /// While any client keeps the GX alive, the bridge also publishes the
+    /// echo of each of our writes, on the same topics as the answers and
+    /// possibly after this `R/` went out, so the first `N/` for a leaf may
+    /// be an echo of an earlier write. The bridge handles messages in order
+    /// and localsettings answers in order, so the answer to `R/` follows
+    /// every earlier echo, and the answer to a second `R/` (the marker, the
+    /// time zone, which zcell-sched never writes) follows that answer: the
+    /// last `N/` per leaf before the marker's answer is the current value.
     async fn read(&self, path: &str, leaves: &[String]) -> Result<BTreeMap<String, Value>> {
         let prefix = format!("N/{}/settings/0", self.portal);
         let mut rx = self.incoming.lock().await;
         while rx.try_recv().is_ok() {}
-        self.publish(format!("R/{}/settings/0{path}", self.portal), Vec::new())
-            .await?;
+        // Reading the marker itself needs no second R/; one would be left
+        // over to end the next read too early.
+        let reads = if path == MARKER {
+            &[path][..]
+        } else {
+            &[path, MARKER]
+        };
+        for read in reads {
+            self.publish(format!("R/{}/settings/0{read}", self.portal), Vec::new())
+                .await?;
+        }
         let wanted: BTreeSet<&String> = leaves.iter().collect();
         let mut got = BTreeMap::new();
         let deadline = tokio::time::Instant::now() + self.timeout;
-        while got.len() < wanted.len() {
+        let missing = |got: &BTreeMap<String, Value>| -> Vec<String> {
+            wanted
+                .iter()
+                .filter(|l| !got.contains_key(l.as_str()))
+                .map(|l| l.to_string())
+                .collect()
+        };
+        loop {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some(Incoming::Publish(topic, payload))) => {
                     let Some(leaf) = topic.strip_prefix(&prefix) else {
@@ -207,26 +235,32 @@ impl MqttSettings {
                             .with_context(|| format!("{topic}: no \"value\" in {doc}"))?;
                         got.insert(leaf.to_string(), value);
                     }
+                    if leaf == MARKER {
+                        // Every answer to the first R/ is in: what is still
+                        // missing, the GX does not have.
+                        return match missing(&got).first() {
+                            None => Ok(got),
+                            Some(leaf) => Err(MissingSetting(leaf.clone()).into()),
+                        };
+                    }
                 }
                 Ok(Some(Incoming::Failed(e))) => bail!("MQTT {}: {e}", self.broker),
                 Ok(Some(Incoming::Connected(_))) => {}
                 Ok(None) => bail!("the MQTT connection to {} closed", self.broker),
                 Err(_) => {
-                    let missing: Vec<&str> = wanted
-                        .iter()
-                        .filter(|l| !got.contains_key(l.as_str()))
-                        .map(|l| l.as_str())
-                        .collect();
+                    let mut late = missing(&got);
+                    if late.is_empty() {
+                        late.push(MARKER.to_string());
+                    }
                     bail!(
                         "no answer from the GX at {} within {:?} for {}",
                         self.broker,
                         self.timeout,
-                        missing.join(", ")
+                        late.join(", ")
                     );
                 }
             }
         }
-        Ok(got)
     }
 }
 
