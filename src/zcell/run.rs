@@ -8,7 +8,7 @@ use anyhow::anyhow;
 use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::exit::{Exit, ExitContext, Failure};
+use crate::exit::{Exit, ExitContext, Failure, causes};
 use crate::lock;
 use crate::log;
 use crate::zcell::apply::{self, Changes};
@@ -65,10 +65,24 @@ pub async fn run(request: RunRequest) -> Result<(), Failure> {
             serde_json::to_string_pretty(&record).expect("a record serialises")
         );
     }
-    if let Err(e) = record::write(&status_file, &record) {
-        log(&format!("warning: cannot record the run: {e:#}"));
+    // A dry run leaves the record of the last real run, which `status` and
+    // --skip-if-done go by: trying a change must not hide a fallback.
+    if mode.dry_run {
+        return result;
     }
-    result
+    match (record::write(&status_file, &record), result) {
+        (Ok(()), result) => result,
+        (Err(e), Ok(())) => {
+            log(&format!("warning: cannot record the run: {}", causes(&e)));
+            Ok(())
+        }
+        (Err(e), Err(mut failure)) => {
+            failure
+                .warnings
+                .push(format!("cannot record the run: {}", causes(&e)));
+            Err(failure)
+        }
+    }
 }
 
 async fn run_recorded(
@@ -149,10 +163,10 @@ async fn plan_and_apply(
         if let Ok(Some(last)) = record::read(status_file)
             && already_applied(&last, day.start, tz)
         {
-            println!(
+            log(&format!(
                 "planning day {day} was applied at {}; nothing to do",
-                last.time
-            );
+                last.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ));
             progress.skipped = true;
             return Ok(());
         }
@@ -200,7 +214,9 @@ fn unplanned_outlook(now: DateTime<Tz>, snapshot: &Snapshot) -> Vec<BatteryRecor
         .collect()
 }
 
-/// Disables the owned slots after `failure`; the exit code says whether that worked.
+/// Disables the owned slots after `failure`; the exit code says whether that
+/// worked. A dry run says what a real run would do, reading (not writing)
+/// the slots to know whether it could.
 async fn fall_back(
     gx: &impl Settings,
     owned: &OwnedSlots,
@@ -210,10 +226,22 @@ async fn fall_back(
 ) -> Failure {
     let slots: Vec<SlotIndex> = owned.iter().collect();
     if dry_run {
-        let error = failure.error.context(format!(
-            "dry run: a real run would disable slots {owned} now"
-        ));
-        return Failure { error, ..failure };
+        return match gx.read_slots(&slots).await {
+            Ok(_) => {
+                let error = failure.error.context(format!(
+                    "dry run: a real run would disable slots {owned} now"
+                ));
+                Failure { error, ..failure }
+            }
+            Err(e) => Failure::new(
+                Exit::Gx,
+                failed_too(
+                    &failure.error,
+                    &e,
+                    &format!("dry run: a real run could not disable slots {owned} either"),
+                ),
+            ),
+        };
     }
     match apply::disable(gx, &slots).await {
         Ok((before, changes)) => {
@@ -229,10 +257,23 @@ async fn fall_back(
         }
         Err(e) => Failure::new(
             Exit::Gx,
-            failure
-                .error
-                .context(format!("and disabling slots {owned} failed too: {e:#}")),
+            failed_too(
+                &failure.error,
+                &e,
+                &format!("slots {owned} could not be disabled either"),
+            ),
         ),
+    }
+}
+
+/// `first`, then that `then` failed too, with its cause unless it is the
+/// same one.
+fn failed_too(first: &anyhow::Error, second: &anyhow::Error, then: &str) -> anyhow::Error {
+    let (first, second) = (causes(first), causes(second));
+    if first.contains(&second) {
+        anyhow!("{first}; {then}, for the same reason")
+    } else {
+        anyhow!("{first}; {then}: {second}")
     }
 }
 
