@@ -85,6 +85,12 @@ pub struct StatusArgs {
     /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
+    /// Time zone to show times in, overriding the config's and the GX's.
+    #[arg(long, value_name = "ZONE", value_parser = tz::parse_zone)]
+    pub tz: Option<Tz>,
+    /// Show as if it were this local time (previews, demos, tests).
+    #[arg(long, value_name = "YYYY-MM-DDTHH:MM", value_parser = parse_now)]
+    pub now: Option<NaiveDateTime>,
     #[command(flatten)]
     pub fetch: FetchArgs,
     #[command(flatten)]

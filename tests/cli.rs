@@ -388,6 +388,63 @@ fn status_decodes_every_slot() {
     assert_eq!(env.value(TIME_ZONE), "Australia/Hobart");
 }
 
+/// With the settings service gone, status still shows the last run, the
+/// batteries and the zone (given, or the last run's) and says why the GX
+/// part is missing; --json still prints one document; the exit code says
+/// the GX could not be read.
+#[test]
+fn status_without_the_settings_service_shows_what_it_can() {
+    let mut env = env_with(&busy_gx(), &due_in(10 * HOUR));
+    assert_exit(&env.run_at(MONDAY, &[]), 0);
+    env.stop_gx();
+    let reason = "com.victronenergy.settings is not running on the system D-Bus";
+    let out = env.run(&["status", "--bms", env.bms(), "--now", "2026-11-23T08:00"]);
+    assert_exit(&out, 3);
+    let text = stdout(&out);
+    for expected in [
+        format!("GX            UNAVAILABLE: {reason}\n"),
+        "now           Mon 2026-11-23 08:00 (Australia/Hobart)\n".to_string(),
+        "slots         unknown (owned: 3,4)\n".to_string(),
+        "battery 1: SoC 87.4%, maintenance due Mon 2026-11-23 18:00 (in 10.0 h)".to_string(),
+        "last run      Mon 2026-11-23 07:00 (1.0 h ago): applied".to_string(),
+    ] {
+        assert!(text.contains(&expected), "missing {expected:?} in\n{text}");
+    }
+    assert!(
+        stderr(&out).contains(&format!("zcell-sched: error: {reason}")),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.run(&["status", "--json", "--tz", "Europe/Amsterdam"]);
+    assert_exit(&out, 3);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("one JSON document");
+    assert_eq!(doc["gx_error"], reason);
+    assert!(doc["slots"].is_null());
+    assert_eq!(doc["zone"], "Europe/Amsterdam");
+    assert_eq!(doc["last_run"]["outcome"], "applied");
+    assert!(doc["bms_error"].is_null());
+}
+
+/// `status --now` shows the story a demo tells with `run --now`: the same
+/// now, the last run's age from it.
+#[test]
+fn status_now_is_the_same_clock_as_run_now() {
+    let env = env_with(&busy_gx(), &due_in(10 * HOUR));
+    assert_exit(&env.run_at(MONDAY, &[]), 0);
+    let out = env.run(&["status", "--now", "2026-11-23T09:30"]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains("GX time zone  Australia/Hobart (now Mon 2026-11-23 09:30)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("last run      Mon 2026-11-23 07:00 (2.5 h ago): applied"),
+        "{text}"
+    );
+    assert!(!text.contains("WARNING"), "{text}");
+}
+
 #[test]
 fn disable_turns_off_only_the_owned_slots() {
     let env = env_with(&busy_gx(), &due_in(48 * HOUR));

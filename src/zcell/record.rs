@@ -153,6 +153,34 @@ impl RunRecord {
             .collect()
     }
 
+    /// The record as seen by a `status --now`: a run's times are those it
+    /// planned for (its `--now`), so a demo or preview tells one story
+    /// whatever the real date.
+    pub fn on_its_own_clock(mut self) -> RunRecord {
+        let moment = self.moment();
+        if !self.dry_run {
+            self.last_real_run = Some(moment);
+        }
+        self.time = moment;
+        self
+    }
+
+    /// The moment the run planned for: its local time (`--now`, or the
+    /// clock) in its zone, else when it ran.
+    fn moment(&self) -> DateTime<Utc> {
+        let zone = self
+            .zone
+            .as_deref()
+            .and_then(|z| crate::tz::parse_zone(z).ok());
+        match (self.local_time, zone) {
+            (Some(local), Some(tz)) => local
+                .and_local_timezone(tz)
+                .earliest()
+                .map_or(self.time, |t| t.with_timezone(&Utc)),
+            _ => self.time,
+        }
+    }
+
     /// Whether cron looks stopped, judged at `now`.
     pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
         self.last_real_run.is_none_or(|t| now - t > STALE_AFTER)
