@@ -306,7 +306,11 @@ fn too_few_slots_for_the_policy_is_refused_naming_the_windows() {
         err.contains("needs 2 charge windows (13:00-16:00, 03:00-07:00)"),
         "{err}"
     );
-    assert!(err.contains("only 1 slot(s) are owned: 4"), "{err}");
+    assert!(
+        err.contains("error: --slots 4: the policy needs more owned slots")
+            && err.contains("but only slot 4 is owned"),
+        "{err}"
+    );
     assert_eq!(env.writes(), vec![], "nothing written");
 }
 
@@ -468,6 +472,79 @@ fn the_next_normal_run_repairs_a_fallback() {
     env.set_payload(&due_in(48 * HOUR));
     assert_exit(&env.run_at(MONDAY, &[]), 0);
     assert_eq!(env.slot(3), (1, 10 * HOUR, 6 * HOUR, 100));
+}
+
+/// A bad value says what would do, in words: every form of DAYS, the
+/// bounds of a number.
+#[test]
+fn bad_values_say_what_would_do() {
+    let env = TestEnv::new(&[]);
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--peak", "weekday@07:00-10:00"],
+            "`weekday` is not a set of days (use daily, weekdays, weekends, a day, a range such as \
+             mon-fri or a list such as mon,wed,fri; the days are mon, tue, wed, thu, fri, sat, sun)",
+        ),
+        (
+            &["--bms-timeout", "0"],
+            "`0` is not a whole number of seconds from 1 to 300",
+        ),
+        (
+            &["--bms-retries", "11"],
+            "`11` is not a whole number of retries from 0 to 10",
+        ),
+        (
+            &["--mqtt-timeout", "121"],
+            "`121` is not a whole number of seconds from 1 to 120",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec!["run", "--bms", "127.0.0.1:1"];
+        args.extend_from_slice(extra);
+        let out = env.run(&args);
+        assert_exit(&out, 2);
+        assert!(
+            stderr(&out).contains(expected),
+            "{extra:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+/// The help says what --bms needs, every form of --peak, the exit codes,
+/// and no empty environment value.
+#[test]
+fn help_says_what_a_person_needs() {
+    let env = TestEnv::new(&[]);
+    let out = env
+        .command(&["run", "--help"])
+        .env_remove("ZCELL_SCHED_LOCK_FILE")
+        .env_remove("ZCELL_SCHED_STATUS_FILE")
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    for expected in [
+        "Required: from this option or the config file's `bms`",
+        "a range like mon-fri",
+        "The end may be 24:00 (midnight); an end at or before the start crosses midnight",
+        "[env: ZCELL_SCHED_LOCK_FILE]",
+        "1 to 300 [default: 10]",
+        "Exit codes:\n  0 ",
+        "  3         the GX settings could not be read or written\n",
+        "  4         another run holds the lock\n",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    assert!(!text.contains("_FILE=]"), "{text}");
+    for command in [
+        &["--help"][..],
+        &["status", "--help"],
+        &["disable", "--help"],
+    ] {
+        let text = stdout(&env.run(command));
+        assert!(text.contains("Exit codes:"), "{command:?}: {text}");
+    }
 }
 
 #[test]

@@ -142,7 +142,7 @@ pub fn plan(now: DateTime<Tz>, snapshot: &Snapshot, policy: &Policy) -> Result<P
     let windows = windows(kind, &day, &peaks, rules);
     ensure!(
         windows.len() <= policy.slots.count(),
-        "{day} needs {} charge windows ({}) but only {} slot(s) are owned: {}",
+        "{day} needs {} charge windows ({}) but only {}",
         windows.len(),
         windows
             .iter()
@@ -153,8 +153,7 @@ pub fn plan(now: DateTime<Tz>, snapshot: &Snapshot, policy: &Policy) -> Result<P
             ))
             .collect::<Vec<_>>()
             .join(", "),
-        policy.slots.count(),
-        policy.slots
+        owned_phrase(&policy.slots)
     );
     let mut charges = windows.iter().map(|w| SlotPlan::Charge(w.charge_slot()));
     let slots = policy
@@ -209,6 +208,14 @@ fn windows(kind: DayKind, day: &Span, peaks: &[Span], rules: &Rules) -> Vec<Wind
 /// Refuses a policy that needs more charge windows than owned slots on any
 /// planning day: each season (and the base rules), each weekday, both day
 /// kinds, with and without holidays on the day, the day before and after.
+/// `slot 3 is owned`, `slots 3,4 are owned`.
+fn owned_phrase(slots: &crate::zcell::policy::OwnedSlots) -> String {
+    match slots.count() {
+        1 => format!("slot {slots} is owned"),
+        _ => format!("slots {slots} are owned"),
+    }
+}
+
 pub fn check_fits(policy: &Policy) -> Result<()> {
     // Months to try: one per season, and one outside every season.
     let mut months: Vec<u32> = policy.seasons.iter().map(|s| s.months.first()).collect();
@@ -492,7 +499,7 @@ mod tests {
             .to_string();
         assert!(err.contains("Mon 2026-11-23 07:00-07:00"), "{err}");
         assert!(err.contains("10:00-16:00, 21:00-07:00"), "{err}");
-        assert!(err.contains("only 1 slot(s) are owned: 4"), "{err}");
+        assert!(err.ends_with("but only slot 4 is owned"), "{err}");
         // A weekend needs one slot only.
         assert!(plan(hobart((2026, 11, 28), 7, 0), &far(), &one).is_ok());
     }

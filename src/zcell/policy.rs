@@ -29,37 +29,44 @@ impl DaySet {
     }
 }
 
-fn parse_weekday(s: &str) -> Result<Weekday> {
-    s.parse::<Weekday>()
-        .ok()
-        .with_context(|| format!("`{s}` is not a day (use mon, tue, wed, thu, fri, sat, sun)"))
-}
-
 impl FromStr for DaySet {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s).with_context(|| {
+            format!(
+                "`{s}` is not a set of days (use daily, weekdays, weekends, a day, a range such \
+                 as mon-fri or a list such as mon,wed,fri; the days are mon, tue, wed, thu, fri, \
+                 sat, sun)"
+            )
+        })
+    }
+}
+
+impl DaySet {
+    fn parse(s: &str) -> Option<Self> {
         match s {
-            "daily" => return Ok(DaySet::DAILY),
-            "weekdays" => return Ok(DaySet::WEEKDAYS),
-            "weekends" => return Ok(DaySet::WEEKENDS),
+            "daily" => return Some(DaySet::DAILY),
+            "weekdays" => return Some(DaySet::WEEKDAYS),
+            "weekends" => return Some(DaySet::WEEKENDS),
             _ => {}
         }
+        let day = |s: &str| s.parse::<Weekday>().ok();
         let mut bits = 0;
         for part in s.split(',') {
             match part.split_once('-') {
                 Some((from, to)) => {
-                    let (mut day, to) = (parse_weekday(from)?, parse_weekday(to)?);
-                    bits |= Self::bit(day);
-                    while day != to {
-                        day = day.succ();
-                        bits |= Self::bit(day);
+                    let (mut d, to) = (day(from)?, day(to)?);
+                    bits |= Self::bit(d);
+                    while d != to {
+                        d = d.succ();
+                        bits |= Self::bit(d);
                     }
                 }
-                None => bits |= Self::bit(parse_weekday(part)?),
+                None => bits |= Self::bit(day(part)?),
             }
         }
-        Ok(DaySet(bits))
+        Some(DaySet(bits))
     }
 }
 
@@ -377,25 +384,29 @@ impl Default for Rules {
 
 impl Rules {
     fn validate(&self) -> Result<()> {
-        let windows = &self.maintenance_windows;
-        ensure!(
-            !windows.is_empty(),
-            "at least one maintenance window is needed"
-        );
-        // Two overlapping windows would give the GX two targets at once.
-        let monday = NaiveDate::from_isoywd_opt(2026, 1, Weekday::Mon).expect("valid date");
-        for (i, a) in windows.iter().enumerate() {
-            for b in &windows[i + 1..] {
-                for shift in [-1, 0, 1] {
-                    let b_span = b.range.on(monday + TimeDelta::days(shift));
-                    if a.range.on(monday).intersect(&b_span).is_some() {
-                        bail!("maintenance windows {a} and {b} overlap");
-                    }
+        check_windows(&self.maintenance_windows)
+    }
+}
+
+/// Maintenance windows the GX can follow: at least one, none overlapping
+/// another (the GX would have two targets at once).
+pub fn check_windows(windows: &[MaintenanceWindow]) -> Result<()> {
+    ensure!(
+        !windows.is_empty(),
+        "at least one maintenance window is needed"
+    );
+    let monday = NaiveDate::from_isoywd_opt(2026, 1, Weekday::Mon).expect("valid date");
+    for (i, a) in windows.iter().enumerate() {
+        for b in &windows[i + 1..] {
+            for shift in [-1, 0, 1] {
+                let b_span = b.range.on(monday + TimeDelta::days(shift));
+                if a.range.on(monday).intersect(&b_span).is_some() {
+                    bail!("maintenance windows {a} and {b} overlap");
                 }
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// Rules for some months of the year.
@@ -420,18 +431,23 @@ pub struct Policy {
 
 impl Policy {
     /// Refuses policies the planner could only follow by guessing.
+    /// Errors name the config key they come from.
     pub fn validate(self) -> Result<Self> {
-        self.rules.validate()?;
+        self.rules.validate().context("`maintenance_windows`")?;
         for (i, season) in self.seasons.iter().enumerate() {
-            season
-                .rules
-                .validate()
-                .with_context(|| format!("season {}", season.name))?;
-            if let Some(other) = self.seasons[..i]
+            season.rules.validate().with_context(|| {
+                format!("`seasons[{i}]` ({}): `maintenance_windows`", season.name)
+            })?;
+            if let Some((j, other)) = self.seasons[..i]
                 .iter()
-                .find(|o| o.months.overlaps(season.months))
+                .enumerate()
+                .find(|(_, o)| o.months.overlaps(season.months))
             {
-                bail!("seasons {} and {} share a month", other.name, season.name);
+                bail!(
+                    "`seasons[{j}]` ({}) and `seasons[{i}]` ({}) share a month",
+                    other.name,
+                    season.name
+                );
             }
         }
         Ok(self)
@@ -636,7 +652,10 @@ mod tests {
             rules: p.rules.clone(),
         });
         let err = twice.validate().unwrap_err().to_string();
-        assert!(err.contains("apr-sep and sep-oct share a month"), "{err}");
+        assert!(
+            err.contains("`seasons[0]` (apr-sep) and `seasons[1]` (sep-oct) share a month"),
+            "{err}"
+        );
         assert!(p.validate().is_ok());
     }
 

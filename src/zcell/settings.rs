@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::anyhow;
+use anyhow::{Context, anyhow};
 use chrono::NaiveDateTime;
 use chrono_tz::Tz;
 
@@ -15,7 +15,7 @@ use crate::zcell::bms::{BmsAddress, FetchOptions};
 use crate::zcell::config::{self, Config, Overrides, RulesFile};
 use crate::zcell::gx::{GxOptions, GxTarget};
 use crate::zcell::planner;
-use crate::zcell::policy::{OwnedSlots, Policy};
+use crate::zcell::policy::{self, OwnedSlots, Policy};
 use crate::zcell::record;
 
 /// `run`: how it was asked to run, where to record it, and what it needs.
@@ -102,9 +102,13 @@ fn run_settings(args: &RunArgs, config: &Config) -> Result<RunSettings, Failure>
 }
 
 /// The policy, checked, and refused if some day would need more windows
-/// than there are owned slots.
+/// than there are owned slots. The file's own policy was checked when it
+/// was read; what fails here comes from the command line or the slots.
 fn policy(args: &RunArgs, config: &Config) -> anyhow::Result<Policy> {
     let cli = &args.policy;
+    if !cli.maintenance_windows.is_empty() {
+        policy::check_windows(&cli.maintenance_windows).context("--maintenance-window")?;
+    }
     let policy = config.policy(&Overrides {
         slots: cli.slots.clone(),
         day_start: cli.day_start,
@@ -119,7 +123,13 @@ fn policy(args: &RunArgs, config: &Config) -> anyhow::Result<Policy> {
                 .then(|| cli.maintenance_windows.clone()),
         },
     })?;
-    planner::check_fits(&policy)?;
+    planner::check_fits(&policy).with_context(|| match (&cli.slots, &config.path) {
+        (Some(slots), _) => format!("--slots {slots}"),
+        (None, Some(path)) if config.slots.is_some() => {
+            format!("config file {}: `slots`", path.display())
+        }
+        (None, _) => format!("the owned slots {}", policy.slots),
+    })?;
     Ok(policy)
 }
 
