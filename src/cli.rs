@@ -163,9 +163,14 @@ pub struct PolicyArgs {
     #[arg(long, value_name = "PERCENT", value_parser = parse_soc, allow_hyphen_values = true)]
     pub reserve_soc: Option<Soc>,
     /// A charge window on maintenance days, HH:MM-HH:MM@SOC (24:00 and
-    /// crossing midnight as for --peak). Repeat for several
-    /// [default: 13:00-16:00@50 03:00-07:00@100].
-    #[arg(long = "maintenance-window", value_name = "HH:MM-HH:MM@SOC")]
+    /// crossing midnight as for --peak). Below 100% the GX holds the battery
+    /// at SOC; add +discharge (HH:MM-HH:MM@SOC+discharge) to let it discharge
+    /// while above SOC (AllowDischarge 1, firmware from mid-2022 on). Repeat
+    /// for several [default: 13:00-16:00@50 03:00-07:00@100].
+    #[arg(
+        long = "maintenance-window",
+        value_name = "HH:MM-HH:MM@SOC[+discharge]"
+    )]
     pub maintenance_windows: Vec<MaintenanceWindow>,
 }
 

@@ -449,6 +449,51 @@ fn status_now_is_the_same_clock_as_run_now() {
     assert!(!text.contains("WARNING"), "{text}");
 }
 
+/// `+discharge` sets AllowDischarge 1 on that window's slot (0 on the
+/// others, and on every slot once the day is normal again); firmware
+/// without the setting gets a clear error and the fallback.
+#[test]
+fn a_discharge_window_sets_allow_discharge_where_the_firmware_has_it() {
+    let windows = [
+        "--maintenance-window",
+        "13:00-16:00@50+discharge",
+        "--maintenance-window",
+        "03:00-07:00@100",
+    ];
+    let allow = |env: &TestEnv, n| env.value(&slot_path(n, "AllowDischarge"));
+    let env = env_with(&[HOBART.to_string()], &due_in(10 * HOUR));
+    let out = env.run_at(MONDAY, &windows);
+    assert_exit(&out, 0);
+    assert_eq!(env.slot(3), (1, 13 * HOUR, 3 * HOUR, 50));
+    assert_eq!((allow(&env, 3), allow(&env, 4)), (1.into(), 0.into()));
+    assert!(
+        stderr(&out).contains("slot 3: on  Mon 13:00-16:00 (3h00) to 50% +discharge"),
+        "{}",
+        stderr(&out)
+    );
+    env.set_payload(&due_in(48 * HOUR));
+    assert_exit(&env.run_at("2026-11-24T07:00", &windows), 0);
+    assert_eq!((allow(&env, 3), allow(&env, 4)), (0.into(), 0.into()));
+
+    let old = env_with(
+        &[HOBART.to_string(), "--no-allow-discharge".to_string()],
+        &due_in(10 * HOUR),
+    );
+    let out = old.run_at(MONDAY, &windows);
+    assert_exit(&out, 3);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "zcell-sched: error: fell back: slots 3,4 disabled (0 writes): a maintenance window \
+             with +discharge needs {}, which this GX does not have (firmware from mid-2022 on \
+             has it): update the GX or drop +discharge\n",
+            slot_path(3, "AllowDischarge")
+        )
+    );
+    // Without the opt-in, old firmware plans as before.
+    assert_exit(&old.run_at(MONDAY, &[]), 0);
+}
+
 #[test]
 fn disable_turns_off_only_the_owned_slots() {
     let env = env_with(&busy_gx(), &due_in(48 * HOUR));

@@ -51,6 +51,8 @@ impl std::fmt::Display for DayKind {
 pub struct Window {
     pub span: Span,
     pub soc: Soc,
+    /// `AllowDischarge` for its slot, when the policy sets it at all.
+    pub allow_discharge: Option<bool>,
 }
 
 impl Window {
@@ -63,6 +65,7 @@ impl Window {
                 u32::try_from(self.span.wall_seconds()).expect("windows are positive and short"),
             ),
             soc: self.soc,
+            allow_discharge: self.allow_discharge,
         }
     }
 }
@@ -139,7 +142,7 @@ pub fn plan(now: DateTime<Tz>, snapshot: &Snapshot, policy: &Policy) -> Result<P
         .iter()
         .filter_map(|p| p.intersect(&day))
         .collect();
-    let windows = windows(kind, &day, &peaks, rules);
+    let windows = windows(kind, &day, &peaks, rules, policy.sets_allow_discharge());
     ensure!(
         windows.len() <= policy.slots.count(),
         "{day} needs {} charge windows ({}) but only {}",
@@ -171,7 +174,16 @@ pub fn plan(now: DateTime<Tz>, snapshot: &Snapshot, policy: &Policy) -> Result<P
     })
 }
 
-fn windows(kind: DayKind, day: &Span, peaks: &[Span], rules: &Rules) -> Vec<Window> {
+/// The day's charge windows. With `discharge` (some maintenance window opts
+/// in), each sets its slot's `AllowDischarge`, so an opted-in window's 1 is
+/// never left on a later window.
+fn windows(
+    kind: DayKind,
+    day: &Span,
+    peaks: &[Span],
+    rules: &Rules,
+    discharge: bool,
+) -> Vec<Window> {
     let mut windows: Vec<Window> = match kind {
         DayKind::Normal => day
             .minus(peaks)
@@ -179,6 +191,7 @@ fn windows(kind: DayKind, day: &Span, peaks: &[Span], rules: &Rules) -> Vec<Wind
             .map(|span| Window {
                 span,
                 soc: rules.reserve_soc,
+                allow_discharge: discharge.then_some(false),
             })
             .collect(),
         DayKind::Maintenance => rules
@@ -197,7 +210,11 @@ fn windows(kind: DayKind, day: &Span, peaks: &[Span], rules: &Rules) -> Vec<Wind
                     .map(|span| span.minus(peaks))
                     .unwrap_or_default()
                     .into_iter()
-                    .map(|span| Window { span, soc: mw.soc })
+                    .map(|span| Window {
+                        span,
+                        soc: mw.soc,
+                        allow_discharge: discharge.then_some(mw.allow_discharge),
+                    })
             })
             .collect(),
     };
@@ -325,6 +342,7 @@ mod tests {
                         start,
                         duration,
                         soc,
+                        ..
                     } = c.values();
                     Some((day, start, duration, soc))
                 }

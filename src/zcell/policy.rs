@@ -192,30 +192,41 @@ pub fn parse_soc(s: &str) -> Result<Soc> {
         .with_context(|| format!("`{s}` is not a state of charge (use 0 to 100)"))
 }
 
-/// A charge window on maintenance days, e.g. `13:00-16:00@50`.
+/// A charge window on maintenance days, e.g. `13:00-16:00@50`, or
+/// `13:00-16:00@50+discharge` to let the battery discharge normally while
+/// above the target (`AllowDischarge` 1) instead of being held there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MaintenanceWindow {
     pub range: TimeRange,
     pub soc: Soc,
+    pub allow_discharge: bool,
 }
+
+const DISCHARGE: &str = "+discharge";
 
 impl FromStr for MaintenanceWindow {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        let (range, soc) = s
-            .split_once('@')
-            .with_context(|| format!("`{s}` is not a maintenance window (use HH:MM-HH:MM@SOC)"))?;
+        let (range, soc) = s.split_once('@').with_context(|| {
+            format!("`{s}` is not a maintenance window (use HH:MM-HH:MM@SOC or HH:MM-HH:MM@SOC{DISCHARGE})")
+        })?;
+        let (soc, allow_discharge) = match soc.strip_suffix(DISCHARGE) {
+            Some(soc) => (soc, true),
+            None => (soc, false),
+        };
         Ok(MaintenanceWindow {
             range: range.parse()?,
             soc: parse_soc(soc)?,
+            allow_discharge,
         })
     }
 }
 
 impl fmt::Display for MaintenanceWindow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.range, self.soc.get())
+        let discharge = if self.allow_discharge { DISCHARGE } else { "" };
+        write!(f, "{}@{}{discharge}", self.range, self.soc.get())
     }
 }
 
@@ -453,6 +464,15 @@ impl Policy {
         Ok(self)
     }
 
+    /// Whether some maintenance window opts in to `AllowDischarge`; then
+    /// every window of the owned slots sets it (1 or 0).
+    pub fn sets_allow_discharge(&self) -> bool {
+        std::iter::once(&self.rules)
+            .chain(self.seasons.iter().map(|s| &s.rules))
+            .flat_map(|r| &r.maintenance_windows)
+            .any(|w| w.allow_discharge)
+    }
+
     /// The rules for a planning day starting on `date`: its season's, else the base ones.
     pub fn rules_on(&self, date: NaiveDate) -> &Rules {
         self.seasons
@@ -546,11 +566,18 @@ mod tests {
         let m: MaintenanceWindow = "13:00-16:00@50".parse().unwrap();
         assert_eq!(m.soc.get(), 50);
         assert_eq!(m.to_string(), "13:00-16:00@50");
+        assert!(!m.allow_discharge);
+        let d: MaintenanceWindow = "13:00-16:00@50+discharge".parse().unwrap();
+        assert!(d.allow_discharge && d.soc.get() == 50);
+        assert_eq!(d.to_string(), "13:00-16:00@50+discharge");
         for bad in [
             "13:00-16:00",
             "13:00-16:00@101",
             "13:00-16:00@-1",
             "13:00-16:00@x",
+            "13:00-16:00@50+",
+            "13:00-16:00@50+charge",
+            "13:00-16:00+discharge",
         ] {
             assert!(bad.parse::<MaintenanceWindow>().is_err(), "{bad:?}");
         }

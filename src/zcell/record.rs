@@ -86,6 +86,9 @@ pub struct Values {
     pub start: i32,
     pub duration: i32,
     pub soc: i32,
+    /// Absent on firmware without the setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_discharge: Option<i32>,
 }
 
 impl From<SlotValues> for Values {
@@ -95,6 +98,7 @@ impl From<SlotValues> for Values {
             start: v.start,
             duration: v.duration,
             soc: v.soc,
+            allow_discharge: v.allow_discharge,
         }
     }
 }

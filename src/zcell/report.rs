@@ -31,8 +31,13 @@ pub fn slot_values(v: &SlotValues) -> String {
         Some(Day::Disabled(rule)) => ("off", rule.to_string()),
         None => ("?  ", format!("day {}", v.day)),
     };
+    let discharge = if v.allow_discharge == Some(1) {
+        " +discharge"
+    } else {
+        ""
+    };
     format!(
-        "{state} {days} {}-{} ({}) to {}%",
+        "{state} {days} {}-{} ({}) to {}%{discharge}",
         clock(v.start),
         clock(v.start.saturating_add(v.duration)),
         length(v.duration),
@@ -291,6 +296,7 @@ mod tests {
             start: 36000,
             duration: 21600,
             soc: 100,
+            allow_discharge: None,
         };
         assert_eq!(slot_values(&v), "on  Mon 10:00-16:00 (6h00) to 100%");
         let night = SlotValues {
@@ -298,6 +304,7 @@ mod tests {
             start: 75600,
             duration: 36000,
             soc: 50,
+            allow_discharge: None,
         };
         assert_eq!(slot_values(&night), "off Sun 21:00-07:00 (10h00) to 50%");
         let odd = SlotValues {
@@ -305,6 +312,7 @@ mod tests {
             start: 0,
             duration: 0,
             soc: 0,
+            allow_discharge: None,
         };
         assert!(slot_values(&odd).starts_with("?   day 42"));
     }

@@ -20,7 +20,7 @@ use crate::zcell::policy::OwnedSlots;
 use crate::zcell::record::{self, BatteryRecord, Outcome, RunRecord};
 use crate::zcell::report;
 use crate::zcell::settings::{RunMode, RunRequest, RunSettings};
-use crate::zcell::slot::{SlotIndex, SlotValues};
+use crate::zcell::slot::{Field, SlotIndex, SlotPlan, SlotValues};
 
 /// A clock before this year has not been set (no NTP yet, dead RTC battery).
 const MIN_PLAUSIBLE_YEAR: i32 = 2024;
@@ -181,6 +181,7 @@ async fn plan_and_apply(
     let current = gx.read_slots(&owned).await.or_exit(Exit::Gx)?;
     progress.before = current.clone();
     progress.plan = Some(plan.clone());
+    can_allow_discharge(&plan, &current).or_exit(Exit::Gx)?;
     if mode.dry_run {
         let changes = apply::preview(&plan.slots, &current);
         if !mode.json {
@@ -202,6 +203,27 @@ async fn plan_and_apply(
         log(&format!("slot {slot}: {}", report::slot_plan(p)));
     }
     progress.changes = changes;
+    Ok(())
+}
+
+/// A window with `+discharge` needs the slot's `AllowDischarge`, which
+/// firmware before mid-2022 does not have.
+fn can_allow_discharge(
+    plan: &Plan,
+    current: &BTreeMap<SlotIndex, SlotValues>,
+) -> anyhow::Result<()> {
+    for (slot, p) in &plan.slots {
+        if let SlotPlan::Charge(charge) = p
+            && charge.allow_discharge == Some(true)
+            && current[slot].allow_discharge.is_none()
+        {
+            anyhow::bail!(
+                "a maintenance window with +discharge needs {}, which this GX does not have \
+                 (firmware from mid-2022 on has it): update the GX or drop +discharge",
+                slot.leaf(Field::AllowDischarge)
+            );
+        }
+    }
     Ok(())
 }
 

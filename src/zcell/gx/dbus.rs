@@ -122,11 +122,10 @@ impl Settings for DbusSettings {
             Err(e) => return Err(e),
         };
         slots_from(slots, |leaf| {
-            let path = leaf.to_string();
-            let value = by_leaf
+            by_leaf
                 .get(&leaf.relative())
-                .ok_or_else(|| MissingSetting(path.clone()))?;
-            int_of(&path, value)
+                .map(|value| int_of(&leaf.to_string(), value))
+                .transpose()
         })
     }
 

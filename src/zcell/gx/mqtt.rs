@@ -185,7 +185,8 @@ impl MqttSettings {
     }
 
     /// Publishes `R/` for `path` (a leaf or a group) and returns the value
-    /// of each of `leaves` as the GX holds it after every earlier write.
+    /// of each of `leaves` as the GX holds it after every earlier write, and
+    /// of those of `optional` the GX has.
     ///
     /// While any client keeps the GX alive, the bridge also publishes the
     /// echo of each of our writes, on the same topics as the answers and
@@ -195,7 +196,12 @@ impl MqttSettings {
     /// every earlier echo, and the answer to a second `R/` (the marker, the
     /// time zone, which zcell-sched never writes) follows that answer: the
     /// last `N/` per leaf before the marker's answer is the current value.
-    async fn read(&self, path: &str, leaves: &[String]) -> Result<BTreeMap<String, Value>> {
+    async fn read(
+        &self,
+        path: &str,
+        leaves: &[String],
+        optional: &[String],
+    ) -> Result<BTreeMap<String, Value>> {
         let prefix = format!("N/{}/settings/0", self.portal);
         let mut rx = self.incoming.lock().await;
         while rx.try_recv().is_ok() {}
@@ -226,7 +232,7 @@ impl MqttSettings {
                     let Some(leaf) = topic.strip_prefix(&prefix) else {
                         continue;
                     };
-                    if wanted.contains(&leaf.to_string()) {
+                    if wanted.contains(&leaf.to_string()) || optional.iter().any(|o| o == leaf) {
                         let doc: Value = serde_json::from_slice(&payload)
                             .with_context(|| format!("{topic}: the payload is not JSON"))?;
                         let value = doc
@@ -268,7 +274,7 @@ impl Settings for MqttSettings {
     async fn time_zone(&self) -> Result<String> {
         let leaf = TIME_ZONE_PATH.to_string();
         let got = self
-            .read(TIME_ZONE_PATH, std::slice::from_ref(&leaf))
+            .read(TIME_ZONE_PATH, std::slice::from_ref(&leaf), &[])
             .await?;
         match &got[&leaf] {
             Value::String(s) => Ok(s.clone()),
@@ -281,14 +287,21 @@ impl Settings for MqttSettings {
             .iter()
             .flat_map(|s| Field::ALL.map(|f| s.leaf(f).to_string()))
             .collect();
-        let got = self.read(SCHEDULE_GROUP, &leaves).await?;
+        let optional: Vec<String> = slots
+            .iter()
+            .map(|s| s.leaf(Field::AllowDischarge).to_string())
+            .collect();
+        let got = self.read(SCHEDULE_GROUP, &leaves, &optional).await?;
         slots_from(slots, |leaf| {
             let path = leaf.to_string();
-            let value = &got[&path];
-            value
-                .as_i64()
-                .and_then(|n| i32::try_from(n).ok())
-                .with_context(|| format!("{path} holds {value}, not an integer"))
+            got.get(&path)
+                .map(|value| {
+                    value
+                        .as_i64()
+                        .and_then(|n| i32::try_from(n).ok())
+                        .with_context(|| format!("{path} holds {value}, not an integer"))
+                })
+                .transpose()
         })
     }
 
