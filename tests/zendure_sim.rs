@@ -635,6 +635,7 @@ fn device_faults_refuse_hang_and_spoil() {
 fn overrides_soc_and_the_end_of_a_run() {
     let dir = TempDir::new("finish");
     let profile = dir.0.join("profile.csv");
+    let schedule_file = dir.0.join("schedule.json");
     std::fs::write(
         &profile,
         "# test\nseconds,load_w,pv_w\n0,100,0\n200,300,1000\n",
@@ -651,11 +652,22 @@ fn overrides_soc_and_the_end_of_a_run() {
             "60",
             "--speed",
             "20",
+            "--schedule",
+            "0=netzero,00:01:30=-300",
+            "--schedule-file",
+            schedule_file.to_str().unwrap(),
         ],
     );
     let state = home.state();
     assert!(f(&state["t"]) >= 40.0);
+    let published = || std::fs::read_to_string(&schedule_file).expect("the schedule file");
+    assert_eq!(published(), r#"{"************":"netzero"}"#);
     let line = home.events.wait_for("finished ");
+    assert_eq!(
+        published(),
+        r#"{"************":-300}"#,
+        "the value from 90 s"
+    );
     let end: Value = serde_json::from_str(&line["finished ".len()..]).unwrap();
     assert_eq!(f(&end["t"]), 100.0);
     assert_eq!(f(&end["load_w"]), 200.0, "linear between the rows");

@@ -29,6 +29,10 @@
 //!   [--token HEX | --token-file FILE]                HomeWizard v2 bearer token (00112233445566778899aabbccddeeff)
 //!   [--cert-out FILE]    write the HomeWizard v2 certificate (PEM) here, for clients to pin
 //!   [--trace FILE]       append one JSON line per step (below)
+//!   [--schedule SPEC --schedule-file FILE]  publish the value in force (zsim/schedule.rs) at
+//!                        sim time as a reference-format schedule, `{"************": VALUE}`,
+//!                        rewritten (atomically) when it changes: a real-time controller reading
+//!                        FILE follows the sim clock's schedule
 //!   [--port-file FILE]   write the readiness JSON here too (atomically)
 //! ```
 //!
@@ -94,6 +98,7 @@
 //!
 //! # Trace (`--trace`)
 //! JSON lines. The first: `{"header": {"start", "step", "speed", "date",
+//! "schedule" (the --schedule SPEC or null),
 //! "capacity_wh", "soc", "soc_set", "min_soc", "charge_max_w",
 //! "inverse_max_w", "idle_w", "meter_lag", "meter_period", "device": {the
 //! writable properties at the start, as in the state}}}`; then one per
@@ -112,6 +117,8 @@ mod dsmr;
 mod model;
 #[path = "zsim/profile.rs"]
 mod profile;
+#[path = "zsim/schedule.rs"]
+mod schedule;
 #[path = "zsim/time.rs"]
 mod time;
 #[path = "zsim/token.rs"]
@@ -202,6 +209,10 @@ struct Args {
     cert_out: Option<PathBuf>,
     #[arg(long)]
     trace: Option<PathBuf>,
+    #[arg(long, requires = "schedule_file")]
+    schedule: Option<String>,
+    #[arg(long, requires = "schedule")]
+    schedule_file: Option<PathBuf>,
     #[arg(long)]
     port_file: Option<PathBuf>,
 }
@@ -780,6 +791,7 @@ async fn run_clock(
     speed: f64,
     duration: Option<f64>,
     mut trace: Option<std::io::BufWriter<std::fs::File>>,
+    mut schedule: Option<SchedulePublisher>,
 ) -> Result<()> {
     let step = app.home().step;
     let begun = Instant::now();
@@ -795,7 +807,7 @@ async fn run_clock(
         }
         let mut lines = String::new();
         let mut telegrams = Vec::new();
-        {
+        let now = {
             let mut home = app.home();
             while done < due {
                 done += 1;
@@ -817,6 +829,10 @@ async fn run_clock(
                     telegrams.push(dsmr::telegram(&shown, app.time(shown.t), spoil));
                 }
             }
+            home.t
+        };
+        if let Some(publisher) = schedule.as_mut() {
+            publisher.publish(now)?;
         }
         if let Some(out) = trace.as_mut() {
             out.write_all(lines.as_bytes())
@@ -831,6 +847,30 @@ async fn run_clock(
         {
             return Ok(());
         }
+    }
+}
+
+/// Writes the schedule value in force as a file a controller reads.
+struct SchedulePublisher {
+    schedule: schedule::Schedule,
+    path: PathBuf,
+    last: Option<schedule::Value>,
+}
+
+impl SchedulePublisher {
+    fn publish(&mut self, t: f64) -> Result<()> {
+        let value = self.schedule.at(t);
+        if self.last == Some(value) {
+            return Ok(());
+        }
+        let json = match value {
+            schedule::Value::Watts(w) => json!(w.round() as i64),
+            schedule::Value::NetZero => json!("netzero"),
+            schedule::Value::NetZeroPlus => json!("netzero+"),
+        };
+        write_atomically(&self.path, &json!({"************": json}).to_string())?;
+        self.last = Some(value);
+        Ok(())
     }
 }
 
@@ -914,6 +954,7 @@ async fn main() -> Result<()> {
             "step": args.step,
             "speed": args.speed,
             "date": date.to_string(),
+            "schedule": args.schedule,
             "capacity_wh": args.capacity_wh,
             "soc": args.soc,
             "soc_set": args.soc_set,
@@ -995,13 +1036,24 @@ async fn main() -> Result<()> {
     );
     tokio::spawn(serve_dsmr(app.clone(), dsmr));
 
+    let mut schedule = match (&args.schedule, &args.schedule_file) {
+        (Some(spec), Some(path)) => Some(SchedulePublisher {
+            schedule: spec.parse()?,
+            path: path.clone(),
+            last: None,
+        }),
+        _ => None,
+    };
+    if let Some(publisher) = schedule.as_mut() {
+        publisher.publish(args.start)?;
+    }
     if let Some(path) = &args.port_file {
         write_atomically(path, &ports.to_string())?;
     }
     println!("ready {ports}");
     std::io::stdout().flush()?;
 
-    run_clock(app.clone(), args.speed, args.duration, trace).await?;
+    run_clock(app.clone(), args.speed, args.duration, trace, schedule).await?;
     println!("finished {}", app.state());
     std::io::stdout().flush()?;
     Ok(())
