@@ -186,19 +186,21 @@ fn writes_without_smart_mode_1_are_flash_writes() {
 fn limits_reset_unless_reasserted() {
     let (_dir, home) = start(
         "reset",
-        &["--speed", "20", "--limit-reset", "30", "--ramp", "0"],
+        &["--speed", "20", "--limit-reset", "60", "--ramp", "0"],
     );
     home.command(r#"{"acMode":2,"outputLimit":300,"inputLimit":0,"smartMode":1}"#);
     let t0 = f(&home.state()["t"]);
     home.wait_for_t(t0 + 20.0);
     home.command(r#"{"acMode":2,"outputLimit":300,"inputLimit":0,"smartMode":1}"#);
     let t1 = f(&home.state()["t"]);
-    let state = home.wait_for_t(t0 + 40.0);
-    if f(&state["t"]) < t1 + 29.0 {
+    assert!(t1 < t0 + 55.0, "the re-assert came too late to test it");
+    // Past the first write's reset time, before the re-assert's.
+    let state = home.wait_for_t(t0 + 70.0);
+    if f(&state["t"]) < t1 + 59.0 {
         assert_eq!(state["device"]["outputLimit"], 300, "re-asserted: {state}");
         assert_eq!(counter(&state, "limit_resets"), 0);
     }
-    let state = home.wait_for_t(t1 + 31.0);
+    let state = home.wait_for_t(t1 + 61.0);
     assert_eq!(state["device"]["outputLimit"], 0, "{state}");
     assert_eq!(counter(&state, "limit_resets"), 1);
     let state = wait_state(&home, "stopped", |s| f(&s["battery_w"]) == 0.0);
@@ -357,7 +359,7 @@ fn telegrams(addr: &str) -> Receiver<String> {
     rx
 }
 
-/// The first telegram made at sim time `t` or later.
+/// The first telegram measured at sim time `t` or later.
 fn telegram_from(telegrams: &Receiver<String>, t: f64) -> String {
     loop {
         let telegram = telegrams
@@ -427,8 +429,9 @@ fn every_meter_shows_the_grid_as_it_was_lag_seconds_ago() {
         (
             "dsmr",
             Box::new(|| {
+                // A telegram sent from now on: measured `lag` ago.
                 let now = f(&home.state()["t"]);
-                telegram_power(&telegram_from(&dsmr, now)).expect("a valid telegram")
+                telegram_power(&telegram_from(&dsmr, now - lag)).expect("a valid telegram")
             }),
         ),
     ];
@@ -459,10 +462,19 @@ fn every_meter_shows_the_grid_as_it_was_lag_seconds_ago() {
         };
         let delay = seen_at - changed_at;
         assert!(
-            delay > lag && delay <= lag + 5.0,
+            delay > lag && delay <= lag + 8.0,
             "{kind}: the change showed after {delay} s, lag {lag}"
         );
     }
+    // Timestamps are the sample's: `lag` (up to a period) old.
+    let (_, body) = http_get(&home.ports.zendure_p1, "/properties/report", &[]).unwrap();
+    let now = f(&home.state()["unix"]);
+    let p1: Value = serde_json::from_str(&body).unwrap();
+    let age = now - f(&p1["timestamp"]);
+    assert!(
+        age >= lag - 1.0 && age <= lag + 3.0,
+        "the P1 sample is {age} s old"
+    );
 }
 
 #[test]
@@ -520,7 +532,7 @@ fn homewizard_v2_needs_its_token_and_api_version() {
 fn meter_faults_silence_and_spoil_every_kind() {
     let (_dir, home) = start("meter-faults", &["--speed", "20"]);
     let dsmr = telegrams(&home.ports.dsmr);
-    // A telegram made after the fault set at `state` changed.
+    // A telegram made after the fault set at `state` (no lag: measured then).
     let after = |state: &Value| telegram_from(&dsmr, f(&state["t"]) + 1.0);
     assert_eq!(telegram_power(&after(&home.state())), Ok(319.0));
     let short = Duration::from_millis(1500);
@@ -623,9 +635,10 @@ fn device_faults_refuse_hang_and_spoil() {
 fn overrides_soc_and_the_end_of_a_run() {
     let dir = TempDir::new("finish");
     let profile = dir.0.join("profile.csv");
+    let schedule_file = dir.0.join("schedule.json");
     std::fs::write(
         &profile,
-        "# test\nseconds,load_w,pv_w\n0,100,0\n100,300,1000\n",
+        "# test\nseconds,load_w,pv_w\n0,100,0\n200,300,1000\n",
     )
     .unwrap();
     let home = SimHome::start(
@@ -636,27 +649,56 @@ fn overrides_soc_and_the_end_of_a_run() {
             "--start",
             "00:00:40",
             "--duration",
-            "20",
+            "60",
             "--speed",
-            "10",
+            "20",
+            "--schedule",
+            "0=netzero,00:01:30=-300",
+            "--schedule-file",
+            schedule_file.to_str().unwrap(),
         ],
     );
     let state = home.state();
     assert!(f(&state["t"]) >= 40.0);
+    let published = || std::fs::read_to_string(&schedule_file).expect("the schedule file");
+    assert_eq!(published(), r#"{"************":"netzero"}"#);
     let line = home.events.wait_for("finished ");
+    assert_eq!(
+        published(),
+        r#"{"************":-300}"#,
+        "the value from 90 s"
+    );
     let end: Value = serde_json::from_str(&line["finished ".len()..]).unwrap();
-    assert_eq!(f(&end["t"]), 60.0);
-    assert_eq!(f(&end["load_w"]), 220.0, "linear between the rows");
-    assert_eq!(f(&end["pv_w"]), 600.0);
-    assert_eq!(f(&end["grid_w"]), 220.0 - 600.0 + 19.0);
+    assert_eq!(f(&end["t"]), 100.0);
+    assert_eq!(f(&end["load_w"]), 200.0, "linear between the rows");
+    assert_eq!(f(&end["pv_w"]), 500.0);
+    assert_eq!(f(&end["grid_w"]), 200.0 - 500.0 + 19.0);
 
-    let (_dir, home) = start("override", &["--load", "500"]);
+    let (_dir, home) = start("override", &["--load", "500", "--speed", "5"]);
     let state = home.control("/sim/override", r#"{"load_w": 1000, "pv_w": 200}"#);
     assert_eq!(state["overrides"]["load_w"], 1000.0);
     let state = wait_state(&home, "overridden", |s| f(&s["load_w"]) == 1000.0);
     assert_eq!(f(&state["pv_w"]), 200.0);
     home.control("/sim/override", r#"{"load_w": null}"#);
     wait_state(&home, "back to the profile", |s| f(&s["load_w"]) == 500.0);
+    // The meter's lag changes at run time.
+    let state = home.control("/sim/meter", r#"{"lag": 100000}"#);
+    assert_eq!(f(&state["meter_lag"]), 100000.0);
+    let shown = f(&state["meter"]["grid_w"]);
+    home.control("/sim/override", r#"{"load_w": 2000}"#);
+    let t = f(&home.state()["t"]);
+    let state = home.wait_for_t(t + 3.0);
+    assert_eq!(
+        f(&state["meter"]["grid_w"]),
+        shown,
+        "a long lag hides the change"
+    );
+    home.control("/sim/meter", r#"{"lag": 0}"#);
+    wait_state(&home, "the meter up to date", |s| {
+        f(&s["meter"]["grid_w"]) == 2000.0 - 200.0 + 19.0
+    });
+    home.control("/sim/override", r#"{"load_w": null}"#);
+
     let state = home.control("/sim/soc", r#"{"percent": 80}"#);
     assert!((f(&state["soc"]) - 80.0).abs() < 0.1);
     let (status, _) = http_request(
@@ -696,6 +738,12 @@ fn metrics_score_a_known_trace() {
         (620, 150.0, charge(150)),
         (700, -800.0, discharge(800)),
         (760, 150.0, charge(150)),
+        (
+            850,
+            0.0,
+            r#"{"inputLimit":0,"outputLimit":0,"smartMode":1}"#.to_string(),
+        ),
+        (855, 150.0, charge(150)),
     ];
     let mut text = String::from(
         r#"{"header":{"start":0,"step":1.0,"speed":1,"capacity_wh":1000,"soc":50,"soc_set":1000,"min_soc":100,"charge_max_w":1000,"inverse_max_w":800,"idle_w":0,"meter_lag":0,"meter_period":1,"device":{"acMode":1,"inputLimit":0,"outputLimit":0,"smartMode":1,"socSet":1000,"minSoc":100}}}"#,
@@ -740,12 +788,13 @@ fn metrics_score_a_known_trace() {
     assert_eq!(f(&m["ideal"]["import_kwh"]), kwh(ideal_import));
     assert_eq!(f(&m["ideal"]["export_kwh"]), 0.0);
     assert_eq!(f(&m["excess_import_kwh"]), kwh(import - ideal_import));
-    assert_eq!(m["writes"], 9);
-    assert_eq!(m["limit_writes"], 9);
+    assert_eq!(m["writes"], 11);
+    assert_eq!(m["limit_writes"], 11);
     assert_eq!(m["flash_writes"], 1);
-    assert_eq!(m["direction_changes"], 6);
-    // 200, 300, 305 (no step) and 760; not 620, 10 s after the load step.
-    assert_eq!(m["flips"], 4, "{m}");
+    assert_eq!(m["direction_changes"], 6, "the idle shape has no acMode");
+    // 200, 300, 305 (no step), 760, 850 and 855; not 620, 10 s after the
+    // load step.
+    assert_eq!(m["flips"], 6, "{m}");
     assert_eq!(m["max_flips_in_window"], 3);
     assert_eq!(m["load_pv_steps"], 1);
     assert_eq!(
@@ -754,7 +803,11 @@ fn metrics_score_a_known_trace() {
         "charging 150 W while importing"
     );
     assert_eq!(m["max_limit_writes_per_interval"], 2);
-    assert_eq!(m["limit_writes_closer_than_interval"], 1, "305 after 300");
+    assert_eq!(
+        m["limit_writes_closer_than_interval"], 2,
+        "305 after 300, 855 after 0 W"
+    );
+    assert_eq!(m["nonzero_writes_closer_than_interval"], 1, "305 after 300");
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! # Command line
 //! ```text
 //! zcell-test-zendure-metrics --trace FILE
-//!   [--schedule SPEC]            what the controller was told to do (0=netzero), zsim/schedule.rs
+//!   [--schedule SPEC]            what the controller was told to do, zsim/schedule.rs
+//!                                (the trace header's, else 0=netzero)
 //!   [--min-write-interval S]     (10)
 //!   [--min-soc PERCENT] [--max-soc PERCENT]   the ideal's SoC bounds (the device's minSoc/socSet)
 //!   [--flip-w W] [--settle S] [--flip-window S]       (50, 60, 300)
@@ -20,7 +21,8 @@
 //!  "writes", "limit_writes", "flash_writes", "direction_changes",
 //!  "direction_changes_per_day", "max_overshoot_w", "overshoot_wh",
 //!  "flips", "max_flips_in_window", "load_pv_steps",
-//!  "max_limit_writes_per_interval", "limit_writes_closer_than_interval"}
+//!  "max_limit_writes_per_interval", "limit_writes_closer_than_interval",
+//!  "nonzero_writes_closer_than_interval"}
 //! ```
 //! - The ideal is a shadow battery that follows the schedule perfectly and
 //!   at once, within the device's power limits and the SoC bounds, with the
@@ -38,7 +40,9 @@
 //! - Limit writes of 0 W are exempt from the write interval:
 //!   `max_limit_writes_per_interval` counts the non-zero ones in any
 //!   `--min-write-interval` window, `limit_writes_closer_than_interval`
-//!   the non-zero ones written sooner than that after any limit write.
+//!   the non-zero ones written sooner than that after any limit write (a
+//!   0 W write included), `nonzero_writes_closer_than_interval` those
+//!   sooner than that after the last non-zero one.
 
 #[path = "zsim/command.rs"]
 mod command;
@@ -60,8 +64,8 @@ use schedule::{Schedule, Value};
 struct Args {
     #[arg(long)]
     trace: PathBuf,
-    #[arg(long, default_value = "0=netzero")]
-    schedule: Schedule,
+    #[arg(long)]
+    schedule: Option<Schedule>,
     #[arg(long, default_value = "10")]
     min_write_interval: f64,
     #[arg(long)]
@@ -315,6 +319,11 @@ fn max_in_window(times: &[f64], width: f64) -> usize {
 fn main() -> Result<()> {
     let args = Args::parse();
     let (header, steps) = read_trace(&args.trace)?;
+    let schedule: Schedule = match (&args.schedule, header["schedule"].as_str()) {
+        (Some(s), _) => s.clone(),
+        (None, Some(spec)) => spec.parse().context("the trace header's schedule")?,
+        (None, None) => "0=netzero".parse()?,
+    };
     let dt = number(&header, "step")?;
     let capacity_wh = number(&header, "capacity_wh")?;
     let device = &header["device"];
@@ -347,7 +356,7 @@ fn main() -> Result<()> {
         for w in &s.writes {
             count.write(s.t, w, &limits);
         }
-        let value = args.schedule.at(s.t);
+        let value = schedule.at(s.t);
         let overshoot = match value {
             Value::NetZero if s.battery_w < 0.0 && s.grid_w < 0.0 => (-s.grid_w).min(-s.battery_w),
             Value::NetZero | Value::NetZeroPlus if s.battery_w > 0.0 && s.grid_w > 0.0 => {
@@ -359,17 +368,24 @@ fn main() -> Result<()> {
         overshoot_wh += overshoot * dt / 3600.0;
     }
     let soc = number(&header, "soc")?;
-    let ideal = ideal(&steps, &args.schedule, &limits, soc, dt);
+    let ideal = ideal(&steps, &schedule, &limits, soc, dt);
 
     let step_times = step_times(&steps, dt, args.step_w, args.step_window);
     let flip_times = flips(&count.changes, &step_times, args.flip_w, args.settle);
     let mut last_limit_write = f64::NEG_INFINITY;
     let mut too_close = 0;
-    let mut nonzero = Vec::new();
+    let mut too_close_to_nonzero = 0;
+    let mut nonzero: Vec<f64> = Vec::new();
     for &(t, command) in &count.limit_writes {
         if command != 0.0 {
             if t - last_limit_write < args.min_write_interval {
                 too_close += 1;
+            }
+            if nonzero
+                .last()
+                .is_some_and(|&n| t - n < args.min_write_interval)
+            {
+                too_close_to_nonzero += 1;
             }
             nonzero.push(t);
         }
@@ -395,6 +411,7 @@ fn main() -> Result<()> {
         "load_pv_steps": count_events(&step_times, args.step_window),
         "max_limit_writes_per_interval": max_in_window(&nonzero, args.min_write_interval),
         "limit_writes_closer_than_interval": too_close,
+        "nonzero_writes_closer_than_interval": too_close_to_nonzero,
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
