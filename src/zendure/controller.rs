@@ -517,6 +517,8 @@ impl Core {
                 self.writes = self.writes.record(at, command);
                 self.written_wall = Some(wall);
                 self.write_count += 1;
+                // The status shows the write now, not a cycle later.
+                out.push(Effect::Status(Box::new(self.status(at, wall))));
                 if old != Some(command) {
                     out.push(log(Level::Info, format!("wrote {command}")));
                     out.push(Effect::Report(Reported::Status(StatusEvent::Change {
