@@ -619,7 +619,7 @@ fn status_schedule_and_once_commands() {
     rig.wait_state("discharging after once", 5.0, |s| commanded(s) < -300);
 
     let ctl = Controller::start(&config);
-    ctl.wait_log("control: ");
+    wait_status(&rig, "a status file", |doc| doc["pid"].is_u64());
     let out = run(&["zendure", "status", "--config", &c, "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
