@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::tz;
 use crate::zcell::bms::BmsAddress;
+use crate::zcell::dess::{Writer, parse_overlap};
 use crate::zcell::gx::GxTarget;
 use crate::zcell::policy::{MaintenanceWindow, OwnedSlots, Peak, parse_clock, parse_soc};
 use crate::zcell::slot::Soc;
@@ -121,6 +122,25 @@ pub struct RunArgs {
     pub status_file: StatusFileArgs,
     #[command(flatten)]
     pub gx: GxArgs,
+    #[command(flatten)]
+    pub writer: WriterArgs,
+    /// With --writer dess: switch Dynamic ESS to Local mode when it is Off or
+    /// Auto (VRM); without it such a GX is refused (exit 3).
+    #[arg(long)]
+    pub dess_set_local: bool,
+    /// With --writer dess: seconds the last window runs past the planning
+    /// day, so the next day's run finds one running [default: 600].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_overlap)]
+    pub dess_overlap: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct WriterArgs {
+    /// How the plan goes to the GX: slots (ESS scheduled-charge slots, any
+    /// firmware, repeat weekly) or dess (Dynamic ESS Local windows, which end
+    /// by themselves) [default: the config's writer, else slots].
+    #[arg(long, value_name = "slots|dess")]
+    pub writer: Option<Writer>,
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +162,8 @@ pub struct StatusArgs {
     pub status_file: StatusFileArgs,
     #[command(flatten)]
     pub gx: GxArgs,
+    #[command(flatten)]
+    pub writer: WriterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -155,6 +177,8 @@ pub struct DisableArgs {
     pub lock: LockArgs,
     #[command(flatten)]
     pub gx: GxArgs,
+    #[command(flatten)]
+    pub writer: WriterArgs,
 }
 
 #[derive(Debug, Args)]
