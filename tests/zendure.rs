@@ -7,6 +7,7 @@
 //!
 //! The simulator is an example: `cargo test` builds it; `cargo test --test
 //! zendure` alone does not (run `cargo build --examples` first).
+#![cfg(feature = "zendure")]
 
 mod testenv;
 
