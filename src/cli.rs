@@ -49,10 +49,12 @@ pub enum Command {
     /// Disable the owned charge slots (keeping their days), e.g. before uninstalling.
     Disable(DisableArgs),
     /// The Zendure SolarFlow on the LAN: its controller, status and schedule.
+    #[cfg(feature = "zendure")]
     #[command(subcommand)]
     Zendure(ZendureCommand),
 }
 
+#[cfg(feature = "zendure")]
 #[derive(Debug, Subcommand)]
 pub enum ZendureCommand {
     /// Follow the schedule in the foreground until SIGTERM/SIGINT (then 0 W).
@@ -93,6 +95,7 @@ pub enum ZendureCommand {
     },
 }
 
+#[cfg(feature = "zendure")]
 #[derive(Debug, Args)]
 pub struct ZendureConfigArgs {
     /// JSON config file with a `zendure` object

@@ -7,6 +7,7 @@
 //!
 //! The simulator is an example: `cargo test` builds it; `cargo test --test
 //! zendure` alone does not (run `cargo build --examples` first).
+#![cfg(feature = "zendure")]
 
 mod testenv;
 
@@ -352,7 +353,9 @@ fn net_zero_plus_charges_from_export_and_never_discharges() {
     rig.home.control("/sim/override", r#"{"pv_w": 0}"#);
     ctl.wait_log("wrote idle (0 W)");
     let t = rig.state()["t"].as_f64().unwrap();
-    let state = rig.wait_state("a while importing", 20.0, |s| s["t"].as_f64().unwrap() > t + 60.0);
+    let state = rig.wait_state("a while importing", 20.0, |s| {
+        s["t"].as_f64().unwrap() > t + 60.0
+    });
     assert_eq!(commanded(&state), 0, "{state}");
     assert!(grid(&state) > 200.0, "{state}");
 }
@@ -360,9 +363,13 @@ fn net_zero_plus_charges_from_export_and_never_discharges() {
 #[test]
 fn soc_limits_stop_discharge_and_charge() {
     // A tiny battery so SoC moves in seconds.
-    let rig = rig("soc", &["--capacity-wh", "20", "--soc", "24"]);
+    let rig = rig("soc", &["--capacity-wh", "100", "--soc", "23"]);
     let schedule = rig.schedule_file(json!({"********0000": -800}));
-    let config = rig.config("homewizard", &schedule, json!({"min_soc": 20, "max_soc": 80}));
+    let config = rig.config(
+        "homewizard",
+        &schedule,
+        json!({"min_soc": 20, "max_soc": 80}),
+    );
     let ctl = Controller::start(&config);
     ctl.wait_log("wrote discharge 800 W");
     ctl.wait_log("at or below min_soc");
@@ -412,15 +419,17 @@ fn device_loss_is_survived_and_resets_are_reasserted() {
     ctl.wait_log("wrote charge 350 W");
     rig.home.control("/sim/fault", r#"{"device": "refuse"}"#);
     ctl.wait_log("device: ");
-    let status: Value =
-        serde_json::from_slice(&std::fs::read(rig.path("run/status.json")).unwrap()).unwrap();
-    assert!(status["device"]["error"].is_string(), "{status}");
+    wait_status(&rig, "the device error shown", |doc| {
+        doc["device"]["error"].is_string()
+    });
     rig.home.control("/sim/fault", r#"{"device": "garbage"}"#);
     rig.home.control("/sim/fault", r#"{"device": "none"}"#);
     ctl.wait_log("device answers again");
     // The device dropped its limits: seen on the next report, told again.
     rig.home.control("/sim/reset-limits", "{}");
-    rig.wait_state("re-asserted", 10.0, |s| commanded(s) == 350 && counter(s, "limit_resets") >= 1);
+    rig.wait_state("re-asserted", 10.0, |s| {
+        commanded(s) == 350 && counter(s, "limit_resets") >= 1
+    });
 }
 
 /// Serves `body` at any path until `stop` is set.
@@ -464,21 +473,31 @@ fn schedule_url_down_keeps_the_last_good_copy() {
     server.join().unwrap();
     ctl.wait_log("using the last good schedule");
     let saved = std::fs::read_to_string(rig.path("state/zendure-schedule.json")).unwrap();
-    assert_eq!(serde_json::from_str::<Value>(&saved).unwrap(), json!({"********0000": 275}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&saved).unwrap(),
+        json!({"********0000": 275})
+    );
     drop(ctl);
     // A restart with the source still down starts from the saved copy.
     let ctl = Controller::start(&config);
     ctl.wait_log("using the last good schedule until the source is read");
+    wait_status(&rig, "the saved schedule in force", |doc| {
+        doc["schedule"]["state"] == "last_good" && doc["target"]["setpoint_w"] == 275
+    });
+}
+
+/// Polls the controller's status file until `done` holds (10 s at most).
+fn wait_status(rig: &Rig, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     let status = rig.path("run/status.json");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let doc: Value = serde_json::from_slice(&std::fs::read(&status).unwrap_or_default())
             .unwrap_or(Value::Null);
-        if doc["schedule"]["state"] == "last_good" && doc["target"]["setpoint_w"] == 275 {
-            break;
+        if done(&doc) {
+            return doc;
         }
-        assert!(Instant::now() < deadline, "{doc}");
-        std::thread::sleep(Duration::from_millis(50));
+        assert!(Instant::now() < deadline, "never {what}: {doc}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -508,7 +527,13 @@ fn second_instance_exits_4_or_quietly_0() {
     let out = run(&["zendure", "run", "--config", &config_arg]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(stderr(&out).contains("zendure.lock"), "{}", stderr(&out));
-    let out = run(&["zendure", "run", "--config", &config_arg, "--if-not-running"]);
+    let out = run(&[
+        "zendure",
+        "run",
+        "--config",
+        &config_arg,
+        "--if-not-running",
+    ]);
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{out:?}");
     // once (not a dry run) is refused beside a running controller too.
@@ -533,9 +558,17 @@ fn bad_config_exits_2_and_writes_nothing() {
     let rig = rig("badconfig", &[]);
     let schedule = rig.schedule_file(json!({"********0000": 500}));
     for (extra, key) in [
-        (json!({"meter": {"kind": "p1", "address": "127.0.0.1:1"}}), "zendure.meter.kind"),
+        (
+            json!({"meter": {"kind": "p1", "address": "127.0.0.1:1"}}),
+            "zendure.meter.kind",
+        ),
         (json!({"interval": "fast"}), "zendure.interval"),
         (json!({"colour": "red"}), "zendure.colour"),
+        (
+            json!({"meter": {"kind": "homewizard-v2", "address": "127.0.0.1:1",
+                             "token_file": "/nonexistent/token", "ca_file": "/nonexistent/ca.pem"}}),
+            "zendure.meter.token_file /nonexistent/token",
+        ),
     ] {
         let config = rig.config("homewizard", &schedule, extra);
         let out = run(&["zendure", "run", "--config", &config.to_string_lossy()]);
@@ -552,20 +585,39 @@ fn status_schedule_and_once_commands() {
     let schedule = rig.schedule_file(json!({"********0000": "netzero", "********2359": 5000}));
     let config = rig.config("homewizard", &schedule, json!({"meter_lag": 0}));
     let c = config.to_string_lossy().into_owned();
-    let out = run(&["zendure", "schedule", "--config", &c, "--date", "2026-11-23"]);
+    let out = run(&[
+        "zendure",
+        "schedule",
+        "--config",
+        &c,
+        "--date",
+        "2026-11-23",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("00:00  netzero"), "{text}");
     assert!(text.contains("23:59  5000 W (clamped to 800 W)"), "{text}");
     assert!(text.contains("timeline"), "{text}");
-    let out = run(&["zendure", "schedule", "--config", &c, "--date", "2026-11-23", "--json"]);
+    let out = run(&[
+        "zendure",
+        "schedule",
+        "--config",
+        &c,
+        "--date",
+        "2026-11-23",
+        "--json",
+    ]);
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["changes"][1]["applied_w"], 800);
     assert_eq!(doc["resolved"].as_array().unwrap().len(), 25);
 
     let out = run(&["zendure", "once", "--config", &c, "--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stdout(&out).contains("dry run: not written"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("dry run: not written"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(counter(&rig.state(), "writes"), 0);
     let out = run(&["zendure", "once", "--config", &c]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -573,7 +625,7 @@ fn status_schedule_and_once_commands() {
     rig.wait_state("discharging after once", 5.0, |s| commanded(s) < -300);
 
     let ctl = Controller::start(&config);
-    ctl.wait_log("control: ");
+    wait_status(&rig, "a status file", |doc| doc["pid"].is_u64());
     let out = run(&["zendure", "status", "--config", &c, "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
