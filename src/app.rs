@@ -23,6 +23,19 @@ pub async fn execute(cli: Cli) -> ExitCode {
             until_signal(async { zcell::disable::disable(DisableSettings::resolve(&args)?).await })
                 .await
         }
+        #[cfg(feature = "discover")]
+        Command::Discover(args) => outcome(crate::discover::command(args).await),
+    }
+}
+
+/// The exit code of a command that needs no signal handling of its own.
+fn outcome(result: Result<(), Failure>) -> ExitCode {
+    match result {
+        Ok(()) => Exit::Ok.into(),
+        Err(failure) => {
+            log(&format!("error: {failure}"));
+            failure.exit.into()
+        }
     }
 }
 
@@ -44,13 +57,7 @@ async fn until_signal(command: impl Future<Output = Result<(), Failure>>) -> Exi
         ExitCode::from(code)
     };
     tokio::select! {
-        result = command => match result {
-            Ok(()) => Exit::Ok.into(),
-            Err(failure) => {
-                log(&format!("error: {failure}"));
-                failure.exit.into()
-            }
-        },
+        result = command => outcome(result),
         _ = term.recv() => stopped("SIGTERM", 143),
         _ = int.recv() => stopped("SIGINT", 130),
     }

@@ -9,6 +9,8 @@ pub mod app;
 pub mod atomic;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "discover")]
+pub mod discover;
 pub mod exit;
 pub mod lock;
 pub mod span;
