@@ -19,6 +19,7 @@ pub mod report;
 pub mod run;
 pub mod slot;
 pub mod span;
+pub mod zendure;
 
 /// One event, one short line on stderr: cron mails it, syslog keeps it.
 pub fn log(message: &str) {

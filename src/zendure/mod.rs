@@ -1,0 +1,4 @@
+//! The second system: a Zendure SolarFlow battery on the LAN, following a
+//! charge schedule against a P1 meter.
+
+pub mod schedule;
