@@ -1,4 +1,5 @@
 //! The second system: a Zendure SolarFlow battery on the LAN, following a
 //! charge schedule against a P1 meter.
 
+pub mod law;
 pub mod schedule;
