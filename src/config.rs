@@ -188,7 +188,7 @@ fn rules_key(rules: &mut RulesFile, key: &str, value: &Value) -> Result<bool> {
 }
 
 const KEYS: &str = "bms, bms_timeout, bms_retries, slots, day_start, peaks, reserve_soc, \
-                    maintenance_windows, time_zone, holidays, seasons, status_file";
+                    maintenance_windows, time_zone, holidays, seasons, status_file, zendure";
 const SEASON_KEYS: &str = "months, peaks, reserve_soc, maintenance_windows";
 
 pub fn parse(text: &str) -> Result<Config> {
@@ -224,6 +224,8 @@ pub fn parse(text: &str) -> Result<Config> {
                     Some(gx::parse_zone(string(key, value)?).context("`time_zone`")?);
             }
             "status_file" => config.status_file = Some(PathBuf::from(string(key, value)?)),
+            // The Zendure system's settings; its own commands check them.
+            "zendure" => {}
             "holidays" => {
                 for day in strings(key, value)? {
                     config.holidays.add(&day).context("`holidays`")?;

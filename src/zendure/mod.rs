@@ -1,5 +1,6 @@
 //! The second system: a Zendure SolarFlow battery on the LAN, following a
 //! charge schedule against a P1 meter.
 
+pub mod config;
 pub mod law;
 pub mod schedule;
