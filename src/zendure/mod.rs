@@ -2,5 +2,7 @@
 //! charge schedule against a P1 meter.
 
 pub mod config;
+pub mod device;
+pub mod http;
 pub mod law;
 pub mod schedule;
