@@ -25,6 +25,9 @@ pub async fn execute(cli: Cli) -> ExitCode {
         }
         #[cfg(feature = "discover")]
         Command::Discover(args) => outcome(crate::discover::command(args).await),
+        // The server stops itself on SIGTERM/SIGINT, letting requests finish.
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => outcome(crate::serve::command(args).await),
     }
 }
 

@@ -38,6 +38,20 @@ pub enum Command {
     /// Find Zendure batteries and P1 meters on the LAN (mDNS).
     #[cfg(feature = "discover")]
     Discover(DiscoverArgs),
+    /// Serve the Zendure schedule, the controller's status and readings, and the web page.
+    #[cfg(feature = "serve")]
+    Serve(ServeArgs),
+}
+
+#[cfg(feature = "serve")]
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// JSON config file; its `serve` object holds the server's keys.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, overriding `serve.listen` [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[cfg(feature = "discover")]

@@ -13,6 +13,8 @@ pub mod config;
 pub mod discover;
 pub mod exit;
 pub mod lock;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod span;
 pub mod tz;
 pub mod zcell;
