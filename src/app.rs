@@ -11,6 +11,7 @@ use crate::exit::{Exit, Failure};
 use crate::log;
 use crate::zcell;
 use crate::zcell::settings::{DisableSettings, RunRequest, StatusSettings};
+use crate::zendure;
 
 pub async fn execute(cli: Cli) -> ExitCode {
     match cli.command {
@@ -28,6 +29,8 @@ pub async fn execute(cli: Cli) -> ExitCode {
         // The server stops itself on SIGTERM/SIGINT, letting requests finish.
         #[cfg(feature = "serve")]
         Command::Serve(args) => outcome(crate::serve::command(args).await),
+        // The controller handles SIGTERM/SIGINT itself: 0 W, then exit 0.
+        Command::Zendure(command) => zendure::commands::execute(command).await,
     }
 }
 

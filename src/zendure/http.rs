@@ -21,6 +21,7 @@ impl Http {
 
     /// With a caller's builder (TLS settings), the shared limits on top.
     pub fn from_builder(builder: reqwest::ClientBuilder, timeout: Duration) -> Result<Http> {
+        install_crypto();
         let client = builder
             .connect_timeout(timeout)
             .timeout(timeout)
@@ -29,6 +30,10 @@ impl Http {
             .build()
             .context("cannot set up the HTTP client")?;
         Ok(Http { client, timeout })
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     pub fn client(&self) -> &reqwest::Client {
@@ -64,14 +69,14 @@ async fn receive(request: reqwest::RequestBuilder, limit: Duration) -> Result<Ve
     let mut response = request
         .send()
         .await
-        .map_err(|e| anyhow!(crate::zcell::bms::brief(&e, limit)))?;
+        .map_err(|e| anyhow!(crate::http::brief(&e, limit)))?;
     let status = response.status();
     ensure!(status.is_success(), "HTTP {status}");
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| anyhow!("reading the body: {}", crate::zcell::bms::brief(&e, limit)))?
+        .map_err(|e| anyhow!("reading the body: {}", crate::http::brief(&e, limit)))?
     {
         ensure!(
             body.len() + chunk.len() <= MAX_BODY_BYTES,
@@ -80,4 +85,12 @@ async fn receive(request: reqwest::RequestBuilder, limit: Duration) -> Result<Ve
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// With HTTPS built in, reqwest builds every client (plain HTTP ones too)
+/// on the process-wide rustls crypto provider: ring, as the MQTT side uses.
+/// Installing twice is harmless (the first one stays).
+pub fn install_crypto() {
+    #[cfg(feature = "https")]
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
