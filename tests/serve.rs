@@ -244,6 +244,9 @@ fn listening_beyond_loopback_needs_a_token() {
 #[tokio::test]
 async fn posted_status_and_samples_show_as_live_status_and_series() {
     let s = Server::start(json!({"alive_after": 30})).await;
+    let (_, etag) = s.get_with_etag("api/schedule").await;
+    s.put_if_match(&etag, json!({"********0000": "netzero"}))
+        .await;
     let now = serve_env::unix_now();
     let (code, live) = s.get("api/status").await;
     assert_eq!(code, 200);
@@ -278,6 +281,7 @@ async fn posted_status_and_samples_show_as_live_status_and_series() {
     let live = &status["live"];
     assert_eq!(live["alive"], true, "{status}");
     assert_eq!(live["since"], json!(now - 100.0));
+    // The value in force is the schedule's; the command is the controller's.
     assert_eq!(live["value"], "netzero");
     assert_eq!(live["last_command"]["outputLimit"], 320);
     assert_eq!(live["soc"], 64.0);
@@ -290,7 +294,7 @@ async fn posted_status_and_samples_show_as_live_status_and_series() {
     let (_, series) = s.get("api/data?hours=1").await;
     assert_eq!(series["meter"], json!([[now - 12.0, 35.0]]));
     assert_eq!(series["device"], json!([[now - 5.0, 64.0, -320.0]]));
-    assert_eq!(series["changes"], json!([[now - 50.0, "netzero"]]));
+    assert_eq!(series["schedule"][0][1], "netzero");
     assert_eq!(series["time_zone"], "Europe/Amsterdam");
 
     // The reference status API's view of the same.

@@ -18,6 +18,7 @@ use super::page;
 use super::schedule::{self, EntryError, ScheduleFile};
 use super::store::{DataKind, Posted, Store, summary};
 use crate::serve::config::ServeConfig;
+use crate::zendure::schedule::Schedule;
 
 pub struct AppState {
     pub config: ServeConfig,
@@ -145,8 +146,12 @@ fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("malformed JSON: {e}")))
 }
 
+fn unix(t: chrono::DateTime<Utc>) -> f64 {
+    t.timestamp_millis() as f64 / 1000.0
+}
+
 fn now_unix() -> f64 {
-    Utc::now().timestamp_millis() as f64 / 1000.0
+    unix(Utc::now())
 }
 
 fn local_now(zone: Tz) -> chrono::NaiveDateTime {
@@ -307,15 +312,36 @@ async fn status_post(State(state): State<Shared>, headers: HeaderMap, body: Byte
     store_posted(&state, Posted::event(doc, now_unix()))
 }
 
+/// The stored schedule, or why it cannot be used.
+fn stored_schedule(state: &AppState) -> Result<Schedule, String> {
+    let current = state.schedule.read().map_err(|e| format!("{e:#}"))?;
+    let doc = current.document().map_err(|e| format!("{e:#}"))?;
+    schedule::validate(&Value::Object(doc)).map_err(|errors| {
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
 async fn status_get(State(state): State<Shared>, headers: HeaderMap) -> ApiResult {
     authorize(&state, &headers, false)?;
+    let parsed = stored_schedule(&state);
+    let in_force = parsed
+        .as_ref()
+        .ok()
+        .map(|s| schedule::in_force(s, state.config.time_zone, Utc::now()));
     let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
     let latest = store.latest().map_err(ApiError::internal)?;
     let recent = store.events(20, None).map_err(ApiError::internal)?;
-    let live = summary(&latest, now_unix(), state.config.alive_after);
-    Ok(json_ok(
-        json!({"success": true, "live": live, "events": recent}),
-    ))
+    let live = summary(&latest, in_force, now_unix(), state.config.alive_after);
+    Ok(json_ok(json!({
+        "success": true,
+        "live": live,
+        "events": recent,
+        "schedule_error": parsed.err(),
+    })))
 }
 
 #[derive(Deserialize)]
@@ -397,13 +423,17 @@ async fn data_get(
 ) -> ApiResult {
     authorize(&state, &headers, false)?;
     let hours = query.hours.unwrap_or(24.0).clamp(0.01, 24.0 * 31.0);
-    let now = now_unix();
+    let end = Utc::now();
+    let start = end - chrono::TimeDelta::milliseconds((hours * 3_600_000.0) as i64);
+    let (now, from) = (unix(end), unix(start));
+    let steps = stored_schedule(&state)
+        .map(|s| schedule::steps(&s, state.config.time_zone, start, end))
+        .unwrap_or_default();
     let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
-    let mut series = store
-        .series(now - hours * 3600.0)
-        .map_err(ApiError::internal)?;
+    let mut series = store.series(from).map_err(ApiError::internal)?;
+    series["schedule"] = json!(steps);
     series["now"] = json!(now);
-    series["from"] = json!(now - hours * 3600.0);
+    series["from"] = json!(from);
     // The page draws the home's clock, whatever the phone's zone.
     series["time_zone"] = json!(state.config.time_zone.name());
     Ok(json_ok(series))

@@ -8,12 +8,15 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::atomic;
-use crate::zendure::schedule::{Key, Schedule, ScheduleValue, resolve_day};
+use crate::zendure::schedule::{
+    Key, Schedule, ScheduleValue, next_change_instant, resolve_day, value_at_instant,
+};
 
 /// The project's schema for the schedule format, shipped with the source.
 const SCHEMA: &str = include_str!("../zendure/schedule.schema.json");
@@ -199,6 +202,50 @@ pub fn reference_day(schedule: &Schedule, date: NaiveDate, now: NaiveDateTime) -
     })
 }
 
+fn unix(t: DateTime<Utc>) -> f64 {
+    t.timestamp_millis() as f64 / 1000.0
+}
+
+/// The value in force at `now` and the instant it took over (looking back
+/// at most a week; a value older than that is "since a week ago").
+pub fn in_force(schedule: &Schedule, zone: Tz, now: DateTime<Utc>) -> (Value, f64) {
+    let week = steps(schedule, zone, now - TimeDelta::days(7), now);
+    week.last()
+        .map(|(at, value)| (value.clone(), *at))
+        .unwrap_or_else(|| {
+            (
+                value_at_instant(schedule, &zone, now).value.to_json(),
+                unix(now),
+            )
+        })
+}
+
+/// The schedule over `[from, to]` as (instant, value) steps, for the plots'
+/// background: the value at `from`, then each change.
+pub fn steps(
+    schedule: &Schedule,
+    zone: Tz,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<(f64, Value)> {
+    let mut out = vec![(
+        unix(from),
+        value_at_instant(schedule, &zone, from).value.to_json(),
+    )];
+    let mut after = from;
+    // A day has at most 24 + (explicit times) changes; this bounds a month.
+    for _ in 0..10_000 {
+        match next_change_instant(schedule, &zone, after) {
+            Some(change) if change.at <= to => {
+                out.push((unix(change.at), change.value.to_json()));
+                after = change.at;
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,6 +339,24 @@ mod tests {
         );
         let evening = resolved.iter().find(|r| r["time"] == "1730").unwrap();
         assert_eq!(evening["value"], "netzero");
+    }
+
+    #[test]
+    fn in_force_and_steps_follow_the_home_clock() {
+        let schedule = validate(&json!({"********0700": 500, "********1800": "netzero"})).unwrap();
+        let zone = chrono_tz::Europe::Amsterdam;
+        // 09:00 in Amsterdam (UTC+1 in November).
+        let now: DateTime<Utc> = "2026-11-23T08:00:00Z".parse().unwrap();
+        let (value, since) = in_force(&schedule, zone, now);
+        assert_eq!(value, json!(500));
+        let seven: DateTime<Utc> = "2026-11-23T06:00:00Z".parse().unwrap();
+        assert_eq!(since, unix(seven));
+        let steps = steps(&schedule, zone, now - TimeDelta::hours(24), now);
+        let values: Vec<&Value> = steps.iter().map(|(_, v)| v).collect();
+        // Before 07:00 no entry has begun yet: 0 W, as the reference resolves.
+        assert_eq!(values, [&json!(500), &json!("netzero"), &json!(0), &json!(500)]);
+        assert_eq!(steps[3].0, since);
+        assert_eq!(steps[0].0, unix(now - TimeDelta::hours(24)));
     }
 
     #[test]

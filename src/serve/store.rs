@@ -186,8 +186,8 @@ pub struct Latest {
     /// The last `start`, and whether a `stop` came after it.
     pub last_start: Option<UnixSeconds>,
     pub stopped_at: Option<UnixSeconds>,
-    /// The last `change`: (ts, newValue).
-    pub last_change: Option<(UnixSeconds, Value)>,
+    /// The last command written: the newValue of the last `change` (the
+    /// setpoint in W) or `command` event.
     pub last_command: Option<(UnixSeconds, Value)>,
     pub meter: Option<(UnixSeconds, f64)>,
     pub device: Option<(UnixSeconds, Option<f64>, Option<f64>)>,
@@ -217,8 +217,14 @@ pub struct Summary {
     pub now: UnixSeconds,
 }
 
-/// The live status at `now` from the latest rows.
-pub fn summary(latest: &Latest, now: UnixSeconds, alive_after: Duration) -> Summary {
+/// The live status at `now` from the latest rows and the schedule value in
+/// force (with the instant it took over).
+pub fn summary(
+    latest: &Latest,
+    in_force: Option<(Value, UnixSeconds)>,
+    now: UnixSeconds,
+    alive_after: Duration,
+) -> Summary {
     let last_seen = latest.last_post;
     let recent = last_seen.is_some_and(|t| now - t <= alive_after.as_secs_f64());
     let stopped = latest.stopped_at.is_some();
@@ -232,8 +238,8 @@ pub fn summary(latest: &Latest, now: UnixSeconds, alive_after: Duration) -> Summ
         alive,
         since,
         last_seen,
-        value: latest.last_change.as_ref().map(|(_, v)| v.clone()),
-        value_since: latest.last_change.as_ref().map(|(t, _)| *t),
+        value_since: in_force.as_ref().map(|(_, t)| *t),
+        value: in_force.map(|(v, _)| v),
         last_command: latest.last_command.as_ref().map(|(_, v)| v.clone()),
         last_command_at: latest.last_command.as_ref().map(|(t, _)| *t),
         soc: latest.device.and_then(|(_, soc, _)| soc),
@@ -366,12 +372,8 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()?;
-        let last_change = one_event(
-            "SELECT ts, new_value FROM events WHERE type = 'change' ORDER BY ts DESC, id DESC LIMIT 1",
-        )?
-        .map(|(t, v)| (t, json(v).unwrap_or(Value::Null)));
         let last_command = one_event(
-            "SELECT ts, new_value FROM events WHERE type = 'command' ORDER BY ts DESC, id DESC LIMIT 1",
+            "SELECT ts, new_value FROM events WHERE type IN ('change', 'command') ORDER BY ts DESC, id DESC LIMIT 1",
         )?
         .map(|(t, v)| (t, json(v).unwrap_or(Value::Null)));
         let meter = db
@@ -400,7 +402,6 @@ impl Store {
             last_event,
             last_start,
             stopped_at,
-            last_change,
             last_command,
             meter,
             device,
@@ -408,7 +409,7 @@ impl Store {
         })
     }
 
-    /// The samples and value changes since `from`, for the page's plots.
+    /// The samples since `from`, for the page's plots.
     pub fn series(&self, from: UnixSeconds) -> Result<Value> {
         let rows = |sql: &str, width: usize| -> Result<Vec<Value>> {
             let mut stmt = self.db.prepare(sql)?;
@@ -422,22 +423,9 @@ impl Store {
                 .collect::<rusqlite::Result<Vec<Value>>>()?;
             Ok(out)
         };
-        let mut stmt = self.db.prepare(
-            "SELECT ts, new_value FROM events WHERE type = 'change' AND ts >= ?1 ORDER BY ts",
-        )?;
-        let changes = stmt
-            .query_map(params![from], |r| {
-                let value: Option<String> = r.get(1)?;
-                Ok(json!([
-                    r.get::<_, f64>(0)?,
-                    value.and_then(|v| serde_json::from_str::<Value>(&v).ok())
-                ]))
-            })?
-            .collect::<rusqlite::Result<Vec<Value>>>()?;
         Ok(json!({
             "meter": rows("SELECT ts, power_w FROM meter_samples WHERE ts >= ?1 ORDER BY ts", 2)?,
             "device": rows("SELECT ts, soc, battery_w FROM device_samples WHERE ts >= ?1 ORDER BY ts", 3)?,
-            "changes": changes,
         }))
     }
 
@@ -539,7 +527,7 @@ mod tests {
     }
 
     fn alive(latest: &Latest, now: f64) -> Summary {
-        summary(latest, now, Duration::from_secs(60))
+        summary(latest, None, now, Duration::from_secs(60))
     }
 
     #[test]
@@ -614,11 +602,10 @@ mod tests {
         store.insert(&change, NOW).unwrap();
         let latest = store.latest().unwrap();
         assert_eq!(latest.last_start, Some(NOW - 20.0));
-        assert_eq!(latest.last_change, Some((NOW - 10.0, json!(-300))));
+        assert_eq!(latest.last_command, Some((NOW - 10.0, json!(-300))));
         assert_eq!(latest.stopped_at, None);
         let series = store.series(NOW - 5.0).unwrap();
         assert_eq!(series["meter"].as_array().unwrap().len(), 5);
-        assert_eq!(series["changes"], json!([]));
         assert_eq!(store.events(10, Some("change")).unwrap().len(), 1);
         drop(store);
         // Reopening keeps what was stored.

@@ -99,18 +99,33 @@ impl Drop for Server {
 
 impl Server {
     pub async fn start(serve: Value) -> Server {
+        Server::start_on(serve, "127.0.0.1:0").await
+    }
+
+    /// On a chosen address (a port a client already tried).
+    pub async fn start_on(serve: Value, listen: &str) -> Server {
+        zcell_sched::zendure::http::install_crypto();
+        let http = reqwest::Client::new();
         let dir = temp_dir();
         let (path, with_token) = config(&dir, serve);
         let mut child = Command::new(env!("CARGO_BIN_EXE_zcell-sched"))
             .arg("serve")
             .arg("--config")
             .arg(&path)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
+            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start zcell-sched serve");
         // Its readiness line names the port; keep draining stderr after.
         let stderr = child.stderr.take().unwrap();
+        let mut server = Server {
+            child,
+            url: String::new(),
+            dir,
+            token: with_token.then_some(TOKEN),
+            http,
+        };
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -121,16 +136,11 @@ impl Server {
                 }
             }
         });
-        let url = rx
-            .recv_timeout(Duration::from_secs(20))
+        // Dropping `server` on a panic here stops the process too.
+        server.url = rx
+            .recv_timeout(Duration::from_secs(60))
             .expect("serve did not say where it listens");
-        Server {
-            child,
-            url,
-            dir,
-            token: with_token.then_some(TOKEN),
-            http: reqwest::Client::new(),
-        }
+        server
     }
 
     pub fn schedule_file(&self) -> PathBuf {

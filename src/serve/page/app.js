@@ -336,11 +336,11 @@ async function loadPlots() {
   const grid = times.map(() => null), battery = times.map(() => null), soc = times.map(() => null);
   for (const [t, w] of data.meter) grid[index.get(t)] = w;
   for (const [t, s, w] of data.device) { soc[index.get(t)] = s; battery[index.get(t)] = w; }
-  const changes = data.changes;
+  const changes = data.schedule;
   const bands = {
     hooks: {
       drawClear: [(u) => {
-        // The schedule behind the lines: each value from its change to the next.
+        // The schedule behind the lines: each value from its start to the next.
         const ctx = u.ctx;
         const { top, height } = u.bbox;
         changes.forEach(([t, v], i) => {
