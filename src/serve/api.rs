@@ -341,6 +341,7 @@ async fn status_get(State(state): State<Shared>, headers: HeaderMap) -> ApiResul
         "live": live,
         "events": recent,
         "schedule_error": parsed.err(),
+        "time_zone": state.config.time_zone.name(),
     })))
 }
 

@@ -354,7 +354,10 @@ mod tests {
         let steps = steps(&schedule, zone, now - TimeDelta::hours(24), now);
         let values: Vec<&Value> = steps.iter().map(|(_, v)| v).collect();
         // Before 07:00 no entry has begun yet: 0 W, as the reference resolves.
-        assert_eq!(values, [&json!(500), &json!("netzero"), &json!(0), &json!(500)]);
+        assert_eq!(
+            values,
+            [&json!(500), &json!("netzero"), &json!(0), &json!(500)]
+        );
         assert_eq!(steps[3].0, since);
         assert_eq!(steps[0].0, unix(now - TimeDelta::hours(24)));
     }

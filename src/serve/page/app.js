@@ -11,6 +11,7 @@ const state = {
   etag: null,     // its ETag, sent back as If-Match
   editing: null,  // the key being edited, if any
   today: null,    // YYYYMMDD, the server's (home's) date
+  zone: undefined, // the home's time zone; times show on its clock
   plot: null,
 };
 
@@ -52,7 +53,7 @@ function ago(seconds) {
 
 function clock(unix) {
   if (unix == null) return "–";
-  return new Date(unix * 1000).toLocaleString([], { dateStyle: "short", timeStyle: "medium" });
+  return new Date(unix * 1000).toLocaleString([], { dateStyle: "short", timeStyle: "medium", timeZone: state.zone });
 }
 
 function headers(extra) {
@@ -282,7 +283,9 @@ async function loadSchedule() {
 async function loadStatus() {
   let live;
   try {
-    live = (await getJson("api/status")).body.live;
+    const status = (await getJson("api/status")).body;
+    live = status.live;
+    state.zone = status.time_zone;
   } catch (e) {
     $("status-updated").textContent = "Status unavailable: " + e.message;
     return;
@@ -312,7 +315,8 @@ async function loadStatus() {
   $("status-meter").textContent = live.meter_w == null ? "–"
     : (live.meter_w >= 0 ? `importing ${live.meter_w} W` : `exporting ${-live.meter_w} W`)
       + ` (${ago(live.meter_age)})`;
-  $("status-updated").textContent = "Updated " + new Date().toLocaleTimeString();
+  $("status-updated").textContent = "Updated " + new Date().toLocaleTimeString([], { timeZone: state.zone })
+    + (state.zone ? ` (times in ${state.zone})` : "");
 }
 
 // ---- plots ----
