@@ -10,6 +10,7 @@
 mod serve_env;
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -26,8 +27,11 @@ struct Driver {
 }
 
 impl Drop for Driver {
+    /// Stops chromedriver and the Chromium it started (its own process
+    /// group), even when the test failed with the session open.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         let _ = self.child.wait();
     }
 }
@@ -53,6 +57,7 @@ impl Driver {
             .port();
         let mut child = Command::new(chromedriver)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
