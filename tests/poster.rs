@@ -69,7 +69,7 @@ async fn reports_wait_on_disk_and_arrive_in_order() {
     let queue = queue_file("order");
     let t0 = serve_env::unix_now() as i64 - 100;
 
-    let mut poster = HttpReporter::start(config(port, &queue, 1000)).unwrap();
+    let (mut poster, handle) = HttpReporter::start(config(port, &queue, 1000)).unwrap();
     poster.status(StatusEvent::Start { timestamp: t0 });
     for i in 0..5 {
         poster.meter(meter(t0 + 1 + i, 100 * i as i32));
@@ -87,7 +87,7 @@ async fn reports_wait_on_disk_and_arrive_in_order() {
         new: 250,
         timestamp: t0 + 8,
     });
-    let down = until(poster.watch(), |s| s.queued == 8).await;
+    let down = until(handle.watch(), |s| s.queued == 8).await;
     assert_eq!(down.delivered, 0);
     assert!(
         down.last_error
@@ -98,14 +98,15 @@ async fn reports_wait_on_disk_and_arrive_in_order() {
     );
     assert_eq!(std::fs::read_to_string(&queue).unwrap().lines().count(), 8);
     // The controller stops while the server is still down: all stays queued.
-    let left = poster.finish().await;
+    drop(poster);
+    let left = handle.finish().await;
     assert_eq!(left.queued, 8);
 
     let server = Server::start_on(json!({}), &format!("127.0.0.1:{port}")).await;
-    let mut poster = HttpReporter::start(config(port, &queue, 1000)).unwrap();
+    let (mut poster, handle) = HttpReporter::start(config(port, &queue, 1000)).unwrap();
     // Sent while the old queue may still be draining: it must come last.
     poster.status(StatusEvent::Stop { timestamp: t0 + 9 });
-    let up = until(poster.watch(), |s| s.delivered == 9 && s.queued == 0).await;
+    let up = until(handle.watch(), |s| s.delivered == 9 && s.queued == 0).await;
     assert_eq!((up.dropped, up.rejected, up.last_error), (0, 0, None));
     assert!(!queue.exists());
 
@@ -127,7 +128,8 @@ async fn reports_wait_on_disk_and_arrive_in_order() {
         .collect();
     assert_eq!(types, ["stop", "change", "start"]);
     assert_eq!(status["live"]["last_command"], 250);
-    poster.finish().await;
+    drop(poster);
+    handle.finish().await;
 }
 
 #[tokio::test]
@@ -135,16 +137,16 @@ async fn a_full_queue_drops_the_oldest_and_counts_them() {
     let port = free_port();
     let queue = queue_file("full");
     let t0 = serve_env::unix_now() as i64 - 100;
-    let mut poster = HttpReporter::start(config(port, &queue, 10)).unwrap();
+    let (mut poster, handle) = HttpReporter::start(config(port, &queue, 10)).unwrap();
     for i in 0..25 {
         poster.meter(meter(t0 + i, i as i32));
     }
-    let down = until(poster.watch(), |s| s.queued + s.dropped as usize == 25).await;
+    let down = until(handle.watch(), |s| s.queued + s.dropped as usize == 25).await;
     assert_eq!(down.dropped, 15, "{down:?}");
     assert_eq!(down.queued, 10);
 
     let server = Server::start_on(json!({}), &format!("127.0.0.1:{port}")).await;
-    let up = until(poster.watch(), |s| s.queued == 0).await;
+    let up = until(handle.watch(), |s| s.queued == 0).await;
     assert_eq!(up.delivered, 10);
     assert_eq!(up.dropped, 15, "the count stays in the status");
     let (_, data) = server.get("api/data?hours=1").await;
@@ -155,7 +157,8 @@ async fn a_full_queue_drops_the_oldest_and_counts_them() {
         .map(|r| r[1].as_f64().unwrap())
         .collect();
     assert_eq!(powers, (15..25).map(f64::from).collect::<Vec<_>>());
-    poster.finish().await;
+    drop(poster);
+    handle.finish().await;
 }
 
 #[tokio::test]
@@ -173,16 +176,17 @@ async fn a_report_the_server_refuses_is_counted_not_retried() {
     let mut config = config(port, &queue, 100);
     // A data URL whose `type` the server does not know.
     config.data_url = Some(format!("http://127.0.0.1:{port}/api/data?type=price&x=1"));
-    let mut poster = HttpReporter::start(config).unwrap();
+    let (mut poster, handle) = HttpReporter::start(config).unwrap();
     poster.meter(meter(serve_env::unix_now() as i64, 5));
     poster.status(StatusEvent::Start {
         timestamp: serve_env::unix_now() as i64,
     });
-    let done = until(poster.watch(), |s| s.delivered + s.rejected == 2).await;
+    let done = until(handle.watch(), |s| s.delivered + s.rejected == 2).await;
     assert_eq!(
         (done.delivered, done.rejected, done.queued),
         (1, 1, 0),
         "{done:?}"
     );
-    poster.finish().await;
+    drop(poster);
+    handle.finish().await;
 }

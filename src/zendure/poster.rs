@@ -391,9 +391,15 @@ impl Sender {
     }
 }
 
-/// The controller's `Reporter` that posts over HTTP.
+/// The controller's `Reporter` that posts over HTTP. Dropping it (with
+/// the controller's parts) closes the inbox; `PosterHandle::finish` then
+/// waits for the last posts.
 pub struct HttpReporter {
     inbox: mpsc::UnboundedSender<Report>,
+}
+
+/// What stays outside the controller: the poster's stats and its end.
+pub struct PosterHandle {
     stats: watch::Receiver<PosterStats>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -401,7 +407,7 @@ pub struct HttpReporter {
 impl HttpReporter {
     /// Opens the queue file and starts the posting task on the current
     /// runtime.
-    pub fn start(config: PosterConfig) -> Result<HttpReporter> {
+    pub fn start(config: PosterConfig) -> Result<(HttpReporter, PosterHandle)> {
         let queue = DiskQueue::open(&config.queue_file, config.max_queued)?;
         let http = Http::new(config.http_timeout).context("reports")?;
         let stats = PosterStats {
@@ -418,13 +424,17 @@ impl HttpReporter {
             publish,
         };
         let task = tokio::spawn(sender.run(rx));
-        Ok(HttpReporter {
-            inbox,
-            stats: watch,
-            task,
-        })
+        Ok((HttpReporter { inbox }, PosterHandle { stats: watch, task }))
     }
 
+    fn send(&mut self, report: Report) {
+        // The task ends only after the inbox closes, so this cannot fail
+        // while `self` lives.
+        let _ = self.inbox.send(report);
+    }
+}
+
+impl PosterHandle {
     pub fn stats(&self) -> PosterStats {
         self.stats.borrow().clone()
     }
@@ -434,20 +444,12 @@ impl HttpReporter {
         self.stats.clone()
     }
 
-    fn send(&mut self, report: Report) {
-        // The task ends only after the inbox closes, so this cannot fail
-        // while `self` lives.
-        let _ = self.inbox.send(report);
-    }
-
-    /// Stops taking reports, tries once more to deliver what waits, and
-    /// leaves the rest queued on disk. Bounded by `http_timeout` per post
-    /// tried.
+    /// Once the reporter is dropped: tries once more to deliver what waits
+    /// (each post bounded by `http_timeout`) and leaves the rest queued on
+    /// disk for the next run.
     pub async fn finish(self) -> PosterStats {
-        let HttpReporter { inbox, stats, task } = self;
-        drop(inbox);
-        let _ = task.await;
-        stats.borrow().clone()
+        let _ = self.task.await;
+        self.stats.borrow().clone()
     }
 }
 
