@@ -11,6 +11,7 @@ use crate::exit::{Exit, Failure};
 use crate::log;
 use crate::zcell;
 use crate::zcell::settings::{DisableSettings, RunRequest, StatusSettings};
+#[cfg(feature = "zendure")]
 use crate::zendure;
 
 pub async fn execute(cli: Cli) -> ExitCode {
@@ -30,6 +31,7 @@ pub async fn execute(cli: Cli) -> ExitCode {
         #[cfg(feature = "serve")]
         Command::Serve(args) => outcome(crate::serve::command(args).await),
         // The controller handles SIGTERM/SIGINT itself: 0 W, then exit 0.
+        #[cfg(feature = "zendure")]
         Command::Zendure(command) => zendure::commands::execute(command).await,
     }
 }

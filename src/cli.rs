@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::tz;
 use crate::zcell::bms::BmsAddress;
+use crate::zcell::dess::{Writer, parse_overlap};
 use crate::zcell::gx::GxTarget;
 use crate::zcell::policy::{MaintenanceWindow, OwnedSlots, Peak, parse_clock, parse_soc};
 use crate::zcell::slot::Soc;
@@ -42,10 +43,12 @@ pub enum Command {
     #[cfg(feature = "serve")]
     Serve(ServeArgs),
     /// The Zendure SolarFlow on the LAN: its controller, status and schedule.
+    #[cfg(feature = "zendure")]
     #[command(subcommand)]
     Zendure(ZendureCommand),
 }
 
+#[cfg(feature = "zendure")]
 #[derive(Debug, Subcommand)]
 pub enum ZendureCommand {
     /// Follow the schedule in the foreground until SIGTERM/SIGINT (then 0 W).
@@ -86,6 +89,7 @@ pub enum ZendureCommand {
     },
 }
 
+#[cfg(feature = "zendure")]
 #[derive(Debug, Args)]
 pub struct ZendureConfigArgs {
     /// JSON config file with a `zendure` object
@@ -171,6 +175,25 @@ pub struct RunArgs {
     pub status_file: StatusFileArgs,
     #[command(flatten)]
     pub gx: GxArgs,
+    #[command(flatten)]
+    pub writer: WriterArgs,
+    /// With --writer dess: switch Dynamic ESS to Local mode when it is Off or
+    /// Auto (VRM); without it such a GX is refused (exit 3).
+    #[arg(long)]
+    pub dess_set_local: bool,
+    /// With --writer dess: seconds the last window runs past the planning
+    /// day, so the next day's run finds one running [default: 600].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_overlap)]
+    pub dess_overlap: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct WriterArgs {
+    /// How the plan goes to the GX: slots (ESS scheduled-charge slots, any
+    /// firmware, repeat weekly) or dess (Dynamic ESS Local windows, which end
+    /// by themselves) [default: the config's writer, else slots].
+    #[arg(long, value_name = "slots|dess")]
+    pub writer: Option<Writer>,
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +215,8 @@ pub struct StatusArgs {
     pub status_file: StatusFileArgs,
     #[command(flatten)]
     pub gx: GxArgs,
+    #[command(flatten)]
+    pub writer: WriterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -205,6 +230,8 @@ pub struct DisableArgs {
     pub lock: LockArgs,
     #[command(flatten)]
     pub gx: GxArgs,
+    #[command(flatten)]
+    pub writer: WriterArgs,
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,7 @@ pub mod serve;
 pub mod span;
 pub mod tz;
 pub mod zcell;
+#[cfg(feature = "zendure")]
 pub mod zendure;
 
 /// One event, one short line on stderr: cron mails it, syslog keeps it.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic;
 use crate::zcell::battery::Battery;
+use crate::zcell::dess::{WindowIndex, WindowValues};
 use crate::zcell::planner::{Outlook, Plan, Prediction};
 use crate::zcell::slot::{SlotIndex, SlotValues};
 
@@ -111,6 +112,14 @@ pub struct SlotRecord {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowRecord {
+    pub window: u8,
+    pub before: WindowValues,
+    pub after: WindowValues,
+    pub writes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub time: DateTime<Utc>,
     pub zone: Option<String>,
@@ -122,6 +131,9 @@ pub struct RunRecord {
     pub planning_day: Option<DayRecord>,
     pub batteries: Vec<BatteryRecord>,
     pub slots: Vec<SlotRecord>,
+    /// The owned Dynamic ESS windows (`--writer dess`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<WindowRecord>,
     pub writes: usize,
     /// When the last run that was not a dry run happened: what cron's
     /// health is judged by.
@@ -149,6 +161,22 @@ impl RunRecord {
                 before: (*b).into(),
                 after: after.get(slot).copied().unwrap_or(*b).into(),
                 writes: writes.get(slot).copied().unwrap_or(0),
+            })
+            .collect()
+    }
+
+    pub fn windows(
+        before: &BTreeMap<WindowIndex, WindowValues>,
+        after: &BTreeMap<WindowIndex, WindowValues>,
+        writes: &BTreeMap<WindowIndex, usize>,
+    ) -> Vec<WindowRecord> {
+        before
+            .iter()
+            .map(|(i, b)| WindowRecord {
+                window: i.get(),
+                before: *b,
+                after: after.get(i).copied().unwrap_or(*b),
+                writes: writes.get(i).copied().unwrap_or(0),
             })
             .collect()
     }
@@ -193,6 +221,7 @@ mod tests {
             planning_day: None,
             batteries: vec![],
             slots: vec![],
+            windows: vec![],
             writes: 3,
             last_real_run,
         }

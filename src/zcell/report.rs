@@ -8,6 +8,10 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
 use crate::zcell::battery::Battery;
+use crate::zcell::dess::{
+    self, DessState, Mode, OWNED_COUNT, Strategy, WindowIndex, WindowPlan, WindowValues,
+};
+use crate::zcell::gx::dess::WindowChanges;
 use crate::zcell::planner::{DayKind, Plan, Prediction};
 use crate::zcell::policy::OwnedSlots;
 use crate::zcell::record::{Outcome, RunRecord};
@@ -249,6 +253,118 @@ pub fn last_run(last: Option<&RunRecord>, now: DateTime<Utc>) -> String {
     out
 }
 
+/// `Tue 2026-11-24 10:00 -> Tue 16:00 (6h00) charge and hold 100%`, local
+/// time as the GX follows it; `none` for a window that is not one.
+pub fn window_values(v: &WindowValues, tz: Tz) -> String {
+    let Some((start, end)) = v.local_span(tz) else {
+        return "none".to_string();
+    };
+    let soc = v.target_soc;
+    let what = match Strategy::from_raw(v.strategy as i64) {
+        Some(Strategy::SelfConsume) => "self-consume".to_string(),
+        Some(Strategy::ProBattery) => format!("charge and hold {soc}%"),
+        Some(Strategy::TargetSoc) => format!("reach {soc}% via the grid"),
+        Some(Strategy::ProGrid) => format!("{soc}%, excess to the grid"),
+        None => format!("strategy {} at {soc}%", v.strategy),
+    };
+    let seconds = i32::try_from(v.duration as i64).unwrap_or(i32::MAX);
+    format!(
+        "{} -> {} ({}) {what}",
+        stamp(start),
+        end.format("%a %H:%M"),
+        length(seconds)
+    )
+}
+
+fn window_plan(plan: &WindowPlan, tz: Tz) -> String {
+    match plan {
+        WindowPlan::Active(v) => window_values(v, tz),
+        WindowPlan::Gone => "none".to_string(),
+    }
+}
+
+fn dess_mode(raw: i64) -> String {
+    Mode::from_raw(raw).map_or_else(|| format!("unknown ({raw})"), |m| m.to_string())
+}
+
+/// The dry run's Dynamic ESS part: the mode and each owned window now and
+/// as planned, with the writes it needs (windows none before and after are
+/// left out).
+pub fn dess_dry_run(
+    state: &DessState,
+    plans: &[(WindowIndex, WindowPlan)],
+    changes: &WindowChanges,
+    tz: Tz,
+) -> String {
+    let mut out = String::new();
+    let switch = match changes.mode {
+        Some(m) => format!(", would be set to {m}"),
+        None => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "\nDynamic ESS   mode {}{switch}, battery capacity {} kWh",
+        dess_mode(state.mode),
+        state.capacity_kwh
+    );
+    let _ = writeln!(out, "window  {:<60}  {:<60}  writes", "current", "planned");
+    for (i, plan) in plans {
+        let current = state.windows.get(i).copied().unwrap_or_default();
+        if !current.is_window() && *plan == WindowPlan::Gone {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "{:<6}  {:<60}  {:<60}  {}",
+            i.get(),
+            window_values(&current, tz),
+            window_plan(plan, tz),
+            changes.writes.get(i).copied().unwrap_or(0)
+        );
+    }
+    out
+}
+
+/// `status` with the Dynamic ESS writer: the mode and the owned windows,
+/// marking the one the GX follows now (among them).
+pub fn dess_status(
+    mode: Option<i64>,
+    windows: &BTreeMap<WindowIndex, WindowValues>,
+    now: Option<DateTime<Tz>>,
+) -> String {
+    let Some(mode) = mode else {
+        return "Dynamic ESS   none on this GX (firmware without it): use --writer slots\n"
+            .to_string();
+    };
+    let mut out = format!(
+        "Dynamic ESS   mode {}; windows {}-{} owned by zcell-sched\n",
+        dess_mode(mode),
+        0,
+        OWNED_COUNT - 1
+    );
+    let Some(now) = now else {
+        return out;
+    };
+    let tz = now.timezone();
+    let active = dess::active_at(windows, tz, now.with_timezone(&Utc));
+    for (i, v) in windows.iter().filter(|(_, v)| v.is_window()) {
+        let mark = if active == Some(*i) { "  <- now" } else { "" };
+        let _ = writeln!(
+            out,
+            "window {:<3}    {}{mark}",
+            i.get(),
+            window_values(v, tz)
+        );
+    }
+    if active.is_none() {
+        let _ = writeln!(
+            out,
+            "              no owned window active now: plain self-consumption"
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,5 +392,25 @@ mod tests {
             soc: 0,
         };
         assert!(slot_values(&odd).starts_with("?   day 42"));
+    }
+
+    #[test]
+    fn window_lines() {
+        use chrono_tz::Australia::Hobart;
+        let v = WindowValues {
+            // Mon 2025-11-24 10:00 AEDT
+            start: 1_763_938_800.0,
+            duration: 21600.0,
+            target_soc: 100.0,
+            strategy: 2.0,
+            ..WindowValues::default()
+        };
+        assert_eq!(
+            window_values(&v, Hobart),
+            "Mon 2025-11-24 10:00 -> Mon 16:00 (6h00) charge and hold 100%"
+        );
+        let sc = WindowValues { strategy: 1.0, ..v };
+        assert!(window_values(&sc, Hobart).ends_with("self-consume"));
+        assert_eq!(window_values(&WindowValues::default(), Hobart), "none");
     }
 }

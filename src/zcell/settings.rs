@@ -6,13 +6,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::anyhow;
-use chrono::NaiveDateTime;
+use chrono::{NaiveDateTime, TimeDelta};
 use chrono_tz::Tz;
 
-use crate::cli::{ConfigArgs, DisableArgs, FetchArgs, GxArgs, RunArgs, StatusArgs, StatusFileArgs};
+use crate::cli::{
+    ConfigArgs, DisableArgs, FetchArgs, GxArgs, RunArgs, StatusArgs, StatusFileArgs, WriterArgs,
+};
 use crate::exit::{Exit, ExitContext, Failure};
 use crate::zcell::bms::{BmsAddress, FetchOptions};
 use crate::zcell::config::{self, Config, Overrides, RulesFile};
+use crate::zcell::dess::{DEFAULT_OVERLAP, DessOptions, Writer};
 use crate::zcell::gx::{GxOptions, GxTarget};
 use crate::zcell::planner;
 use crate::zcell::policy::{OwnedSlots, Policy};
@@ -43,6 +46,8 @@ pub struct RunSettings {
     pub tz: Option<Tz>,
     pub lock_file: PathBuf,
     pub gx: GxOptions,
+    pub writer: Writer,
+    pub dess: DessOptions,
 }
 
 pub struct StatusSettings {
@@ -53,12 +58,14 @@ pub struct StatusSettings {
     pub status_file: PathBuf,
     pub json: bool,
     pub gx: GxOptions,
+    pub writer: Writer,
 }
 
 pub struct DisableSettings {
     pub owned: OwnedSlots,
     pub lock_file: PathBuf,
     pub gx: GxOptions,
+    pub writer: Writer,
 }
 
 impl RunRequest {
@@ -97,7 +104,21 @@ fn run_settings(args: &RunArgs, config: &Config) -> Result<RunSettings, Failure>
         tz: args.tz.or(config.time_zone),
         lock_file: args.lock.lock_file.clone(),
         gx: gx_options(&args.gx)?,
+        writer: writer(&args.writer, config),
+        dess: DessOptions {
+            overlap: TimeDelta::from_std(
+                args.dess_overlap
+                    .or(config.dess_overlap)
+                    .unwrap_or(DEFAULT_OVERLAP),
+            )
+            .expect("an overlap of at most hours"),
+            set_local: args.dess_set_local,
+        },
     })
+}
+
+fn writer(args: &WriterArgs, config: &Config) -> Writer {
+    args.writer.or(config.writer).unwrap_or_default()
 }
 
 /// The policy, checked, and refused if some day would need more windows
@@ -133,6 +154,7 @@ impl StatusSettings {
             status_file: status_file(&args.status_file, &config),
             json: args.json,
             gx: gx_options(&args.gx)?,
+            writer: writer(&args.writer, &config),
         })
     }
 }
@@ -144,6 +166,7 @@ impl DisableSettings {
             owned: owned_slots(&args.slots, &config),
             lock_file: args.lock.lock_file.clone(),
             gx: gx_options(&args.gx)?,
+            writer: writer(&args.writer, &config),
         })
     }
 }

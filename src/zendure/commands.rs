@@ -368,7 +368,10 @@ async fn once(path: Option<&Path>, dry_run: bool) -> Result<(), Failure> {
         writes: WriteLog::default(),
         limits: config.limits,
         tuning: config.tuning(),
-        lag: Lag::Configured(config.timings.meter_lag.unwrap_or(Duration::ZERO)),
+        lag: Lag::Known {
+            lag: config.timings.meter_lag.unwrap_or(Duration::ZERO),
+            uncertainty: config.timings.interval,
+        },
     });
     println!(
         "decision  {} ({})",

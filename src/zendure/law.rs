@@ -184,10 +184,9 @@ pub struct Tuning {
 /// The meter's lag, as far as it is known.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Lag {
-    /// Configured: trusted to within a second.
-    Configured(Duration),
-    /// Estimated from the data: trusted to within `uncertainty`.
-    Estimated {
+    /// Configured or estimated, to within `uncertainty` (at least the
+    /// polling period: a sample's own time is that coarse).
+    Known {
         lag: Duration,
         uncertainty: Duration,
     },
@@ -199,12 +198,7 @@ impl Lag {
     /// The window of moments a sample taken at `taken` may show.
     fn window(self, taken: Moment, meter_timeout: Duration) -> (Moment, Moment) {
         match self {
-            Lag::Configured(lag) => {
-                let shown = taken.minus(lag);
-                let tolerance = Duration::from_secs(1);
-                (shown.minus(tolerance), Moment(shown.0 + tolerance))
-            }
-            Lag::Estimated { lag, uncertainty } => {
+            Lag::Known { lag, uncertainty } => {
                 let shown = taken.minus(lag);
                 (shown.minus(uncertainty), Moment(shown.0 + uncertainty))
             }

@@ -46,7 +46,11 @@
 //! `--max-body` bytes 413. Quirks: negative `outputLimit` gives full output;
 //! writes without `smartMode: 1` count as flash writes; `acMode` picks the
 //! direction; limits reset after `--limit-reset`; ramp, wake-up delay, idle
-//! draw, SoC cut-offs at `socSet`/`minSoc` (`socLimit` 1/2).
+//! draw, SoC cut-offs at `socSet`/`minSoc` (`socLimit` 1/2). Unknown and
+//! read-only properties in a write are ignored. Every write naming
+//! `inputLimit` or `outputLimit` counts as a limit write, re-asserts
+//! included. The device starts with `acMode` 1, both limits 0 W and
+//! `smartMode` 1, not in standby.
 //!
 //! # Meters (all show the same lagged sample)
 //! - `homewizard`: `GET /api/v1/data` (`active_power_w`, `active_power_l1_w`..,
@@ -71,12 +75,16 @@
 //! - `POST /sim/override {"load_w": W|null, "pv_w": W|null}`: pin load or PV
 //!   (null returns to the profile).
 //! - `POST /sim/soc {"percent": P}`: set the battery's SoC.
+//! - `POST /sim/meter {"lag": S, "period": S}` (either key): change the
+//!   meter's lag or period from now on (after a longer lag the meter holds
+//!   its value until it has that much history).
 //!
-//! Each answers with the state: `{"t", "time_of_day", "unix", "load_w",
-//! "pv_w", "battery_w" (+ charging), "target_w", "device_ac_w", "grid_w"
-//! (+ import), "meter": {"t","grid_w","import_wh","export_wh"} (what the
-//! meter shows), "meter_updates", "soc", "soc_limit", "standby",
-//! "device": {writable properties}, "counters": {"writes",
+//! Each answers with the state: `{"t" (sim seconds since midnight of the
+//! sim date), "time_of_day", "unix", "load_w", "pv_w", "battery_w"
+//! (+ charging), "target_w", "device_ac_w", "grid_w" (+ import), "meter":
+//! {"t","grid_w","import_wh","export_wh"} (what the meter shows),
+//! "meter_lag", "meter_period", "meter_updates", "soc", "soc_limit",
+//! "standby", "device": {writable properties}, "counters": {"writes",
 //! "rejected_writes", "ignored_writes", "limit_writes",
 //! "direction_changes", "flash_writes", "limit_resets"}, "limit_writes":
 //! [{"t","ac_mode","input_limit","output_limit","command_w"}], "faults",
@@ -290,6 +298,8 @@ impl Shared {
                 "import_wh": shown.import_wh,
                 "export_wh": shown.export_wh,
             },
+            "meter_lag": home.meter.lag,
+            "meter_period": home.meter.period,
             "meter_updates": home.meter.updates,
             "soc": device.soc_percent(),
             "soc_limit": device.soc_limit(),
@@ -642,6 +652,7 @@ fn control_router(app: App) -> Router {
         .route("/sim/reset-limits", post(control_reset_limits))
         .route("/sim/override", post(control_override))
         .route("/sim/soc", post(control_soc))
+        .route("/sim/meter", post(control_meter))
         .with_state(app)
 }
 
@@ -719,6 +730,35 @@ async fn control_soc(State(app): State<App>, body: Bytes) -> Response {
         return bad_request("expected {\"percent\": P}");
     };
     app.home().device.set_soc_percent(percent);
+    axum::Json(app.state()).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MeterRequest {
+    lag: Option<f64>,
+    period: Option<f64>,
+}
+
+async fn control_meter(State(app): State<App>, body: Bytes) -> Response {
+    let request: MeterRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(e),
+    };
+    if request.lag.is_some_and(|l| l.is_nan() || l < 0.0)
+        || request.period.is_some_and(|p| p.is_nan() || p <= 0.0)
+    {
+        return bad_request("lag must be >= 0 and period > 0");
+    }
+    {
+        let mut home = app.home();
+        if let Some(lag) = request.lag {
+            home.meter.lag = lag;
+        }
+        if let Some(period) = request.period {
+            home.meter.period = period;
+        }
+    }
     axum::Json(app.state()).into_response()
 }
 

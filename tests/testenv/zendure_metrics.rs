@@ -20,7 +20,8 @@
 //!  "writes", "limit_writes", "flash_writes", "direction_changes",
 //!  "direction_changes_per_day", "max_overshoot_w", "overshoot_wh",
 //!  "flips", "max_flips_in_window", "load_pv_steps",
-//!  "max_limit_writes_per_interval", "limit_writes_closer_than_interval"}
+//!  "max_limit_writes_per_interval", "limit_writes_closer_than_interval",
+//!  "nonzero_writes_closer_than_interval"}
 //! ```
 //! - The ideal is a shadow battery that follows the schedule perfectly and
 //!   at once, within the device's power limits and the SoC bounds, with the
@@ -38,7 +39,9 @@
 //! - Limit writes of 0 W are exempt from the write interval:
 //!   `max_limit_writes_per_interval` counts the non-zero ones in any
 //!   `--min-write-interval` window, `limit_writes_closer_than_interval`
-//!   the non-zero ones written sooner than that after any limit write.
+//!   the non-zero ones written sooner than that after any limit write (a
+//!   0 W write included), `nonzero_writes_closer_than_interval` those
+//!   sooner than that after the last non-zero one.
 
 #[path = "zsim/command.rs"]
 mod command;
@@ -365,11 +368,18 @@ fn main() -> Result<()> {
     let flip_times = flips(&count.changes, &step_times, args.flip_w, args.settle);
     let mut last_limit_write = f64::NEG_INFINITY;
     let mut too_close = 0;
-    let mut nonzero = Vec::new();
+    let mut too_close_to_nonzero = 0;
+    let mut nonzero: Vec<f64> = Vec::new();
     for &(t, command) in &count.limit_writes {
         if command != 0.0 {
             if t - last_limit_write < args.min_write_interval {
                 too_close += 1;
+            }
+            if nonzero
+                .last()
+                .is_some_and(|&n| t - n < args.min_write_interval)
+            {
+                too_close_to_nonzero += 1;
             }
             nonzero.push(t);
         }
@@ -395,6 +405,7 @@ fn main() -> Result<()> {
         "load_pv_steps": count_events(&step_times, args.step_window),
         "max_limit_writes_per_interval": max_in_window(&nonzero, args.min_write_interval),
         "limit_writes_closer_than_interval": too_close,
+        "nonzero_writes_closer_than_interval": too_close_to_nonzero,
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

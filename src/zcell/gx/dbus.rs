@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use zbus::{Connection, Message, OwnedVariant, Variant};
 
-use super::{MissingSetting, SERVICE, Settings, TIME_ZONE_PATH, slots_from};
+use super::{MissingSetting, Number, SERVICE, Settings, TIME_ZONE_PATH, slots_from};
 use crate::zcell::slot::{Field, SCHEDULE_GROUP, SlotIndex, SlotValues, Write};
 
 const BUS_ITEM: &str = "com.victronenergy.BusItem";
@@ -49,11 +49,24 @@ impl DbusSettings {
             .with_context(|| format!("GetValue {path}: the reply is not a variant"))
     }
 
-    /// Every owned slot leaf in one group `GetValue`, as localsettings offers.
-    async fn read_group(&self) -> Result<BTreeMap<String, OwnedVariant>> {
-        let value = self.get_value(SCHEDULE_GROUP).await?;
+    /// Every leaf below `group` in one `GetValue`, as localsettings offers.
+    async fn read_group(&self, group: &str) -> Result<BTreeMap<String, OwnedVariant>> {
+        let value = self.get_value(group).await?;
         BTreeMap::<String, OwnedVariant>::try_from(value)
-            .map_err(|e| anyhow!("GetValue {SCHEDULE_GROUP}: not a dictionary: {e}"))
+            .map_err(|e| anyhow!("GetValue {group}: not a dictionary: {e}"))
+    }
+
+    async fn set_value(&self, path: &str, value: Variant<'_>) -> Result<()> {
+        let shown = value.to_string();
+        let reply = self.call(path, "SetValue", &value).await?;
+        let code: i32 = reply
+            .body()
+            .deserialize()
+            .with_context(|| format!("SetValue {path}: the reply is not an int32"))?;
+        if code != 0 {
+            bail!("SetValue {path} = {shown} refused by the GX (returned {code})");
+        }
+        Ok(())
     }
 }
 
@@ -100,7 +113,7 @@ impl Settings for DbusSettings {
 
     async fn read_slots(&self, slots: &[SlotIndex]) -> Result<BTreeMap<SlotIndex, SlotValues>> {
         // Keyed by path relative to the group, as the group read answers.
-        let by_leaf = match self.read_group().await {
+        let by_leaf = match self.read_group(SCHEDULE_GROUP).await {
             Ok(group) => group,
             // Firmware without group reads: one call per leaf.
             Err(e) if e.is::<MissingSetting>() => {
@@ -122,21 +135,52 @@ impl Settings for DbusSettings {
     }
 
     async fn write(&self, write: Write) -> Result<()> {
-        let path = write.leaf.to_string();
-        let reply = self
-            .call(&path, "SetValue", &Variant::from(write.value))
-            .await?;
-        let code: i32 = reply
-            .body()
-            .deserialize()
-            .with_context(|| format!("SetValue {path}: the reply is not an int32"))?;
-        if code != 0 {
-            bail!(
-                "SetValue {path} = {} refused by the GX (returned {code})",
-                write.value
-            );
+        self.set_value(&write.leaf.to_string(), Variant::from(write.value))
+            .await
+    }
+
+    async fn read_numbers(&self, group: &str, leaves: &[String]) -> Result<BTreeMap<String, f64>> {
+        if let [leaf] = leaves
+            && leaf == group
+        {
+            let value = self.get_value(leaf).await?;
+            return Ok(BTreeMap::from([(leaf.clone(), number_of(leaf, &value)?)]));
         }
-        Ok(())
+        let by_leaf = self.read_group(group).await?;
+        leaves
+            .iter()
+            .map(|leaf| {
+                let relative = leaf
+                    .strip_prefix(group)
+                    .and_then(|r| r.strip_prefix('/'))
+                    .unwrap_or(leaf);
+                let value = by_leaf
+                    .get(relative)
+                    .ok_or_else(|| MissingSetting(leaf.clone()))?;
+                Ok((leaf.clone(), number_of(leaf, value)?))
+            })
+            .collect()
+    }
+
+    async fn write_number(&self, path: &str, value: Number) -> Result<()> {
+        let value = match value {
+            Number::Int(n) => match i32::try_from(n) {
+                Ok(n) => Variant::I32(n),
+                Err(_) => Variant::I64(n),
+            },
+            Number::Float(x) => Variant::F64(x),
+        };
+        self.set_value(path, value).await
+    }
+}
+
+/// A numeric setting's value: int32 or int64 for integers, double otherwise.
+fn number_of(path: &str, value: &Variant<'_>) -> Result<f64> {
+    match value {
+        Variant::Variant(inner) => number_of(path, inner),
+        Variant::F64(x) => Ok(*x),
+        Variant::I64(n) => Ok(*n as f64),
+        other => int_of(path, other).map(f64::from),
     }
 }
 
@@ -153,5 +197,14 @@ mod tests {
         let err = int_of("/p", &Variant::F64(1.5)).unwrap_err().to_string();
         assert!(err.contains("/p holds a d"), "{err}");
         assert!(int_of("/p", &Variant::I64(1 << 40)).is_err());
+    }
+
+    #[test]
+    fn numbers_of_either_type() {
+        assert_eq!(number_of("/p", &Variant::F64(55.5)).unwrap(), 55.5);
+        assert_eq!(number_of("/p", &Variant::I32(4)).unwrap(), 4.0);
+        let nested = Variant::Variant(Box::new(Variant::F64(10.0)));
+        assert_eq!(number_of("/p", &nested).unwrap(), 10.0);
+        assert!(number_of("/p", &Variant::from("x")).is_err());
     }
 }

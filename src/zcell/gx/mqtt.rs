@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 
-use super::{Settings, TIME_ZONE_PATH, slots_from};
+use super::{Number, Settings, TIME_ZONE_PATH, slots_from};
 use crate::log;
 use crate::zcell::slot::{Field, SCHEDULE_GROUP, SlotIndex, SlotValues, Write};
 
@@ -261,6 +261,28 @@ impl Settings for MqttSettings {
     async fn write(&self, write: Write) -> Result<()> {
         let topic = format!("W/{}/settings/0{}", self.portal, write.leaf);
         let payload = json!({ "value": write.value }).to_string().into_bytes();
+        self.publish(topic, payload).await
+    }
+
+    async fn read_numbers(&self, group: &str, leaves: &[String]) -> Result<BTreeMap<String, f64>> {
+        let got = self.read(group, leaves).await?;
+        got.into_iter()
+            .map(|(leaf, value)| {
+                let n = value
+                    .as_f64()
+                    .with_context(|| format!("{leaf} holds {value}, not a number"))?;
+                Ok((leaf, n))
+            })
+            .collect()
+    }
+
+    async fn write_number(&self, path: &str, value: Number) -> Result<()> {
+        let topic = format!("W/{}/settings/0{path}", self.portal);
+        let value = match value {
+            Number::Int(n) => json!(n),
+            Number::Float(x) => json!(x),
+        };
+        let payload = json!({ "value": value }).to_string().into_bytes();
         self.publish(topic, payload).await
     }
 }

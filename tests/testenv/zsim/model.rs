@@ -428,13 +428,10 @@ impl Meter {
             self.next_update += self.period;
         }
         let seen_at = sample.t - self.lag;
-        self.shown = self
-            .history
-            .iter()
-            .rev()
-            .find(|s| s.t <= seen_at + 1e-9)
-            .copied()
-            .unwrap_or(self.history[0]);
+        // Nothing that old (at the start, or the lag just grew): hold.
+        if let Some(seen) = self.history.iter().rev().find(|s| s.t <= seen_at + 1e-9) {
+            self.shown = *seen;
+        }
         self.updates += 1;
         true
     }
