@@ -22,8 +22,9 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
 use crate::atomic;
+use crate::zendure::config::ZendureConfig;
 use crate::zendure::http::Http;
-use crate::zendure::report::{DeviceSample, MeterSample, Reporter, StatusEvent};
+use crate::zendure::report::{DeviceSample, LogReporter, MeterSample, Reporter, StatusEvent};
 
 /// Which URL a report goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -464,6 +465,67 @@ impl Reporter for HttpReporter {
 
     fn device(&mut self, sample: DeviceSample) {
         self.send(Report::device(&sample));
+    }
+}
+
+impl PosterConfig {
+    /// From the `zendure` config: None when it names no URL. Reports queue
+    /// in the persistent state folder and are retried every `interval`.
+    pub fn from_config(config: &ZendureConfig) -> Result<Option<PosterConfig>> {
+        let report = &config.report;
+        if report.status_url.is_none() && report.data_url.is_none() {
+            return Ok(None);
+        }
+        let token = report
+            .token_file
+            .as_ref()
+            .map(|path| {
+                std::fs::read_to_string(path)
+                    .with_context(|| {
+                        format!("cannot read zendure.report_token_file {}", path.display())
+                    })
+                    .map(|t| t.lines().next().unwrap_or_default().trim().to_string())
+            })
+            .transpose()?;
+        Ok(Some(PosterConfig {
+            status_url: report.status_url.clone(),
+            data_url: report.data_url.clone(),
+            token,
+            queue_file: config.state_dir.join("zendure-reports.jsonl"),
+            max_queued: report.queue_max,
+            http_timeout: config.timings.http_timeout,
+            retry: config.timings.interval,
+        }))
+    }
+}
+
+/// The controller's reporter: posting when the config names a server,
+/// else the log only.
+pub enum Reporting {
+    Log(LogReporter),
+    Http(HttpReporter),
+}
+
+impl Reporter for Reporting {
+    fn status(&mut self, event: StatusEvent) {
+        match self {
+            Reporting::Log(r) => r.status(event),
+            Reporting::Http(r) => r.status(event),
+        }
+    }
+
+    fn meter(&mut self, sample: MeterSample) {
+        match self {
+            Reporting::Log(r) => r.meter(sample),
+            Reporting::Http(r) => r.meter(sample),
+        }
+    }
+
+    fn device(&mut self, sample: DeviceSample) {
+        match self {
+            Reporting::Log(r) => r.device(sample),
+            Reporting::Http(r) => r.device(sample),
+        }
     }
 }
 
