@@ -6,6 +6,7 @@
 //!
 //! Needs the Debian packages `chromium` and `chromium-driver`
 //! (`scripts/test` installs them).
+#![cfg(feature = "serve")]
 
 mod serve_env;
 

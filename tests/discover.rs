@@ -2,6 +2,7 @@
 //! `zcell-test-mdns`, inside a private network namespace that holds only a
 //! loopback interface: no packet of these tests can reach another
 //! interface, and both programs are also told `--interface lo`.
+#![cfg(feature = "discover")]
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

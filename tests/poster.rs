@@ -1,6 +1,7 @@
 //! The controller's poster against a real `zcell-sched serve` that is down
 //! at first: reports queue on disk, in order, and arrive in order when the
 //! server comes up; a full queue drops the oldest and counts them.
+#![cfg(feature = "serve")]
 
 mod serve_env;
 

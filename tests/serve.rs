@@ -1,6 +1,7 @@
 //! `zcell-sched serve` over HTTP on loopback: the reference schedule API,
 //! the REST form with its ETag rules, validation naming the entry, tokens,
 //! body limits, and the status and data the controller posts.
+#![cfg(feature = "serve")]
 
 mod serve_env;
 

@@ -9,6 +9,7 @@
 //! zendure` alone does not (run `cargo build --examples` first).
 #![cfg(feature = "zendure")]
 
+#[cfg(feature = "serve")]
 mod serve_env;
 mod testenv;
 
@@ -643,6 +644,7 @@ fn status_schedule_and_once_commands() {
 /// The controller posts its status events and readings to a real
 /// `zcell-sched serve`, which shows it alive, its command, the SoC and the
 /// meter, and then stopped after SIGTERM.
+#[cfg(feature = "serve")]
 #[test]
 fn the_controller_posts_to_serve() {
     let rt = tokio::runtime::Builder::new_current_thread()
