@@ -11,6 +11,8 @@ use crate::exit::{Exit, Failure};
 use crate::log;
 use crate::zcell;
 use crate::zcell::settings::{DisableSettings, RunRequest, StatusSettings};
+#[cfg(feature = "zendure")]
+use crate::zendure;
 
 pub async fn execute(cli: Cli) -> ExitCode {
     match cli.command {
@@ -23,6 +25,9 @@ pub async fn execute(cli: Cli) -> ExitCode {
             until_signal(async { zcell::disable::disable(DisableSettings::resolve(&args)?).await })
                 .await
         }
+        // The controller handles SIGTERM/SIGINT itself: 0 W, then exit 0.
+        #[cfg(feature = "zendure")]
+        Command::Zendure(command) => zendure::commands::execute(command).await,
     }
 }
 

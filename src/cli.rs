@@ -48,6 +48,60 @@ pub enum Command {
     Status(StatusArgs),
     /// Disable the owned charge slots (keeping their days), e.g. before uninstalling.
     Disable(DisableArgs),
+    /// The Zendure SolarFlow on the LAN: its controller, status and schedule.
+    #[cfg(feature = "zendure")]
+    #[command(subcommand)]
+    Zendure(ZendureCommand),
+}
+
+#[cfg(feature = "zendure")]
+#[derive(Debug, Subcommand)]
+pub enum ZendureCommand {
+    /// Follow the schedule in the foreground until SIGTERM/SIGINT (then 0 W).
+    Run {
+        #[command(flatten)]
+        config: ZendureConfigArgs,
+        /// Exit 0 with no output if another controller holds the lock (for
+        /// an hourly cron entry).
+        #[arg(long)]
+        if_not_running: bool,
+    },
+    /// Show the device, the meter, the schedule in force and the controller.
+    Status {
+        #[command(flatten)]
+        config: ZendureConfigArgs,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a day of the schedule resolved, or why it is invalid.
+    Schedule {
+        #[command(flatten)]
+        config: ZendureConfigArgs,
+        /// The day [default: today in the configured zone].
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<chrono::NaiveDate>,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One control step: read meter, device and schedule, decide, write.
+    Once {
+        #[command(flatten)]
+        config: ZendureConfigArgs,
+        /// Decide and print; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[cfg(feature = "zendure")]
+#[derive(Debug, Args)]
+pub struct ZendureConfigArgs {
+    /// JSON config file with a `zendure` object
+    /// [default: /etc/zcell-sched/config.json].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -12,7 +12,7 @@ pub enum Exit {
     Fallback = 1,
     /// Bad usage or configuration: nothing was written.
     Usage = 2,
-    /// The GX settings could not be read or written.
+    /// The GX settings, or the Zendure device, could not be read or written.
     Gx = 3,
     /// Another run holds the lock.
     Locked = 4,
