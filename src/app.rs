@@ -42,6 +42,9 @@ fn outcome(result: Result<(), Failure>) -> ExitCode {
         Ok(()) => Exit::Ok.into(),
         Err(failure) => {
             log(&format!("error: {failure}"));
+            for warning in &failure.warnings {
+                log(&format!("warning: {warning}"));
+            }
             failure.exit.into()
         }
     }

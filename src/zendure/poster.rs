@@ -130,8 +130,11 @@ pub struct DiskQueue {
 }
 
 impl DiskQueue {
-    /// Opens the queue left by an earlier run, if any.
+    /// Opens the queue left by an earlier run, if any, making its folder.
     pub fn open(path: &Path, max: usize) -> Result<DiskQueue> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
         let mut queue = DiskQueue {
             path: path.to_path_buf(),
             max: max.max(10),
@@ -604,6 +607,17 @@ mod tests {
         let mut q = q;
         q.pop(3).unwrap();
         assert!(q.is_empty() && !path.exists());
+    }
+
+    #[test]
+    fn the_queue_makes_its_folder() {
+        let path = temp("folder")
+            .parent()
+            .unwrap()
+            .join("state/sub/queue.jsonl");
+        let mut q = DiskQueue::open(&path, 10).unwrap();
+        q.push(&report(1)).unwrap();
+        assert_eq!(DiskQueue::open(&path, 10).unwrap().len(), 1);
     }
 
     #[test]
