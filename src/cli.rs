@@ -23,7 +23,7 @@ Exit codes:
   1         fell back: the owned slots were disabled (BMS unreadable, zone unknown,
             clock unset, no plan); status: the BMS could not be read
   2         usage or configuration error: nothing was written
-  3         the GX settings could not be read or written
+  3         the GX settings (zendure: the device) could not be read or written
   4         another run holds the lock
   130, 143  stopped by SIGINT, SIGTERM";
 
@@ -32,8 +32,10 @@ Exit codes:
     name = "zcell-sched",
     version,
     after_help = EXIT_CODES,
-    about = "Keeps a Redflow ZCell charged outside peak tariffs and lets it drain for maintenance, \
-             by writing the ESS scheduled-charge slots of a Victron GX."
+    about = "Runs home batteries locally. A Redflow ZCell on a Victron GX (run, status, disable): \
+             kept charged outside peak tariffs and left to drain for maintenance, through the \
+             GX's charge schedule. A Zendure SolarFlow with a P1 meter (zendure ...): driven \
+             through its local API to follow a charge/discharge schedule."
 )]
 pub struct Cli {
     #[command(subcommand)]

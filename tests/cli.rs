@@ -576,7 +576,7 @@ fn help_says_what_a_person_needs() {
         "[env: ZCELL_SCHED_LOCK_FILE]",
         "1 to 300 [default: 10]",
         "Exit codes:\n  0 ",
-        "  3         the GX settings could not be read or written\n",
+        "  3         the GX settings (zendure: the device) could not be read or written\n",
         "  4         another run holds the lock\n",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
