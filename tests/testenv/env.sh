@@ -10,8 +10,7 @@
 
 TESTENV_PIDS=()
 
-# testenv_stop: stops what testenv_start started (in this shell).
-testenv_stop() {
+testenv_down() {
     local pid
     for pid in "${TESTENV_PIDS[@]}"; do
         kill "$pid" 2>/dev/null || true
@@ -20,10 +19,6 @@ testenv_stop() {
         wait "$pid" 2>/dev/null || true
     done
     TESTENV_PIDS=()
-}
-
-testenv_down() {
-    testenv_stop
     [ -n "${TESTENV_DIR:-}" ] && rm -rf "$TESTENV_DIR"
 }
 
@@ -143,9 +138,8 @@ testenv_mqtt_up() {
 # (every kind) on one simulated clock. Needs jq and curl.
 
 # testenv_zendure_home NAME [HOME FLAGS...]: starts zcell-test-zendure-home
-# (its flags: tests/testenv/zendure_home.rs). Sets ZHOME (its readiness
-# JSON: the addresses), ZHOME_PID, and ZHOME_OUT (a file that receives the
-# rest of its output: the `finished` line).
+# (its flags: tests/testenv/zendure_home.rs). Sets ZHOME, its readiness
+# JSON (the addresses).
 testenv_zendure_home() {
     local name=$1
     shift
@@ -154,11 +148,8 @@ testenv_zendure_home() {
     "ready "*) ZHOME=${READY_LINE#ready } ;;
     *) echo "$name said: $READY_LINE" >&2; return 1 ;;
     esac
-    # shellcheck disable=SC2034 # for the caller
-    ZHOME_PID=${TESTENV_PIDS[-1]}
-    ZHOME_OUT=$TESTENV_DIR/$name.finished
-    # Drained, so a long final line never blocks the home on a full pipe.
-    cat <&"$READY_FD" >"$ZHOME_OUT" &
+    # Drained, so a long `finished` line never blocks the home on a full pipe.
+    cat <&"$READY_FD" >"$TESTENV_DIR/$name.rest" &
     TESTENV_PIDS+=("$!")
 }
 
