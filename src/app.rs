@@ -25,9 +25,28 @@ pub async fn execute(cli: Cli) -> ExitCode {
             until_signal(async { zcell::disable::disable(DisableSettings::resolve(&args)?).await })
                 .await
         }
+        #[cfg(feature = "discover")]
+        Command::Discover(args) => outcome(crate::discover::command(args).await),
+        // The server stops itself on SIGTERM/SIGINT, letting requests finish.
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => outcome(crate::serve::command(args).await),
         // The controller handles SIGTERM/SIGINT itself: 0 W, then exit 0.
         #[cfg(feature = "zendure")]
         Command::Zendure(command) => zendure::commands::execute(command).await,
+    }
+}
+
+/// The exit code of a command that needs no signal handling of its own.
+fn outcome(result: Result<(), Failure>) -> ExitCode {
+    match result {
+        Ok(()) => Exit::Ok.into(),
+        Err(failure) => {
+            log(&format!("error: {failure}"));
+            for warning in &failure.warnings {
+                log(&format!("warning: {warning}"));
+            }
+            failure.exit.into()
+        }
     }
 }
 
@@ -49,16 +68,7 @@ async fn until_signal(command: impl Future<Output = Result<(), Failure>>) -> Exi
         ExitCode::from(code)
     };
     tokio::select! {
-        result = command => match result {
-            Ok(()) => Exit::Ok.into(),
-            Err(failure) => {
-                log(&format!("error: {failure}"));
-                for warning in &failure.warnings {
-                    log(&format!("warning: {warning}"));
-                }
-                failure.exit.into()
-            }
-        },
+        result = command => outcome(result),
         _ = term.recv() => stopped("SIGTERM", 143),
         _ = int.recv() => stopped("SIGINT", 130),
     }

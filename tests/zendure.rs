@@ -9,6 +9,8 @@
 //! zendure` alone does not (run `cargo build --examples` first).
 #![cfg(feature = "zendure")]
 
+#[cfg(feature = "serve")]
+mod serve_env;
 mod testenv;
 
 use std::io::{Read, Write};
@@ -642,4 +644,58 @@ fn status_schedule_and_once_commands() {
     let out = run(&["zendure", "status", "--config", &c, "--json"]);
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["controller"]["alive"], false, "{doc}");
+}
+
+/// The controller posts its status events and readings to a real
+/// `zcell-sched serve`, which shows it alive, its command, the SoC and the
+/// meter, and then stopped after SIGTERM.
+#[cfg(feature = "serve")]
+#[test]
+fn the_controller_posts_to_serve() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt.block_on(serve_env::Server::start(json!({"alive_after": 30})));
+    let rig = rig("posts", &["--load", "300"]);
+    let schedule = rig.schedule_file(json!({"********0000": 400}));
+    let config = rig.config(
+        "homewizard",
+        &schedule,
+        json!({
+            "status_url": format!("{}api/status", server.url),
+            "data_url": format!("{}data/api/data_api.php", server.url),
+        }),
+    );
+    let ctl = Controller::start(&config);
+    ctl.wait_log("wrote charge 400 W");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let live = loop {
+        let (_, status) = rt.block_on(server.get("api/status"));
+        let live = status["live"].clone();
+        if live["alive"] == true
+            && live["last_command"] == 400
+            && live["soc"].is_number()
+            && live["meter_w"].is_number()
+        {
+            break live;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve never saw the controller: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(live["battery_w"].is_number(), "{live}");
+    assert_eq!(ctl.terminate().code(), Some(0));
+    let (_, status) = rt.block_on(server.get("api/status"));
+    assert_eq!(status["events"][0]["type"], "stop", "{status}");
+    assert_eq!(status["live"]["alive"], false);
+    let (_, data) = rt.block_on(server.get("api/data?hours=1"));
+    assert!(!data["meter"].as_array().unwrap().is_empty(), "{data}");
+    assert!(!data["device"].as_array().unwrap().is_empty(), "{data}");
+    assert!(
+        !rig.path("state/zendure-reports.jsonl").exists(),
+        "nothing left queued"
+    );
 }

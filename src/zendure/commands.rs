@@ -19,6 +19,7 @@ use crate::zendure::device::{Device, HttpDevice, Report};
 use crate::zendure::http::Http;
 use crate::zendure::law::{self, DevicePower, Inputs, Lag, Moment, Sample, WriteLog};
 use crate::zendure::meter::{AnyMeter, Meter};
+use crate::zendure::poster::{HttpReporter, PosterConfig, Reporting};
 use crate::zendure::report::LogReporter;
 use crate::zendure::schedule::{self, Schedule};
 use crate::zendure::source;
@@ -89,6 +90,7 @@ async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
         device,
         meter,
     } = adapters(&config)?;
+    let posting = PosterConfig::from_config(&config).or_exit(Exit::Usage)?;
     let _lock = match take_lock(&config.lock_file) {
         Err(f) if f.exit == Exit::Locked && if_not_running => return Ok(()),
         other => other?,
@@ -113,19 +115,36 @@ async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
         let _ = stop.send(true);
     });
     let settings = Settings::new(&config, meter.describe(), device.describe());
+    let (reporter, poster) = match posting {
+        Some(poster) => {
+            let (reporter, handle) = HttpReporter::start(poster).or_exit(Exit::Usage)?;
+            (Reporting::Http(reporter), Some(handle))
+        }
+        None => (Reporting::Log(LogReporter), None),
+    };
     let parts = Parts {
         device,
         meter,
-        reporter: LogReporter,
+        reporter,
         http,
         source: config.schedule.clone(),
         schedule_refresh: config.timings.schedule_refresh,
         saved_schedule: config.saved_schedule(),
         status_file: config.status_file.clone(),
     };
-    controller::run(settings, parts, shutdown)
-        .await
-        .or_exit(Exit::Fallback)?;
+    let outcome = controller::run(settings, parts, shutdown).await;
+    // The controller has dropped its reporter: deliver or keep what waits.
+    if let Some(poster) = poster {
+        let stats = poster.finish().await;
+        if stats.queued > 0 || stats.dropped > 0 {
+            tracing::warn!(
+                "reports: {} queued for the next run, {} dropped while the server was down",
+                stats.queued,
+                stats.dropped
+            );
+        }
+    }
+    outcome.or_exit(Exit::Fallback)?;
     tracing::info!("stopped");
     Ok(())
 }

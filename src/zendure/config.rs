@@ -166,6 +166,20 @@ pub struct ZendureConfig {
     pub deadband_w: u32,
     pub step_w: u32,
     pub hysteresis_w: u32,
+    pub report: ReportConfig,
+}
+
+/// Where the controller posts its status events and readings (a
+/// `zcell-sched serve`, or the reference PHP host); nothing when both URLs
+/// are absent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportConfig {
+    pub status_url: Option<String>,
+    pub data_url: Option<String>,
+    /// Its first line is sent as `Authorization: Bearer`.
+    pub token_file: Option<PathBuf>,
+    /// Reports kept on disk while the server is down.
+    pub queue_max: usize,
 }
 
 impl ZendureConfig {
@@ -190,7 +204,8 @@ impl ZendureConfig {
 const KEYS: &str = "device, sn, meter, schedule, time_zone, max_charge_w, max_discharge_w, \
                     min_soc, max_soc, status_file, lock_file, state_dir, interval, \
                     schedule_refresh, meter_timeout, min_write_interval, min_direction_change, \
-                    reassert, http_timeout, meter_lag, deadband_w, step_w, hysteresis_w";
+                    reassert, http_timeout, meter_lag, deadband_w, step_w, hysteresis_w, \
+                    status_url, data_url, report_token_file, report_queue_max";
 const METER_KEYS: &str = "kind, address, token_file, ca_file";
 
 /// Reads the config file and checks its `zendure` object.
@@ -223,6 +238,16 @@ pub fn parse(value: &Value, system_zone: impl FnOnce() -> Result<Tz>) -> Result<
         get(key)
             .map(|v| string(&named(key), v).map(str::to_string))
             .transpose()
+    };
+    let url_at = |key: &str| -> Result<Option<String>> {
+        let url = string_at(key)?;
+        if let Some(url) = &url {
+            ensure!(
+                url.starts_with("http://") || url.starts_with("https://"),
+                "zendure.{key}: `{url}` is not an http:// or https:// URL"
+            );
+        }
+        Ok(url)
     };
     let path_at = |key: &str, default: &str| -> Result<PathBuf> {
         Ok(PathBuf::from(
@@ -309,6 +334,14 @@ pub fn parse(value: &Value, system_zone: impl FnOnce() -> Result<Tz>) -> Result<
         deadband_w: watts_at("deadband_w", 25)?,
         step_w: watts_at("step_w", 20)?,
         hysteresis_w: watts_at("hysteresis_w", 60)?,
+        report: ReportConfig {
+            status_url: url_at("status_url")?,
+            data_url: url_at("data_url")?,
+            token_file: string_at("report_token_file")?.map(PathBuf::from),
+            queue_max: get("report_queue_max").map_or(Ok(20_000), |v| {
+                integer(&named("report_queue_max"), v, 10..=10_000_000).map(|n| n as usize)
+            })?,
+        },
     })
 }
 
@@ -439,6 +472,31 @@ mod tests {
 
     fn parse_ok(v: Value) -> ZendureConfig {
         parse(&v, || Ok(Tz::UTC)).unwrap()
+    }
+
+    #[test]
+    fn report_urls_and_queue() {
+        let none = parse_ok(minimal()).report;
+        assert_eq!(
+            (none.status_url, none.data_url, none.queue_max),
+            (None, None, 20_000)
+        );
+        let mut v = minimal();
+        v["status_url"] = json!("http://pi.local:8080/api/status");
+        v["data_url"] = json!("http://pi.local:8080/api/data");
+        v["report_token_file"] = json!("/etc/zcell-sched/token");
+        v["report_queue_max"] = json!(500);
+        let r = parse_ok(v.clone()).report;
+        assert_eq!(
+            r.status_url.as_deref(),
+            Some("http://pi.local:8080/api/status")
+        );
+        assert_eq!(r.data_url.as_deref(), Some("http://pi.local:8080/api/data"));
+        assert_eq!(r.token_file, Some(PathBuf::from("/etc/zcell-sched/token")));
+        assert_eq!(r.queue_max, 500);
+        v["status_url"] = json!("pi.local/api/status");
+        let err = format!("{:#}", parse(&v, || Ok(Tz::UTC)).unwrap_err());
+        assert!(err.contains("zendure.status_url"), "{err}");
     }
 
     fn parse_err(v: Value) -> String {

@@ -4,7 +4,8 @@
 //! Pure: `schedule` (format and resolution), `law` (the control step),
 //! `view` (text). Adapters: `device`, `meter`, `source` (the schedule's
 //! file or URL), `status` (the status file), `report` (events for a
-//! server). `controller` runs the loop; `commands` are the CLI handlers.
+//! server) and `poster` (posting them, queued on disk while the server is
+//! down). `controller` runs the loop; `commands` are the CLI handlers.
 
 pub mod commands;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod device;
 pub mod http;
 pub mod law;
 pub mod meter;
+pub mod poster;
 pub mod report;
 pub mod schedule;
 pub mod source;

@@ -22,8 +22,16 @@ testenv_down() {
     [ -n "${TESTENV_DIR:-}" ] && rm -rf "$TESTENV_DIR"
 }
 
+# testenv_dir: a fresh TESTENV_DIR, removed (and what was started in it
+# stopped) on exit.
+testenv_dir() {
+    TESTENV_DIR=$(mktemp -d "${TMPDIR:-/tmp}/zcell-sched-env.XXXXXX")
+    trap testenv_down EXIT
+}
+
 # testenv_start NAME COMMAND...: starts COMMAND in the background and waits
-# for the first line it prints, its readiness signal, into READY_LINE.
+# for the first line it prints, its readiness signal, into READY_LINE. The
+# rest of its output can be read from READY_FD.
 testenv_start() {
     local name=$1 fd
     shift
@@ -31,6 +39,7 @@ testenv_start() {
     "$@" >"$TESTENV_DIR/$name.out" 2>"$TESTENV_DIR/$name.log" &
     TESTENV_PIDS+=("$!")
     exec {fd}<"$TESTENV_DIR/$name.out"
+    READY_FD=$fd
     if ! IFS= read -r -t 30 READY_LINE <&"$fd"; then
         echo "$name did not start:" >&2
         cat "$TESTENV_DIR/$name.log" >&2
@@ -45,8 +54,7 @@ testenv_up() {
         echo "dbus-daemon is missing: apt-get install dbus" >&2
         return 1
     }
-    TESTENV_DIR=$(mktemp -d "${TMPDIR:-/tmp}/zcell-sched-env.XXXXXX")
-    trap testenv_down EXIT
+    testenv_dir
     sed "s|@SOCKET@|$TESTENV_DIR/bus|" "${BASH_SOURCE[0]%/*}/bus.conf" >"$TESTENV_DIR/bus.conf"
     testenv_start bus dbus-daemon --nofork --print-address=1 --config-file "$TESTENV_DIR/bus.conf"
     export DBUS_SYSTEM_BUS_ADDRESS=$READY_LINE
@@ -123,4 +131,86 @@ testenv_mqtt_up() {
     testenv_start flashmq "$TARGET_DIR/examples/zcell-test-flashmq" --broker "127.0.0.1:$port" \
         --bus "$DBUS_SYSTEM_BUS_ADDRESS" --log "$TESTENV_DIR/w-messages.log"
     export MQTT_URL=mqtt://127.0.0.1:$port
+}
+
+# The simulated Zendure home, for scripts/demo --zendure and
+# scripts/bench-zendure: a SolarFlow device, a house and its P1 meter
+# (every kind) on one simulated clock. Needs jq and curl.
+
+# testenv_zendure_home NAME [HOME FLAGS...]: starts zcell-test-zendure-home
+# (its flags: tests/testenv/zendure_home.rs). Sets ZHOME, its readiness
+# JSON (the addresses).
+testenv_zendure_home() {
+    local name=$1
+    shift
+    testenv_start "$name" "$TARGET_DIR/examples/zcell-test-zendure-home" "$@"
+    case $READY_LINE in
+    "ready "*) ZHOME=${READY_LINE#ready } ;;
+    *) echo "$name said: $READY_LINE" >&2; return 1 ;;
+    esac
+    # Drained, so a long `finished` line never blocks the home on a full pipe.
+    cat <&"$READY_FD" >"$TESTENV_DIR/$name.rest" &
+    TESTENV_PIDS+=("$!")
+}
+
+# zhome KEY: an address from the home's readiness line (device, control,
+# homewizard, homewizard_v2, zendure_p1, dsmr).
+zhome() {
+    jq -r ".$1" <<<"$ZHOME"
+}
+
+# zhome_control PATH [JSON]: GET the home's control API PATH, or POST JSON
+# to it; prints the home's state.
+zhome_control() {
+    local url
+    url=http://$(zhome control)$1
+    if [ $# -gt 1 ]; then
+        curl -fsS --max-time 10 -H 'Content-Type: application/json' -d "$2" "$url"
+    else
+        curl -fsS --max-time 10 "$url"
+    fi
+}
+
+# zendure_config DIR SPEED SCHEDULE [JQ-FILTER]: writes DIR/config.json for
+# zcell-sched zendure: the home's device and HomeWizard v1 meter, the
+# schedule file or URL SCHEDULE, status, lock and state files in DIR, and
+# every duration of the defaults divided by SPEED (the home's clock speed),
+# so the controller lives on the home's clock. JQ-FILTER edits the result
+# (e.g. '.zendure.meter_lag = 0.05').
+zendure_config() {
+    local dir=$1 speed=$2 schedule=$3 filter=${4:-.}
+    jq -n --arg device "$(zhome device)" --arg meter "$(zhome homewizard)" \
+        --arg schedule "$schedule" --arg dir "$dir" --argjson speed "$speed" '
+        {zendure: {
+            device: $device,
+            meter: {kind: "homewizard", address: $meter},
+            schedule: $schedule,
+            time_zone: "UTC",
+            max_charge_w: 1000,
+            max_discharge_w: 800,
+            status_file: "\($dir)/status.json",
+            lock_file: "\($dir)/zendure.lock",
+            state_dir: "\($dir)/state",
+            interval: (2 / $speed),
+            schedule_refresh: (300 / $speed),
+            meter_timeout: (30 / $speed),
+            min_write_interval: (10 / $speed),
+            min_direction_change: (60 / $speed),
+            reassert: (60 / $speed),
+            http_timeout: (5 / $speed)
+        }}' | jq "$filter" >"$dir/config.json"
+    mkdir -p "$dir/state"
+}
+
+# zendure_schedule FILE VALUE: a schedule of one entry, VALUE (W, netzero
+# or netzero+) at every moment, written atomically. The controller reads
+# its schedule by the wall clock; scripts that run the home's clock faster
+# change the value in force by rewriting this file.
+zendure_schedule() {
+    local file=$1 value=$2
+    case $value in
+    netzero | netzero+) value="\"$value\"" ;;
+    esac
+    printf '{"************": %s}\n' "$value" >"$file.tmp"
+    mv "$file.tmp" "$file"
 }

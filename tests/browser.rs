@@ -1,0 +1,321 @@
+//! The page in a real headless Chromium, driven over WebDriver
+//! (chromedriver): load it, add an entry and see the timeline change, see
+//! a validation error inline, see the live status once a controller posts,
+//! and see a stale edit refused. Screenshots go to
+//! target/tmp/browser/*.png for a person to look at.
+//!
+//! Needs the Debian packages `chromium` and `chromium-driver`
+//! (`scripts/test` installs them).
+#![cfg(feature = "serve")]
+
+mod serve_env;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use serve_env::{Server, TOKEN};
+
+/// `chromedriver` on a port of its own, stopped with the test.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    /// Stops chromedriver and the Chromium it started (its own process
+    /// group), even when the test failed with the session open.
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn need(program: &str, package: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(program))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!("`{program}` is not installed: install the Debian package `{package}` (scripts/test does)")
+    })
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let chromedriver = need("chromedriver", "chromium-driver");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let stdout = child.stdout.take().unwrap();
+        let driver = Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        // It says so once it listens.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("started successfully") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("chromedriver did not start");
+        driver
+    }
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let chromium = need("chromium", "chromium");
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,1700", "--lang=en-GB"],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
+fn shots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shot(c: &Client, name: &str) {
+    let png = c.screenshot().await.expect("a screenshot");
+    std::fs::write(shots().join(format!("{name}.png")), png).unwrap();
+}
+
+/// The text of `css` once it contains `needle` (the page refreshes itself;
+/// WebDriver offers no event to wait on, so this looks every 100 ms).
+async fn wait_text(c: &Client, css: &str, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            last = e.text().await.unwrap_or_default();
+            if last.contains(needle) {
+                return last;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("`{css}` never showed `{needle}`; it shows `{last}`");
+}
+
+async fn count(c: &Client, css: &str) -> usize {
+    c.find_all(Locator::Css(css)).await.unwrap().len()
+}
+
+async fn wait_count(c: &Client, css: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if count(c, css).await == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("never {n} of `{css}`, but {}", count(c, css).await);
+}
+
+async fn fill(c: &Client, css: &str, text: &str) {
+    let e = c.find(Locator::Css(css)).await.unwrap();
+    e.clear().await.unwrap();
+    e.send_keys(text).await.unwrap();
+}
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn visible(c: &Client, css: &str) -> bool {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .is_displayed()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_page_edits_the_schedule_and_shows_the_controller() {
+    let driver = Driver::start();
+    let server = Server::start(json!({"token_file": "TOKEN", "alive_after": 60})).await;
+    let c = browser(&driver).await;
+
+    // Load: an empty schedule idles all day.
+    c.goto(&server.url).await.unwrap();
+    wait_count(&c, "#timeline-today .seg", 1).await;
+    assert_eq!(count(&c, "#timeline-today .seg.idle").await, 1);
+    assert!(visible(&c, "#entries-empty").await);
+    let help = c
+        .find(Locator::Css(".help"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(help.contains("matches any digit"), "{help}");
+    shot(&c, "1-loaded").await;
+
+    // Add an entry: charge 800 W every day from 06:00, with the token.
+    fill(&c, "#token", TOKEN).await;
+    fill(&c, "#entry-key", "********0600").await;
+    click(&c, "input[name=kind][value=charge]").await;
+    fill(&c, "#entry-watts", "800").await;
+    click(&c, "#entry-save").await;
+    wait_count(&c, "#timeline-today .seg.charge", 1).await;
+    assert_eq!(count(&c, "#timeline-tomorrow .seg.charge").await, 1);
+    wait_text(
+        &c,
+        "#entries tr[data-key='********0600']",
+        "charge at 800 W",
+    )
+    .await;
+    let (_, stored) = server.get("api/schedule").await;
+    assert_eq!(stored, json!({"********0600": 800}));
+
+    // NetZero in the evening: a segment of its own colour.
+    fill(&c, "#entry-key", "********1800").await;
+    click(&c, "input[name=kind][value=netzero]").await;
+    click(&c, "#entry-save").await;
+    wait_count(&c, "#timeline-today .seg.netzero", 1).await;
+    shot(&c, "2-entries-added").await;
+
+    // A bad key: the server's message, inline, naming the entry.
+    fill(&c, "#entry-key", "2026112417").await;
+    click(&c, "input[name=kind][value=discharge]").await;
+    fill(&c, "#entry-watts", "300").await;
+    click(&c, "#entry-save").await;
+    let error = wait_text(&c, "#form-error", "12 characters").await;
+    assert!(error.contains("2026112417"), "{error}");
+    let class = c
+        .find(Locator::Css("#entry-key"))
+        .await
+        .unwrap()
+        .attr("class")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(class.contains("invalid"), "{class}");
+    shot(&c, "3-validation-error").await;
+    let (_, stored) = server.get("api/schedule").await;
+    assert_eq!(stored.as_object().unwrap().len(), 2, "{stored}");
+
+    // A controller posts: the live status shows it within a refresh.
+    let now = serve_env::unix_now();
+    for (path, body) in [
+        (
+            "api/status",
+            json!({"type": "start", "timestamp": now - 600.0}),
+        ),
+        (
+            "api/status",
+            json!({"type": "change", "timestamp": now - 30.0, "oldValue": 0, "newValue": -320}),
+        ),
+        (
+            "api/data",
+            json!({"timestamp": now - 3600.0, "total_power": 400}),
+        ),
+        (
+            "api/data",
+            json!({"timestamp": now - 8.0, "total_power": 35}),
+        ),
+        (
+            "api/data",
+            json!({"timestamp": now - 3600.0, "properties": {"electricLevel": 80, "outputPackPower": 600, "packInputPower": 0}}),
+        ),
+        (
+            "api/data",
+            json!({"timestamp": now - 5.0, "properties": {"electricLevel": 57, "outputPackPower": 0, "packInputPower": 320}}),
+        ),
+    ] {
+        let (code, answer) = server.send("POST", path, body).await;
+        assert_eq!(code, 200, "{path}: {answer}");
+    }
+    wait_text(&c, "#status-alive", "controller alive").await;
+    wait_text(&c, "#status-soc", "57 %").await;
+    wait_text(&c, "#status-battery", "discharging 320 W").await;
+    wait_text(&c, "#status-meter", "importing 35 W").await;
+    wait_text(&c, "#status-command", "-320").await;
+    assert!(count(&c, "#plot canvas").await >= 1, "the plot is drawn");
+    shot(&c, "4-live-status").await;
+
+    // A stale edit: someone else changes the schedule after the page read
+    // it; the page's save is refused and both edits' effects are kept.
+    let row_edit = "#entries tr[data-key='********0600'] button.edit";
+    click(&c, row_edit).await;
+    let (code, _) = server
+        .send(
+            "PUT",
+            "schedule/api/charge_schedule_api.php",
+            json!({"key": "********2200", "value": -300}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    fill(&c, "#entry-watts", "900").await;
+    click(&c, "#entry-save").await;
+    wait_text(&c, "#stale", "not saved").await;
+    assert!(visible(&c, "#stale").await);
+    let (_, stored) = server.get("api/schedule").await;
+    assert_eq!(
+        stored,
+        json!({"********0600": 800, "********1800": "netzero", "********2200": -300}),
+        "the refused edit wrote nothing and lost nothing"
+    );
+    shot(&c, "5-stale-edit").await;
+    click(&c, "#stale-reload").await;
+    wait_text(&c, "#entries", "********2200").await;
+    assert!(!visible(&c, "#stale").await);
+
+    // On a phone-sized screen nothing runs off the side.
+    c.set_window_size(390, 1600).await.unwrap();
+    // The plot follows the window on its resize event; give it a moment.
+    let overflow = "const w = window.innerWidth; \
+        return [...document.querySelectorAll('body *')] \
+          .filter(e => e.getBoundingClientRect().right > w + 1) \
+          .map(e => e.tagName + '#' + e.id + '.' + e.className).slice(0, 8);";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut wide = Value::Null;
+    while Instant::now() < deadline {
+        wide = c.execute(overflow, vec![]).await.unwrap();
+        if wide.as_array().is_some_and(Vec::is_empty) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(wide, json!([]), "these run off a phone's screen");
+    shot(&c, "6-phone").await;
+    c.close().await.unwrap();
+}
