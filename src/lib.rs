@@ -14,6 +14,7 @@ pub mod lock;
 pub mod span;
 pub mod tz;
 pub mod zcell;
+pub mod zendure;
 
 /// One event, one short line on stderr: cron mails it, syslog keeps it.
 pub fn log(message: &str) {

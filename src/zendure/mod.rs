@@ -1,0 +1,4 @@
+//! The second system: a Zendure SolarFlow battery on the LAN.
+
+pub mod price_plan;
+pub mod prices;
