@@ -1,4 +1,5 @@
 //! The second system: a Zendure SolarFlow battery on the LAN.
 
+pub mod price_config;
 pub mod price_plan;
 pub mod prices;
