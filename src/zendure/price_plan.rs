@@ -24,6 +24,8 @@
 //! power that is exact for that level step, so the plan is optimal for the
 //! model up to the level size.
 
+use crate::zendure::schedule::ScheduleValue;
+
 /// The battery as the planner sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Battery {
@@ -54,15 +56,6 @@ impl Battery {
     }
 }
 
-/// A schedule value as the planner uses it (the schedule format's values).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Value {
-    /// Positive charges from the grid, negative discharges to the house.
-    Watts(i32),
-    NetZero,
-    NetZeroPlus,
-}
-
 /// One interval to plan.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Slot {
@@ -73,7 +66,7 @@ pub struct Slot {
     /// 0 when no forecast is given.
     pub house_w: f64,
     /// The owner's value for this slot: the plan keeps it and plans around it.
-    pub fixed: Option<Value>,
+    pub fixed: Option<ScheduleValue>,
 }
 
 /// A schedule played on the battery model.
@@ -94,17 +87,17 @@ pub struct Outcome {
 /// The plan: one value per slot (the owner's where it was fixed).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    pub values: Vec<Value>,
+    pub values: Vec<ScheduleValue>,
     pub expected: Outcome,
 }
 
 /// The battery's AC power in a slot (positive: charging) and the energy
 /// stored after it.
-fn step(battery: &Battery, stored_wh: f64, value: Value, slot: &Slot) -> (f64, f64) {
+fn step(battery: &Battery, stored_wh: f64, value: ScheduleValue, slot: &Slot) -> (f64, f64) {
     let wanted = match value {
-        Value::Watts(w) => f64::from(w),
-        Value::NetZero => -slot.house_w,
-        Value::NetZeroPlus => (-slot.house_w).max(0.0),
+        ScheduleValue::Watts(w) => f64::from(w),
+        ScheduleValue::NetZero => -slot.house_w,
+        ScheduleValue::NetZeroPlus => (-slot.house_w).max(0.0),
     };
     let eff = battery.leg_efficiency();
     let h = slot.hours;
@@ -151,11 +144,16 @@ fn stored_value_eur_per_wh(battery: &Battery, slots: &[Slot]) -> f64 {
 }
 
 /// Plays `values` (one per slot) from `soc_percent` on the battery model.
-pub fn simulate(battery: &Battery, soc_percent: f64, slots: &[Slot], values: &[Value]) -> Outcome {
+pub fn simulate(
+    battery: &Battery,
+    soc_percent: f64,
+    slots: &[Slot],
+    values: &[ScheduleValue],
+) -> Outcome {
     assert_eq!(slots.len(), values.len(), "one value per slot");
-    let nothing: Vec<Value> = slots
+    let nothing: Vec<ScheduleValue> = slots
         .iter()
-        .map(|s| s.fixed.unwrap_or(Value::Watts(0)))
+        .map(|s| s.fixed.unwrap_or(ScheduleValue::Watts(0)))
         .collect();
     let baseline = play(battery, soc_percent, slots, &nothing);
     let mut outcome = play(battery, soc_percent, slots, values);
@@ -163,7 +161,7 @@ pub fn simulate(battery: &Battery, soc_percent: f64, slots: &[Slot], values: &[V
     outcome
 }
 
-fn play(battery: &Battery, soc_percent: f64, slots: &[Slot], values: &[Value]) -> Outcome {
+fn play(battery: &Battery, soc_percent: f64, slots: &[Slot], values: &[ScheduleValue]) -> Outcome {
     let start_wh = battery.stored_wh(soc_percent);
     let mut stored = start_wh;
     let (mut cost, mut charged, mut discharged) = (0.0, 0.0, 0.0);
@@ -296,7 +294,7 @@ fn fixed_move(
     levels: &Levels,
     slot: &Slot,
     from: usize,
-    value: Value,
+    value: ScheduleValue,
 ) -> (usize, f64) {
     let (power, after) = step(battery, levels.wh(from), value, slot);
     (levels.nearest(after), grid_cost(slot, power))
@@ -388,17 +386,17 @@ fn label(
     levels: &Levels,
     slots: &[Slot],
     path: &[(usize, usize)],
-) -> Vec<Value> {
+) -> Vec<ScheduleValue> {
     let mut discharge_later = false;
-    let mut values = vec![Value::NetZero; slots.len()];
+    let mut values = vec![ScheduleValue::NetZero; slots.len()];
     for (t, (slot, &(from, to))) in slots.iter().zip(path).enumerate().rev() {
         values[t] = match slot.fixed {
             Some(value) => value,
             None if to == from => {
                 if discharge_later {
-                    Value::NetZeroPlus
+                    ScheduleValue::NetZeroPlus
                 } else {
-                    Value::NetZero
+                    ScheduleValue::NetZero
                 }
             }
             None => {
@@ -409,10 +407,10 @@ fn label(
                     battery.max_discharge_w
                 };
                 let watts = power.round().clamp(-limit, limit);
-                Value::Watts(watts as i32)
+                ScheduleValue::Watts(watts as i32)
             }
         };
-        if let Value::Watts(w) = values[t] {
+        if let ScheduleValue::Watts(w) = values[t] {
             if w < 0 {
                 discharge_later = true;
             } else if w > 0 {
@@ -450,11 +448,11 @@ mod tests {
             .collect()
     }
 
-    fn watts(values: &[Value]) -> Vec<i32> {
+    fn watts(values: &[ScheduleValue]) -> Vec<i32> {
         values
             .iter()
             .map(|v| match v {
-                Value::Watts(w) => *w,
+                ScheduleValue::Watts(w) => *w,
                 _ => 0,
             })
             .collect()
@@ -465,7 +463,7 @@ mod tests {
         let slots = hours(&[0.25; 24]);
         let p = plan(&BATTERY, 10.0, &slots, 0.0);
         assert!(
-            p.values.iter().all(|v| *v == Value::NetZero),
+            p.values.iter().all(|v| *v == ScheduleValue::NetZero),
             "{:?}",
             p.values
         );
@@ -485,8 +483,8 @@ mod tests {
         assert!((p.expected.discharged_kwh - 1.296).abs() < 0.01);
         assert_eq!(w[0], 0);
         // Energy that is bought waits under NetZero+ for its discharge.
-        assert_eq!(p.values[3], Value::NetZeroPlus);
-        assert_eq!(p.values[6], Value::NetZero);
+        assert_eq!(p.values[3], ScheduleValue::NetZeroPlus);
+        assert_eq!(p.values[6], ScheduleValue::NetZero);
         assert!(p.expected.saving_eur > 0.2, "{:?}", p.expected);
         assert!(p.expected.end_soc_percent < 10.5);
     }
@@ -523,9 +521,9 @@ mod tests {
     #[test]
     fn owner_slots_are_kept_and_planned_around() {
         let mut slots = hours(&[0.10, 0.30, 0.50, 0.50]);
-        slots[2].fixed = Some(Value::Watts(0));
+        slots[2].fixed = Some(ScheduleValue::Watts(0));
         let p = plan(&BATTERY, 10.0, &slots, 0.02);
-        assert_eq!(p.values[2], Value::Watts(0));
+        assert_eq!(p.values[2], ScheduleValue::Watts(0));
         // Charged energy goes out in the one dear hour left.
         let w = watts(&p.values);
         assert!(w[0] > 0 && w[3] < 0, "{w:?}");
@@ -581,7 +579,7 @@ mod tests {
             plan(&empty, 10.0, &slots, 0.0)
                 .values
                 .iter()
-                .all(|v| *v == Value::NetZero)
+                .all(|v| *v == ScheduleValue::NetZero)
         );
         assert!(plan(&BATTERY, 10.0, &[], 0.0).values.is_empty());
     }
@@ -590,10 +588,10 @@ mod tests {
     fn simulate_clamps_to_limits_and_soc() {
         let slots = hours(&[0.1; 4]);
         let values = [
-            Value::Watts(5000),
-            Value::Watts(5000),
-            Value::Watts(5000),
-            Value::Watts(-5000),
+            ScheduleValue::Watts(5000),
+            ScheduleValue::Watts(5000),
+            ScheduleValue::Watts(5000),
+            ScheduleValue::Watts(-5000),
         ];
         let o = simulate(&BATTERY, 10.0, &slots, &values);
         // 800 W × 0.9 = 720 Wh/h: 200 -> 920 -> 1640 -> 2000 (full), then
@@ -701,7 +699,7 @@ mod tests {
             let p = plan(&battery, soc, &slots, threshold);
             prop_assert_eq!(p.values.len(), slots.len());
             for v in &p.values {
-                if let Value::Watts(w) = v {
+                if let ScheduleValue::Watts(w) = v {
                     prop_assert!(f64::from(*w) <= battery.max_charge_w + 0.5);
                     prop_assert!(f64::from(-*w) <= battery.max_discharge_w + 0.5);
                 }
@@ -730,7 +728,7 @@ mod tests {
         ) {
             let slots = hours(&vec![price; len]);
             let p = plan(&battery, soc, &slots, 0.0);
-            prop_assert!(p.values.iter().all(|v| !matches!(v, Value::Watts(_))), "{:?}", p.values);
+            prop_assert!(p.values.iter().all(|v| !matches!(v, ScheduleValue::Watts(_))), "{:?}", p.values);
         }
     }
 }

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Europe::Amsterdam;
-use zcell_sched::zendure::price_plan::{self, Battery, Slot, Value};
+use zcell_sched::zendure::price_plan::{self, Battery, Slot};
 use zcell_sched::zendure::prices::{self, Export, Tariff};
+use zcell_sched::zendure::schedule::ScheduleValue;
 
 /// A SolarFlow 800 Pro on a Dutch dynamic contract (2026 energy tax plus a
 /// supplier's margin, 21% VAT, net metering).
@@ -38,20 +39,20 @@ const RUNS: usize = 21;
 /// the dearest while their buy prices differ by at least 0.18 EUR/kWh,
 /// +500 W in the one and -500 W in the other, whatever their order; the
 /// rest has no value (0 W).
-fn reference_rule(slots: &[Slot]) -> Vec<Value> {
+fn reference_rule(slots: &[Slot]) -> Vec<ScheduleValue> {
     let mut order: Vec<usize> = (0..slots.len()).collect();
     order.sort_by(|a, b| {
         slots[*a]
             .buy_eur_per_kwh
             .total_cmp(&slots[*b].buy_eur_per_kwh)
     });
-    let mut values = vec![Value::Watts(0); slots.len()];
+    let mut values = vec![ScheduleValue::Watts(0); slots.len()];
     let (mut cheap, mut dear) = (0, slots.len().saturating_sub(1));
     while cheap < dear
         && slots[order[dear]].buy_eur_per_kwh - slots[order[cheap]].buy_eur_per_kwh >= 0.18
     {
-        values[order[cheap]] = Value::Watts(500);
-        values[order[dear]] = Value::Watts(-500);
+        values[order[cheap]] = ScheduleValue::Watts(500);
+        values[order[dear]] = ScheduleValue::Watts(-500);
         cheap += 1;
         dear -= 1;
     }
@@ -157,8 +158,8 @@ fn run() -> Result<bool> {
     let mut below_reference = Vec::new();
     for path in &paths {
         let day = load(path)?;
-        let nothing = vec![Value::Watts(0); day.slots.len()];
-        let score = |values: &[Value]| {
+        let nothing = vec![ScheduleValue::Watts(0); day.slots.len()];
+        let score = |values: &[ScheduleValue]| {
             price_plan::simulate(&BATTERY, START_SOC_PERCENT, &day.slots, values)
         };
         let idle = score(&nothing).saving_eur;
