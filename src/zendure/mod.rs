@@ -1,6 +1,7 @@
 //! The second system: a Zendure SolarFlow battery on the LAN, following a
 //! charge schedule against a P1 meter.
 
+pub mod config;
 pub mod law;
 pub mod price_config;
 pub mod price_plan;

@@ -1,0 +1,640 @@
+//! The `zendure` object of the config file. Every problem names its key
+//! (`zendure.meter.kind: ...`); every duration is seconds, fractions
+//! allowed, so tests can compress a day into minutes.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use chrono_tz::Tz;
+use serde_json::{Map, Value};
+
+use crate::zendure::law::{Limits, Tuning};
+
+/// Where the config is read from when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/zcell-sched/config.json";
+/// tmpfs: the status file is replaced every cycle, and a Pi's SD card
+/// must not be written every few seconds.
+pub const DEFAULT_STATUS_FILE: &str = "/run/zcell-sched/zendure-status.json";
+pub const DEFAULT_LOCK_FILE: &str = "/run/zcell-sched/zendure.lock";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/zcell-sched";
+
+/// A `host[:port]` address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl Address {
+    pub fn parse(text: &str) -> Result<Address> {
+        ensure!(
+            !text.contains("://") && !text.contains('/'),
+            "give host or host:port, not a URL (`{text}`)"
+        );
+        let (host, port) = match text.rsplit_once(':') {
+            // An IPv6 address without a port has colons but no brackets.
+            Some((h, p)) if !h.contains(':') || h.ends_with(']') => (
+                h,
+                Some(
+                    p.parse::<u16>()
+                        .ok()
+                        .filter(|p| *p > 0)
+                        .with_context(|| format!("`{p}` is not a port"))?,
+                ),
+            ),
+            _ => (text, None),
+        };
+        ensure!(!host.is_empty(), "the host is empty");
+        Ok(Address {
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    /// `host:port`, with `default` when no port was given.
+    pub fn with_port(&self, default: u16) -> String {
+        format!("{}:{}", self.host, self.port.unwrap_or(default))
+    }
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.port {
+            Some(p) => write!(f, "{}:{p}", self.host),
+            None => f.write_str(&self.host),
+        }
+    }
+}
+
+/// The P1 meter kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeterKind {
+    /// HomeWizard P1, API v1: `GET http://host/api/v1/data`.
+    HomeWizard,
+    /// HomeWizard API v2: HTTPS with a bearer token.
+    HomeWizardV2,
+    /// Zendure's P1 meter: `GET http://host/properties/report`.
+    ZendureP1,
+    /// A raw DSMR telegram stream over TCP (ser2net and the like).
+    DsmrTcp,
+}
+
+impl MeterKind {
+    pub const NAMES: &str = "homewizard, homewizard-v2, zendure-p1, dsmr-tcp";
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MeterKind::HomeWizard => "homewizard",
+            MeterKind::HomeWizardV2 => "homewizard-v2",
+            MeterKind::ZendureP1 => "zendure-p1",
+            MeterKind::DsmrTcp => "dsmr-tcp",
+        }
+    }
+
+    fn parse(text: &str) -> Result<MeterKind> {
+        [
+            MeterKind::HomeWizard,
+            MeterKind::HomeWizardV2,
+            MeterKind::ZendureP1,
+            MeterKind::DsmrTcp,
+        ]
+        .into_iter()
+        .find(|k| k.name() == text)
+        .ok_or_else(|| anyhow!("unknown kind `{text}` (known: {})", MeterKind::NAMES))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeterConfig {
+    pub kind: MeterKind,
+    pub address: Address,
+    /// HomeWizard v2: the file holding the bearer token.
+    pub token_file: Option<PathBuf>,
+    /// HomeWizard v2: the device's certificate (pinned) or a CA that signed
+    /// it.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Where the schedule comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScheduleSource {
+    File(PathBuf),
+    Url(String),
+}
+
+impl std::fmt::Display for ScheduleSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScheduleSource::File(p) => write!(f, "{}", p.display()),
+            ScheduleSource::Url(u) => f.write_str(u),
+        }
+    }
+}
+
+/// Every timing, as given in seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timings {
+    /// The control period.
+    pub interval: Duration,
+    pub schedule_refresh: Duration,
+    pub meter_timeout: Duration,
+    pub min_write_interval: Duration,
+    pub min_direction_change: Duration,
+    pub reassert: Duration,
+    /// Each device, meter or schedule request.
+    pub http_timeout: Duration,
+    /// The meter's lag; `None`: estimated.
+    pub meter_lag: Option<Duration>,
+}
+
+/// The checked `zendure` object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZendureConfig {
+    pub device: Address,
+    pub sn: Option<String>,
+    pub meter: MeterConfig,
+    pub schedule: ScheduleSource,
+    pub time_zone: Tz,
+    pub limits: Limits,
+    pub status_file: PathBuf,
+    pub lock_file: PathBuf,
+    pub state_dir: PathBuf,
+    pub timings: Timings,
+    pub deadband_w: u32,
+    pub step_w: u32,
+    pub hysteresis_w: u32,
+}
+
+impl ZendureConfig {
+    pub fn tuning(&self) -> Tuning {
+        Tuning {
+            min_write_interval: self.timings.min_write_interval,
+            min_direction_change: self.timings.min_direction_change,
+            reassert: self.timings.reassert,
+            meter_timeout: self.timings.meter_timeout,
+            deadband_w: self.deadband_w,
+            step_w: self.step_w,
+            hysteresis_w: self.hysteresis_w,
+        }
+    }
+
+    /// Where the last good schedule is kept.
+    pub fn saved_schedule(&self) -> PathBuf {
+        self.state_dir.join("zendure-schedule.json")
+    }
+}
+
+const KEYS: &str = "device, sn, meter, schedule, time_zone, max_charge_w, max_discharge_w, \
+                    min_soc, max_soc, status_file, lock_file, state_dir, interval, \
+                    schedule_refresh, meter_timeout, min_write_interval, min_direction_change, \
+                    reassert, http_timeout, meter_lag, deadband_w, step_w, hysteresis_w";
+const METER_KEYS: &str = "kind, address, token_file, ca_file";
+
+/// Reads the config file and checks its `zendure` object.
+pub fn load(explicit: Option<&Path>) -> Result<ZendureConfig> {
+    let path = explicit.unwrap_or(Path::new(DEFAULT_PATH));
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    let doc: Value = serde_json::from_str(&text)
+        .with_context(|| format!("config file {}: not valid JSON", path.display()))?;
+    let zendure = doc
+        .get("zendure")
+        .with_context(|| format!("config file {}: no `zendure` object", path.display()))?;
+    parse(zendure, system_zone).with_context(|| format!("config file {}", path.display()))
+}
+
+/// Checks the `zendure` object; `system_zone` is asked only when
+/// `time_zone` is absent.
+pub fn parse(value: &Value, system_zone: impl FnOnce() -> Result<Tz>) -> Result<ZendureConfig> {
+    let top = object("zendure", value)?;
+    if let Some(key) = top
+        .keys()
+        .find(|k| !KEYS.split(", ").any(|known| known == k.as_str()))
+    {
+        bail!("zendure.{key}: unknown key (known: {KEYS})");
+    }
+    let get = |key: &str| top.get(key).filter(|v| !v.is_null());
+    let named = |key: &str| format!("zendure.{key}");
+    let required = |key: &str| get(key).with_context(|| format!("zendure.{key}: missing"));
+    let string_at = |key: &str| -> Result<Option<String>> {
+        get(key)
+            .map(|v| string(&named(key), v).map(str::to_string))
+            .transpose()
+    };
+    let path_at = |key: &str, default: &str| -> Result<PathBuf> {
+        Ok(PathBuf::from(
+            string_at(key)?.unwrap_or_else(|| default.to_string()),
+        ))
+    };
+    let seconds_at = |key: &str, default: f64| -> Result<Duration> {
+        get(key).map_or(Ok(Duration::from_secs_f64(default)), |v| {
+            seconds(&named(key), v)
+        })
+    };
+    let watts_at = |key: &str, default: u32| -> Result<u32> {
+        get(key).map_or(Ok(default), |v| {
+            whole(&named(key), v, 0..=100_000).map(|n| n as u32)
+        })
+    };
+    let percent_at = |key: &str, default: u8| -> Result<u8> {
+        get(key).map_or(Ok(default), |v| {
+            whole(&named(key), v, 0..=100).map(|n| n as u8)
+        })
+    };
+
+    let device =
+        Address::parse(string("zendure.device", required("device")?)?).context("zendure.device")?;
+    let sn = string_at("sn")?;
+    if let Some(sn) = &sn {
+        ensure!(
+            !sn.is_empty() && sn.chars().all(|c| c.is_ascii_alphanumeric()),
+            "zendure.sn: `{sn}` is not a serial number (letters and digits)"
+        );
+    }
+    let meter = parse_meter(required("meter")?)?;
+    let schedule = parse_source(string("zendure.schedule", required("schedule")?)?)
+        .context("zendure.schedule")?;
+    let time_zone = match get("time_zone") {
+        Some(v) => {
+            crate::tz::parse_zone(string("zendure.time_zone", v)?).context("zendure.time_zone")?
+        }
+        None => system_zone().context("zendure.time_zone: absent, and the system zone")?,
+    };
+    let limits = Limits {
+        max_charge_w: watts_at("max_charge_w", 800)?,
+        max_discharge_w: watts_at("max_discharge_w", 800)?,
+        min_soc_pct: percent_at("min_soc", 10)?,
+        max_soc_pct: percent_at("max_soc", 100)?,
+    };
+    ensure!(
+        limits.min_soc_pct < limits.max_soc_pct,
+        "zendure.min_soc: {} must be below max_soc {}",
+        limits.min_soc_pct,
+        limits.max_soc_pct
+    );
+    let timings = Timings {
+        interval: seconds_at("interval", 2.0)?,
+        schedule_refresh: seconds_at("schedule_refresh", 300.0)?,
+        meter_timeout: seconds_at("meter_timeout", 30.0)?,
+        min_write_interval: seconds_at("min_write_interval", 10.0)?,
+        min_direction_change: seconds_at("min_direction_change", 60.0)?,
+        reassert: seconds_at("reassert", 60.0)?,
+        http_timeout: seconds_at("http_timeout", 5.0)?,
+        meter_lag: get("meter_lag")
+            .map(|v| seconds("zendure.meter_lag", v))
+            .transpose()?,
+    };
+    for (key, d) in [
+        ("interval", timings.interval),
+        ("schedule_refresh", timings.schedule_refresh),
+        ("meter_timeout", timings.meter_timeout),
+        ("http_timeout", timings.http_timeout),
+    ] {
+        ensure!(!d.is_zero(), "zendure.{key}: must be above 0");
+    }
+    Ok(ZendureConfig {
+        device,
+        sn,
+        meter,
+        schedule,
+        time_zone,
+        limits,
+        status_file: path_at("status_file", DEFAULT_STATUS_FILE)?,
+        lock_file: path_at("lock_file", DEFAULT_LOCK_FILE)?,
+        state_dir: path_at("state_dir", DEFAULT_STATE_DIR)?,
+        timings,
+        deadband_w: watts_at("deadband_w", 25)?,
+        step_w: watts_at("step_w", 20)?,
+        hysteresis_w: watts_at("hysteresis_w", 60)?,
+    })
+}
+
+fn parse_meter(value: &Value) -> Result<MeterConfig> {
+    let fields = object("zendure.meter", value)?;
+    if let Some(key) = fields
+        .keys()
+        .find(|k| !METER_KEYS.split(", ").any(|known| known == k.as_str()))
+    {
+        bail!("zendure.meter.{key}: unknown key (known: {METER_KEYS})");
+    }
+    let get = |key: &str| fields.get(key).filter(|v| !v.is_null());
+    let kind = MeterKind::parse(string(
+        "zendure.meter.kind",
+        get("kind").context("zendure.meter.kind: missing")?,
+    )?)
+    .context("zendure.meter.kind")?;
+    let address = Address::parse(string(
+        "zendure.meter.address",
+        get("address").context("zendure.meter.address: missing")?,
+    )?)
+    .context("zendure.meter.address")?;
+    let file = |key: &str| -> Result<Option<PathBuf>> {
+        get(key)
+            .map(|v| string(&format!("zendure.meter.{key}"), v).map(PathBuf::from))
+            .transpose()
+    };
+    let token_file = file("token_file")?;
+    let ca_file = file("ca_file")?;
+    match kind {
+        MeterKind::HomeWizardV2 => {
+            ensure!(
+                token_file.is_some(),
+                "zendure.meter.token_file: missing (homewizard-v2 needs the API token)"
+            );
+            ensure!(
+                ca_file.is_some(),
+                "zendure.meter.ca_file: missing (homewizard-v2 needs the meter's certificate or its CA)"
+            );
+        }
+        _ => {
+            ensure!(
+                token_file.is_none(),
+                "zendure.meter.token_file: only homewizard-v2 uses a token"
+            );
+            ensure!(
+                ca_file.is_none(),
+                "zendure.meter.ca_file: only homewizard-v2 uses HTTPS"
+            );
+        }
+    }
+    ensure!(
+        kind != MeterKind::DsmrTcp || address.port.is_some(),
+        "zendure.meter.address: dsmr-tcp needs host:port"
+    );
+    Ok(MeterConfig {
+        kind,
+        address,
+        token_file,
+        ca_file,
+    })
+}
+
+fn parse_source(text: &str) -> Result<ScheduleSource> {
+    if text.starts_with("http://") || text.starts_with("https://") {
+        Ok(ScheduleSource::Url(text.to_string()))
+    } else if text.contains("://") {
+        bail!("`{text}`: only http(s) URLs or file paths")
+    } else {
+        ensure!(!text.is_empty(), "the path is empty");
+        Ok(ScheduleSource::File(PathBuf::from(text)))
+    }
+}
+
+fn object<'a>(key: &str, v: &'a Value) -> Result<&'a Map<String, Value>> {
+    v.as_object()
+        .with_context(|| format!("{key}: must be an object, not {v}"))
+}
+
+fn string<'a>(key: &str, v: &'a Value) -> Result<&'a str> {
+    v.as_str()
+        .with_context(|| format!("{key}: must be a string, not {v}"))
+}
+
+fn whole(key: &str, v: &Value, range: std::ops::RangeInclusive<i64>) -> Result<i64> {
+    v.as_i64().filter(|n| range.contains(n)).with_context(|| {
+        format!(
+            "{key}: must be a whole number from {} to {}, not {v}",
+            range.start(),
+            range.end()
+        )
+    })
+}
+
+fn seconds(key: &str, v: &Value) -> Result<Duration> {
+    v.as_f64()
+        .filter(|s| s.is_finite() && (0.0..=86_400.0 * 366.0).contains(s))
+        .map(Duration::from_secs_f64)
+        .with_context(|| format!("{key}: must be a number of seconds (0 or more), not {v}"))
+}
+
+/// The system's time zone: `TZ`, else `/etc/timezone`, else the target of
+/// the `/etc/localtime` link.
+pub fn system_zone() -> Result<Tz> {
+    let from_env = std::env::var("TZ")
+        .ok()
+        .map(|s| s.trim_start_matches(':').to_string());
+    let from_file = || {
+        std::fs::read_to_string("/etc/timezone")
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    let from_link = || {
+        std::fs::read_link("/etc/localtime").ok().and_then(|p| {
+            let p = p.to_string_lossy().into_owned();
+            p.split_once("zoneinfo/").map(|(_, zone)| zone.to_string())
+        })
+    };
+    let name = from_env
+        .filter(|s| !s.is_empty())
+        .or_else(from_file)
+        .or_else(from_link)
+        .context("cannot tell the system time zone (no TZ, /etc/timezone or /etc/localtime link); set zendure.time_zone")?;
+    crate::tz::parse_zone(&name).or_else(|_| {
+        if name == "UTC" || name == "Etc/UTC" {
+            Ok(Tz::UTC)
+        } else {
+            Err(anyhow!(
+                "system time zone `{name}` is unknown; set zendure.time_zone"
+            ))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn minimal() -> Value {
+        json!({
+            "device": "192.168.1.50",
+            "meter": {"kind": "homewizard", "address": "192.168.1.60"},
+            "schedule": "/etc/zcell-sched/schedule.json",
+            "time_zone": "Europe/Amsterdam"
+        })
+    }
+
+    fn parse_ok(v: Value) -> ZendureConfig {
+        parse(&v, || Ok(Tz::UTC)).unwrap()
+    }
+
+    fn parse_err(v: Value) -> String {
+        format!("{:#}", parse(&v, || Ok(Tz::UTC)).unwrap_err())
+    }
+
+    fn with(key: &str, value: Value) -> Value {
+        let mut v = minimal();
+        v[key] = value;
+        v
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse_ok(minimal());
+        assert_eq!(c.device.with_port(80), "192.168.1.50:80");
+        assert_eq!(c.sn, None);
+        assert_eq!(c.meter.kind, MeterKind::HomeWizard);
+        assert_eq!(
+            c.schedule,
+            ScheduleSource::File("/etc/zcell-sched/schedule.json".into())
+        );
+        assert_eq!(c.time_zone, chrono_tz::Europe::Amsterdam);
+        assert_eq!(c.limits.max_charge_w, 800);
+        assert_eq!((c.limits.min_soc_pct, c.limits.max_soc_pct), (10, 100));
+        assert_eq!(c.status_file, PathBuf::from(DEFAULT_STATUS_FILE));
+        assert_eq!(c.timings.interval, Duration::from_secs(2));
+        assert_eq!(c.timings.schedule_refresh, Duration::from_secs(300));
+        assert_eq!(c.timings.meter_timeout, Duration::from_secs(30));
+        assert_eq!(c.timings.min_write_interval, Duration::from_secs(10));
+        assert_eq!(c.timings.min_direction_change, Duration::from_secs(60));
+        assert_eq!(c.timings.reassert, Duration::from_secs(60));
+        assert_eq!(c.timings.http_timeout, Duration::from_secs(5));
+        assert_eq!(c.timings.meter_lag, None);
+        let c = parse(&json!({"device": "d", "meter": {"kind": "zendure-p1", "address": "m"}, "schedule": "s"}), || Ok(chrono_tz::Europe::Berlin)).unwrap();
+        assert_eq!(c.time_zone, chrono_tz::Europe::Berlin);
+    }
+
+    #[test]
+    fn every_key() {
+        let c = parse_ok(json!({
+            "device": "zendure.local:8080",
+            "sn": "HOA1NAH0000001",
+            "meter": {"kind": "homewizard-v2", "address": "p1.local", "token_file": "/etc/t", "ca_file": "/etc/c.pem"},
+            "schedule": "https://example.org/api/schedule.php",
+            "time_zone": "Europe/Amsterdam",
+            "max_charge_w": 1200, "max_discharge_w": 600, "min_soc": 15, "max_soc": 90,
+            "status_file": "/tmp/s.json", "lock_file": "/tmp/l", "state_dir": "/tmp/state",
+            "interval": 0.05, "schedule_refresh": 1.5, "meter_timeout": 3, "min_write_interval": 0.5,
+            "min_direction_change": 3, "reassert": 6, "http_timeout": 0.5, "meter_lag": 0.25,
+            "deadband_w": 10, "step_w": 5, "hysteresis_w": 40
+        }));
+        assert_eq!(c.device.with_port(80), "zendure.local:8080");
+        assert_eq!(c.sn.as_deref(), Some("HOA1NAH0000001"));
+        assert_eq!(c.meter.kind, MeterKind::HomeWizardV2);
+        assert_eq!(c.meter.ca_file, Some(PathBuf::from("/etc/c.pem")));
+        assert_eq!(
+            c.schedule,
+            ScheduleSource::Url("https://example.org/api/schedule.php".into())
+        );
+        assert_eq!(
+            c.limits,
+            Limits {
+                max_charge_w: 1200,
+                max_discharge_w: 600,
+                min_soc_pct: 15,
+                max_soc_pct: 90
+            }
+        );
+        assert_eq!(c.timings.interval, Duration::from_millis(50));
+        assert_eq!(c.timings.meter_lag, Some(Duration::from_millis(250)));
+        assert_eq!(
+            c.saved_schedule(),
+            PathBuf::from("/tmp/state/zendure-schedule.json")
+        );
+        assert_eq!(c.tuning().deadband_w, 10);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let mut no_device = minimal();
+        no_device.as_object_mut().unwrap().remove("device");
+        let cases: Vec<(Value, &str)> = vec![
+            (json!([]), "zendure: must be an object"),
+            (no_device, "zendure.device: missing"),
+            (with("bogus", json!(1)), "zendure.bogus: unknown key"),
+            (with("device", json!(5)), "zendure.device: must be a string"),
+            (with("device", json!("http://x")), "zendure.device"),
+            (with("device", json!("x:99999")), "zendure.device"),
+            (with("sn", json!("a b")), "zendure.sn"),
+            (
+                with("meter", json!({"kind": "p1", "address": "m"})),
+                "zendure.meter.kind: unknown kind `p1`",
+            ),
+            (
+                with("meter", json!({"address": "m"})),
+                "zendure.meter.kind: missing",
+            ),
+            (
+                with("meter", json!({"kind": "homewizard"})),
+                "zendure.meter.address: missing",
+            ),
+            (
+                with(
+                    "meter",
+                    json!({"kind": "homewizard", "address": "m", "x": 1}),
+                ),
+                "zendure.meter.x: unknown key",
+            ),
+            (
+                with(
+                    "meter",
+                    json!({"kind": "homewizard-v2", "address": "m", "ca_file": "c"}),
+                ),
+                "zendure.meter.token_file",
+            ),
+            (
+                with(
+                    "meter",
+                    json!({"kind": "homewizard-v2", "address": "m", "token_file": "t"}),
+                ),
+                "zendure.meter.ca_file",
+            ),
+            (
+                with(
+                    "meter",
+                    json!({"kind": "homewizard", "address": "m", "token_file": "t"}),
+                ),
+                "zendure.meter.token_file",
+            ),
+            (
+                with("meter", json!({"kind": "dsmr-tcp", "address": "m"})),
+                "zendure.meter.address: dsmr-tcp needs host:port",
+            ),
+            (with("schedule", json!("ftp://x")), "zendure.schedule"),
+            (with("time_zone", json!("Mars/Base")), "zendure.time_zone"),
+            (
+                with("max_charge_w", json!(-5)),
+                "zendure.max_charge_w: must be a whole number",
+            ),
+            (
+                with("max_discharge_w", json!(1.5)),
+                "zendure.max_discharge_w",
+            ),
+            (with("min_soc", json!(101)), "zendure.min_soc"),
+            (
+                with("max_soc", json!(5)),
+                "zendure.min_soc: 10 must be below max_soc 5",
+            ),
+            (
+                with("interval", json!(0)),
+                "zendure.interval: must be above 0",
+            ),
+            (
+                with("interval", json!("2")),
+                "zendure.interval: must be a number of seconds",
+            ),
+            (with("reassert", json!(-1)), "zendure.reassert"),
+            (with("meter_lag", json!("x")), "zendure.meter_lag"),
+            (with("status_file", json!(1)), "zendure.status_file"),
+        ];
+        for (v, needle) in cases {
+            let e = parse_err(v.clone());
+            assert!(e.contains(needle), "{v}: {e}");
+        }
+    }
+
+    #[test]
+    fn addresses() {
+        let a = Address::parse("10.0.0.5:8023").unwrap();
+        assert_eq!((a.host.as_str(), a.port), ("10.0.0.5", Some(8023)));
+        assert_eq!(a.to_string(), "10.0.0.5:8023");
+        let a = Address::parse("fe80::1").unwrap();
+        assert_eq!(a.port, None);
+        let a = Address::parse("[fe80::1]:80").unwrap();
+        assert_eq!((a.host.as_str(), a.port), ("[fe80::1]", Some(80)));
+        assert!(Address::parse("").is_err());
+        assert!(Address::parse(":80").is_err());
+        assert!(Address::parse("h:0").is_err());
+    }
+}
