@@ -10,6 +10,7 @@ use chrono_tz::Tz;
 use serde_json::{Map, Value};
 
 use crate::zendure::law::{Limits, Tuning};
+use crate::zendure::price_config::{self, PriceConfig};
 
 /// Where the config is read from when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/zcell-sched/config.json";
@@ -164,6 +165,8 @@ pub struct ZendureConfig {
     pub deadband_w: u32,
     pub step_w: u32,
     pub hysteresis_w: u32,
+    /// For `plan-prices`: absent when the owner plans by hand.
+    pub prices: Option<PriceConfig>,
 }
 
 impl ZendureConfig {
@@ -188,7 +191,7 @@ impl ZendureConfig {
 const KEYS: &str = "device, sn, meter, schedule, time_zone, max_charge_w, max_discharge_w, \
                     min_soc, max_soc, status_file, lock_file, state_dir, interval, \
                     schedule_refresh, meter_timeout, min_write_interval, min_direction_change, \
-                    reassert, http_timeout, meter_lag, deadband_w, step_w, hysteresis_w";
+                    reassert, http_timeout, meter_lag, deadband_w, step_w, hysteresis_w, prices";
 const METER_KEYS: &str = "kind, address, token_file, ca_file";
 
 /// Reads the config file and checks its `zendure` object.
@@ -307,6 +310,7 @@ pub fn parse(value: &Value, system_zone: impl FnOnce() -> Result<Tz>) -> Result<
         deadband_w: watts_at("deadband_w", 25)?,
         step_w: watts_at("step_w", 20)?,
         hysteresis_w: watts_at("hysteresis_w", 60)?,
+        prices: get("prices").map(price_config::parse).transpose()?,
     })
 }
 

@@ -5,5 +5,6 @@ pub mod config;
 pub mod law;
 pub mod price_config;
 pub mod price_plan;
+pub mod price_schedule;
 pub mod prices;
 pub mod schedule;
