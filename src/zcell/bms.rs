@@ -175,7 +175,7 @@ pub async fn fetch(address: &BmsAddress, options: FetchOptions) -> Result<Snapsh
 
 /// reqwest's own message wraps the cause (refused, reset) in layers of
 /// "error sending request"; log lines want the cause.
-fn brief(e: &reqwest::Error, limit: Duration) -> String {
+pub(crate) fn brief(e: &reqwest::Error, limit: Duration) -> String {
     let root = std::iter::successors(Some(e as &dyn std::error::Error), |e| e.source())
         .last()
         .map(|e| e.to_string())

@@ -2,6 +2,8 @@
 //! charge schedule against a P1 meter.
 
 pub mod config;
+pub mod device;
+pub mod http;
 pub mod law;
 pub mod price_config;
 pub mod price_plan;
