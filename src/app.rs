@@ -6,11 +6,12 @@ use std::process::ExitCode;
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ZendureCommand};
 use crate::exit::{Exit, Failure};
 use crate::log;
 use crate::zcell;
 use crate::zcell::settings::{DisableSettings, RunRequest, StatusSettings};
+use crate::zendure;
 
 pub async fn execute(cli: Cli) -> ExitCode {
     match cli.command {
@@ -22,6 +23,9 @@ pub async fn execute(cli: Cli) -> ExitCode {
         Command::Disable(args) => {
             until_signal(async { zcell::disable::disable(DisableSettings::resolve(&args)?).await })
                 .await
+        }
+        Command::Zendure(ZendureCommand::PlanPrices(args)) => {
+            finish(zendure::plan_prices::plan_prices(&args).await)
         }
     }
 }
@@ -44,14 +48,19 @@ async fn until_signal(command: impl Future<Output = Result<(), Failure>>) -> Exi
         ExitCode::from(code)
     };
     tokio::select! {
-        result = command => match result {
-            Ok(()) => Exit::Ok.into(),
-            Err(failure) => {
-                log(&format!("error: {failure}"));
-                failure.exit.into()
-            }
-        },
+        result = command => finish(result),
         _ = term.recv() => stopped("SIGTERM", 143),
         _ = int.recv() => stopped("SIGINT", 130),
+    }
+}
+
+/// The exit code of a finished command, its error logged.
+fn finish(result: Result<(), Failure>) -> ExitCode {
+    match result {
+        Ok(()) => Exit::Ok.into(),
+        Err(failure) => {
+            log(&format!("error: {failure}"));
+            failure.exit.into()
+        }
     }
 }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use chrono::{NaiveDateTime, NaiveTime};
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use chrono_tz::Tz;
 use clap::{Args, Parser, Subcommand};
 
@@ -35,6 +35,54 @@ pub enum Command {
     Status(StatusArgs),
     /// Disable the owned charge slots (keeping their days), e.g. before uninstalling.
     Disable(DisableArgs),
+    /// The Zendure battery: its schedule and controller.
+    #[command(subcommand)]
+    Zendure(ZendureCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ZendureCommand {
+    /// Plan a day from day-ahead prices and write it into the schedule,
+    /// beside the owner's entries.
+    PlanPrices(PlanPricesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanPricesArgs {
+    /// JSON config file (its `zendure` object) [default: /etc/zcell-sched/config.json].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The day to plan: YYYY-MM-DD, `today` (from the current hour on) or `tomorrow`.
+    #[arg(long, value_name = "DATE", default_value = "today", value_parser = parse_plan_day)]
+    pub date: PlanDay,
+    /// The SoC at the start of the plan, % [default: zendure.min_soc, so the
+    /// plan never counts on energy that may not be there].
+    #[arg(long, value_name = "PERCENT")]
+    pub soc: Option<f64>,
+    /// Show the plan; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the plan as one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which day `plan-prices` plans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanDay {
+    Today,
+    Tomorrow,
+    Date(NaiveDate),
+}
+
+fn parse_plan_day(s: &str) -> Result<PlanDay, String> {
+    match s {
+        "today" => Ok(PlanDay::Today),
+        "tomorrow" => Ok(PlanDay::Tomorrow),
+        _ => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map(PlanDay::Date)
+            .map_err(|_| format!("`{s}`: expected YYYY-MM-DD, today or tomorrow")),
+    }
 }
 
 #[derive(Debug, Args)]

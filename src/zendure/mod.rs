@@ -5,6 +5,7 @@ pub mod config;
 pub mod device;
 pub mod http;
 pub mod law;
+pub mod plan_prices;
 pub mod price_config;
 pub mod price_plan;
 pub mod price_schedule;

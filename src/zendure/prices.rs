@@ -255,7 +255,7 @@ pub fn day_slots(
     }
     ensure!(
         !slots.is_empty(),
-        "prices: none for {date} from {} on",
+        "none for {date} from {} on",
         now.with_timezone(&tz).format("%Y-%m-%d %H:%M")
     );
     Ok(slots)
