@@ -1,6 +1,7 @@
 //! zcell-sched: runs home batteries locally, with no cloud.
 //!
-//! One folder per system (`zcell`: a Redflow ZCell on a Victron GX), and
+//! One folder per system (`zcell`: a Redflow ZCell on a Victron GX;
+//! `zendure`: a Zendure SolarFlow on the LAN), and
 //! the pieces they share at the top: exit codes, the lock, wall-clock
 //! spans, time zones, atomic files, config-file accessors. `cli` holds the
 //! command line's shape and `app` hands each command to its handler.

@@ -19,7 +19,7 @@ use crate::zendure::law::{AcMode, Command, DevicePower, DeviceState, Moment};
 pub const MAX_WRITE_BYTES: usize = 512;
 
 /// One battery pack of `packData`, decoded.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Pack {
     pub sn: String,
     pub soc_pct: Option<i64>,

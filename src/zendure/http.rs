@@ -21,6 +21,7 @@ impl Http {
 
     /// With a caller's builder (TLS settings), the shared limits on top.
     pub fn from_builder(builder: reqwest::ClientBuilder, timeout: Duration) -> Result<Http> {
+        install_crypto();
         let client = builder
             .connect_timeout(timeout)
             .timeout(timeout)
@@ -29,6 +30,10 @@ impl Http {
             .build()
             .context("cannot set up the HTTP client")?;
         Ok(Http { client, timeout })
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     pub fn client(&self) -> &reqwest::Client {
@@ -80,4 +85,12 @@ async fn receive(request: reqwest::RequestBuilder, limit: Duration) -> Result<Ve
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// With HTTPS built in, reqwest builds every client (plain HTTP ones too)
+/// on the process-wide rustls crypto provider: ring, as the MQTT side uses.
+/// Installing twice is harmless (the first one stays).
+pub fn install_crypto() {
+    #[cfg(feature = "https")]
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

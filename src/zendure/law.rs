@@ -397,12 +397,13 @@ pub fn decide(inputs: &Inputs) -> Decision {
             (0, Reason::MeterLost)
         }
         ScheduleValue::NetZero | ScheduleValue::NetZeroPlus => {
+            // NetZero+ never discharges, whatever was commanded before.
             let floor = if inputs.value == ScheduleValue::NetZeroPlus {
                 0
             } else {
                 i64::MIN
             };
-            match net_zero_target(inputs, &device) {
+            let (wanted, reason) = match net_zero_target(inputs, &device) {
                 None => (current_w, Reason::WaitingForMeter),
                 Some((_, grid_now))
                     if grid_now.unsigned_abs() <= u64::from(inputs.tuning.deadband_w) =>
@@ -423,7 +424,8 @@ pub fn decide(inputs: &Inputs) -> Decision {
                     };
                     (target, Reason::Tracking)
                 }
-            }
+            };
+            (wanted.max(floor), reason)
         }
     };
     let clamped = wanted.clamp(lo, hi);
@@ -434,7 +436,7 @@ pub fn decide(inputs: &Inputs) -> Decision {
         reason = soc;
     }
     let target = Command::from_setpoint(clamped);
-    let (write, why_write) = schedule_write(inputs, &device, target);
+    let (write, why_write) = schedule_write(inputs, &device, target, (lo, hi));
     Decision {
         target,
         reason,
@@ -448,13 +450,17 @@ fn schedule_write(
     inputs: &Inputs,
     device: &DeviceState,
     target: Command,
+    (lo, hi): (i64, i64),
 ) -> (Option<Command>, Option<WriteReason>) {
     let tuning = inputs.tuning;
     let now = inputs.now;
     let Some((last_at, last)) = inputs.writes.last else {
         return gate(inputs, target, WriteReason::First);
     };
-    let moved = target.setpoint_w().abs_diff(last.setpoint_w()) > u64::from(tuning.step_w)
+    // A last command now beyond the bounds (SoC, a lowered device limit)
+    // is never re-asserted: the target replaces it.
+    let moved = !(lo..=hi).contains(&last.setpoint_w())
+        || target.setpoint_w().abs_diff(last.setpoint_w()) > u64::from(tuning.step_w)
         || (target.is_idle() != last.is_idle())
         || (target.ac_mode().is_some() && target.ac_mode() != last.ac_mode());
     if moved {
