@@ -55,8 +55,9 @@ pub struct PlanPricesArgs {
     /// The day to plan: YYYY-MM-DD, `today` (from the current hour on) or `tomorrow`.
     #[arg(long, value_name = "DATE", default_value = "today", value_parser = parse_plan_day)]
     pub date: PlanDay,
-    /// The SoC at the start of the plan, % [default: zendure.min_soc, so the
-    /// plan never counts on energy that may not be there].
+    /// The SoC at the start of the plan, % [default: for today, the running
+    /// controller's last reading; else zendure.min_soc, so the plan never
+    /// counts on energy that may not be there].
     #[arg(long, value_name = "PERCENT")]
     pub soc: Option<f64>,
     /// Show the plan; write nothing.

@@ -259,3 +259,33 @@ fn the_written_schedule_passes_the_schema() {
     let written = home.schedule();
     assert!(validator.is_valid(&written), "{written:#}");
 }
+
+/// The bench's price days parse, each into one whole local day.
+#[test]
+fn the_kept_price_days_are_whole_days() {
+    use chrono::{DateTime, NaiveDate, Utc};
+    use chrono_tz::Europe::Amsterdam;
+    use zcell_sched::zendure::prices::{self, Export, Tariff};
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/testenv/data/prices");
+    let tariff = Tariff {
+        vat_percent: 21.0,
+        markup_eur_per_kwh: 0.13,
+        export: Export::NetMetering,
+    };
+    let mut days = 0;
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let date = NaiveDate::parse_from_str(&name[..10], "%Y-%m-%d").unwrap();
+        let points = prices::parse(&fs::read_to_string(&path).unwrap(), Amsterdam)
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let slots = prices::day_slots(&points, date, Amsterdam, &tariff, DateTime::<Utc>::MIN_UTC)
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let (start, end) = prices::day_bounds(date, Amsterdam);
+        assert_eq!(slots[0].start, start, "{name}");
+        assert_eq!(slots.last().unwrap().end, end, "{name}");
+        assert!(slots.windows(2).all(|w| w[0].end == w[1].start), "{name}");
+        days += 1;
+    }
+    assert!(days >= 8, "{days} price days in {}", dir.display());
+}

@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::atomic;
 use crate::cli::{PlanDay, PlanPricesArgs};
 use crate::exit::{Exit, ExitContext, Failure};
+use crate::log;
 use crate::zendure::config::{self, ScheduleSource, ZendureConfig};
 use crate::zendure::http::Http;
 use crate::zendure::price_config::{PriceConfig, PriceSource};
@@ -19,6 +20,7 @@ use crate::zendure::price_plan::Battery;
 use crate::zendure::price_schedule::{self, Owned, Proposal};
 use crate::zendure::prices;
 use crate::zendure::schedule::Schedule;
+use crate::zendure::status;
 
 /// The list of the plan's entries, in the state folder.
 pub fn owned_path(config: &ZendureConfig) -> PathBuf {
@@ -35,6 +37,18 @@ pub fn battery(config: &ZendureConfig, prices: &PriceConfig) -> Battery {
         max_charge_w: f64::from(config.limits.max_charge_w),
         max_discharge_w: f64::from(config.limits.max_discharge_w),
         round_trip_efficiency: prices.round_trip_efficiency,
+    }
+}
+
+/// The SoC the running controller last read, if it runs.
+fn live_soc(config: &ZendureConfig, now: chrono::DateTime<Utc>) -> Option<f64> {
+    match status::read(&config.status_file) {
+        Ok(Some(doc)) if doc.alive(now) => doc.device.soc_pct.map(f64::from),
+        Ok(_) => None,
+        Err(e) => {
+            log(&format!("{e:#}; planning from zendure.min_soc"));
+            None
+        }
     }
 }
 
@@ -85,10 +99,6 @@ pub async fn plan_prices(args: &PlanPricesArgs) -> Result<(), Failure> {
         }
     };
     let battery = battery(&config, price_config);
-    let soc = args
-        .soc
-        .unwrap_or(battery.min_soc_percent)
-        .clamp(0.0, 100.0);
     let tz = config.time_zone;
     let now = Utc::now();
     let today = now.with_timezone(&tz).date_naive();
@@ -97,6 +107,12 @@ pub async fn plan_prices(args: &PlanPricesArgs) -> Result<(), Failure> {
         PlanDay::Tomorrow => today + Duration::days(1),
         PlanDay::Date(d) => d,
     };
+    let soc = match args.soc {
+        Some(soc) => soc,
+        None if date == today => live_soc(&config, now).unwrap_or(battery.min_soc_percent),
+        None => battery.min_soc_percent,
+    }
+    .clamp(0.0, 100.0);
 
     let (from, till) = prices::day_bounds(date, tz);
     let source = price_config.source.for_day(date, from, till);
