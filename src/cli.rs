@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use chrono::{NaiveDateTime, NaiveTime};
 use chrono_tz::Tz;
 use clap::{Args, Parser, Subcommand};
 
@@ -14,6 +14,7 @@ use crate::zcell::bms::BmsAddress;
 use crate::zcell::gx::GxTarget;
 use crate::zcell::policy::{MaintenanceWindow, OwnedSlots, Peak, parse_clock, parse_soc};
 use crate::zcell::slot::Soc;
+use crate::zendure::plan_prices::PlanDay;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -68,22 +69,8 @@ pub struct PlanPricesArgs {
     pub json: bool,
 }
 
-/// Which day `plan-prices` plans.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlanDay {
-    Today,
-    Tomorrow,
-    Date(NaiveDate),
-}
-
 fn parse_plan_day(s: &str) -> Result<PlanDay, String> {
-    match s {
-        "today" => Ok(PlanDay::Today),
-        "tomorrow" => Ok(PlanDay::Tomorrow),
-        _ => NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .map(PlanDay::Date)
-            .map_err(|_| format!("`{s}`: expected YYYY-MM-DD, today or tomorrow")),
-    }
+    PlanDay::parse(s).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]

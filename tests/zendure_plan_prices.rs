@@ -146,7 +146,7 @@ fn owner_entries_stay_and_a_second_plan_replaces_the_first() {
             .any(|k| ("203101141801".."203101142300").contains(&k.as_str())),
         "{first_keys:?}"
     );
-    let listed = read(&home.path("state/zendure-price-plan.json"));
+    let listed = read(&home.path("schedule.price-plan.json"));
     assert_eq!(
         listed["entries"].as_object().unwrap().len(),
         first_keys.len() - 1
@@ -171,7 +171,7 @@ fn owner_entries_stay_and_a_second_plan_replaces_the_first() {
         assert_eq!(&after_second[k], v, "owner entry {k}");
     }
     let entries = doc["entries"].as_object().unwrap();
-    let listed = read(&home.path("state/zendure-price-plan.json"));
+    let listed = read(&home.path("schedule.price-plan.json"));
     assert_eq!(&listed["entries"], &doc["entries"]);
     // Only the owner's entries and the second plan's are left.
     assert_eq!(
@@ -204,7 +204,7 @@ fn dry_run_writes_nothing() {
         fs::read_to_string(home.path("schedule.json")).unwrap(),
         OWNER
     );
-    assert!(!home.path("state").exists());
+    assert!(!home.path("schedule.price-plan.json").exists());
 }
 
 #[test]

@@ -4,13 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use chrono::{Duration, Utc};
+use anyhow::{Context, Result, anyhow};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde_json::Value;
 
 use crate::atomic;
-use crate::cli::{PlanDay, PlanPricesArgs};
+use crate::cli::PlanPricesArgs;
 use crate::exit::{Exit, ExitContext, Failure};
 use crate::log;
 use crate::zendure::config::{self, ScheduleSource, ZendureConfig};
@@ -21,11 +21,6 @@ use crate::zendure::price_schedule::{self, Owned, Proposal};
 use crate::zendure::prices;
 use crate::zendure::schedule::Schedule;
 use crate::zendure::status;
-
-/// The list of the plan's entries, in the state folder.
-pub fn owned_path(config: &ZendureConfig) -> PathBuf {
-    config.state_dir.join("zendure-price-plan.json")
-}
 
 /// The battery as the price planner sees it: the controller's limits and
 /// the price section's capacity and efficiency.
@@ -41,7 +36,7 @@ pub fn battery(config: &ZendureConfig, prices: &PriceConfig) -> Battery {
 }
 
 /// The SoC the running controller last read, if it runs.
-fn live_soc(config: &ZendureConfig, now: chrono::DateTime<Utc>) -> Option<f64> {
+fn live_soc(config: &ZendureConfig, now: DateTime<Utc>) -> Option<f64> {
     match status::read(&config.status_file) {
         Ok(Some(doc)) if doc.alive(now) => doc.device.soc_pct.map(f64::from),
         Ok(_) => None,
@@ -79,76 +74,122 @@ fn write_json(path: &Path, value: &Value) -> Result<()> {
     atomic::write(path, text.as_bytes())
 }
 
-pub async fn plan_prices(args: &PlanPricesArgs) -> Result<(), Failure> {
-    let config = config::load(args.config.as_deref()).or_exit(Exit::Usage)?;
+/// Which day to plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanDay {
+    /// From the current slot to midnight.
+    Today,
+    Tomorrow,
+    Date(NaiveDate),
+}
+
+impl PlanDay {
+    pub fn parse(s: &str) -> Result<PlanDay> {
+        match s {
+            "today" => Ok(PlanDay::Today),
+            "tomorrow" => Ok(PlanDay::Tomorrow),
+            _ => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(PlanDay::Date)
+                .with_context(|| format!("`{s}`: expected YYYY-MM-DD, today or tomorrow")),
+        }
+    }
+}
+
+/// The list of the plan's entries: beside the schedule file it describes
+/// (`schedule.json` -> `schedule.price-plan.json`), so the command and the
+/// server share it when they share the schedule.
+pub fn owned_path(schedule: &Path) -> PathBuf {
+    schedule.with_extension("price-plan.json")
+}
+
+pub fn read_owned(path: &Path) -> Result<Owned> {
+    match read_json(path)? {
+        Some(doc) => serde_json::from_value(doc)
+            .with_context(|| format!("{}: not a list of plan entries", path.display())),
+        None => Ok(Owned::default()),
+    }
+}
+
+/// Reads the day's prices and plans it around the owner's entries of
+/// `current`. `soc`: the SoC to start from (default: for today, the running
+/// controller's reading, else `min_soc`).
+pub async fn propose(
+    config: &ZendureConfig,
+    day: PlanDay,
+    soc: Option<f64>,
+    current: &Schedule,
+    owned: &Owned,
+    now: DateTime<Utc>,
+) -> Result<Proposal> {
     let price_config = config
         .prices
         .as_ref()
-        .context("zendure.prices: missing (the price source and the battery's capacity)")
-        .or_exit(Exit::Usage)?;
+        .context("zendure.prices: missing (the price source and the battery's capacity)")?;
+    let battery = battery(config, price_config);
+    let tz = config.time_zone;
+    let today = now.with_timezone(&tz).date_naive();
+    let date = match day {
+        PlanDay::Today => today,
+        PlanDay::Tomorrow => today + Duration::days(1),
+        PlanDay::Date(d) => d,
+    };
+    let soc = match soc {
+        Some(soc) => soc,
+        None if date == today => live_soc(config, now).unwrap_or(battery.min_soc_percent),
+        None => battery.min_soc_percent,
+    }
+    .clamp(0.0, 100.0);
+    let (from, till) = prices::day_bounds(date, tz);
+    let source = price_config.source.for_day(date, from, till);
+    let http = Http::new(config.timings.http_timeout)?;
+    let slots = read_prices(&source, &http)
+        .await
+        .and_then(|text| prices::parse(&text, tz))
+        .and_then(|points| prices::day_slots(&points, date, tz, &price_config.tariff, now))
+        .with_context(|| format!("prices from {source}"))?;
+    Ok(price_schedule::propose(
+        current,
+        owned,
+        slots,
+        &battery,
+        soc,
+        price_config.threshold_eur_per_kwh,
+        tz,
+    ))
+}
+
+pub async fn plan_prices(args: &PlanPricesArgs) -> Result<(), Failure> {
+    let config = config::load(args.config.as_deref()).or_exit(Exit::Usage)?;
+    if config.prices.is_none() {
+        return Err(Failure::new(
+            Exit::Usage,
+            anyhow!("zendure.prices: missing (the price source and the battery's capacity)"),
+        ));
+    }
     let schedule_path = match &config.schedule {
         ScheduleSource::File(path) => path.clone(),
         ScheduleSource::Url(url) => {
             return Err(Failure::new(
                 Exit::Usage,
-                anyhow::anyhow!(
+                anyhow!(
                     "zendure.schedule: {url} is a URL; plan-prices writes a schedule file \
                      (on the server, use its POST /api/schedule/plan)"
                 ),
             ));
         }
     };
-    let battery = battery(&config, price_config);
-    let tz = config.time_zone;
-    let now = Utc::now();
-    let today = now.with_timezone(&tz).date_naive();
-    let date = match args.date {
-        PlanDay::Today => today,
-        PlanDay::Tomorrow => today + Duration::days(1),
-        PlanDay::Date(d) => d,
-    };
-    let soc = match args.soc {
-        Some(soc) => soc,
-        None if date == today => live_soc(&config, now).unwrap_or(battery.min_soc_percent),
-        None => battery.min_soc_percent,
-    }
-    .clamp(0.0, 100.0);
-
-    let (from, till) = prices::day_bounds(date, tz);
-    let source = price_config.source.for_day(date, from, till);
-    let http = Http::new(config.timings.http_timeout).or_exit(Exit::Fallback)?;
-    let text = read_prices(&source, &http)
-        .await
-        .with_context(|| format!("prices from {source}"))
-        .or_exit(Exit::Fallback)?;
-    let slots = prices::parse(&text, tz)
-        .and_then(|points| prices::day_slots(&points, date, tz, &price_config.tariff, now))
-        .with_context(|| format!("prices from {source}"))
-        .or_exit(Exit::Fallback)?;
-
     let current = match read_json(&schedule_path).or_exit(Exit::Fallback)? {
         Some(doc) => Schedule::parse(&doc)
             .with_context(|| format!("schedule {}", schedule_path.display()))
             .or_exit(Exit::Fallback)?,
         None => Schedule::default(),
     };
-    let owned_file = owned_path(&config);
-    let owned: Owned = match read_json(&owned_file).or_exit(Exit::Fallback)? {
-        Some(doc) => serde_json::from_value(doc)
-            .with_context(|| format!("{}: not a list of plan entries", owned_file.display()))
-            .or_exit(Exit::Fallback)?,
-        None => Owned::default(),
-    };
-
-    let proposal = price_schedule::propose(
-        &current,
-        &owned,
-        slots,
-        &battery,
-        soc,
-        price_config.threshold_eur_per_kwh,
-        tz,
-    );
+    let owned_file = owned_path(&schedule_path);
+    let owned = read_owned(&owned_file).or_exit(Exit::Fallback)?;
+    let proposal = propose(&config, args.date, args.soc, &current, &owned, Utc::now())
+        .await
+        .or_exit(Exit::Fallback)?;
+    let tz = config.time_zone;
     if args.json {
         let mut doc = proposal.to_json(tz);
         doc["written"] = Value::Bool(!args.dry_run);
@@ -159,7 +200,10 @@ pub async fn plan_prices(args: &PlanPricesArgs) -> Result<(), Failure> {
     if args.dry_run {
         return Ok(());
     }
-    write(&schedule_path, &owned_file, &owned, &proposal).or_exit(Exit::Fallback)?;
+    write(&owned_file, &owned, &proposal, |schedule| {
+        write_json(&schedule_path, &schedule.to_json())
+    })
+    .or_exit(Exit::Fallback)?;
     if !args.json {
         println!(
             "written: {} ({} plan entries replaced by {}; owner entries kept)",
@@ -171,9 +215,15 @@ pub async fn plan_prices(args: &PlanPricesArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Writes so that a crash at any point leaves every plan entry listed: the
-/// list first grows to old and new, then the schedule, then the list shrinks.
-fn write(schedule: &Path, owned_file: &Path, before: &Owned, proposal: &Proposal) -> Result<()> {
+/// Writes the schedule with `write_schedule` so that a crash at any point
+/// leaves every plan entry listed: the list first grows to old and new,
+/// then the schedule is replaced, then the list shrinks to the new.
+pub fn write<T>(
+    owned_file: &Path,
+    before: &Owned,
+    proposal: &Proposal,
+    write_schedule: impl FnOnce(&Schedule) -> Result<T>,
+) -> Result<T> {
     if let Some(folder) = owned_file.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(folder)
             .with_context(|| format!("cannot create {}", folder.display()))?;
@@ -182,8 +232,9 @@ fn write(schedule: &Path, owned_file: &Path, before: &Owned, proposal: &Proposal
     both.entries.extend(proposal.owned.entries.clone());
     let as_json = |o: &Owned| serde_json::to_value(o).expect("the list serialises");
     write_json(owned_file, &as_json(&both))?;
-    write_json(schedule, &proposal.schedule.to_json())?;
-    write_json(owned_file, &as_json(&proposal.owned))
+    let written = write_schedule(&proposal.schedule)?;
+    write_json(owned_file, &as_json(&proposal.owned))?;
+    Ok(written)
 }
 
 /// The plan as text: one line per slot, then the entries and the saving.
@@ -244,7 +295,10 @@ mod tests {
             owned: proposal_owned.clone(),
             ..sample()
         };
-        write(&schedule, &owned_file, &before, &proposal).unwrap();
+        write(&owned_file, &before, &proposal, |s| {
+            write_json(&schedule, &s.to_json())
+        })
+        .unwrap();
         let read = |p: &Path| read_json(p).unwrap().unwrap();
         assert_eq!(read(&schedule), schedule_value);
         assert_eq!(
