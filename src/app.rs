@@ -25,7 +25,23 @@ pub async fn execute(cli: Cli) -> ExitCode {
                 .await
         }
         Command::Zendure(ZendureCommand::PlanPrices(args)) => {
-            finish(zendure::plan_prices::plan_prices(&args).await)
+            outcome(zendure::plan_prices::plan_prices(&args).await)
+        }
+        #[cfg(feature = "discover")]
+        Command::Discover(args) => outcome(crate::discover::command(args).await),
+        // The server stops itself on SIGTERM/SIGINT, letting requests finish.
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => outcome(crate::serve::command(args).await),
+    }
+}
+
+/// The exit code of a command that needs no signal handling of its own.
+fn outcome(result: Result<(), Failure>) -> ExitCode {
+    match result {
+        Ok(()) => Exit::Ok.into(),
+        Err(failure) => {
+            log(&format!("error: {failure}"));
+            failure.exit.into()
         }
     }
 }
@@ -48,19 +64,8 @@ async fn until_signal(command: impl Future<Output = Result<(), Failure>>) -> Exi
         ExitCode::from(code)
     };
     tokio::select! {
-        result = command => finish(result),
+        result = command => outcome(result),
         _ = term.recv() => stopped("SIGTERM", 143),
         _ = int.recv() => stopped("SIGINT", 130),
-    }
-}
-
-/// The exit code of a finished command, its error logged.
-fn finish(result: Result<(), Failure>) -> ExitCode {
-    match result {
-        Ok(()) => Exit::Ok.into(),
-        Err(failure) => {
-            log(&format!("error: {failure}"));
-            failure.exit.into()
-        }
     }
 }

@@ -39,6 +39,12 @@ pub enum Command {
     /// The Zendure battery: its schedule and controller.
     #[command(subcommand)]
     Zendure(ZendureCommand),
+    /// Find Zendure batteries and P1 meters on the LAN (mDNS).
+    #[cfg(feature = "discover")]
+    Discover(DiscoverArgs),
+    /// Serve the Zendure schedule, the controller's status and readings, and the web page.
+    #[cfg(feature = "serve")]
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +77,50 @@ pub struct PlanPricesArgs {
 
 fn parse_plan_day(s: &str) -> Result<PlanDay, String> {
     PlanDay::parse(s).map_err(|e| e.to_string())
+}
+
+#[cfg(feature = "serve")]
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// JSON config file; its `serve` object holds the server's keys.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, overriding `serve.listen` [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+#[cfg(feature = "discover")]
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// Seconds to listen for answers.
+    #[arg(long, value_name = "N", default_value = "3", value_parser = parse_seconds)]
+    pub seconds: f64,
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
+    /// Browse on this network interface only [default: all].
+    #[arg(long, value_name = "NAME")]
+    pub interface: Option<String>,
+    /// Print only the address "auto" would stand for in the config:
+    /// battery, homewizard, homewizard-v2 or zendure-p1.
+    #[arg(long, value_name = "WHAT", conflicts_with = "json")]
+    pub auto: Option<String>,
+    /// With --auto: the device with this serial.
+    #[arg(long, value_name = "SERIAL", requires = "auto")]
+    pub sn: Option<String>,
+}
+
+/// A number of seconds, fractions allowed, as every duration is.
+pub fn parse_seconds(s: &str) -> anyhow::Result<f64> {
+    let n: f64 = s
+        .parse()
+        .with_context(|| format!("`{s}` is not a number of seconds"))?;
+    anyhow::ensure!(
+        n.is_finite() && n > 0.0,
+        "`{s}` must be a positive number of seconds"
+    );
+    Ok(n)
 }
 
 #[derive(Debug, Args)]

@@ -10,8 +10,12 @@ pub mod app;
 pub mod atomic;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "discover")]
+pub mod discover;
 pub mod exit;
 pub mod lock;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod span;
 pub mod tz;
 pub mod zcell;

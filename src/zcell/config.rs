@@ -150,7 +150,7 @@ fn rules_key(rules: &mut RulesFile, key: &str, value: &Value) -> Result<bool> {
 }
 
 const KEYS: &str = "bms, bms_timeout, bms_retries, slots, day_start, peaks, reserve_soc, \
-                    maintenance_windows, time_zone, holidays, seasons, status_file, zendure";
+                    maintenance_windows, time_zone, holidays, seasons, status_file, zendure, serve";
 const SEASON_KEYS: &str = "months, peaks, reserve_soc, maintenance_windows";
 
 pub fn parse(text: &str) -> Result<Config> {
@@ -188,6 +188,8 @@ pub fn parse(text: &str) -> Result<Config> {
             "status_file" => config.status_file = Some(PathBuf::from(string(key, value)?)),
             // The Zendure system's section, read by its own loader.
             "zendure" => {}
+            // The server's section, read by `serve`.
+            "serve" => {}
             "holidays" => {
                 for day in strings(key, value)? {
                     config.holidays.add(&day).context("`holidays`")?;

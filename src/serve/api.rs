@@ -1,0 +1,410 @@
+//! The HTTP routes: the reference-compatible schedule, status and data
+//! APIs, the clean REST schedule API, and the page.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use chrono::{NaiveDate, Utc};
+use chrono_tz::Tz;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::page;
+use super::schedule::{self, EntryError, ScheduleFile};
+use super::store::{DataKind, Posted, Store, summary};
+use crate::serve::config::ServeConfig;
+
+pub struct AppState {
+    pub config: ServeConfig,
+    pub schedule: ScheduleFile,
+    /// One schedule edit at a time: read, check, write.
+    pub schedule_edit: tokio::sync::Mutex<()>,
+    pub store: Mutex<Store>,
+    pub token: Option<String>,
+}
+
+type Shared = Arc<AppState>;
+
+/// A refused request: its status, what went wrong, and the bad entries.
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    entries: Vec<EntryError>,
+    etag: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            entries: Vec::new(),
+            etag: None,
+        }
+    }
+
+    fn bad(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn invalid(entries: Vec<EntryError>) -> ApiError {
+        let message = entries
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: format!("invalid schedule: {message}"),
+            entries,
+            etag: None,
+        }
+    }
+
+    fn internal(error: anyhow::Error) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        // `success`/`error` as the reference answers, so its clients read it.
+        let body = json!({
+            "success": false,
+            "error": self.message,
+            "errors": self.entries,
+        });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(etag) = self.etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+            response.headers_mut().insert(header::ETAG, etag);
+        }
+        response
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+pub fn router(state: Shared) -> Router {
+    let max_body = state.config.max_body;
+    Router::new()
+        .route("/", get(page::index))
+        .route("/assets/{name}", get(page::asset))
+        .route("/api/schedule", get(schedule_get).put(schedule_put))
+        .route("/api/status", get(status_get).post(status_post))
+        .route("/api/data", get(data_get).post(data_post))
+        // The reference server's paths, for the tools written against it.
+        .route(
+            "/schedule/api/charge_schedule_api.php",
+            any(reference_schedule),
+        )
+        .route(
+            "/schedule/api/automation_status_api.php",
+            get(reference_status_get).post(status_post),
+        )
+        .route("/data/api/data_api.php", any(reference_data))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// Constant time, so the answer's timing does not leak the token.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap, write: bool) -> Result<(), ApiError> {
+    let Some(token) = &state.token else {
+        return Ok(());
+    };
+    if !write && state.config.open_reads {
+        return Ok(());
+    }
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(given) if same(given.trim(), token) => Ok(()),
+        Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong token")),
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "this needs `Authorization: Bearer <token>` (the token in the server's token_file)",
+        )),
+    }
+}
+
+fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("malformed JSON: {e}")))
+}
+
+fn now_unix() -> f64 {
+    Utc::now().timestamp_millis() as f64 / 1000.0
+}
+
+fn local_now(zone: Tz) -> chrono::NaiveDateTime {
+    Utc::now().with_timezone(&zone).naive_local()
+}
+
+fn json_ok(value: Value) -> Response {
+    axum::Json(value).into_response()
+}
+
+fn with_etag(mut response: Response, etag: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+}
+
+// ---- the clean REST schedule API ----
+
+async fn schedule_get(State(state): State<Shared>, headers: HeaderMap) -> ApiResult {
+    authorize(&state, &headers, false)?;
+    let current = state.schedule.read().map_err(ApiError::internal)?;
+    let body = if current.bytes.is_empty() {
+        b"{}".to_vec()
+    } else {
+        current.bytes.clone()
+    };
+    let response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    Ok(with_etag(response, &current.etag))
+}
+
+async fn schedule_put(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    authorize(&state, &headers, true)?;
+    let Some(if_match) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
+        return Err(ApiError::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "PUT /api/schedule needs If-Match with the ETag of the schedule it edits (GET it first)",
+        ));
+    };
+    let doc = parse_json(&body)?;
+    let _edit = state.schedule_edit.lock().await;
+    let current = state.schedule.read().map_err(ApiError::internal)?;
+    if if_match.trim() != current.etag {
+        return Err(ApiError {
+            etag: Some(current.etag),
+            ..ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "the schedule changed since it was read; nothing was written: reload it and apply the edit again",
+            )
+        });
+    }
+    let parsed = schedule::validate(&doc).map_err(ApiError::invalid)?;
+    let etag = state.schedule.write(&parsed).map_err(ApiError::internal)?;
+    Ok(with_etag(
+        json_ok(json!({"success": true, "etag": etag})),
+        &etag,
+    ))
+}
+
+// ---- the reference schedule API ----
+
+#[derive(Deserialize)]
+struct DateQuery {
+    date: Option<String>,
+}
+
+async fn reference_schedule(
+    State(state): State<Shared>,
+    method: Method,
+    headers: HeaderMap,
+    Query(query): Query<DateQuery>,
+    body: Bytes,
+) -> ApiResult {
+    match method {
+        Method::GET => {
+            authorize(&state, &headers, false)?;
+            let now = local_now(state.config.time_zone);
+            // As the reference: a missing or malformed date means today.
+            let date = query
+                .date
+                .as_deref()
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y%m%d").ok())
+                .unwrap_or(now.date());
+            let current = state.schedule.read().map_err(ApiError::internal)?;
+            let doc = current.document().map_err(ApiError::internal)?;
+            let parsed = schedule::validate(&Value::Object(doc)).map_err(ApiError::invalid)?;
+            let day = schedule::reference_day(&parsed, date, now);
+            Ok(with_etag(json_ok(day), &current.etag))
+        }
+        Method::PUT | Method::POST => {
+            authorize(&state, &headers, true)?;
+            let input = parse_json(&body)?;
+            let key = input.get("key").and_then(|k| match k {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+            let (Some(key), Some(value)) = (key, input.get("value")) else {
+                return Err(ApiError::bad("missing key or value"));
+            };
+            let original = input.get("originalKey").and_then(Value::as_str);
+            let value = schedule::loose_value(value);
+            edit(&state, |doc| {
+                if let Some(original) = original.filter(|o| *o != key) {
+                    doc.remove(original);
+                }
+                doc.insert(key.clone(), value.clone());
+            })
+            .await
+        }
+        Method::DELETE => {
+            authorize(&state, &headers, true)?;
+            let input = parse_json(&body)?;
+            let Some(key) = input.get("key").and_then(Value::as_str) else {
+                return Err(ApiError::bad("missing key"));
+            };
+            edit(&state, |doc| {
+                doc.remove(key);
+            })
+            .await
+        }
+        _ => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "use GET, PUT, POST or DELETE",
+        )),
+    }
+}
+
+/// Applies one reference-style edit to the stored schedule, validates the
+/// result (naming any bad entry) and writes it.
+async fn edit(
+    state: &AppState,
+    change: impl FnOnce(&mut serde_json::Map<String, Value>),
+) -> ApiResult {
+    let _edit = state.schedule_edit.lock().await;
+    let current = state.schedule.read().map_err(ApiError::internal)?;
+    let mut doc = current.document().map_err(ApiError::internal)?;
+    change(&mut doc);
+    let parsed = schedule::validate(&Value::Object(doc)).map_err(ApiError::invalid)?;
+    let etag = state.schedule.write(&parsed).map_err(ApiError::internal)?;
+    Ok(with_etag(json_ok(json!({"success": true})), &etag))
+}
+
+// ---- status and data ----
+
+fn store_posted(state: &AppState, posted: Result<Posted, anyhow::Error>) -> ApiResult {
+    let posted = posted.map_err(|e| ApiError::bad(format!("{e:#}")))?;
+    let mut store = state.store.lock().unwrap_or_else(|e| e.into_inner());
+    store
+        .insert(&posted, now_unix())
+        .map_err(ApiError::internal)?;
+    Ok(json_ok(json!({"success": true})))
+}
+
+async fn status_post(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    authorize(&state, &headers, true)?;
+    let doc = parse_json(&body)?;
+    store_posted(&state, Posted::event(doc, now_unix()))
+}
+
+async fn status_get(State(state): State<Shared>, headers: HeaderMap) -> ApiResult {
+    authorize(&state, &headers, false)?;
+    let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
+    let latest = store.latest().map_err(ApiError::internal)?;
+    let recent = store.events(20, None).map_err(ApiError::internal)?;
+    let live = summary(&latest, now_unix(), state.config.alive_after);
+    Ok(json_ok(
+        json!({"success": true, "live": live, "events": recent}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct LimitQuery {
+    limit: Option<u32>,
+}
+
+/// The reference status API's GET: the last `limit` changes and when the
+/// controller was last heard from.
+async fn reference_status_get(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(query): Query<LimitQuery>,
+) -> ApiResult {
+    authorize(&state, &headers, false)?;
+    let limit = query.limit.unwrap_or(1).clamp(1, 1000);
+    let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
+    let changes = store
+        .events(limit, Some("change"))
+        .map_err(ApiError::internal)?;
+    let latest = store.latest().map_err(ApiError::internal)?;
+    let now = now_unix();
+    let running = latest
+        .last_start
+        .map(|start| latest.stopped_at.unwrap_or(now) - start);
+    Ok(json_ok(json!({
+        "success": true,
+        "lastChanges": changes,
+        "lastAlive": latest.last_event.map(|(t, _)| t),
+        "runningTime": running.unwrap_or(0.0),
+        "entryCount": store.count("events").map_err(ApiError::internal)?,
+    })))
+}
+
+#[derive(Deserialize)]
+struct TypeQuery {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+async fn data_post(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(query): Query<TypeQuery>,
+    body: Bytes,
+) -> ApiResult {
+    authorize(&state, &headers, true)?;
+    let kind =
+        DataKind::from_query(query.kind.as_deref()).map_err(|e| ApiError::bad(format!("{e:#}")))?;
+    let doc = parse_json(&body)?;
+    store_posted(&state, Posted::data(doc, kind, now_unix()))
+}
+
+async fn reference_data(
+    state: State<Shared>,
+    method: Method,
+    headers: HeaderMap,
+    query: Query<TypeQuery>,
+    body: Bytes,
+) -> ApiResult {
+    match method {
+        Method::POST | Method::PUT => data_post(state, headers, query, body).await,
+        _ => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this server takes the controller's samples here (POST); read them at GET /api/data",
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct HoursQuery {
+    hours: Option<f64>,
+}
+
+async fn data_get(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(query): Query<HoursQuery>,
+) -> ApiResult {
+    authorize(&state, &headers, false)?;
+    let hours = query.hours.unwrap_or(24.0).clamp(0.01, 24.0 * 31.0);
+    let now = now_unix();
+    let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
+    let mut series = store
+        .series(now - hours * 3600.0)
+        .map_err(ApiError::internal)?;
+    series["now"] = json!(now);
+    series["from"] = json!(now - hours * 3600.0);
+    // The page draws the home's clock, whatever the phone's zone.
+    series["time_zone"] = json!(state.config.time_zone.name());
+    Ok(json_ok(series))
+}

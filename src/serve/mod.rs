@@ -1,0 +1,100 @@
+//! `zcell-sched serve`: the Zendure schedule (edited through the page or
+//! the APIs), the controller's status events and readings (kept in
+//! SQLite), and the web page that shows them. One process, no PHP host.
+
+pub mod api;
+pub mod config;
+pub mod page;
+pub mod schedule;
+pub mod store;
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, bail};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::cli::ServeArgs;
+use crate::exit::{Exit, ExitContext, Failure};
+use crate::log;
+use api::AppState;
+use config::ServeConfig;
+use schedule::ScheduleFile;
+use store::{Bounds, Store};
+
+/// Reads the token file's first line.
+fn read_token(config: &ServeConfig) -> anyhow::Result<Option<String>> {
+    let Some(path) = &config.token_file else {
+        // Anyone who can reach the port could rewrite the schedule.
+        if !config.listen.ip().is_loopback() {
+            bail!(
+                "listening on {} needs serve.token_file: writes would be open to the LAN",
+                config.listen
+            );
+        }
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read serve.token_file {}", path.display()))?;
+    let token = text.lines().next().unwrap_or_default().trim().to_string();
+    anyhow::ensure!(
+        token.len() >= 16,
+        "serve.token_file {}: the token must be at least 16 characters",
+        path.display()
+    );
+    Ok(Some(token))
+}
+
+pub async fn command(args: ServeArgs) -> Result<(), Failure> {
+    let mut config = config::load(args.config.as_deref()).or_exit(Exit::Usage)?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    let token = read_token(&config).or_exit(Exit::Usage)?;
+    let store = Store::open(
+        &config.database,
+        Bounds {
+            retention: config.retention,
+            max_rows: config.max_rows,
+        },
+    )
+    .or_exit(Exit::Usage)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))
+        .or_exit(Exit::Usage)?;
+    let address = listener
+        .local_addr()
+        .context("the listening address")
+        .or_exit(Exit::Usage)?;
+    let state = Arc::new(AppState {
+        schedule: ScheduleFile::new(&config.schedule_file),
+        schedule_edit: tokio::sync::Mutex::new(()),
+        store: Mutex::new(store),
+        token,
+        config,
+    });
+    // Tests and scripts wait for this line before they connect.
+    log(&format!("serving http://{address}/"));
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return Err(Failure::new(
+            Exit::Usage,
+            anyhow::anyhow!("cannot install signal handlers"),
+        ));
+    };
+    let stop = async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+    };
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(stop)
+        .await
+        .context("the server failed")
+        .or_exit(Exit::Fallback)?;
+    log("stopped");
+    Ok(())
+}

@@ -1,0 +1,44 @@
+//! The web page and its assets, built into the binary: nothing to install
+//! or build beside it.
+
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+const INDEX: &str = include_str!("page/index.html");
+
+/// (name, content type, bytes)
+const ASSETS: [(&str, &str, &[u8]); 4] = [
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("page/app.js"),
+    ),
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_bytes!("page/app.css"),
+    ),
+    // uPlot (MIT licence, see page/uPlot.LICENSE), vendored from npm.
+    (
+        "uPlot.iife.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("page/uPlot.iife.min.js"),
+    ),
+    (
+        "uPlot.min.css",
+        "text/css; charset=utf-8",
+        include_bytes!("page/uPlot.min.css"),
+    ),
+];
+
+pub async fn index() -> Html<&'static str> {
+    Html(INDEX)
+}
+
+pub async fn asset(Path(name): Path<String>) -> Response {
+    match ASSETS.iter().find(|(n, _, _)| *n == name) {
+        Some((_, kind, bytes)) => ([(header::CONTENT_TYPE, *kind)], *bytes).into_response(),
+        None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
+}

@@ -1,0 +1,629 @@
+//! What the controller posts: status events and meter/device samples, kept
+//! in SQLite for `retention` and at most `max_rows` per table, and the live
+//! summary and 24 h series the page reads back.
+//!
+//! Parsing a posted body (`Posted::parse`) and summarising the latest rows
+//! (`summary`) are pure; `Store` is the database shell around them.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+/// Unix time in seconds, fractions allowed (the controller's clock).
+pub type UnixSeconds = f64;
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS events (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,          -- when it happened (controller clock)
+        received REAL NOT NULL,    -- when the server stored it
+        type TEXT NOT NULL,        -- start, stop, change, heartbeat, command
+        old_value TEXT,            -- JSON
+        new_value TEXT,            -- JSON
+        body TEXT NOT NULL         -- the whole posted JSON
+    );
+    CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+    CREATE TABLE IF NOT EXISTS meter_samples (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        received REAL NOT NULL,
+        power_w REAL NOT NULL      -- net grid power, + = import
+    );
+    CREATE INDEX IF NOT EXISTS meter_samples_ts ON meter_samples (ts);
+    CREATE TABLE IF NOT EXISTS device_samples (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        received REAL NOT NULL,
+        soc REAL,                  -- electricLevel, %
+        battery_w REAL,            -- + = charging, - = discharging
+        body TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS device_samples_ts ON device_samples (ts);
+";
+
+const TABLES: [&str; 3] = ["events", "meter_samples", "device_samples"];
+
+/// The status event kinds: the reference controller's four, and `command`
+/// (what was written to the device).
+const EVENT_TYPES: [&str; 5] = ["start", "stop", "change", "heartbeat", "command"];
+
+/// A body the controller posted, understood.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Posted {
+    Event {
+        ts: UnixSeconds,
+        kind: String,
+        old_value: Option<Value>,
+        new_value: Option<Value>,
+        body: Value,
+    },
+    Meter {
+        ts: UnixSeconds,
+        power_w: f64,
+    },
+    Device {
+        ts: UnixSeconds,
+        soc: Option<f64>,
+        battery_w: Option<f64>,
+        body: Value,
+    },
+}
+
+/// Which data a body is: the reference posts the two kinds to one URL with
+/// `?type=zendure_p1` or `?type=zendure`; without it the shape says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataKind {
+    Meter,
+    Device,
+}
+
+impl DataKind {
+    pub fn from_query(kind: Option<&str>) -> Result<Option<DataKind>> {
+        Ok(match kind {
+            None => None,
+            Some("zendure_p1" | "meter") => Some(DataKind::Meter),
+            Some("zendure" | "device") => Some(DataKind::Device),
+            Some(other) => bail!("unknown type `{other}` (zendure_p1 or zendure)"),
+        })
+    }
+}
+
+fn timestamp(body: &Map<String, Value>, now: UnixSeconds) -> Result<UnixSeconds> {
+    match body.get("timestamp") {
+        None | Some(Value::Null) => Ok(now),
+        Some(v) => v
+            .as_f64()
+            .filter(|t| t.is_finite() && *t > 0.0)
+            .ok_or_else(|| anyhow!("`timestamp` must be unix seconds, not {v}")),
+    }
+}
+
+fn number(props: &Map<String, Value>, key: &str) -> Option<f64> {
+    props.get(key).and_then(Value::as_f64)
+}
+
+impl Posted {
+    /// A status event `{type, timestamp?, oldValue?, newValue?, ...}`.
+    pub fn event(body: Value, now: UnixSeconds) -> Result<Posted> {
+        let object = body
+            .as_object()
+            .ok_or_else(|| anyhow!("a status event must be a JSON object"))?;
+        let kind = object
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("missing `type` (one of {})", EVENT_TYPES.join(", ")))?;
+        if !EVENT_TYPES.contains(&kind) {
+            bail!("`type` {kind:?} is not one of {}", EVENT_TYPES.join(", "));
+        }
+        let field = |k: &str| object.get(k).filter(|v| !v.is_null()).cloned();
+        let ts = timestamp(object, now)?;
+        let kind = kind.to_string();
+        let (old_value, new_value) = (field("oldValue"), field("newValue"));
+        // Stored with its time, as the reference stores every entry.
+        let mut body = body;
+        body["timestamp"] = json!(ts);
+        Ok(Posted::Event {
+            ts,
+            kind,
+            old_value,
+            new_value,
+            body,
+        })
+    }
+
+    /// A meter sample `{timestamp, total_power}` or a device sample
+    /// `{timestamp, properties, packData}`.
+    pub fn data(body: Value, kind: Option<DataKind>, now: UnixSeconds) -> Result<Posted> {
+        let object = body
+            .as_object()
+            .ok_or_else(|| anyhow!("a sample must be a JSON object"))?;
+        let kind = match kind {
+            Some(kind) => kind,
+            None if object.contains_key("total_power") => DataKind::Meter,
+            None if object.contains_key("properties") => DataKind::Device,
+            None => bail!("a sample holds `total_power` (meter) or `properties` (device)"),
+        };
+        let ts = timestamp(object, now)?;
+        match kind {
+            DataKind::Meter => {
+                let power_w = number(object, "total_power")
+                    .ok_or_else(|| anyhow!("`total_power` must be a number of W"))?;
+                Ok(Posted::Meter { ts, power_w })
+            }
+            DataKind::Device => {
+                let props = object
+                    .get("properties")
+                    .and_then(Value::as_object)
+                    .ok_or_else(|| anyhow!("`properties` must be an object"))?;
+                // outputPackPower flows into the pack, packInputPower out of it.
+                let battery_w = match (
+                    number(props, "outputPackPower"),
+                    number(props, "packInputPower"),
+                ) {
+                    (None, None) => None,
+                    (charge, discharge) => Some(charge.unwrap_or(0.0) - discharge.unwrap_or(0.0)),
+                };
+                Ok(Posted::Device {
+                    ts,
+                    soc: number(props, "electricLevel"),
+                    battery_w,
+                    body: body.clone(),
+                })
+            }
+        }
+    }
+}
+
+/// The latest rows, as read from the database.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Latest {
+    /// The last event of any kind: (ts, type).
+    pub last_event: Option<(UnixSeconds, String)>,
+    /// The last `start`, and whether a `stop` came after it.
+    pub last_start: Option<UnixSeconds>,
+    pub stopped_at: Option<UnixSeconds>,
+    /// The last `change`: (ts, newValue).
+    pub last_change: Option<(UnixSeconds, Value)>,
+    pub last_command: Option<(UnixSeconds, Value)>,
+    pub meter: Option<(UnixSeconds, f64)>,
+    pub device: Option<(UnixSeconds, Option<f64>, Option<f64>)>,
+    /// The last device sample's time and the last of any post.
+    pub last_post: Option<UnixSeconds>,
+}
+
+/// What the page shows as live status.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Posted within `alive_after` and not stopped since.
+    pub alive: bool,
+    /// Since when it has been alive (its last start) or silent/stopped.
+    pub since: Option<UnixSeconds>,
+    pub last_seen: Option<UnixSeconds>,
+    pub value: Option<Value>,
+    pub value_since: Option<UnixSeconds>,
+    pub last_command: Option<Value>,
+    pub last_command_at: Option<UnixSeconds>,
+    pub soc: Option<f64>,
+    pub battery_w: Option<f64>,
+    pub device_at: Option<UnixSeconds>,
+    pub meter_w: Option<f64>,
+    pub meter_at: Option<UnixSeconds>,
+    /// Seconds since the meter sample was taken.
+    pub meter_age: Option<f64>,
+    pub now: UnixSeconds,
+}
+
+/// The live status at `now` from the latest rows.
+pub fn summary(latest: &Latest, now: UnixSeconds, alive_after: Duration) -> Summary {
+    let last_seen = latest.last_post;
+    let recent = last_seen.is_some_and(|t| now - t <= alive_after.as_secs_f64());
+    let stopped = latest.stopped_at.is_some();
+    let alive = recent && !stopped;
+    let since = if alive {
+        latest.last_start.or(last_seen)
+    } else {
+        latest.stopped_at.or(last_seen)
+    };
+    Summary {
+        alive,
+        since,
+        last_seen,
+        value: latest.last_change.as_ref().map(|(_, v)| v.clone()),
+        value_since: latest.last_change.as_ref().map(|(t, _)| *t),
+        last_command: latest.last_command.as_ref().map(|(_, v)| v.clone()),
+        last_command_at: latest.last_command.as_ref().map(|(t, _)| *t),
+        soc: latest.device.and_then(|(_, soc, _)| soc),
+        battery_w: latest.device.and_then(|(_, _, w)| w),
+        device_at: latest.device.map(|(t, _, _)| t),
+        meter_w: latest.meter.map(|(_, w)| w),
+        meter_at: latest.meter.map(|(t, _)| t),
+        meter_age: latest.meter.map(|(t, _)| (now - t).max(0.0)),
+        now,
+    }
+}
+
+/// Limits on what is kept.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds {
+    pub retention: Duration,
+    pub max_rows: u64,
+}
+
+pub struct Store {
+    db: Connection,
+    bounds: Bounds,
+    inserts: u64,
+}
+
+/// Pruning every insert would cost a scan each; every this many is enough
+/// to stay within a few rows of the bound.
+const PRUNE_EVERY: u64 = 100;
+
+impl Store {
+    pub fn open(path: &Path, bounds: Bounds) -> Result<Store> {
+        let db = Connection::open(path)
+            .with_context(|| format!("cannot open the database {}", path.display()))?;
+        db.pragma_update(None, "journal_mode", "WAL")
+            .and_then(|()| db.pragma_update(None, "synchronous", "NORMAL"))
+            .and_then(|()| db.execute_batch(SCHEMA))
+            .with_context(|| format!("cannot set up the database {}", path.display()))?;
+        Ok(Store {
+            db,
+            bounds,
+            inserts: 0,
+        })
+    }
+
+    pub fn insert(&mut self, posted: &Posted, received: UnixSeconds) -> Result<()> {
+        let text = |v: &Option<Value>| v.as_ref().map(Value::to_string);
+        match posted {
+            Posted::Event {
+                ts,
+                kind,
+                old_value,
+                new_value,
+                body,
+            } => self.db.execute(
+                "INSERT INTO events (ts, received, type, old_value, new_value, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![ts, received, kind, text(old_value), text(new_value), body.to_string()],
+            ),
+            Posted::Meter { ts, power_w } => self.db.execute(
+                "INSERT INTO meter_samples (ts, received, power_w) VALUES (?1, ?2, ?3)",
+                params![ts, received, power_w],
+            ),
+            Posted::Device {
+                ts,
+                soc,
+                battery_w,
+                body,
+            } => self.db.execute(
+                "INSERT INTO device_samples (ts, received, soc, battery_w, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![ts, received, soc, battery_w, body.to_string()],
+            ),
+        }
+        .context("cannot store the post")?;
+        self.inserts += 1;
+        if self.inserts % PRUNE_EVERY == 1 {
+            self.prune(received)?;
+        }
+        Ok(())
+    }
+
+    /// Drops rows older than the retention, then the oldest beyond
+    /// `max_rows` in each table.
+    pub fn prune(&mut self, now: UnixSeconds) -> Result<()> {
+        let cutoff = now - self.bounds.retention.as_secs_f64();
+        for table in TABLES {
+            self.db
+                .execute(&format!("DELETE FROM {table} WHERE ts < ?1"), params![cutoff])
+                .and_then(|_| {
+                    self.db.execute(
+                        &format!(
+                            "DELETE FROM {table} WHERE id <= (SELECT id FROM {table} ORDER BY id DESC LIMIT 1 OFFSET ?1)"
+                        ),
+                        params![i64::try_from(self.bounds.max_rows).unwrap_or(i64::MAX)],
+                    )
+                })
+                .with_context(|| format!("cannot prune {table}"))?;
+        }
+        Ok(())
+    }
+
+    pub fn count(&self, table: &str) -> Result<u64> {
+        anyhow::ensure!(TABLES.contains(&table), "no table {table}");
+        let n: i64 = self
+            .db
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?;
+        Ok(n.unsigned_abs())
+    }
+
+    pub fn latest(&self) -> Result<Latest> {
+        let db = &self.db;
+        let one_event = |sql: &str| -> rusqlite::Result<Option<(f64, Option<String>)>> {
+            db.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        };
+        let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
+        let last_event = db
+            .query_row(
+                "SELECT ts, type FROM events ORDER BY ts DESC, id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let last_start = one_event(
+            "SELECT ts, NULL FROM events WHERE type = 'start' ORDER BY ts DESC, id DESC LIMIT 1",
+        )?
+        .map(|(t, _)| t);
+        let stopped_at = db
+            .query_row(
+                "SELECT ts FROM events WHERE type = 'stop' AND ts >= ?1 ORDER BY ts DESC LIMIT 1",
+                params![last_start.unwrap_or(f64::MIN)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let last_change = one_event(
+            "SELECT ts, new_value FROM events WHERE type = 'change' ORDER BY ts DESC, id DESC LIMIT 1",
+        )?
+        .map(|(t, v)| (t, json(v).unwrap_or(Value::Null)));
+        let last_command = one_event(
+            "SELECT ts, new_value FROM events WHERE type = 'command' ORDER BY ts DESC, id DESC LIMIT 1",
+        )?
+        .map(|(t, v)| (t, json(v).unwrap_or(Value::Null)));
+        let meter = db
+            .query_row(
+                "SELECT ts, power_w FROM meter_samples ORDER BY ts DESC, id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let device = db
+            .query_row(
+                "SELECT ts, soc, battery_w FROM device_samples ORDER BY ts DESC, id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let last_post = [
+            last_event.as_ref().map(|(t, _): &(f64, String)| *t),
+            meter.map(|(t, _): (f64, f64)| t),
+            device.map(|(t, _, _): (f64, Option<f64>, Option<f64>)| t),
+        ]
+        .into_iter()
+        .flatten()
+        .reduce(f64::max);
+        Ok(Latest {
+            last_event,
+            last_start,
+            stopped_at,
+            last_change,
+            last_command,
+            meter,
+            device,
+            last_post,
+        })
+    }
+
+    /// The samples and value changes since `from`, for the page's plots.
+    pub fn series(&self, from: UnixSeconds) -> Result<Value> {
+        let rows = |sql: &str, width: usize| -> Result<Vec<Value>> {
+            let mut stmt = self.db.prepare(sql)?;
+            let out = stmt
+                .query_map(params![from], |r| {
+                    (0..width)
+                        .map(|i| r.get::<_, Option<f64>>(i).map(|v| json!(v)))
+                        .collect::<rusqlite::Result<Vec<Value>>>()
+                        .map(Value::from)
+                })?
+                .collect::<rusqlite::Result<Vec<Value>>>()?;
+            Ok(out)
+        };
+        let mut stmt = self.db.prepare(
+            "SELECT ts, new_value FROM events WHERE type = 'change' AND ts >= ?1 ORDER BY ts",
+        )?;
+        let changes = stmt
+            .query_map(params![from], |r| {
+                let value: Option<String> = r.get(1)?;
+                Ok(json!([
+                    r.get::<_, f64>(0)?,
+                    value.and_then(|v| serde_json::from_str::<Value>(&v).ok())
+                ]))
+            })?
+            .collect::<rusqlite::Result<Vec<Value>>>()?;
+        Ok(json!({
+            "meter": rows("SELECT ts, power_w FROM meter_samples WHERE ts >= ?1 ORDER BY ts", 2)?,
+            "device": rows("SELECT ts, soc, battery_w FROM device_samples WHERE ts >= ?1 ORDER BY ts", 3)?,
+            "changes": changes,
+        }))
+    }
+
+    /// The last `limit` events, newest first (the reference status API's GET).
+    pub fn events(&self, limit: u32, kind: Option<&str>) -> Result<Vec<Value>> {
+        let mut stmt = self.db.prepare(
+            "SELECT body FROM events WHERE (?1 IS NULL OR type = ?1) ORDER BY ts DESC, id DESC LIMIT ?2",
+        )?;
+        let out = stmt
+            .query_map(params![kind, limit], |r| r.get::<_, String>(0))?
+            .map(|b| Ok(serde_json::from_str(&b?).unwrap_or(Value::Null)))
+            .collect::<Result<Vec<Value>>>()?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: f64 = 1_800_000_000.0;
+
+    #[test]
+    fn events_need_a_known_type_and_default_their_time() {
+        let e = Posted::event(
+            json!({"type": "change", "oldValue": 0, "newValue": "netzero"}),
+            NOW,
+        )
+        .unwrap();
+        let Posted::Event {
+            ts,
+            kind,
+            new_value,
+            old_value,
+            ..
+        } = e
+        else {
+            panic!("not an event")
+        };
+        assert_eq!((ts, kind.as_str()), (NOW, "change"));
+        assert_eq!(new_value, Some(json!("netzero")));
+        assert_eq!(old_value, Some(json!(0)));
+        let err = Posted::event(json!({"type": "explode"}), NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"explode\" is not one of start, stop"),
+            "{err}"
+        );
+        let err = Posted::event(json!({"newValue": 3}), NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing `type`"), "{err}");
+        let err = Posted::event(json!({"type": "start", "timestamp": "soon"}), NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`timestamp` must be unix seconds"), "{err}");
+        assert!(Posted::event(json!([1]), NOW).is_err());
+    }
+
+    #[test]
+    fn samples_are_told_apart_by_shape_or_by_type() {
+        let m = Posted::data(json!({"timestamp": 5, "total_power": -420}), None, NOW).unwrap();
+        assert_eq!(
+            m,
+            Posted::Meter {
+                ts: 5.0,
+                power_w: -420.0
+            }
+        );
+        let body = json!({"timestamp": 6, "properties": {"electricLevel": 55, "outputPackPower": 0, "packInputPower": 300}, "packData": []});
+        let Posted::Device { soc, battery_w, .. } = Posted::data(body, None, NOW).unwrap() else {
+            panic!("not a device sample")
+        };
+        assert_eq!((soc, battery_w), (Some(55.0), Some(-300.0)));
+        let charging = json!({"properties": {"outputPackPower": 800}});
+        let Posted::Device { battery_w, soc, .. } =
+            Posted::data(charging, Some(DataKind::Device), NOW).unwrap()
+        else {
+            panic!("not a device sample")
+        };
+        assert_eq!((battery_w, soc), (Some(800.0), None));
+        let err = Posted::data(json!({"x": 1}), None, NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`total_power` (meter) or `properties`"),
+            "{err}"
+        );
+        let err = Posted::data(json!({"total_power": "lots"}), None, NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must be a number of W"), "{err}");
+        assert!(DataKind::from_query(Some("price")).is_err());
+        assert_eq!(
+            DataKind::from_query(Some("zendure_p1")).unwrap(),
+            Some(DataKind::Meter)
+        );
+    }
+
+    fn alive(latest: &Latest, now: f64) -> Summary {
+        summary(latest, now, Duration::from_secs(60))
+    }
+
+    #[test]
+    fn alive_means_posted_recently_and_not_stopped() {
+        let mut latest = Latest {
+            last_start: Some(NOW - 500.0),
+            last_post: Some(NOW - 10.0),
+            meter: Some((NOW - 12.5, 300.0)),
+            ..Latest::default()
+        };
+        let s = alive(&latest, NOW);
+        assert!(s.alive);
+        assert_eq!(s.since, Some(NOW - 500.0));
+        assert_eq!(s.meter_age, Some(12.5));
+        let silent = alive(&latest, NOW + 100.0);
+        assert!(!silent.alive);
+        assert_eq!(silent.since, Some(NOW - 10.0));
+        latest.stopped_at = Some(NOW - 5.0);
+        let stopped = alive(&latest, NOW);
+        assert!(!stopped.alive);
+        assert_eq!(stopped.since, Some(NOW - 5.0));
+        assert!(!alive(&Latest::default(), NOW).alive);
+    }
+
+    fn temp_db(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("zcell-store-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("serve.sqlite")
+    }
+
+    #[test]
+    fn the_store_keeps_the_latest_and_prunes_by_age_and_count() {
+        let path = temp_db("prune");
+        let bounds = Bounds {
+            retention: Duration::from_secs(3600),
+            max_rows: 50,
+        };
+        let mut store = Store::open(&path, bounds).unwrap();
+        for i in 0..300 {
+            let t = NOW - 300.0 + f64::from(i);
+            store
+                .insert(
+                    &Posted::Meter {
+                        ts: t,
+                        power_w: f64::from(i),
+                    },
+                    t,
+                )
+                .unwrap();
+        }
+        store
+            .insert(
+                &Posted::Meter {
+                    ts: NOW - 7200.0,
+                    power_w: 1.0,
+                },
+                NOW,
+            )
+            .unwrap();
+        store.prune(NOW).unwrap();
+        assert_eq!(store.count("meter_samples").unwrap(), 50);
+        let latest = store.latest().unwrap();
+        assert_eq!(latest.meter, Some((NOW - 1.0, 299.0)));
+        let start = Posted::event(json!({"type": "start", "timestamp": NOW - 20.0}), NOW).unwrap();
+        let change = Posted::event(
+            json!({"type": "change", "timestamp": NOW - 10.0, "oldValue": 0, "newValue": -300}),
+            NOW,
+        )
+        .unwrap();
+        store.insert(&start, NOW).unwrap();
+        store.insert(&change, NOW).unwrap();
+        let latest = store.latest().unwrap();
+        assert_eq!(latest.last_start, Some(NOW - 20.0));
+        assert_eq!(latest.last_change, Some((NOW - 10.0, json!(-300))));
+        assert_eq!(latest.stopped_at, None);
+        let series = store.series(NOW - 5.0).unwrap();
+        assert_eq!(series["meter"].as_array().unwrap().len(), 5);
+        assert_eq!(series["changes"], json!([]));
+        assert_eq!(store.events(10, Some("change")).unwrap().len(), 1);
+        drop(store);
+        // Reopening keeps what was stored.
+        let store = Store::open(&path, bounds).unwrap();
+        assert_eq!(store.count("events").unwrap(), 2);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+}

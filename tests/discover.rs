@@ -1,0 +1,184 @@
+//! `zcell-sched discover` against real mDNS announcements made by
+//! `zcell-test-mdns`, inside a private network namespace that holds only a
+//! loopback interface: no packet of these tests can reach another
+//! interface, and both programs are also told `--interface lo`.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// A test double built next to this test binary.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/debug")
+        .join("examples")
+        .join(name)
+}
+
+const SERVICES: [&str; 5] = [
+    "_zendure._tcp/Zendure-SolarFlow800-A1B2C3D4E5F6/80/sn=HOA1NAN9N385989",
+    "_http._tcp/Zendure-SolarFlow2400AC-112233445566/80",
+    "_http._tcp/printer/631",
+    "_hwenergy._tcp/p1meter-0A1B2C/8081/product_type=HWE-P1,serial=5c2faf0a1b2c,path=/api/v1",
+    "_homewizard._tcp/p1meter-v2/443/product_type=HWE-P1,serial=5c2faf0a1b2d",
+];
+
+/// Runs `zcell-sched discover ARGS` while `services` are announced, both in
+/// a fresh network namespace (loopback only, multicast on).
+fn discover(services: &[&str], args: &[&str]) -> Output {
+    let dir = std::env::temp_dir().join(format!(
+        "zcell-discover-{}-{}",
+        std::process::id(),
+        args.join("_").replace('/', "")
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // The announcer lives as long as its stdin, a fifo this script holds
+    // open (so it ends with the script, however that ends), and says
+    // `announced` through another fifo once registered.
+    let script = r#"
+        set -e
+        ip link set lo up
+        ip link set lo multicast on
+        dir=$1 announce=$2 bin=$3 n=$4
+        shift 4
+        mkfifo "$dir/hold" "$dir/ready"
+        services=""
+        i=0
+        while [ "$i" -lt "$n" ]; do i=$((i + 1)); services="$services $1"; shift; done
+        # shellcheck disable=SC2086
+        "$announce" --interface lo $services <"$dir/hold" >"$dir/ready" &
+        exec 4>"$dir/hold"
+        read -r ready <"$dir/ready"
+        [ "$ready" = announced ]
+        "$bin" discover --interface lo "$@"
+    "#;
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--net", "--", "sh", "-c", script, "sh"])
+        .arg(&dir)
+        .arg(example("zcell-test-mdns"))
+        .arg(env!("CARGO_BIN_EXE_zcell-sched"))
+        .arg(services.len().to_string())
+        .args(services)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run unshare ({e}): install util-linux; the discovery tests run in a private network namespace")
+        });
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("unshare: "),
+        "cannot make a private network namespace: {err}\n\
+         these tests need user namespaces (sysctl kernel.unprivileged_userns_clone=1 \
+         or user.max_user_namespaces > 0) or root"
+    );
+    assert!(
+        !err.contains("ip: not found") && !err.contains("RTNETLINK"),
+        "cannot set up loopback multicast in the namespace: {err}\ninstall iproute2"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn finds_batteries_and_meters_and_ignores_other_web_servers() {
+    let out = discover(&SERVICES, &["--seconds", "2", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let doc: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
+    let found = doc.as_array().expect("a list");
+    let by_instance = |name: &str| {
+        found
+            .iter()
+            .find(|f| f["instance"] == name)
+            .unwrap_or_else(|| panic!("{name} not found in {doc:#}"))
+    };
+    let battery = by_instance("Zendure-SolarFlow800-A1B2C3D4E5F6");
+    assert_eq!(battery["address"], "127.0.0.1:80");
+    assert_eq!(battery["model"], "SolarFlow800");
+    assert_eq!(battery["serial"], "HOA1NAN9N385989");
+    assert_eq!(battery["kind"], "zendure");
+    let fw2 = by_instance("Zendure-SolarFlow2400AC-112233445566");
+    assert_eq!(fw2["service"], "_http._tcp");
+    assert_eq!(fw2["serial"], "112233445566");
+    let p1 = by_instance("p1meter-0A1B2C");
+    assert_eq!(p1["kind"], "home-wizard-v1");
+    assert_eq!(p1["address"], "127.0.0.1:8081");
+    assert_eq!(p1["model"], "HWE-P1");
+    assert_eq!(p1["serial"], "5c2faf0a1b2c");
+    let v2 = by_instance("p1meter-v2");
+    assert_eq!(v2["kind"], "home-wizard-v2");
+    assert!(
+        found.iter().all(|f| f["instance"] != "printer"),
+        "a plain web server was taken for a device: {doc:#}"
+    );
+    assert_eq!(found.len(), 4, "{doc:#}");
+}
+
+#[test]
+fn the_table_shows_address_model_and_serial() {
+    let out = discover(&SERVICES[3..4], &["--seconds", "2"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("homewizard meter     127.0.0.1:8081"), "{all}");
+    assert!(all.contains("model HWE-P1"), "{all}");
+    assert!(all.contains("serial 5c2faf0a1b2c"), "{all}");
+}
+
+#[test]
+fn auto_resolves_the_one_device_and_refuses_to_guess() {
+    let one = discover(&SERVICES[..1], &["--seconds", "2", "--auto", "battery"]);
+    assert_eq!(one.status.code(), Some(0), "{}", text(&one));
+    assert_eq!(String::from_utf8_lossy(&one.stdout), "127.0.0.1:80\n");
+
+    let two = discover(&SERVICES[..2], &["--seconds", "2", "--auto", "battery"]);
+    assert_eq!(two.status.code(), Some(1), "{}", text(&two));
+    assert!(text(&two).contains("2 devices answered"), "{}", text(&two));
+
+    let by_sn = discover(
+        &SERVICES[..2],
+        &[
+            "--seconds",
+            "2",
+            "--auto",
+            "battery",
+            "--sn",
+            "112233445566",
+        ],
+    );
+    assert_eq!(by_sn.status.code(), Some(0), "{}", text(&by_sn));
+
+    let meter = discover(&SERVICES[..1], &["--seconds", "1", "--auto", "homewizard"]);
+    assert_eq!(meter.status.code(), Some(1), "{}", text(&meter));
+    assert!(
+        text(&meter).contains("give its address"),
+        "{}",
+        text(&meter)
+    );
+}
+
+#[test]
+fn an_unknown_interface_is_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_zcell-sched"))
+        .args(["discover", "--interface", "nosuch0", "--seconds", "0.1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("no network interface `nosuch0`"),
+        "{}",
+        text(&out)
+    );
+}

@@ -1,0 +1,307 @@
+//! `zcell-sched serve` over HTTP on loopback: the reference schedule API,
+//! the REST form with its ETag rules, validation naming the entry, tokens,
+//! body limits, and the status and data the controller posts.
+
+mod serve_env;
+
+use serde_json::{Value, json};
+use serve_env::{Server, TOKEN};
+
+#[tokio::test]
+async fn the_reference_schedule_api_adds_edits_deletes_and_resolves() {
+    let s = Server::start(json!({})).await;
+    let api = "schedule/api/charge_schedule_api.php";
+    let (code, body) = s
+        .send("PUT", api, json!({"key": "********0700", "value": "500"}))
+        .await;
+    assert_eq!((code, &body["success"]), (200, &json!(true)), "{body}");
+    let (code, _) = s
+        .send(
+            "POST",
+            api,
+            json!({"key": "202611241730", "value": "netzero"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    // An edit that renames its key drops the old one.
+    let (code, _) = s
+        .send(
+            "PUT",
+            api,
+            json!({"key": "********0800", "value": -300, "originalKey": "********0700"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let (code, day) = s.get(&format!("{api}?date=20261124")).await;
+    assert_eq!(code, 200);
+    assert_eq!(day["success"], true);
+    assert_eq!(day["date"], "20261124");
+    assert!(day["currentHour"].as_str().unwrap().ends_with("00"));
+    assert_eq!(day["currentTime"].as_str().unwrap().len(), 4);
+    assert_eq!(
+        day["entries"],
+        json!([{"key": "********0800", "value": -300}, {"key": "202611241730", "value": "netzero"}])
+    );
+    let at = |time: &str| {
+        day["resolved"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["time"] == time)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {time} in {day}"))
+    };
+    assert_eq!(
+        at("0700"),
+        json!({"time": "0700", "value": null, "key": null})
+    );
+    assert_eq!(at("0900")["value"], -300);
+    assert_eq!(
+        at("1730"),
+        json!({"time": "1730", "value": "netzero", "key": "202611241730"})
+    );
+    let (code, _) = s.send("DELETE", api, json!({"key": "202611241730"})).await;
+    assert_eq!(code, 200);
+    let (_, day) = s.get(&format!("{api}?date=20261124")).await;
+    assert_eq!(day["entries"].as_array().unwrap().len(), 1);
+    // The file itself is the plain schedule object.
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.schedule_file()).unwrap()).unwrap();
+    assert_eq!(file, json!({"********0800": -300}));
+}
+
+#[tokio::test]
+async fn validation_names_every_bad_entry_and_writes_nothing() {
+    let s = Server::start(json!({})).await;
+    let api = "schedule/api/charge_schedule_api.php";
+    s.send("PUT", api, json!({"key": "********0700", "value": 500}))
+        .await;
+    let before = std::fs::read(s.schedule_file()).unwrap();
+    let (code, body) = s
+        .send("PUT", api, json!({"key": "2026112417", "value": 1}))
+        .await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(body["success"], false);
+    assert_eq!(body["errors"][0]["key"], "2026112417");
+    assert!(
+        body["error"].as_str().unwrap().contains("12 characters"),
+        "{body}"
+    );
+    let (code, body) = s
+        .send("PUT", api, json!({"key": "202611241700", "value": "turbo"}))
+        .await;
+    assert_eq!(code, 422);
+    assert!(
+        body["error"].as_str().unwrap().contains("\"turbo\""),
+        "{body}"
+    );
+
+    let (_, etag) = s.get_with_etag("api/schedule").await;
+    let (code, body) = s
+        .put_if_match(
+            &etag,
+            json!({"********0700": 500, "202613011200": 5, "20261124120x": 5, "202611241200": 2.5}),
+        )
+        .await;
+    assert_eq!(code, 422, "{body}");
+    let named: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        named,
+        ["202611241200", "20261124120x", "202613011200"],
+        "{body}"
+    );
+    assert_eq!(std::fs::read(s.schedule_file()).unwrap(), before);
+}
+
+#[tokio::test]
+async fn a_stale_put_is_refused_and_nothing_is_lost() {
+    let s = Server::start(json!({})).await;
+    let (code, _) = s.put_if_match("\"nope\"", json!({})).await;
+    assert_eq!(code, 412);
+    let (first, etag) = s.get_with_etag("api/schedule").await;
+    assert_eq!(first, json!({}));
+    let (code, none) = s
+        .send("PUT", "api/schedule", json!({"********0700": 1}))
+        .await;
+    assert_eq!(code, 428, "{none}");
+    // Two editors read the same copy; the first write wins, the second is told.
+    let (code, body) = s.put_if_match(&etag, json!({"********0700": 500})).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = s.put_if_match(&etag, json!({"********2200": -300})).await;
+    assert_eq!(code, 412, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was written")
+    );
+    let (now, new_etag) = s.get_with_etag("api/schedule").await;
+    assert_eq!(now, json!({"********0700": 500}));
+    assert_ne!(new_etag, etag);
+    // A change through the reference API makes the old ETag stale too.
+    s.send(
+        "PUT",
+        "schedule/api/charge_schedule_api.php",
+        json!({"key": "********0900", "value": 0}),
+    )
+    .await;
+    let (code, _) = s.put_if_match(&new_etag, json!({})).await;
+    assert_eq!(code, 412);
+}
+
+#[tokio::test]
+async fn a_crash_mid_write_leaves_the_old_schedule() {
+    let s = Server::start(json!({})).await;
+    let (_, etag) = s.get_with_etag("api/schedule").await;
+    s.put_if_match(&etag, json!({"********0700": 500})).await;
+    // What a write killed before its rename leaves behind.
+    let tmp = format!("{}.tmp", s.schedule_file().display());
+    std::fs::write(&tmp, "{\"********07").unwrap();
+    let (doc, _) = s.get_with_etag("api/schedule").await;
+    assert_eq!(doc, json!({"********0700": 500}));
+    let (_, etag) = s.get_with_etag("api/schedule").await;
+    let (code, _) = s.put_if_match(&etag, json!({"********0700": 600})).await;
+    assert_eq!(code, 200);
+    assert!(!std::path::Path::new(&tmp).exists());
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_bodies_are_refused_with_a_message() {
+    let s = Server::start(json!({"max_body": 1024})).await;
+    for path in [
+        "api/status",
+        "api/data",
+        "schedule/api/charge_schedule_api.php",
+    ] {
+        let (code, body) = s.raw("POST", path, "{not json", None).await;
+        assert_eq!(code, 400, "{path}: {body}");
+        assert!(body.contains("malformed JSON"), "{path}: {body}");
+    }
+    let big = format!("{{\"type\": \"start\", \"pad\": \"{}\"}}", "x".repeat(4096));
+    let (code, _) = s.raw("POST", "api/status", &big, None).await;
+    assert_eq!(code, 413);
+    let (code, body) = s
+        .send("POST", "api/status", json!({"type": "reboot"}))
+        .await;
+    assert_eq!(code, 400);
+    assert!(
+        body["error"].as_str().unwrap().contains("\"reboot\""),
+        "{body}"
+    );
+    // The server is still there.
+    let (code, _) = s.get("api/status").await;
+    assert_eq!(code, 200);
+}
+
+#[tokio::test]
+async fn writes_need_the_token_and_reads_can_too() {
+    let s = Server::start(json!({"token_file": "TOKEN"})).await;
+    let status = json!({"type": "start"}).to_string();
+    let (code, body) = s.raw("POST", "api/status", &status, None).await;
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("Authorization: Bearer"), "{body}");
+    let (code, _) = s
+        .raw(
+            "POST",
+            "api/status",
+            &status,
+            Some("wrong-token-0123456789"),
+        )
+        .await;
+    assert_eq!(code, 401);
+    let (code, _) = s.raw("POST", "api/status", &status, Some(TOKEN)).await;
+    assert_eq!(code, 200);
+    let (code, _) = s.raw("GET", "api/status", "", None).await;
+    assert_eq!(code, 200, "reads are open by default");
+
+    let closed = Server::start(json!({"token_file": "TOKEN", "open_reads": false})).await;
+    let (code, _) = closed.raw("GET", "api/schedule", "", None).await;
+    assert_eq!(code, 401);
+    let (code, _) = closed.raw("GET", "api/schedule", "", Some(TOKEN)).await;
+    assert_eq!(code, 200);
+    // The page itself holds no data; it asks for the token.
+    let (code, page) = closed.raw("GET", "", "", None).await;
+    assert_eq!(code, 200);
+    assert!(page.contains("Write token"));
+}
+
+#[test]
+fn listening_beyond_loopback_needs_a_token() {
+    let out = serve_env::run_refused(json!({"listen": "0.0.0.0:0"}));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs serve.token_file"), "{err}");
+    let out = serve_env::run_refused(json!({"retention": "forever"}));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("serve.retention"));
+}
+
+#[tokio::test]
+async fn posted_status_and_samples_show_as_live_status_and_series() {
+    let s = Server::start(json!({"alive_after": 30})).await;
+    let now = serve_env::unix_now();
+    let (code, live) = s.get("api/status").await;
+    assert_eq!(code, 200);
+    assert_eq!(live["live"]["alive"], false);
+    assert_eq!(live["live"]["last_seen"], Value::Null);
+    for (path, body) in [
+        (
+            "api/status",
+            json!({"type": "start", "timestamp": now - 100.0}),
+        ),
+        (
+            "api/status",
+            json!({"type": "change", "timestamp": now - 50.0, "oldValue": 0, "newValue": "netzero"}),
+        ),
+        (
+            "api/status",
+            json!({"type": "command", "timestamp": now - 40.0, "newValue": {"acMode": 2, "outputLimit": 320}}),
+        ),
+        (
+            "api/data",
+            json!({"timestamp": now - 12.0, "total_power": 35}),
+        ),
+        (
+            "data/api/data_api.php?type=zendure",
+            json!({"timestamp": now - 5.0, "properties": {"electricLevel": 64, "packInputPower": 320, "outputPackPower": 0}, "packData": []}),
+        ),
+    ] {
+        let (code, body) = s.send("POST", path, body).await;
+        assert_eq!(code, 200, "{path}: {body}");
+    }
+    let (_, status) = s.get("api/status").await;
+    let live = &status["live"];
+    assert_eq!(live["alive"], true, "{status}");
+    assert_eq!(live["since"], json!(now - 100.0));
+    assert_eq!(live["value"], "netzero");
+    assert_eq!(live["last_command"]["outputLimit"], 320);
+    assert_eq!(live["soc"], 64.0);
+    assert_eq!(live["battery_w"], -320.0);
+    assert_eq!(live["meter_w"], 35.0);
+    let age = live["meter_age"].as_f64().unwrap();
+    assert!((11.0..60.0).contains(&age), "{age}");
+    assert_eq!(status["events"][0]["type"], "command");
+
+    let (_, series) = s.get("api/data?hours=1").await;
+    assert_eq!(series["meter"], json!([[now - 12.0, 35.0]]));
+    assert_eq!(series["device"], json!([[now - 5.0, 64.0, -320.0]]));
+    assert_eq!(series["changes"], json!([[now - 50.0, "netzero"]]));
+    assert_eq!(series["time_zone"], "Europe/Amsterdam");
+
+    // The reference status API's view of the same.
+    let (_, reference) = s
+        .get("schedule/api/automation_status_api.php?limit=5")
+        .await;
+    assert_eq!(reference["success"], true);
+    assert_eq!(reference["lastChanges"][0]["newValue"], "netzero");
+    assert_eq!(reference["entryCount"], 3);
+
+    s.send("POST", "api/status", json!({"type": "stop"})).await;
+    let (_, status) = s.get("api/status").await;
+    assert_eq!(status["live"]["alive"], false);
+}

@@ -1,0 +1,208 @@
+//! A `zcell-sched serve` of its own for each test: a temporary folder for
+//! its schedule, database and config, a port the kernel picks on
+//! 127.0.0.1, and a small HTTP client.
+
+#![allow(dead_code)] // each test file uses its own part of this
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+
+pub fn unix_now() -> f64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    t.as_secs() as f64
+}
+
+fn temp_dir() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "zcell-serve-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes the config: the test's `serve` keys over a schedule and database
+/// in `dir`; `"token_file": "TOKEN"` stands for a file holding `TOKEN`.
+fn config(dir: &Path, serve: Value) -> (PathBuf, bool) {
+    let mut keys = json!({
+        "schedule_file": dir.join("schedule.json"),
+        "database": dir.join("serve.sqlite"),
+        "time_zone": "Europe/Amsterdam",
+    });
+    let mut with_token = false;
+    for (k, v) in serve.as_object().unwrap() {
+        if k == "token_file" && v == "TOKEN" {
+            std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
+            keys[k] = json!(dir.join("token"));
+            with_token = true;
+        } else {
+            keys[k] = v.clone();
+        }
+    }
+    let path = dir.join("config.json");
+    std::fs::write(&path, json!({"serve": keys}).to_string()).unwrap();
+    (path, with_token)
+}
+
+/// Runs `serve` with a config it must refuse; returns its output.
+pub fn run_refused(serve: Value) -> Output {
+    let dir = temp_dir();
+    let (path, _) = config(&dir, serve);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zcell-sched"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A refusal exits at once; a server that started would never exit, so
+    // the wait is bounded.
+    for _ in 0..200 {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("serve started instead of refusing its config");
+}
+
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub dir: PathBuf,
+    token: Option<&'static str>,
+    http: reqwest::Client,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Server {
+    pub async fn start(serve: Value) -> Server {
+        let dir = temp_dir();
+        let (path, with_token) = config(&dir, serve);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_zcell-sched"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&path)
+            .args(["--listen", "127.0.0.1:0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start zcell-sched serve");
+        // Its readiness line names the port; keep draining stderr after.
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(url) = line.split("serving ").nth(1) {
+                    let _ = tx.send(url.to_string());
+                } else {
+                    eprintln!("serve: {line}");
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("serve did not say where it listens");
+        Server {
+            child,
+            url,
+            dir,
+            token: with_token.then_some(TOKEN),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn schedule_file(&self) -> PathBuf {
+        self.dir.join("schedule.json")
+    }
+
+    /// Any request; the body as text.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        token: Option<&str>,
+    ) -> (u16, String) {
+        let mut request = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.url))
+            .body(body.to_string());
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let response = request.send().await.expect("the server answers");
+        let code = response.status().as_u16();
+        (code, response.text().await.unwrap())
+    }
+
+    /// A JSON request with the server's token, if it has one.
+    pub async fn send(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
+        let (code, text) = self.raw(method, path, &body.to_string(), self.token).await;
+        (
+            code,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let (code, text) = self.raw("GET", path, "", self.token).await;
+        (
+            code,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn get_with_etag(&self, path: &str) -> (Value, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let etag = response.headers()["etag"].to_str().unwrap().to_string();
+        (
+            serde_json::from_str(&response.text().await.unwrap()).unwrap(),
+            etag,
+        )
+    }
+
+    pub async fn put_if_match(&self, etag: &str, doc: Value) -> (u16, Value) {
+        let mut request = self
+            .http
+            .put(format!("{}api/schedule", self.url))
+            .header("If-Match", etag)
+            .body(doc.to_string());
+        if let Some(token) = self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let response = request.send().await.unwrap();
+        let code = response.status().as_u16();
+        (
+            code,
+            serde_json::from_str(&response.text().await.unwrap()).unwrap(),
+        )
+    }
+}
