@@ -6,11 +6,12 @@ use std::process::ExitCode;
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::cli::{Cli, Command, ZendureCommand};
+use crate::cli::{Cli, Command};
 use crate::exit::{Exit, Failure};
 use crate::log;
 use crate::zcell;
 use crate::zcell::settings::{DisableSettings, RunRequest, StatusSettings};
+#[cfg(feature = "zendure")]
 use crate::zendure;
 
 pub async fn execute(cli: Cli) -> ExitCode {
@@ -24,9 +25,9 @@ pub async fn execute(cli: Cli) -> ExitCode {
             until_signal(async { zcell::disable::disable(DisableSettings::resolve(&args)?).await })
                 .await
         }
-        Command::Zendure(ZendureCommand::PlanPrices(args)) => {
-            outcome(zendure::plan_prices::plan_prices(&args).await)
-        }
+        // The controller handles SIGTERM/SIGINT itself: 0 W, then exit 0.
+        #[cfg(feature = "zendure")]
+        Command::Zendure(command) => zendure::commands::execute(command).await,
         #[cfg(feature = "discover")]
         Command::Discover(args) => outcome(crate::discover::command(args).await),
         // The server stops itself on SIGTERM/SIGINT, letting requests finish.
@@ -41,6 +42,9 @@ fn outcome(result: Result<(), Failure>) -> ExitCode {
         Ok(()) => Exit::Ok.into(),
         Err(failure) => {
             log(&format!("error: {failure}"));
+            for warning in &failure.warnings {
+                log(&format!("warning: {warning}"));
+            }
             failure.exit.into()
         }
     }

@@ -13,12 +13,14 @@ pub mod config;
 #[cfg(feature = "discover")]
 pub mod discover;
 pub mod exit;
+pub mod http;
 pub mod lock;
 #[cfg(feature = "serve")]
 pub mod serve;
 pub mod span;
 pub mod tz;
 pub mod zcell;
+#[cfg(feature = "zendure")]
 pub mod zendure;
 
 /// One event, one short line on stderr: cron mails it, syslog keeps it.

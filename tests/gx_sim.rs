@@ -167,3 +167,70 @@ fn missing_paths_are_unknown_objects() {
         }
     });
 }
+
+/// The Dynamic ESS settings as dbus-systemcalc-py's dynamicess.py creates
+/// them (48 windows, types, min/max; min = max = 0 is unbounded), and none
+/// with `--no-dess`, as on firmware before Dynamic ESS.
+#[test]
+fn dynamic_ess_settings_as_systemcalc_creates_them() {
+    let items = |env: &TestEnv| {
+        runtime().block_on(async {
+            let conn = connect(env).await;
+            call(&conn, "/", "GetItems", &())
+                .await
+                .unwrap()
+                .body()
+                .deserialize::<HashMap<String, HashMap<String, OwnedVariant>>>()
+                .unwrap()
+        })
+    };
+    let env = TestEnv::new(&[]);
+    let all = items(&env);
+    let window = |n: u8, leaf: &str| &all[&format!("/Settings/DynamicEss/Schedule/{n}/{leaf}")];
+    assert_eq!(
+        all.keys()
+            .filter(|p| p.starts_with("/Settings/DynamicEss/Schedule/"))
+            .count(),
+        48 * 8
+    );
+    assert!(!all.contains_key("/Settings/DynamicEss/Schedule/48/Start"));
+    let target = window(47, "TargetSoc");
+    assert_eq!(*target["Value"], Variant::F64(0.0));
+    assert_eq!(*target["Max"], Variant::F64(100.0));
+    let start = window(0, "Start");
+    assert_eq!(*start["Value"], Variant::I32(0));
+    assert!(!start.contains_key("Max"), "unbounded");
+    for (leaf, max) in [
+        ("Strategy", 3),
+        ("Restrictions", 3),
+        ("Flags", 3),
+        ("AllowGridFeedIn", 1),
+        ("Soc", 100),
+    ] {
+        assert_eq!(*window(5, leaf)["Max"], Variant::I32(max), "{leaf}");
+        assert_eq!(*window(5, leaf)["Min"], Variant::I32(0), "{leaf}");
+    }
+    let mode = &all["/Settings/DynamicEss/Mode"];
+    assert_eq!(
+        (&*mode["Value"], &*mode["Max"]),
+        (&Variant::I32(0), &Variant::I32(4))
+    );
+    let capacity = &all["/Settings/DynamicEss/BatteryCapacity"];
+    assert_eq!(*capacity["Value"], Variant::F64(0.0));
+    assert_eq!(*capacity["Max"], Variant::F64(1000.0));
+    runtime().block_on(async {
+        let conn = connect(&env).await;
+        let path = "/Settings/DynamicEss/Schedule/3/TargetSoc";
+        assert_eq!(set(&conn, path, Variant::I32(55)).await, 0);
+        assert_eq!(*get(&conn, path).await, Variant::F64(55.0), "coerced");
+        assert_eq!(set(&conn, path, Variant::F64(100.5)).await, -1);
+    });
+
+    let old = TestEnv::new(&["--no-dess"]);
+    assert!(
+        items(&old)
+            .keys()
+            .all(|p| !p.starts_with("/Settings/DynamicEss")),
+        "--no-dess"
+    );
+}

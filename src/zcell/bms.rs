@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use serde_json::Value;
 
+use crate::http::brief;
 use crate::zcell::battery::{Battery, Snapshot};
 
 pub const DEFAULT_PORT: u16 = 3000;
@@ -160,7 +161,8 @@ pub async fn fetch(address: &BmsAddress, options: FetchOptions) -> Result<Snapsh
             Ok(snapshot) => return Ok(snapshot),
             Err(e) if attempt <= options.retries => {
                 crate::log(&format!(
-                    "BMS attempt {attempt} failed: {e:#}; retrying in {}s",
+                    "BMS attempt {attempt} failed: {}; retrying in {}s",
+                    crate::exit::causes(&e),
                     backoff.as_secs()
                 ));
                 tokio::time::sleep(backoff).await;
@@ -170,22 +172,6 @@ pub async fn fetch(address: &BmsAddress, options: FetchOptions) -> Result<Snapsh
                 return Err(e.context(format!("BMS {url} (attempts: {attempt})")));
             }
         }
-    }
-}
-
-/// reqwest's own message wraps the cause (refused, reset) in layers of
-/// "error sending request"; log lines want the cause.
-pub(crate) fn brief(e: &reqwest::Error, limit: Duration) -> String {
-    let root = std::iter::successors(Some(e as &dyn std::error::Error), |e| e.source())
-        .last()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
-    if e.is_timeout() {
-        format!("timed out after {limit:?}")
-    } else if e.is_connect() {
-        format!("cannot connect: {root}")
-    } else {
-        root
     }
 }
 

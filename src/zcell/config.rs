@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::config::{integer, list, object, string, strings};
 use crate::tz;
 use crate::zcell::bms::BmsAddress;
+use crate::zcell::dess::{Writer, parse_overlap};
 use crate::zcell::policy::{
     Holidays, MaintenanceWindow, MonthSet, OwnedSlots, Peak, Policy, Rules, Season, parse_clock,
     parse_soc,
@@ -82,6 +83,10 @@ pub struct Config {
     pub holidays: Holidays,
     pub time_zone: Option<Tz>,
     pub status_file: Option<PathBuf>,
+    pub writer: Option<Writer>,
+    pub dess_overlap: Option<std::time::Duration>,
+    /// The file it was read from, for messages.
+    pub path: Option<PathBuf>,
 }
 
 impl Config {
@@ -132,7 +137,14 @@ pub fn load(explicit: Option<&Path>) -> Result<Config> {
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the config file {}", path.display()))?;
-    parse(&text).with_context(|| format!("config file {}", path.display()))
+    let in_file = || format!("config file {}", path.display());
+    let config = Config {
+        path: Some(path.to_path_buf()),
+        ..parse(&text).with_context(in_file)?
+    };
+    // The file's own policy is checked now, so its errors name the file.
+    config.policy(&Overrides::default()).with_context(in_file)?;
+    Ok(config)
 }
 
 /// Reads the keys a season shares with the file; false if `key` is not one.
@@ -150,12 +162,15 @@ fn rules_key(rules: &mut RulesFile, key: &str, value: &Value) -> Result<bool> {
 }
 
 const KEYS: &str = "bms, bms_timeout, bms_retries, slots, day_start, peaks, reserve_soc, \
-                    maintenance_windows, time_zone, holidays, seasons, status_file, zendure, serve";
+                    maintenance_windows, time_zone, holidays, seasons, status_file, writer, \
+                    dess_overlap, zendure, serve";
 const SEASON_KEYS: &str = "months, peaks, reserve_soc, maintenance_windows";
 
 pub fn parse(text: &str) -> Result<Config> {
     let doc: Value = serde_json::from_str(text).context("not valid JSON")?;
-    let top = object("the config", &doc)?;
+    let top = doc
+        .as_object()
+        .with_context(|| format!("the top level must be an object ({{...}}), not {doc}"))?;
     let mut config = Config::default();
     // null stands for "the default", so the example file can list every key.
     for (key, value) in top.iter().filter(|(_, v)| !v.is_null()) {
@@ -186,6 +201,14 @@ pub fn parse(text: &str) -> Result<Config> {
                     Some(tz::parse_zone(string(key, value)?).context("`time_zone`")?);
             }
             "status_file" => config.status_file = Some(PathBuf::from(string(key, value)?)),
+            "writer" => config.writer = Some(string(key, value)?.parse().context("`writer`")?),
+            "dess_overlap" => {
+                let seconds = value
+                    .as_f64()
+                    .with_context(|| format!("`dess_overlap` must be seconds, not {value}"))?;
+                config.dess_overlap =
+                    Some(parse_overlap(&seconds.to_string()).context("`dess_overlap`")?);
+            }
             // The Zendure system's section, read by its own loader.
             "zendure" => {}
             // The server's section, read by `serve`.
@@ -291,7 +314,7 @@ mod tests {
     #[test]
     fn every_problem_names_its_key() {
         let cases = [
-            ("[]", "must be an object"),
+            ("[]", "the top level must be an object ({...}), not []"),
             ("{", "not valid JSON"),
             (r#"{"colour": 1}"#, "unknown key `colour`"),
             (r#"{"bms": 7}"#, "`bms` must be a string"),
@@ -370,6 +393,34 @@ mod tests {
             PathBuf::from(crate::zcell::record::DEFAULT_PATH)
         );
         assert!(config.seasons.is_empty());
+        assert_eq!(config.writer, Some(Writer::Slots));
+        assert_eq!(
+            config.dess_overlap,
+            Some(crate::zcell::dess::DEFAULT_OVERLAP)
+        );
+    }
+
+    #[test]
+    fn writer_keys() {
+        let config = parse(r#"{"writer": "dess", "dess_overlap": 0.5}"#).unwrap();
+        assert_eq!(config.writer, Some(Writer::Dess));
+        assert_eq!(
+            config.dess_overlap,
+            Some(std::time::Duration::from_millis(500))
+        );
+        for (text, expected) in [
+            (r#"{"writer": "vrm"}"#, "`writer`"),
+            (r#"{"writer": 1}"#, "`writer` must be a string"),
+            (r#"{"dess_overlap": -1}"#, "`dess_overlap`"),
+            (r#"{"dess_overlap": 99999}"#, "`dess_overlap`"),
+            (
+                r#"{"dess_overlap": "10"}"#,
+                "`dess_overlap` must be seconds",
+            ),
+        ] {
+            let err = format!("{:#}", parse(text).unwrap_err());
+            assert!(err.contains(expected), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod apply;
 pub mod battery;
 pub mod bms;
 pub mod config;
+pub mod dess;
 pub mod disable;
 pub mod gx;
 pub mod planner;

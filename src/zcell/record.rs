@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic;
 use crate::zcell::battery::Battery;
+use crate::zcell::dess::{WindowIndex, WindowValues};
 use crate::zcell::planner::{Outlook, Plan, Prediction};
 use crate::zcell::slot::{SlotIndex, SlotValues};
 
@@ -86,6 +87,9 @@ pub struct Values {
     pub start: i32,
     pub duration: i32,
     pub soc: i32,
+    /// Absent on firmware without the setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_discharge: Option<i32>,
 }
 
 impl From<SlotValues> for Values {
@@ -95,6 +99,7 @@ impl From<SlotValues> for Values {
             start: v.start,
             duration: v.duration,
             soc: v.soc,
+            allow_discharge: v.allow_discharge,
         }
     }
 }
@@ -111,6 +116,14 @@ pub struct SlotRecord {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowRecord {
+    pub window: u8,
+    pub before: WindowValues,
+    pub after: WindowValues,
+    pub writes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub time: DateTime<Utc>,
     pub zone: Option<String>,
@@ -122,6 +135,9 @@ pub struct RunRecord {
     pub planning_day: Option<DayRecord>,
     pub batteries: Vec<BatteryRecord>,
     pub slots: Vec<SlotRecord>,
+    /// The owned Dynamic ESS windows (`--writer dess`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<WindowRecord>,
     pub writes: usize,
     /// When the last run that was not a dry run happened: what cron's
     /// health is judged by.
@@ -151,6 +167,50 @@ impl RunRecord {
                 writes: writes.get(slot).copied().unwrap_or(0),
             })
             .collect()
+    }
+
+    pub fn windows(
+        before: &BTreeMap<WindowIndex, WindowValues>,
+        after: &BTreeMap<WindowIndex, WindowValues>,
+        writes: &BTreeMap<WindowIndex, usize>,
+    ) -> Vec<WindowRecord> {
+        before
+            .iter()
+            .map(|(i, b)| WindowRecord {
+                window: i.get(),
+                before: *b,
+                after: after.get(i).copied().unwrap_or(*b),
+                writes: writes.get(i).copied().unwrap_or(0),
+            })
+            .collect()
+    }
+
+    /// The record as seen by a `status --now`: a run's times are those it
+    /// planned for (its `--now`), so a demo or preview tells one story
+    /// whatever the real date.
+    pub fn on_its_own_clock(mut self) -> RunRecord {
+        let moment = self.moment();
+        if !self.dry_run {
+            self.last_real_run = Some(moment);
+        }
+        self.time = moment;
+        self
+    }
+
+    /// The moment the run planned for: its local time (`--now`, or the
+    /// clock) in its zone, else when it ran.
+    fn moment(&self) -> DateTime<Utc> {
+        let zone = self
+            .zone
+            .as_deref()
+            .and_then(|z| crate::tz::parse_zone(z).ok());
+        match (self.local_time, zone) {
+            (Some(local), Some(tz)) => local
+                .and_local_timezone(tz)
+                .earliest()
+                .map_or(self.time, |t| t.with_timezone(&Utc)),
+            _ => self.time,
+        }
     }
 
     /// Whether cron looks stopped, judged at `now`.
@@ -193,6 +253,7 @@ mod tests {
             planning_day: None,
             batteries: vec![],
             slots: vec![],
+            windows: vec![],
             writes: 3,
             last_real_run,
         }

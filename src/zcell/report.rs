@@ -8,6 +8,10 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
 use crate::zcell::battery::Battery;
+use crate::zcell::dess::{
+    self, DessState, Mode, OWNED_COUNT, Strategy, WindowIndex, WindowPlan, WindowValues,
+};
+use crate::zcell::gx::dess::WindowChanges;
 use crate::zcell::planner::{DayKind, Plan, Prediction};
 use crate::zcell::policy::OwnedSlots;
 use crate::zcell::record::{Outcome, RunRecord};
@@ -31,8 +35,13 @@ pub fn slot_values(v: &SlotValues) -> String {
         Some(Day::Disabled(rule)) => ("off", rule.to_string()),
         None => ("?  ", format!("day {}", v.day)),
     };
+    let discharge = if v.allow_discharge == Some(1) {
+        " +discharge"
+    } else {
+        ""
+    };
     format!(
-        "{state} {days} {}-{} ({}) to {}%",
+        "{state} {days} {}-{} ({}) to {}%{discharge}",
         clock(v.start),
         clock(v.start.saturating_add(v.duration)),
         length(v.duration),
@@ -162,41 +171,67 @@ pub fn timeline(plan: &Plan) -> String {
     format!("timeline      {hours}\n              {bar}\n              {legend}\n")
 }
 
+/// What `status` could learn of the GX.
+pub enum GxView<'a> {
+    Read {
+        zone: &'a str,
+        slots: &'a BTreeMap<SlotIndex, SlotValues>,
+    },
+    Unavailable {
+        reason: &'a str,
+    },
+}
+
 /// `status`: every slot decoded, which are ours, the zone, the batteries
-/// and the last run, as of `clock` (`now` is the same instant in the GX
-/// zone, when the zone is known).
+/// and the last run, as of `clock` (`now` is the same instant in the zone
+/// planned in, when one is known). What could not be read says why.
 pub fn status(
-    zone: &str,
+    gx: GxView<'_>,
     clock: DateTime<Utc>,
     now: Option<DateTime<Tz>>,
-    slots: &BTreeMap<SlotIndex, SlotValues>,
     owned: &OwnedSlots,
     batteries: &[(Battery, Prediction)],
-    last: Option<&RunRecord>,
+    last: Result<Option<&RunRecord>, String>,
 ) -> String {
     let mut out = String::new();
-    let _ = match now {
-        Some(now) => writeln!(
-            out,
-            "GX time zone  {zone} (now {})",
-            stamp(now.naive_local())
-        ),
-        None => writeln!(out, "GX time zone  {zone} (not a zone zcell-sched knows)"),
-    };
-    let _ = writeln!(out, "\nslot  gui  owner        schedule");
-    for (slot, values) in slots {
-        let owner = if owned.contains(*slot) {
-            "zcell-sched"
-        } else {
-            "other"
-        };
-        let _ = writeln!(
-            out,
-            "{:<4}  {:<3}  {owner:<11}  {}",
-            slot.get(),
-            slot.get() + 1,
-            slot_values(values)
-        );
+    match gx {
+        GxView::Read { zone, slots } => {
+            let _ = match now {
+                Some(now) => writeln!(
+                    out,
+                    "GX time zone  {zone} (now {})",
+                    stamp(now.naive_local())
+                ),
+                None => writeln!(out, "GX time zone  {zone} (not a zone zcell-sched knows)"),
+            };
+            let _ = writeln!(out, "\nslot  gui  owner        schedule");
+            for (slot, values) in slots {
+                let owner = if owned.contains(*slot) {
+                    "zcell-sched"
+                } else {
+                    "other"
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<4}  {:<3}  {owner:<11}  {}",
+                    slot.get(),
+                    slot.get() + 1,
+                    slot_values(values)
+                );
+            }
+        }
+        GxView::Unavailable { reason } => {
+            let _ = writeln!(out, "GX            UNAVAILABLE: {reason}");
+            if let Some(now) = now {
+                let _ = writeln!(
+                    out,
+                    "now           {} ({})",
+                    stamp(now.naive_local()),
+                    now.timezone()
+                );
+            }
+            let _ = writeln!(out, "slots         unknown (owned: {owned})");
+        }
     }
     if let Some(now) = now {
         if !batteries.is_empty() {
@@ -207,7 +242,12 @@ pub fn status(
         }
     }
     out.push('\n');
-    out.push_str(&last_run(last, clock));
+    match last {
+        Ok(last) => out.push_str(&last_run(last, clock)),
+        Err(reason) => {
+            let _ = writeln!(out, "last run      UNREADABLE: {reason}");
+        }
+    }
     out
 }
 
@@ -249,6 +289,118 @@ pub fn last_run(last: Option<&RunRecord>, now: DateTime<Utc>) -> String {
     out
 }
 
+/// `Tue 2026-11-24 10:00 -> Tue 16:00 (6h00) charge and hold 100%`, local
+/// time as the GX follows it; `none` for a window that is not one.
+pub fn window_values(v: &WindowValues, tz: Tz) -> String {
+    let Some((start, end)) = v.local_span(tz) else {
+        return "none".to_string();
+    };
+    let soc = v.target_soc;
+    let what = match Strategy::from_raw(v.strategy as i64) {
+        Some(Strategy::SelfConsume) => "self-consume".to_string(),
+        Some(Strategy::ProBattery) => format!("charge and hold {soc}%"),
+        Some(Strategy::TargetSoc) => format!("reach {soc}% via the grid"),
+        Some(Strategy::ProGrid) => format!("{soc}%, excess to the grid"),
+        None => format!("strategy {} at {soc}%", v.strategy),
+    };
+    let seconds = i32::try_from(v.duration as i64).unwrap_or(i32::MAX);
+    format!(
+        "{} -> {} ({}) {what}",
+        stamp(start),
+        end.format("%a %H:%M"),
+        length(seconds)
+    )
+}
+
+fn window_plan(plan: &WindowPlan, tz: Tz) -> String {
+    match plan {
+        WindowPlan::Active(v) => window_values(v, tz),
+        WindowPlan::Gone => "none".to_string(),
+    }
+}
+
+fn dess_mode(raw: i64) -> String {
+    Mode::from_raw(raw).map_or_else(|| format!("unknown ({raw})"), |m| m.to_string())
+}
+
+/// The dry run's Dynamic ESS part: the mode and each owned window now and
+/// as planned, with the writes it needs (windows none before and after are
+/// left out).
+pub fn dess_dry_run(
+    state: &DessState,
+    plans: &[(WindowIndex, WindowPlan)],
+    changes: &WindowChanges,
+    tz: Tz,
+) -> String {
+    let mut out = String::new();
+    let switch = match changes.mode {
+        Some(m) => format!(", would be set to {m}"),
+        None => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "\nDynamic ESS   mode {}{switch}, battery capacity {} kWh",
+        dess_mode(state.mode),
+        state.capacity_kwh
+    );
+    let _ = writeln!(out, "window  {:<60}  {:<60}  writes", "current", "planned");
+    for (i, plan) in plans {
+        let current = state.windows.get(i).copied().unwrap_or_default();
+        if !current.is_window() && *plan == WindowPlan::Gone {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "{:<6}  {:<60}  {:<60}  {}",
+            i.get(),
+            window_values(&current, tz),
+            window_plan(plan, tz),
+            changes.writes.get(i).copied().unwrap_or(0)
+        );
+    }
+    out
+}
+
+/// `status` with the Dynamic ESS writer: the mode and the owned windows,
+/// marking the one the GX follows now (among them).
+pub fn dess_status(
+    mode: Option<i64>,
+    windows: &BTreeMap<WindowIndex, WindowValues>,
+    now: Option<DateTime<Tz>>,
+) -> String {
+    let Some(mode) = mode else {
+        return "Dynamic ESS   none on this GX (firmware without it): use --writer slots\n"
+            .to_string();
+    };
+    let mut out = format!(
+        "Dynamic ESS   mode {}; windows {}-{} owned by zcell-sched\n",
+        dess_mode(mode),
+        0,
+        OWNED_COUNT - 1
+    );
+    let Some(now) = now else {
+        return out;
+    };
+    let tz = now.timezone();
+    let active = dess::active_at(windows, tz, now.with_timezone(&Utc));
+    for (i, v) in windows.iter().filter(|(_, v)| v.is_window()) {
+        let mark = if active == Some(*i) { "  <- now" } else { "" };
+        let _ = writeln!(
+            out,
+            "window {:<3}    {}{mark}",
+            i.get(),
+            window_values(v, tz)
+        );
+    }
+    if active.is_none() {
+        let _ = writeln!(
+            out,
+            "              no owned window active now: plain self-consumption"
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +412,7 @@ mod tests {
             start: 36000,
             duration: 21600,
             soc: 100,
+            allow_discharge: None,
         };
         assert_eq!(slot_values(&v), "on  Mon 10:00-16:00 (6h00) to 100%");
         let night = SlotValues {
@@ -267,6 +420,7 @@ mod tests {
             start: 75600,
             duration: 36000,
             soc: 50,
+            allow_discharge: None,
         };
         assert_eq!(slot_values(&night), "off Sun 21:00-07:00 (10h00) to 50%");
         let odd = SlotValues {
@@ -274,7 +428,28 @@ mod tests {
             start: 0,
             duration: 0,
             soc: 0,
+            allow_discharge: None,
         };
         assert!(slot_values(&odd).starts_with("?   day 42"));
+    }
+
+    #[test]
+    fn window_lines() {
+        use chrono_tz::Australia::Hobart;
+        let v = WindowValues {
+            // Mon 2025-11-24 10:00 AEDT
+            start: 1_763_938_800.0,
+            duration: 21600.0,
+            target_soc: 100.0,
+            strategy: 2.0,
+            ..WindowValues::default()
+        };
+        assert_eq!(
+            window_values(&v, Hobart),
+            "Mon 2025-11-24 10:00 -> Mon 16:00 (6h00) charge and hold 100%"
+        );
+        let sc = WindowValues { strategy: 1.0, ..v };
+        assert!(window_values(&sc, Hobart).ends_with("self-consume"));
+        assert_eq!(window_values(&WindowValues::default(), Hobart), "none");
     }
 }

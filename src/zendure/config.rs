@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use chrono_tz::Tz;
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use crate::config::{integer, object, string};
 
 use crate::zendure::law::{Limits, Tuning};
 use crate::zendure::price_config::{self, PriceConfig};
@@ -237,12 +239,12 @@ pub fn parse(value: &Value, system_zone: impl FnOnce() -> Result<Tz>) -> Result<
     };
     let watts_at = |key: &str, default: u32| -> Result<u32> {
         get(key).map_or(Ok(default), |v| {
-            whole(&named(key), v, 0..=100_000).map(|n| n as u32)
+            integer(&named(key), v, 0..=100_000).map(|n| n as u32)
         })
     };
     let percent_at = |key: &str, default: u8| -> Result<u8> {
         get(key).map_or(Ok(default), |v| {
-            whole(&named(key), v, 0..=100).map(|n| n as u8)
+            integer(&named(key), v, 0..=100).map(|n| n as u8)
         })
     };
 
@@ -385,31 +387,11 @@ fn parse_source(text: &str) -> Result<ScheduleSource> {
     }
 }
 
-fn object<'a>(key: &str, v: &'a Value) -> Result<&'a Map<String, Value>> {
-    v.as_object()
-        .with_context(|| format!("{key}: must be an object, not {v}"))
-}
-
-fn string<'a>(key: &str, v: &'a Value) -> Result<&'a str> {
-    v.as_str()
-        .with_context(|| format!("{key}: must be a string, not {v}"))
-}
-
-fn whole(key: &str, v: &Value, range: std::ops::RangeInclusive<i64>) -> Result<i64> {
-    v.as_i64().filter(|n| range.contains(n)).with_context(|| {
-        format!(
-            "{key}: must be a whole number from {} to {}, not {v}",
-            range.start(),
-            range.end()
-        )
-    })
-}
-
 fn seconds(key: &str, v: &Value) -> Result<Duration> {
     v.as_f64()
         .filter(|s| s.is_finite() && (0.0..=86_400.0 * 366.0).contains(s))
         .map(Duration::from_secs_f64)
-        .with_context(|| format!("{key}: must be a number of seconds (0 or more), not {v}"))
+        .with_context(|| format!("`{key}` must be a number of seconds (0 or more), not {v}"))
 }
 
 /// The system's time zone: `TZ`, else `/etc/timezone`, else the target of
@@ -544,10 +526,13 @@ mod tests {
         let mut no_device = minimal();
         no_device.as_object_mut().unwrap().remove("device");
         let cases: Vec<(Value, &str)> = vec![
-            (json!([]), "zendure: must be an object"),
+            (json!([]), "`zendure` must be an object"),
             (no_device, "zendure.device: missing"),
             (with("bogus", json!(1)), "zendure.bogus: unknown key"),
-            (with("device", json!(5)), "zendure.device: must be a string"),
+            (
+                with("device", json!(5)),
+                "`zendure.device` must be a string",
+            ),
             (with("device", json!("http://x")), "zendure.device"),
             (with("device", json!("x:99999")), "zendure.device"),
             (with("sn", json!("a b")), "zendure.sn"),
@@ -599,7 +584,7 @@ mod tests {
             (with("time_zone", json!("Mars/Base")), "zendure.time_zone"),
             (
                 with("max_charge_w", json!(-5)),
-                "zendure.max_charge_w: must be a whole number",
+                "`zendure.max_charge_w` must be a whole number",
             ),
             (
                 with("max_discharge_w", json!(1.5)),
@@ -616,7 +601,7 @@ mod tests {
             ),
             (
                 with("interval", json!("2")),
-                "zendure.interval: must be a number of seconds",
+                "`zendure.interval` must be a number of seconds",
             ),
             (with("reassert", json!(-1)), "zendure.reassert"),
             (with("meter_lag", json!("x")), "zendure.meter_lag"),

@@ -172,7 +172,10 @@ pub struct Core {
 
 impl Core {
     pub fn new(settings: Settings) -> Core {
-        let lag = settings.meter_lag.map_or(Lag::Unknown, Lag::Configured);
+        let lag = settings.meter_lag.map_or(Lag::Unknown, |lag| Lag::Known {
+            lag,
+            uncertainty: settings.interval,
+        });
         Core {
             settings,
             schedule: None,
@@ -248,12 +251,19 @@ impl Core {
             } => self.written(at, wall, command, result),
             Event::Stopping { wall } => {
                 self.stopping = true;
-                let mut out = vec![log(Level::Info, "stopping: commanding 0 W".into())];
-                if let Some(sn) = self.sn() {
-                    out.push(Effect::Write {
-                        sn,
-                        command: Command::Idle,
-                    });
+                let mut out = Vec::new();
+                match self.sn() {
+                    Some(sn) => {
+                        out.push(log(Level::Info, "stopping: commanding 0 W".into()));
+                        out.push(Effect::Write {
+                            sn,
+                            command: Command::Idle,
+                        });
+                    }
+                    None => out.push(log(
+                        Level::Warn,
+                        "stopping without a word to the device: it was never read".into(),
+                    )),
                 }
                 out.push(Effect::Report(Reported::Status(StatusEvent::Stop {
                     timestamp: wall.timestamp(),
@@ -408,16 +418,14 @@ impl Core {
                 .max(self.settings.tuning.deadband_w * 2),
         )?;
         let previous = match self.lag {
-            Lag::Estimated { lag, .. } => Some(lag),
-            _ => None,
+            Lag::Known { lag, .. } => Some(lag),
+            Lag::Unknown => None,
         };
-        self.lag = Lag::Estimated {
+        self.lag = Lag::Known {
             lag: estimate,
             uncertainty: self.settings.interval + step,
         };
-        let moved = previous.is_none_or(|p| {
-            p.abs_diff(estimate) > self.settings.interval.max(Duration::from_secs(1))
-        });
+        let moved = previous.is_none_or(|p| p.abs_diff(estimate) > self.settings.interval + step);
         moved.then(|| {
             log(
                 Level::Info,
@@ -517,6 +525,8 @@ impl Core {
                 self.writes = self.writes.record(at, command);
                 self.written_wall = Some(wall);
                 self.write_count += 1;
+                // The status shows the write now, not a cycle later.
+                out.push(Effect::Status(Box::new(self.status(at, wall))));
                 if old != Some(command) {
                     out.push(log(Level::Info, format!("wrote {command}")));
                     out.push(Effect::Report(Reported::Status(StatusEvent::Change {
@@ -548,10 +558,10 @@ impl Core {
             report.and_then(|(_, r)| r.properties.get(name).and_then(serde_json::Value::as_i64))
         };
         let watts = |name: &str| int(name).and_then(|w| u32::try_from(w).ok());
-        let (lag, lag_s) = match self.lag {
-            Lag::Configured(d) => ("configured", Some(d.as_secs_f64())),
-            Lag::Estimated { lag, .. } => ("estimated", Some(lag.as_secs_f64())),
-            Lag::Unknown => ("unknown", None),
+        let (lag, lag_s) = match (self.lag, self.settings.meter_lag) {
+            (Lag::Known { lag, .. }, Some(_)) => ("configured", Some(lag.as_secs_f64())),
+            (Lag::Known { lag, .. }, None) => ("estimated", Some(lag.as_secs_f64())),
+            (Lag::Unknown, _) => ("unknown", None),
         };
         let decision = self.decision;
         StatusDoc {

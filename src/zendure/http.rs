@@ -69,14 +69,14 @@ async fn receive(request: reqwest::RequestBuilder, limit: Duration) -> Result<Ve
     let mut response = request
         .send()
         .await
-        .map_err(|e| anyhow!(crate::zcell::bms::brief(&e, limit)))?;
+        .map_err(|e| anyhow!(crate::http::brief(&e, limit)))?;
     let status = response.status();
     ensure!(status.is_success(), "HTTP {status}");
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| anyhow!("reading the body: {}", crate::zcell::bms::brief(&e, limit)))?
+        .map_err(|e| anyhow!("reading the body: {}", crate::http::brief(&e, limit)))?
     {
         ensure!(
             body.len() + chunk.len() <= MAX_BODY_BYTES,

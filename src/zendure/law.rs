@@ -184,10 +184,9 @@ pub struct Tuning {
 /// The meter's lag, as far as it is known.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Lag {
-    /// Configured: trusted to within a second.
-    Configured(Duration),
-    /// Estimated from the data: trusted to within `uncertainty`.
-    Estimated {
+    /// Configured or estimated, to within `uncertainty` (at least the
+    /// polling period: a sample's own time is that coarse).
+    Known {
         lag: Duration,
         uncertainty: Duration,
     },
@@ -199,12 +198,7 @@ impl Lag {
     /// The window of moments a sample taken at `taken` may show.
     fn window(self, taken: Moment, meter_timeout: Duration) -> (Moment, Moment) {
         match self {
-            Lag::Configured(lag) => {
-                let shown = taken.minus(lag);
-                let tolerance = Duration::from_secs(1);
-                (shown.minus(tolerance), Moment(shown.0 + tolerance))
-            }
-            Lag::Estimated { lag, uncertainty } => {
+            Lag::Known { lag, uncertainty } => {
                 let shown = taken.minus(lag);
                 (shown.minus(uncertainty), Moment(shown.0 + uncertainty))
             }
@@ -523,14 +517,28 @@ pub fn estimate_lag(
     step: Duration,
     min_swing_w: u32,
 ) -> Option<Duration> {
-    if step.is_zero() || samples.len() < 4 {
+    if step.is_zero() {
+        return None;
+    }
+    // Every candidate is judged on the same samples: those showing a moment
+    // the device readings cover, whatever the lag. (Judging each on the
+    // samples it can explain favours short lags.)
+    let covered_from = power.first()?.at.0 + max_lag;
+    let samples: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.taken.0 >= covered_from)
+        .collect();
+    if samples.len() < 4 {
         return None;
     }
     let first = samples.first()?.taken.minus(max_lag);
-    let last = samples.last()?.taken;
+    // The device must have moved early enough for every candidate to see
+    // the move in the samples; a move the meter may not show yet says
+    // nothing about the lag.
+    let seen_by_all = samples.last()?.taken.minus(max_lag);
     let (lo, hi) = power
         .iter()
-        .filter(|p| p.at >= first && p.at <= last)
+        .filter(|p| p.at >= first && p.at <= seen_by_all)
         .fold((i32::MAX, i32::MIN), |(lo, hi), p| {
             (lo.min(p.ac_w), hi.max(p.ac_w))
         });

@@ -1,6 +1,12 @@
 //! The second system: a Zendure SolarFlow battery on the LAN, following a
-//! charge schedule against a P1 meter.
+//! charge schedule against a P1 meter, driven through its local HTTP API.
+//!
+//! Pure: `schedule` (format and resolution), `law` (the control step),
+//! `view` (text). Adapters: `device`, `meter`, `source` (the schedule's
+//! file or URL), `status` (the status file), `report` (events for a
+//! server). `controller` runs the loop; `commands` are the CLI handlers.
 
+pub mod commands;
 pub mod config;
 pub mod controller;
 pub mod device;
@@ -16,3 +22,4 @@ pub mod report;
 pub mod schedule;
 pub mod source;
 pub mod status;
+pub mod view;

@@ -159,7 +159,7 @@ pub async fn propose(
 }
 
 pub async fn plan_prices(args: &PlanPricesArgs) -> Result<(), Failure> {
-    let config = config::load(args.config.as_deref()).or_exit(Exit::Usage)?;
+    let config = config::load(args.config.config.as_deref()).or_exit(Exit::Usage)?;
     if config.prices.is_none() {
         return Err(Failure::new(
             Exit::Usage,

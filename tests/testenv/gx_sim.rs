@@ -5,8 +5,10 @@
 //! no write and no signal for an unchanged value, group `GetValue` dicts,
 //! `GetItems` on `/`, `PropertiesChanged` after a real change, and
 //! `UnknownObject` for paths it does not have. It starts with the 25 slot
-//! settings that dbus-systemcalc-py creates, the time zone and a few other
-//! ESS settings, prints `ready` once the name is owned, and records every
+//! settings (20 with --no-allow-discharge, as firmware before mid-2022
+//! has) and the Dynamic ESS settings (48 windows) that dbus-systemcalc-py
+//! creates, the time zone and a few other ESS settings, prints `ready` once
+//! the name is owned, and records every
 //! `SetValue` call and the resulting state in files for tests to read.
 
 use std::collections::{BTreeMap, HashMap};
@@ -38,6 +40,12 @@ struct Args {
     /// Old firmware limits: Day in -10..=9.
     #[arg(long)]
     old_day_range: bool,
+    /// Firmware without Dynamic ESS: no /Settings/DynamicEss settings.
+    #[arg(long)]
+    no_dess: bool,
+    /// Firmware before mid-2022: the slots have no AllowDischarge.
+    #[arg(long)]
+    no_allow_discharge: bool,
     /// SetValue on PATH always returns -1.
     #[arg(long = "refuse", value_name = "PATH")]
     refuses: Vec<String>,
@@ -172,6 +180,15 @@ impl Setting {
             default: Val::Int(default),
             min: range.map(|r| Val::Int(r.0)),
             max: range.map(|r| Val::Int(r.1)),
+        }
+    }
+
+    fn float(default: f64, range: (f64, f64)) -> Setting {
+        Setting {
+            value: Val::Float(default),
+            default: Val::Float(default),
+            min: Some(Val::Float(range.0)),
+            max: Some(Val::Float(range.1)),
         }
     }
 }
@@ -405,9 +422,55 @@ impl GroupItem {
     }
 }
 
-/// The settings a GX has before any owner change, as far as zcell-sched cares.
-fn initial(old_day_range: bool) -> BTreeMap<String, Setting> {
+/// The Dynamic ESS settings exactly as dbus-systemcalc-py's
+/// `delegates/dynamicess.py` (`DynamicEss.get_settings`) creates them:
+/// name, default, min, max; min = max = 0 means unbounded.
+fn dynamic_ess() -> BTreeMap<String, Setting> {
+    const DESS: &str = "/Settings/DynamicEss";
+    let int =
+        |default, min, max| Setting::int(default, ((min, max) != (0, 0)).then_some((min, max)));
     let mut s = BTreeMap::new();
+    let top: [(&str, Setting); 10] = [
+        ("Mode", int(0, 0, 4)),
+        ("BatteryCapacity", Setting::float(0.0, (0.0, 1000.0))),
+        ("SystemEfficiency", Setting::float(90.0, (50.0, 100.0))),
+        ("FullChargeInterval", int(14, -1, 99)),
+        ("FullChargeDuration", int(2, -1, 12)),
+        ("OperatingMode", int(-1, -1, 2)),
+        ("BatteryChargeLimit", Setting::float(-1.0, (-1.0, 9999.9))),
+        (
+            "BatteryDischargeLimit",
+            Setting::float(-1.0, (-1.0, 9999.9)),
+        ),
+        ("GridImportLimit", Setting::float(-1.0, (-1.0, 9999.9))),
+        ("GridExportLimit", Setting::float(-1.0, (-1.0, 9999.9))),
+    ];
+    for (name, setting) in top {
+        s.insert(format!("{DESS}/{name}"), setting);
+    }
+    // 48 windows; Restrictions and Flags reach the sum of their flags (3).
+    for n in 0..48 {
+        let window: [(&str, Setting); 8] = [
+            ("Start", int(0, 0, 0)),
+            ("Duration", int(0, 0, 0)),
+            ("TargetSoc", Setting::float(0.0, (0.0, 100.0))),
+            ("Soc", int(0, 0, 100)),
+            ("AllowGridFeedIn", int(0, 0, 1)),
+            ("Restrictions", int(0, 0, 3)),
+            ("Strategy", int(0, 0, 3)),
+            ("Flags", int(0, 0, 3)),
+        ];
+        for (name, setting) in window {
+            s.insert(format!("{DESS}/Schedule/{n}/{name}"), setting);
+        }
+    }
+    s
+}
+
+/// The settings a GX has before any owner change, as far as zcell-sched cares.
+/// The settings a GX has before any owner change, as far as zcell-sched cares.
+fn initial(old_day_range: bool, dess: bool, allow_discharge: bool) -> BTreeMap<String, Setting> {
+    let mut s = if dess { dynamic_ess() } else { BTreeMap::new() };
     let day_range = if old_day_range { (-10, 9) } else { (-11, 11) };
     for n in 0..5 {
         let leaf = |name: &str| format!("{SCHEDULE}/{n}/{name}");
@@ -415,7 +478,9 @@ fn initial(old_day_range: bool) -> BTreeMap<String, Setting> {
         s.insert(leaf("Start"), Setting::int(0, None));
         s.insert(leaf("Duration"), Setting::int(0, None));
         s.insert(leaf("Soc"), Setting::int(100, Some((0, 100))));
-        s.insert(leaf("AllowDischarge"), Setting::int(0, Some((0, 1))));
+        if allow_discharge {
+            s.insert(leaf("AllowDischarge"), Setting::int(0, Some((0, 1))));
+        }
     }
     s.insert(
         "/Settings/System/TimeZone".into(),
@@ -443,6 +508,17 @@ fn initial(old_day_range: bool) -> BTreeMap<String, Setting> {
         "/Settings/CGwacs/Hub4Mode".into(),
         Setting::int(1, Some((0, 3))),
     );
+    // ESS mode (9 = Keep batteries charged) and "DC-coupled PV: feed in
+    // excess", which Dynamic ESS depends on; set by the GUI, not by
+    // dbus-systemcalc-py (ranges as the GUI offers them).
+    s.insert(
+        "/Settings/CGwacs/BatteryLife/State".into(),
+        Setting::int(2, Some((0, 12))),
+    );
+    s.insert(
+        "/Settings/CGwacs/OvervoltageFeedIn".into(),
+        Setting::int(1, Some((0, 1))),
+    );
     s
 }
 
@@ -466,7 +542,7 @@ fn groups_of(paths: &[String]) -> Vec<String> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let mut settings = initial(args.old_day_range);
+    let mut settings = initial(args.old_day_range, !args.no_dess, !args.no_allow_discharge);
     for path in &args.omits {
         settings
             .remove(path)

@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub mod mqtt;
+pub mod zendure;
 
 pub const SCHEDULE: &str = "/Settings/CGwacs/BatteryLife/Schedule/Charge";
 pub const TIME_ZONE: &str = "/Settings/System/TimeZone";

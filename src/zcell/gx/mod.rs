@@ -9,6 +9,7 @@ use anyhow::{Result, anyhow};
 use crate::zcell::slot::{Field, Leaf, SlotIndex, SlotValues, Write};
 
 mod dbus;
+pub mod dess;
 #[cfg(feature = "mqtt")]
 mod mqtt;
 
@@ -117,6 +118,39 @@ impl Settings for Gx {
             Gx::Mqtt(gx) => gx.write(write).await,
         }
     }
+
+    async fn read_numbers(&self, group: &str, leaves: &[String]) -> Result<BTreeMap<String, f64>> {
+        match self {
+            Gx::Dbus(gx) => gx.read_numbers(group, leaves).await,
+            #[cfg(feature = "mqtt")]
+            Gx::Mqtt(gx) => gx.read_numbers(group, leaves).await,
+        }
+    }
+
+    async fn write_number(&self, path: &str, value: Number) -> Result<()> {
+        match self {
+            Gx::Dbus(gx) => gx.write_number(path, value).await,
+            #[cfg(feature = "mqtt")]
+            Gx::Mqtt(gx) => gx.write_number(path, value).await,
+        }
+    }
+}
+
+/// A value for a numeric setting, in the type the setting has (the GX
+/// would coerce it anyway; the right type keeps logs and payloads plain).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Number {
+    Int(i64),
+    Float(f64),
+}
+
+impl std::fmt::Display for Number {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Number::Int(n) => write!(f, "{n}"),
+            Number::Float(x) => write!(f, "{x}"),
+        }
+    }
 }
 
 /// What zcell-sched needs of the GX settings.
@@ -129,22 +163,33 @@ pub trait Settings {
     /// One write; an error names the leaf. Over MQTT a refused write is
     /// silent: the read-back after writing catches it.
     async fn write(&self, write: Write) -> Result<()>;
+    /// Numeric settings, each a full path below `group` (or `group` itself,
+    /// a single leaf), read together where the transport allows. A leaf the GX lacks fails the read, as
+    /// [`MissingSetting`] over D-Bus, as a timeout naming it over MQTT.
+    async fn read_numbers(&self, group: &str, leaves: &[String]) -> Result<BTreeMap<String, f64>>;
+    /// One numeric write to a full path; as [`Settings::write`].
+    async fn write_number(&self, path: &str, value: Number) -> Result<()>;
 }
 
-/// Each slot's values, from a lookup of one leaf's integer value.
+/// Each slot's values, from a lookup of one leaf's integer value (None
+/// when the GX does not have the leaf: an error but for `AllowDischarge`).
 fn slots_from(
     slots: &[SlotIndex],
-    mut value_of: impl FnMut(Leaf) -> Result<i32>,
+    mut value_of: impl FnMut(Leaf) -> Result<Option<i32>>,
 ) -> Result<BTreeMap<SlotIndex, SlotValues>> {
     slots
         .iter()
         .map(|&slot| {
-            let mut get = |field| value_of(slot.leaf(field));
+            let mut get = |field| {
+                let leaf = slot.leaf(field);
+                value_of(leaf)?.ok_or_else(|| anyhow::Error::new(MissingSetting(leaf.to_string())))
+            };
             let values = SlotValues {
                 day: get(Field::Day)?,
                 start: get(Field::Start)?,
                 duration: get(Field::Duration)?,
                 soc: get(Field::Soc)?,
+                allow_discharge: value_of(slot.leaf(Field::AllowDischarge))?,
             };
             Ok((slot, values))
         })

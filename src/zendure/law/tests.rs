@@ -9,6 +9,13 @@ fn secs(x: f64) -> Duration {
     Duration::from_secs_f64(x)
 }
 
+fn known(lag: Duration) -> Lag {
+    Lag::Known {
+        lag,
+        uncertainty: secs(1.0),
+    }
+}
+
 fn limits() -> Limits {
     Limits {
         max_charge_w: 800,
@@ -84,7 +91,7 @@ impl Case {
             writes: WriteLog::default(),
             limits: limits(),
             tuning: tuning(),
-            lag: Lag::Configured(secs(5.0)),
+            lag: known(secs(5.0)),
         }
     }
 
@@ -264,7 +271,7 @@ fn lagged_sample_is_corrected_by_the_device_change_since() {
     // add another 400; this one sees the sample predates the change.
     let mut c =
         Case::new(ScheduleValue::NetZero, 400, 0).written(995.0, Command::Discharge { watts: 400 });
-    c.lag = Lag::Configured(secs(10.0));
+    c.lag = known(secs(10.0));
     for p in c.power.iter_mut().filter(|p| p.at >= s(995.0)) {
         p.ac_w = -400;
     }
@@ -281,7 +288,7 @@ fn ambiguous_samples_are_skipped_for_older_ones() {
     // samples show a steady device.
     let mut c = Case::new(ScheduleValue::NetZero, 300, -100)
         .written(993.0, Command::Discharge { watts: 400 });
-    c.lag = Lag::Configured(secs(4.0));
+    c.lag = known(secs(4.0));
     // Ramp from -100 to -400 between 994 and 998 (ac readings every 2 s).
     for p in c.power.iter_mut() {
         if p.at >= s(994.0) {
@@ -464,6 +471,34 @@ fn lag_estimate_finds_the_lag_of_a_step() {
 }
 
 #[test]
+fn lag_estimate_judges_every_lag_on_the_same_samples() {
+    // Readings and samples start together, as in the controller; the
+    // earliest samples cannot be explained by long lags and must not
+    // count for short ones either.
+    for true_lag in [0u32, 5, 20] {
+        let power: Vec<DevicePower> = (0..150)
+            .map(|t| DevicePower {
+                at: s(f64::from(t)),
+                ac_w: if t >= 40 { 800 } else { 0 },
+            })
+            .collect();
+        let samples: Vec<Sample> = (0..150)
+            .map(|t: u32| Sample {
+                taken: s(f64::from(t)),
+                grid_w: -1600 + power[t.saturating_sub(true_lag) as usize].ac_w,
+            })
+            .collect();
+        let lag = estimate_lag(&samples, &power, secs(30.0), secs(1.0), 100);
+        assert_eq!(lag, Some(secs(f64::from(true_lag))), "lag {true_lag}");
+        // Before every candidate could see the move: no estimate.
+        assert_eq!(
+            estimate_lag(&samples[..65], &power, secs(30.0), secs(1.0), 100),
+            None
+        );
+    }
+}
+
+#[test]
 fn lag_estimate_needs_movement() {
     let power: Vec<DevicePower> = (0..60)
         .map(|t| DevicePower {
@@ -588,7 +623,7 @@ fn flips(changes: &[(f64, Command)]) -> usize {
 #[test]
 fn closed_loop_settles_without_oscillation() {
     for lag in [0.0, 5.0, 20.0] {
-        for mode in [Lag::Configured(secs(lag)), Lag::Unknown] {
+        for mode in [known(secs(lag)), Lag::Unknown] {
             let (written, plant) = closed_loop(lag, mode);
             for step_at in [0.0, 300.0, 600.0, 900.0] {
                 let settle_from = step_at + lag + 60.0;
@@ -721,7 +756,7 @@ proptest! {
                 writes,
                 limits: limits(),
                 tuning: t,
-                lag: Lag::Configured(secs(3.0)),
+                lag: known(secs(3.0)),
             });
             if let Some(cmd) = d.write {
                 writes = writes.record(s(now), cmd);

@@ -1,0 +1,404 @@
+//! The `zendure` commands: `run`, `status`, `schedule`, `once`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use serde_json::json;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use crate::cli::ZendureCommand;
+use crate::exit::{Exit, ExitContext, Failure};
+use crate::lock;
+use crate::zendure::config::{self, ZendureConfig};
+use crate::zendure::controller::{self, Parts, Settings};
+use crate::zendure::device::{Device, HttpDevice, Report};
+use crate::zendure::http::Http;
+use crate::zendure::law::{self, DevicePower, Inputs, Lag, Moment, Sample, WriteLog};
+use crate::zendure::meter::{AnyMeter, Meter};
+use crate::zendure::report::LogReporter;
+use crate::zendure::schedule::{self, Schedule};
+use crate::zendure::source;
+use crate::zendure::status;
+use crate::zendure::view;
+
+pub async fn execute(command: ZendureCommand) -> ExitCode {
+    let result = match command {
+        ZendureCommand::Run {
+            config,
+            if_not_running,
+        } => run(config.config.as_deref(), if_not_running).await,
+        ZendureCommand::Status { config, json } => {
+            show_status(config.config.as_deref(), json).await
+        }
+        ZendureCommand::Schedule { config, date, json } => {
+            show_schedule(config.config.as_deref(), date, json).await
+        }
+        ZendureCommand::Once { config, dry_run } => once(config.config.as_deref(), dry_run).await,
+        ZendureCommand::PlanPrices(args) => crate::zendure::plan_prices::plan_prices(&args).await,
+    };
+    match result {
+        Ok(()) => Exit::Ok.into(),
+        Err(failure) => {
+            crate::log(&format!("error: {failure}"));
+            failure.exit.into()
+        }
+    }
+}
+
+fn load(path: Option<&Path>) -> Result<ZendureConfig, Failure> {
+    config::load(path).or_exit(Exit::Usage)
+}
+
+struct Adapters {
+    http: Http,
+    device: HttpDevice,
+    meter: AnyMeter,
+}
+
+fn adapters(config: &ZendureConfig) -> Result<Adapters, Failure> {
+    let http = Http::new(config.timings.http_timeout).or_exit(Exit::Usage)?;
+    let device = HttpDevice::new(http.clone(), &config.device.with_port(80));
+    let meter = AnyMeter::new(&config.meter, &http).or_exit(Exit::Usage)?;
+    Ok(Adapters {
+        http,
+        device,
+        meter,
+    })
+}
+
+/// Takes the lock, creating its folder (under /run it is gone after a
+/// reboot).
+fn take_lock(path: &Path) -> Result<lock::RunLock, Failure> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))
+            .or_exit(Exit::Usage)?;
+    }
+    lock::acquire(path)
+}
+
+async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
+    let config = load(path)?;
+    // Before the lock: a bad token or certificate file is a config error,
+    // and nothing is created for it.
+    let Adapters {
+        http,
+        device,
+        meter,
+    } = adapters(&config)?;
+    let _lock = match take_lock(&config.lock_file) {
+        Err(f) if f.exit == Exit::Locked && if_not_running => return Ok(()),
+        other => other?,
+    };
+    init_tracing();
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return Err(Failure::new(
+            Exit::Usage,
+            anyhow::anyhow!("cannot install signal handlers"),
+        ));
+    };
+    let (stop, shutdown) = watch::channel(false);
+    tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!("{name} received");
+        let _ = stop.send(true);
+    });
+    let settings = Settings::new(&config, meter.describe(), device.describe());
+    let parts = Parts {
+        device,
+        meter,
+        reporter: LogReporter,
+        http,
+        source: config.schedule.clone(),
+        schedule_refresh: config.timings.schedule_refresh,
+        saved_schedule: config.saved_schedule(),
+        status_file: config.status_file.clone(),
+    };
+    controller::run(settings, parts, shutdown)
+        .await
+        .or_exit(Exit::Fallback)?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_max_level(tracing::Level::INFO)
+        .try_init();
+}
+
+/// The schedule from its source, else the last good copy.
+async fn current_schedule(
+    config: &ZendureConfig,
+    http: &Http,
+) -> (Option<Schedule>, &'static str, Option<String>) {
+    match source::fetch(&config.schedule, http).await {
+        Ok(s) => (Some(s), "fresh", None),
+        Err(e) => match source::load_saved(&config.saved_schedule()) {
+            Ok(Some(saved)) => (Some(saved), "last_good", Some(e.to_string())),
+            _ => (None, "none", Some(e.to_string())),
+        },
+    }
+}
+
+async fn show_status(path: Option<&Path>, as_json: bool) -> Result<(), Failure> {
+    let config = load(path)?;
+    let Adapters {
+        http,
+        device,
+        mut meter,
+    } = adapters(&config)?;
+    let doc = status::read(&config.status_file).or_exit(Exit::Usage)?;
+    let now = Utc::now();
+    let (report, reading) = tokio::join!(device.report(), meter.read());
+    let (schedule, state, error) = current_schedule(&config, &http).await;
+    let empty = Schedule::default();
+    let in_force =
+        schedule::value_at_instant(schedule.as_ref().unwrap_or(&empty), &config.time_zone, now);
+    let next = schedule::next_change(
+        schedule.as_ref().unwrap_or(&empty),
+        schedule::local(&config.time_zone, now),
+    );
+    let alive = doc.as_ref().is_some_and(|d| d.alive(now));
+    let live_device = match &report {
+        Ok(r) => json!({
+            "sn": r.sn, "soc_pct": r.soc_pct().ok(), "ac_w": r.ac_w(), "battery_w": r.battery_w(),
+            "cut_off": r.cut_off(), "properties": r.properties, "packs": r.packs,
+        }),
+        Err(e) => json!({"error": format!("{e:#}")}),
+    };
+    let live_meter = match &reading {
+        Ok(r) => json!({"grid_w": r.grid_w}),
+        Err(e) => json!({"error": format!("{e:#}")}),
+    };
+    if as_json {
+        let out = json!({
+            "controller": {"alive": alive, "status_file": config.status_file, "status": doc},
+            "device": live_device,
+            "meter": live_meter,
+            "schedule": {
+                "source": config.schedule.to_string(), "state": state, "error": error,
+                "value": in_force.value.to_json(), "key": in_force.key.map(|k| k.to_string()),
+                "since": in_force.since,
+                "next_change": next.map(|c| json!({"at": c.at, "value": c.value.to_json()})),
+            },
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).expect("JSON values serialise")
+        );
+        return Ok(());
+    }
+    match &report {
+        Ok(r) => {
+            println!(
+                "device        {} sn {}: SoC {} %, AC {} W, battery {} W{}",
+                device.describe(),
+                r.sn.as_deref().unwrap_or("?"),
+                r.soc_pct().map_or("?".into(), |v| v.to_string()),
+                r.ac_w(),
+                r.battery_w(),
+                r.cut_off().map_or(String::new(), |c| format!(" ({c})"))
+            );
+        }
+        Err(e) => println!("device        {}: {e:#}", device.describe()),
+    }
+    match &reading {
+        Ok(r) => println!("meter         {}: {} W", meter.describe(), r.grid_w),
+        Err(e) => println!("meter         {}: {e:#}", meter.describe()),
+    }
+    println!(
+        "schedule      {} ({state}){}: {} now{}",
+        config.schedule,
+        error.map_or(String::new(), |e| format!(", {e}")),
+        in_force.value,
+        next.map_or(String::new(), |c| format!(
+            ", {} at {}",
+            c.value,
+            c.at.format("%Y-%m-%d %H:%M")
+        ))
+    );
+    match doc {
+        Some(doc) => {
+            let age = (now - doc.updated).num_milliseconds() as f64 / 1000.0;
+            println!(
+                "--- the controller's view ({})",
+                config.status_file.display()
+            );
+            print!("{}", view::status(&doc, alive, age));
+        }
+        None => println!(
+            "controller    not running (no status file {})",
+            config.status_file.display()
+        ),
+    }
+    Ok(())
+}
+
+async fn show_schedule(
+    path: Option<&Path>,
+    date: Option<chrono::NaiveDate>,
+    as_json: bool,
+) -> Result<(), Failure> {
+    let config = load(path)?;
+    let http = Http::new(config.timings.http_timeout).or_exit(Exit::Usage)?;
+    let date = date.unwrap_or_else(|| schedule::local(&config.time_zone, Utc::now()).date());
+    let schedule = match source::fetch(&config.schedule, &http).await {
+        Ok(s) => s,
+        Err(source::FetchError::Invalid(e)) => {
+            return Err(Failure::new(
+                Exit::Usage,
+                e.context("the schedule is invalid"),
+            ));
+        }
+        Err(e @ source::FetchError::Unreachable(_)) => {
+            return Err(Failure::new(Exit::Fallback, anyhow::anyhow!("{e}")));
+        }
+    };
+    if as_json {
+        let resolved: Vec<_> = schedule::resolve_day(&schedule, date)
+            .into_iter()
+            .map(|r| {
+                json!({"time": r.time.format("%H%M").to_string(), "value": r.value.to_json(),
+                       "key": r.key.map(|k| k.to_string()),
+                       "applied_w": view::clamp(r.value, config.limits)})
+            })
+            .collect();
+        let changes: Vec<_> = schedule::day_changes(&schedule, date)
+            .into_iter()
+            .map(|r| {
+                json!({"time": r.time.format("%H:%M").to_string(), "value": r.value.to_json(),
+                       "key": r.key.map(|k| k.to_string()),
+                       "applied_w": view::clamp(r.value, config.limits)})
+            })
+            .collect();
+        let out = json!({"date": date, "source": config.schedule.to_string(),
+                         "entries": schedule.to_json(), "changes": changes, "resolved": resolved});
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).expect("JSON values serialise")
+        );
+    } else {
+        print!("{}", view::day(&schedule, date, config.limits));
+    }
+    Ok(())
+}
+
+async fn once(path: Option<&Path>, dry_run: bool) -> Result<(), Failure> {
+    let config = load(path)?;
+    // A running controller owns the device; one step beside it would
+    // fight it.
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(take_lock(&config.lock_file)?)
+    };
+    let Adapters {
+        http,
+        device,
+        mut meter,
+    } = adapters(&config)?;
+    let (report, reading) = tokio::join!(device.report(), meter.read());
+    let (schedule, state, error) = current_schedule(&config, &http).await;
+    let report: Report = report
+        .with_context(|| device.describe())
+        .or_exit(Exit::Gx)?;
+    let now = Utc::now();
+    let in_force = schedule::value_at_instant(
+        schedule.as_ref().unwrap_or(&Schedule::default()),
+        &config.time_zone,
+        now,
+    );
+    println!(
+        "schedule  {} ({state}{}): {}{}",
+        config.schedule,
+        error.map_or(String::new(), |e| format!(": {e}")),
+        in_force.value,
+        in_force
+            .key
+            .map_or(String::new(), |k| format!(" (key {k})"))
+    );
+    println!(
+        "device    {}: SoC {} %, AC {} W, acMode {:?}, inputLimit {}, outputLimit {}",
+        device.describe(),
+        report.soc_pct().or_exit(Exit::Gx)?,
+        report.ac_w(),
+        report.ac_mode(),
+        report.properties.get("inputLimit").unwrap_or(&json!(null)),
+        report.properties.get("outputLimit").unwrap_or(&json!(null)),
+    );
+    match &reading {
+        Ok(r) => println!("meter     {}: {} W", meter.describe(), r.grid_w),
+        Err(e) => println!("meter     {}: {e:#}", meter.describe()),
+    }
+    // One step has one reading of each: the device is taken as steady
+    // since the meter's moment, which is what the law then assumes.
+    let span = config.timings.meter_timeout;
+    let now_m = Moment(span);
+    let power = [
+        DevicePower {
+            at: Moment::default(),
+            ac_w: report.ac_w(),
+        },
+        report.power(now_m),
+    ];
+    let samples: Vec<Sample> = reading
+        .iter()
+        .map(|r| Sample {
+            taken: now_m,
+            grid_w: r.grid_w,
+        })
+        .collect();
+    let state_now = report.state(now_m).or_exit(Exit::Gx)?;
+    let decision = law::decide(&Inputs {
+        now: now_m,
+        value: in_force.value,
+        samples: &samples,
+        power: &power,
+        device: Some(state_now),
+        writes: WriteLog::default(),
+        limits: config.limits,
+        tuning: config.tuning(),
+        lag: Lag::Known {
+            lag: config.timings.meter_lag.unwrap_or(Duration::ZERO),
+            uncertainty: config.timings.interval,
+        },
+    });
+    println!(
+        "decision  {} ({})",
+        decision.target,
+        controller::reason_text(decision.reason)
+    );
+    let Some(command) = decision
+        .write
+        .filter(|c| !state_now.carries_out(*c, config.step_w))
+    else {
+        println!("write     nothing (the device already does this)");
+        return Ok(());
+    };
+    if dry_run {
+        println!("write     {command} (dry run: not written)");
+        return Ok(());
+    }
+    let sn = config
+        .sn
+        .clone()
+        .or(report.sn.clone())
+        .context("the device reports no serial number; set zendure.sn")
+        .or_exit(Exit::Usage)?;
+    device.write(&sn, command).await.or_exit(Exit::Gx)?;
+    println!("write     {command}: written");
+    Ok(())
+}
