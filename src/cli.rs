@@ -15,6 +15,8 @@ use crate::zcell::dess::{Writer, parse_overlap};
 use crate::zcell::gx::GxTarget;
 use crate::zcell::policy::{MaintenanceWindow, OwnedSlots, Peak, parse_clock, parse_soc};
 use crate::zcell::slot::Soc;
+#[cfg(feature = "zendure")]
+use crate::zendure::plan_prices::PlanDay;
 
 /// The help's footer: what a caller (cron, a script) branches on.
 const EXIT_CODES: &str = "\
@@ -101,6 +103,35 @@ pub enum ZendureCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Plan a day from day-ahead prices and write it into the schedule,
+    /// beside the owner's entries.
+    PlanPrices(PlanPricesArgs),
+}
+
+#[cfg(feature = "zendure")]
+#[derive(Debug, Args)]
+pub struct PlanPricesArgs {
+    #[command(flatten)]
+    pub config: ZendureConfigArgs,
+    /// The day to plan: YYYY-MM-DD, `today` (from the current hour on) or `tomorrow`.
+    #[arg(long, value_name = "DATE", default_value = "today", value_parser = parse_plan_day)]
+    pub date: PlanDay,
+    /// The SoC at the start of the plan, % [default: for today, the running
+    /// controller's last reading; else zendure.min_soc, so the plan never
+    /// counts on energy that may not be there].
+    #[arg(long, value_name = "PERCENT")]
+    pub soc: Option<f64>,
+    /// Show the plan; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the plan as one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(feature = "zendure")]
+fn parse_plan_day(s: &str) -> Result<PlanDay, String> {
+    PlanDay::parse(s).map_err(|e| e.to_string())
 }
 
 #[cfg(feature = "zendure")]

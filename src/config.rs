@@ -40,3 +40,14 @@ pub fn object<'a>(key: &str, v: &'a Value) -> Result<&'a Map<String, Value>> {
     v.as_object()
         .with_context(|| format!("`{key}` must be an object, not {v}"))
 }
+
+/// A number (fractions allowed) within `range`.
+pub fn number(key: &str, v: &Value, range: std::ops::RangeInclusive<f64>) -> Result<f64> {
+    v.as_f64().filter(|n| range.contains(n)).with_context(|| {
+        format!(
+            "`{key}` must be a number from {} to {}, not {v}",
+            range.start(),
+            range.end()
+        )
+    })
+}

@@ -8,16 +8,18 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use chrono::{NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::page;
+use super::plan;
 use super::schedule::{self, EntryError, ScheduleFile};
 use super::store::{DataKind, Posted, Store, summary};
 use crate::serve::config::ServeConfig;
+use crate::zendure::config::ZendureConfig;
 use crate::zendure::schedule::Schedule;
 
 pub struct AppState {
@@ -27,9 +29,11 @@ pub struct AppState {
     pub schedule_edit: tokio::sync::Mutex<()>,
     pub store: Mutex<Store>,
     pub token: Option<String>,
+    /// The `zendure` config for price plans, or why there is none.
+    pub planning: Result<ZendureConfig, String>,
 }
 
-type Shared = Arc<AppState>;
+pub(super) type Shared = Arc<AppState>;
 
 /// A refused request: its status, what went wrong, and the bad entries.
 pub struct ApiError {
@@ -40,7 +44,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             message: message.into(),
@@ -49,7 +53,7 @@ impl ApiError {
         }
     }
 
-    fn bad(message: impl Into<String>) -> ApiError {
+    pub(super) fn bad(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
 
@@ -67,7 +71,15 @@ impl ApiError {
         }
     }
 
-    fn internal(error: anyhow::Error) -> ApiError {
+    /// A 412 carrying the schedule's current ETag.
+    pub(super) fn stale(etag: String, message: impl Into<String>) -> ApiError {
+        ApiError {
+            etag: Some(etag),
+            ..ApiError::new(StatusCode::PRECONDITION_FAILED, message)
+        }
+    }
+
+    pub(super) fn internal(error: anyhow::Error) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}"))
     }
 }
@@ -88,7 +100,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult = Result<Response, ApiError>;
+pub(super) type ApiResult = Result<Response, ApiError>;
 
 pub fn router(state: Shared) -> Router {
     let max_body = state.config.max_body;
@@ -96,6 +108,7 @@ pub fn router(state: Shared) -> Router {
         .route("/", get(page::index))
         .route("/assets/{name}", get(page::asset))
         .route("/api/schedule", get(schedule_get).put(schedule_put))
+        .route("/api/schedule/plan", post(plan::plan_post))
         .route("/api/status", get(status_get).post(status_post))
         .route("/api/data", get(data_get).post(data_post))
         // The reference server's paths, for the tools written against it.
@@ -121,7 +134,11 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap, write: bool) -> Result<(), ApiError> {
+pub(super) fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    write: bool,
+) -> Result<(), ApiError> {
     let Some(token) = &state.token else {
         return Ok(());
     };
@@ -142,7 +159,7 @@ fn authorize(state: &AppState, headers: &HeaderMap, write: bool) -> Result<(), A
     }
 }
 
-fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+pub(super) fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("malformed JSON: {e}")))
 }
 
@@ -158,11 +175,11 @@ fn local_now(zone: Tz) -> chrono::NaiveDateTime {
     Utc::now().with_timezone(&zone).naive_local()
 }
 
-fn json_ok(value: Value) -> Response {
+pub(super) fn json_ok(value: Value) -> Response {
     axum::Json(value).into_response()
 }
 
-fn with_etag(mut response: Response, etag: &str) -> Response {
+pub(super) fn with_etag(mut response: Response, etag: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(etag) {
         response.headers_mut().insert(header::ETAG, v);
     }

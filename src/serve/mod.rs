@@ -5,6 +5,7 @@
 pub mod api;
 pub mod config;
 pub mod page;
+pub mod plan;
 pub mod schedule;
 pub mod store;
 
@@ -71,6 +72,7 @@ pub async fn command(args: ServeArgs) -> Result<(), Failure> {
         schedule_edit: tokio::sync::Mutex::new(()),
         store: Mutex::new(store),
         token,
+        planning: plan::planning(args.config.as_deref()),
         config,
     });
     // Tests and scripts wait for this line before they connect.

@@ -8,11 +8,16 @@ use axum::response::{Html, IntoResponse, Response};
 const INDEX: &str = include_str!("page/index.html");
 
 /// (name, content type, bytes)
-const ASSETS: [(&str, &str, &[u8]); 4] = [
+const ASSETS: [(&str, &str, &[u8]); 5] = [
     (
         "app.js",
         "text/javascript; charset=utf-8",
         include_bytes!("page/app.js"),
+    ),
+    (
+        "prices.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("page/prices.js"),
     ),
     (
         "app.css",

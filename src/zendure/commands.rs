@@ -39,6 +39,7 @@ pub async fn execute(command: ZendureCommand) -> ExitCode {
             show_schedule(config.config.as_deref(), date, json).await
         }
         ZendureCommand::Once { config, dry_run } => once(config.config.as_deref(), dry_run).await,
+        ZendureCommand::PlanPrices(args) => crate::zendure::plan_prices::plan_prices(&args).await,
     };
     match result {
         Ok(()) => Exit::Ok.into(),

@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::config::{integer, object, string};
 
 use crate::zendure::law::{Limits, Tuning};
+use crate::zendure::price_config::{self, PriceConfig};
 
 /// Where the config is read from when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/zcell-sched/config.json";
@@ -167,6 +168,8 @@ pub struct ZendureConfig {
     pub step_w: u32,
     pub hysteresis_w: u32,
     pub report: ReportConfig,
+    /// For `plan-prices`: absent when the owner plans by hand.
+    pub prices: Option<PriceConfig>,
 }
 
 /// Where the controller posts its status events and readings (a
@@ -205,7 +208,7 @@ const KEYS: &str = "device, sn, meter, schedule, time_zone, max_charge_w, max_di
                     min_soc, max_soc, status_file, lock_file, state_dir, interval, \
                     schedule_refresh, meter_timeout, min_write_interval, min_direction_change, \
                     reassert, http_timeout, meter_lag, deadband_w, step_w, hysteresis_w, \
-                    status_url, data_url, report_token_file, report_queue_max";
+                    status_url, data_url, report_token_file, report_queue_max, prices";
 const METER_KEYS: &str = "kind, address, token_file, ca_file";
 
 /// Reads the config file and checks its `zendure` object.
@@ -342,6 +345,7 @@ pub fn parse(value: &Value, system_zone: impl FnOnce() -> Result<Tz>) -> Result<
                 integer(&named("report_queue_max"), v, 10..=10_000_000).map(|n| n as usize)
             })?,
         },
+        prices: get("prices").map(price_config::parse).transpose()?,
     })
 }
 

@@ -99,15 +99,29 @@ impl Drop for Server {
 
 impl Server {
     pub async fn start(serve: Value) -> Server {
-        Server::start_on(serve, "127.0.0.1:0").await
+        Server::start_with(serve, Value::Null, "127.0.0.1:0").await
     }
 
     /// On a chosen address (a port a client already tried).
     pub async fn start_on(serve: Value, listen: &str) -> Server {
+        Server::start_with(serve, Value::Null, listen).await
+    }
+
+    /// With a `zendure` object beside `serve` (`DIR` in it stands for the
+    /// test's folder), unless it is null, listening on `listen`.
+    pub async fn start_with(serve: Value, zendure: Value, listen: &str) -> Server {
+        // reqwest with HTTPS built in needs the process's crypto provider.
         zcell_sched::zendure::http::install_crypto();
         let http = reqwest::Client::new();
         let dir = temp_dir();
         let (path, with_token) = config(&dir, serve);
+        if !zendure.is_null() {
+            let text = zendure.to_string().replace("DIR", dir.to_str().unwrap());
+            let mut doc: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            doc["zendure"] = serde_json::from_str(&text).unwrap();
+            std::fs::write(&path, doc.to_string()).unwrap();
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_zcell-sched"))
             .arg("serve")
             .arg("--config")

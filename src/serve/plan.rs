@@ -1,0 +1,103 @@
+//! `POST /api/schedule/plan`: a price plan for a day, into the server's
+//! schedule. The body `{"date": "YYYY-MM-DD" | "today" | "tomorrow", "soc":
+//! PERCENT, "save": false}` (all optional) answers the proposal, which the
+//! page shows before anything is saved: every slot with its prices, value
+//! and expected SoC, the entries, the expected saving, and the ETag of the
+//! schedule it was made from. `"save": true` with `If-Match: <that ETag>`
+//! plans again and writes it (a write: the token applies; 412 if the
+//! schedule changed meanwhile). The plan's entries are listed beside the
+//! schedule file; the owner's are never touched.
+
+use std::path::Path;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::api::{ApiError, ApiResult, Shared, authorize, json_ok, parse_json, with_etag};
+use super::schedule;
+use crate::zendure::config::{self, ZendureConfig};
+use crate::zendure::plan_prices::{self, PlanDay};
+
+/// The `zendure` config that plans need, or why the server cannot plan.
+pub fn planning(config_file: Option<&Path>) -> Result<ZendureConfig, String> {
+    let path = config_file.ok_or("no --config file: price plans need its zendure.prices")?;
+    let zendure = config::load(Some(path)).map_err(|e| format!("{e:#}"))?;
+    match zendure.prices {
+        Some(_) => Ok(zendure),
+        None => Err("zendure.prices: missing (the price source and the battery's capacity)".into()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanRequest {
+    date: Option<String>,
+    soc: Option<f64>,
+    #[serde(default)]
+    save: bool,
+}
+
+pub async fn plan_post(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let request: PlanRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        PlanRequest::default()
+    } else {
+        serde_json::from_value(parse_json(&body)?)
+            .map_err(|e| ApiError::bad(format!("plan request: {e}")))?
+    };
+    authorize(&state, &headers, request.save)?;
+    let zendure = state.planning.as_ref().map_err(|why| {
+        ApiError::new(StatusCode::CONFLICT, format!("price plans are off: {why}"))
+    })?;
+    let day = PlanDay::parse(request.date.as_deref().unwrap_or("today"))
+        .map_err(|e| ApiError::bad(format!("date: {e:#}")))?;
+    let if_match = headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    if request.save && if_match.is_none() {
+        return Err(ApiError::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "saving a plan needs If-Match with the ETag its proposal answered",
+        ));
+    }
+    // A save is an edit: one at a time, checked against what was proposed.
+    let _edit = match request.save {
+        true => Some(state.schedule_edit.lock().await),
+        false => None,
+    };
+    let current = state.schedule.read().map_err(ApiError::internal)?;
+    if request.save && if_match != Some(current.etag.as_str()) {
+        return Err(ApiError::stale(
+            current.etag,
+            "the schedule changed since the plan was proposed; nothing was written: propose again",
+        ));
+    }
+    let document = current.document().map_err(ApiError::internal)?;
+    let existing = schedule::validate(&Value::Object(document)).map_err(|errors| {
+        let said: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        ApiError::new(
+            StatusCode::CONFLICT,
+            format!("the schedule file is invalid: {}", said.join("; ")),
+        )
+    })?;
+    let owned_file = plan_prices::owned_path(state.schedule.path());
+    let owned = plan_prices::read_owned(&owned_file).map_err(ApiError::internal)?;
+    let proposal = plan_prices::propose(zendure, day, request.soc, &existing, &owned, Utc::now())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("{e:#}")))?;
+    let mut doc = proposal.to_json(zendure.time_zone);
+    doc["success"] = json!(true);
+    let etag = if request.save {
+        plan_prices::write(&owned_file, &owned, &proposal, |s| state.schedule.write(s))
+            .map_err(ApiError::internal)?
+    } else {
+        current.etag
+    };
+    doc["written"] = json!(request.save);
+    doc["etag"] = json!(etag);
+    Ok(with_etag(json_ok(doc), &etag))
+}
