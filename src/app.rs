@@ -53,6 +53,9 @@ async fn until_signal(command: impl Future<Output = Result<(), Failure>>) -> Exi
             Ok(()) => Exit::Ok.into(),
             Err(failure) => {
                 log(&format!("error: {failure}"));
+                for warning in &failure.warnings {
+                    log(&format!("warning: {warning}"));
+                }
                 failure.exit.into()
             }
         },

@@ -16,10 +16,22 @@ use crate::zcell::gx::GxTarget;
 use crate::zcell::policy::{MaintenanceWindow, OwnedSlots, Peak, parse_clock, parse_soc};
 use crate::zcell::slot::Soc;
 
+/// The help's footer: what a caller (cron, a script) branches on.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0         applied (or, with --dry-run, planned); status: everything read
+  1         fell back: the owned slots were disabled (BMS unreadable, zone unknown,
+            clock unset, no plan); status: the BMS could not be read
+  2         usage or configuration error: nothing was written
+  3         the GX settings could not be read or written
+  4         another run holds the lock
+  130, 143  stopped by SIGINT, SIGTERM";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "zcell-sched",
     version,
+    after_help = EXIT_CODES,
     about = "Keeps a Redflow ZCell charged outside peak tariffs and lets it drain for maintenance, \
              by writing the ESS scheduled-charge slots of a Victron GX."
 )]
@@ -93,10 +105,12 @@ pub struct ZendureConfigArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
 pub struct RunArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// The ZCell BMS: HOST, HOST:PORT or http://HOST:PORT (port 3000 by default).
+    /// The ZCell BMS: HOST, HOST:PORT or http://HOST:PORT (port 3000 by
+    /// default). Required: from this option or the config file's `bms`.
     #[arg(long, value_name = "ADDR")]
     pub bms: Option<BmsAddress>,
     /// Plan and print what would be written; write nothing.
@@ -147,6 +161,7 @@ pub struct WriterArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -159,6 +174,12 @@ pub struct StatusArgs {
     /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
+    /// Time zone to show times in, overriding the config's and the GX's.
+    #[arg(long, value_name = "ZONE", value_parser = tz::parse_zone)]
+    pub tz: Option<Tz>,
+    /// Show as if it were this local time (previews, demos, tests).
+    #[arg(long, value_name = "YYYY-MM-DDTHH:MM", value_parser = parse_now)]
+    pub now: Option<NaiveDateTime>,
     #[command(flatten)]
     pub fetch: FetchArgs,
     #[command(flatten)]
@@ -170,6 +191,7 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
 pub struct DisableArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -201,9 +223,11 @@ pub struct PolicyArgs {
     /// Local time the planning day starts [default: 07:00].
     #[arg(long, value_name = "HH:MM", value_parser = parse_clock)]
     pub day_start: Option<NaiveTime>,
-    /// A peak-tariff window, DAYS@HH:MM-HH:MM; DAYS is daily, weekdays,
-    /// weekends or a list like mon,wed,fri. Repeat for several
-    /// [default: weekdays@07:00-10:00 weekdays@16:00-21:00].
+    /// A peak-tariff window, DAYS@HH:MM-HH:MM. DAYS is daily, weekdays,
+    /// weekends, a day (mon ... sun), a range like mon-fri or a list like
+    /// mon,wed,fri. The end may be 24:00 (midnight); an end at or before the
+    /// start crosses midnight (fri@21:00-07:00 runs into Saturday). Repeat
+    /// for several [default: weekdays@07:00-10:00 weekdays@16:00-21:00].
     #[arg(
         long = "peak",
         value_name = "DAYS@HH:MM-HH:MM",
@@ -216,21 +240,27 @@ pub struct PolicyArgs {
     /// SoC to hold outside the peaks on normal days [default: 100].
     #[arg(long, value_name = "PERCENT", value_parser = parse_soc, allow_hyphen_values = true)]
     pub reserve_soc: Option<Soc>,
-    /// A charge window on maintenance days, HH:MM-HH:MM@SOC. Repeat for
-    /// several [default: 13:00-16:00@50 03:00-07:00@100].
-    #[arg(long = "maintenance-window", value_name = "HH:MM-HH:MM@SOC")]
+    /// A charge window on maintenance days, HH:MM-HH:MM@SOC (24:00 and
+    /// crossing midnight as for --peak). Below 100% the GX holds the battery
+    /// at SOC; add +discharge (HH:MM-HH:MM@SOC+discharge) to let it discharge
+    /// while above SOC (AllowDischarge 1, firmware from mid-2022 on). Repeat
+    /// for several [default: 13:00-16:00@50 03:00-07:00@100].
+    #[arg(
+        long = "maintenance-window",
+        value_name = "HH:MM-HH:MM@SOC[+discharge]"
+    )]
     pub maintenance_windows: Vec<MaintenanceWindow>,
 }
 
 #[derive(Debug, Args)]
 pub struct FetchArgs {
-    /// Seconds one BMS request may take, connect to last byte [default: 10].
-    #[arg(long, value_name = "SECONDS",
-          value_parser = clap::value_parser!(u64).range(1..=300))]
+    /// Seconds one BMS request may take, connect to last byte, 1 to 300
+    /// [default: 10].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_bms_timeout)]
     pub bms_timeout: Option<u64>,
-    /// BMS attempts after the first, 1 s, 2 s, 4 s ... apart [default: 2].
-    #[arg(long, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(0..=10))]
+    /// BMS attempts after the first, 1 s, 2 s, 4 s ... apart, 0 to 10
+    /// [default: 2].
+    #[arg(long, value_name = "N", value_parser = parse_bms_retries)]
     pub bms_retries: Option<u32>,
 }
 
@@ -241,6 +271,7 @@ pub struct LockArgs {
         long,
         value_name = "PATH",
         env = "ZCELL_SCHED_LOCK_FILE",
+        hide_env_values = true,
         default_value = "/run/zcell-sched.lock"
     )]
     pub lock_file: PathBuf,
@@ -269,9 +300,9 @@ pub struct GxArgs {
     /// mqtts: accept any certificate (warns on every run).
     #[arg(long, conflicts_with = "ca_file")]
     pub insecure_skip_verify: bool,
-    /// MQTT: seconds to wait for the broker and for each answer.
+    /// MQTT: seconds to wait for the broker and for each answer, 1 to 120.
     #[arg(long, value_name = "SECONDS", default_value = "10",
-          value_parser = clap::value_parser!(u64).range(1..=120))]
+          value_parser = parse_mqtt_timeout)]
     pub mqtt_timeout: u64,
 }
 
@@ -279,11 +310,36 @@ pub struct GxArgs {
 pub struct StatusFileArgs {
     /// Where the record of the last run is kept
     /// [default: the config's status_file, else /data/zcell-sched/status.json].
-    #[arg(long, value_name = "PATH", env = "ZCELL_SCHED_STATUS_FILE")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "ZCELL_SCHED_STATUS_FILE",
+        hide_env_values = true
+    )]
     pub status_file: Option<PathBuf>,
 }
 
 pub fn parse_now(s: &str) -> anyhow::Result<NaiveDateTime> {
     NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M")
         .with_context(|| format!("`{s}` is not a local time (use YYYY-MM-DDTHH:MM)"))
+}
+
+/// A whole number from `min` to `max`, the bounds said in words when not.
+fn whole(s: &str, min: u64, max: u64, unit: &str) -> anyhow::Result<u64> {
+    s.parse::<u64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .with_context(|| format!("`{s}` is not a whole number of {unit} from {min} to {max}"))
+}
+
+fn parse_bms_timeout(s: &str) -> anyhow::Result<u64> {
+    whole(s, 1, 300, "seconds")
+}
+
+fn parse_bms_retries(s: &str) -> anyhow::Result<u32> {
+    whole(s, 0, 10, "retries").map(|n| n as u32)
+}
+
+fn parse_mqtt_timeout(s: &str) -> anyhow::Result<u64> {
+    whole(s, 1, 120, "seconds")
 }

@@ -29,6 +29,9 @@ impl From<Exit> for ExitCode {
 pub struct Failure {
     pub exit: Exit,
     pub error: anyhow::Error,
+    /// Lesser problems met on the way out (e.g. the record could not be
+    /// written), logged after the error so the error leads.
+    pub warnings: Vec<String>,
 }
 
 impl Failure {
@@ -36,14 +39,34 @@ impl Failure {
         Failure {
             exit,
             error: error.into(),
+            warnings: Vec::new(),
         }
     }
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#}", self.error)
+        f.write_str(&causes(&self.error))
     }
+}
+
+/// An error and its causes on one line, each said once. Some errors (zbus,
+/// std::io wrappers) print their source in their own message and return it
+/// from `source()` too, so a plain `{:#}` would repeat it: a cause whose
+/// text is already there is left out.
+pub fn causes(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Tags an error with the exit code it maps to.
@@ -54,5 +77,41 @@ pub trait ExitContext<T> {
 impl<T, E: Into<anyhow::Error>> ExitContext<T> for Result<T, E> {
     fn or_exit(self, exit: Exit) -> Result<T, Failure> {
         self.map_err(|e| Failure::new(exit, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Wrapper(std::io::Error);
+
+    impl fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "failed to connect to `unix:path=/x`: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Wrapper {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let error = anyhow::Error::new(Wrapper(io)).context("cannot connect to the system D-Bus");
+        let text = causes(&error);
+        assert_eq!(
+            text,
+            format!(
+                "cannot connect to the system D-Bus: failed to connect to `unix:path=/x`: {}",
+                std::io::Error::from(std::io::ErrorKind::NotFound)
+            )
+        );
+        let plain = anyhow::anyhow!("root").context("middle").context("top");
+        assert_eq!(causes(&plain), "top: middle: root");
     }
 }

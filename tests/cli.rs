@@ -306,7 +306,11 @@ fn too_few_slots_for_the_policy_is_refused_naming_the_windows() {
         err.contains("needs 2 charge windows (13:00-16:00, 03:00-07:00)"),
         "{err}"
     );
-    assert!(err.contains("only 1 slot(s) are owned: 4"), "{err}");
+    assert!(
+        err.contains("error: --slots 4: the policy needs more owned slots")
+            && err.contains("but only slot 4 is owned"),
+        "{err}"
+    );
     assert_eq!(env.writes(), vec![], "nothing written");
 }
 
@@ -388,6 +392,108 @@ fn status_decodes_every_slot() {
     assert_eq!(env.value(TIME_ZONE), "Australia/Hobart");
 }
 
+/// With the settings service gone, status still shows the last run, the
+/// batteries and the zone (given, or the last run's) and says why the GX
+/// part is missing; --json still prints one document; the exit code says
+/// the GX could not be read.
+#[test]
+fn status_without_the_settings_service_shows_what_it_can() {
+    let mut env = env_with(&busy_gx(), &due_in(10 * HOUR));
+    assert_exit(&env.run_at(MONDAY, &[]), 0);
+    env.stop_gx();
+    let reason = "com.victronenergy.settings is not running on the system D-Bus";
+    let out = env.run(&["status", "--bms", env.bms(), "--now", "2026-11-23T08:00"]);
+    assert_exit(&out, 3);
+    let text = stdout(&out);
+    for expected in [
+        format!("GX            UNAVAILABLE: {reason}\n"),
+        "now           Mon 2026-11-23 08:00 (Australia/Hobart)\n".to_string(),
+        "slots         unknown (owned: 3,4)\n".to_string(),
+        "battery 1: SoC 87.4%, maintenance due Mon 2026-11-23 18:00 (in 10.0 h)".to_string(),
+        "last run      Mon 2026-11-23 07:00 (1.0 h ago): applied".to_string(),
+    ] {
+        assert!(text.contains(&expected), "missing {expected:?} in\n{text}");
+    }
+    assert!(
+        stderr(&out).contains(&format!("zcell-sched: error: {reason}")),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.run(&["status", "--json", "--tz", "Europe/Amsterdam"]);
+    assert_exit(&out, 3);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("one JSON document");
+    assert_eq!(doc["gx_error"], reason);
+    assert!(doc["slots"].is_null());
+    assert_eq!(doc["zone"], "Europe/Amsterdam");
+    assert_eq!(doc["last_run"]["outcome"], "applied");
+    assert!(doc["bms_error"].is_null());
+}
+
+/// `status --now` shows the story a demo tells with `run --now`: the same
+/// now, the last run's age from it.
+#[test]
+fn status_now_is_the_same_clock_as_run_now() {
+    let env = env_with(&busy_gx(), &due_in(10 * HOUR));
+    assert_exit(&env.run_at(MONDAY, &[]), 0);
+    let out = env.run(&["status", "--now", "2026-11-23T09:30"]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains("GX time zone  Australia/Hobart (now Mon 2026-11-23 09:30)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("last run      Mon 2026-11-23 07:00 (2.5 h ago): applied"),
+        "{text}"
+    );
+    assert!(!text.contains("WARNING"), "{text}");
+}
+
+/// `+discharge` sets AllowDischarge 1 on that window's slot (0 on the
+/// others, and on every slot once the day is normal again); firmware
+/// without the setting gets a clear error and the fallback.
+#[test]
+fn a_discharge_window_sets_allow_discharge_where_the_firmware_has_it() {
+    let windows = [
+        "--maintenance-window",
+        "13:00-16:00@50+discharge",
+        "--maintenance-window",
+        "03:00-07:00@100",
+    ];
+    let allow = |env: &TestEnv, n| env.value(&slot_path(n, "AllowDischarge"));
+    let env = env_with(&[HOBART.to_string()], &due_in(10 * HOUR));
+    let out = env.run_at(MONDAY, &windows);
+    assert_exit(&out, 0);
+    assert_eq!(env.slot(3), (1, 13 * HOUR, 3 * HOUR, 50));
+    assert_eq!((allow(&env, 3), allow(&env, 4)), (1.into(), 0.into()));
+    assert!(
+        stderr(&out).contains("slot 3: on  Mon 13:00-16:00 (3h00) to 50% +discharge"),
+        "{}",
+        stderr(&out)
+    );
+    env.set_payload(&due_in(48 * HOUR));
+    assert_exit(&env.run_at("2026-11-24T07:00", &windows), 0);
+    assert_eq!((allow(&env, 3), allow(&env, 4)), (0.into(), 0.into()));
+
+    let old = env_with(
+        &[HOBART.to_string(), "--no-allow-discharge".to_string()],
+        &due_in(10 * HOUR),
+    );
+    let out = old.run_at(MONDAY, &windows);
+    assert_exit(&out, 3);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "zcell-sched: error: fell back: slots 3,4 disabled (0 writes): a maintenance window \
+             with +discharge needs {}, which this GX does not have (firmware from mid-2022 on \
+             has it): update the GX or drop +discharge\n",
+            slot_path(3, "AllowDischarge")
+        )
+    );
+    // Without the opt-in, old firmware plans as before.
+    assert_exit(&old.run_at(MONDAY, &[]), 0);
+}
+
 #[test]
 fn disable_turns_off_only_the_owned_slots() {
     let env = env_with(&busy_gx(), &due_in(48 * HOUR));
@@ -411,6 +517,79 @@ fn the_next_normal_run_repairs_a_fallback() {
     env.set_payload(&due_in(48 * HOUR));
     assert_exit(&env.run_at(MONDAY, &[]), 0);
     assert_eq!(env.slot(3), (1, 10 * HOUR, 6 * HOUR, 100));
+}
+
+/// A bad value says what would do, in words: every form of DAYS, the
+/// bounds of a number.
+#[test]
+fn bad_values_say_what_would_do() {
+    let env = TestEnv::new(&[]);
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--peak", "weekday@07:00-10:00"],
+            "`weekday` is not a set of days (use daily, weekdays, weekends, a day, a range such as \
+             mon-fri or a list such as mon,wed,fri; the days are mon, tue, wed, thu, fri, sat, sun)",
+        ),
+        (
+            &["--bms-timeout", "0"],
+            "`0` is not a whole number of seconds from 1 to 300",
+        ),
+        (
+            &["--bms-retries", "11"],
+            "`11` is not a whole number of retries from 0 to 10",
+        ),
+        (
+            &["--mqtt-timeout", "121"],
+            "`121` is not a whole number of seconds from 1 to 120",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec!["run", "--bms", "127.0.0.1:1"];
+        args.extend_from_slice(extra);
+        let out = env.run(&args);
+        assert_exit(&out, 2);
+        assert!(
+            stderr(&out).contains(expected),
+            "{extra:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+/// The help says what --bms needs, every form of --peak, the exit codes,
+/// and no empty environment value.
+#[test]
+fn help_says_what_a_person_needs() {
+    let env = TestEnv::new(&[]);
+    let out = env
+        .command(&["run", "--help"])
+        .env_remove("ZCELL_SCHED_LOCK_FILE")
+        .env_remove("ZCELL_SCHED_STATUS_FILE")
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    for expected in [
+        "Required: from this option or the config file's `bms`",
+        "a range like mon-fri",
+        "The end may be 24:00 (midnight); an end at or before the start crosses midnight",
+        "[env: ZCELL_SCHED_LOCK_FILE]",
+        "1 to 300 [default: 10]",
+        "Exit codes:\n  0 ",
+        "  3         the GX settings could not be read or written\n",
+        "  4         another run holds the lock\n",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    assert!(!text.contains("_FILE=]"), "{text}");
+    for command in [
+        &["--help"][..],
+        &["status", "--help"],
+        &["disable", "--help"],
+    ] {
+        let text = stdout(&env.run(command));
+        assert!(text.contains("Exit codes:"), "{command:?}: {text}");
+    }
 }
 
 #[test]

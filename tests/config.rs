@@ -143,6 +143,40 @@ fn a_bad_config_is_refused_naming_the_key_and_nothing_is_written() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(expected), "{json}: {err}");
     }
+    // Each of these says the file and the key, as the README promises.
+    let config = write_config(&env, "[]");
+    let file = format!("zcell-sched: error: config file {config}: ");
+    let exact = [
+        ("[]", "the top level must be an object ({...}), not []".to_string()),
+        (
+            r#"{"bms": "BMS", "maintenance_windows": ["13:00-16:00@50", "15:00-17:00@80"]}"#,
+            "`maintenance_windows`: maintenance windows 13:00-16:00@50 and 15:00-17:00@80 overlap"
+                .to_string(),
+        ),
+        (
+            r#"{"bms": "BMS", "seasons": [{"months": "jan-jun", "reserve_soc": 1}, {"months": "jun", "reserve_soc": 2}]}"#,
+            "`seasons[0]` (jan-jun) and `seasons[1]` (jun) share a month".to_string(),
+        ),
+        (
+            r#"{"bms": "BMS", "seasons": [{"months": "jan", "maintenance_windows": ["01:00-03:00@50", "02:00-04:00@50"]}]}"#,
+            "`seasons[0]` (jan): `maintenance_windows`: maintenance windows 01:00-03:00@50 and 02:00-04:00@50 overlap"
+                .to_string(),
+        ),
+        (
+            r#"{"bms": "BMS", "slots": [3]}"#,
+            "`slots`: the policy needs more owned slots, e.g. on this maintenance day: \
+             Sat 2026-01-10 07:00-07:00 (+1d) needs 2 charge windows (13:00-16:00, 03:00-07:00) \
+             but only slot 3 is owned"
+                .to_string(),
+        ),
+    ];
+    for (json, expected) in exact {
+        write_config(&env, json);
+        let out = run(&env, &config, "2026-11-23T07:00", &[]);
+        assert_exit(&out, 2);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err, format!("{file}{expected}\n"), "{json}");
+    }
     let out = run(&env, "/nonexistent/config.json", "2026-11-23T07:00", &[]);
     assert_exit(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the config file"));

@@ -402,9 +402,21 @@ fn dry_run_status_and_disable_show_and_remove_the_windows() {
         "{text}"
     );
     assert!(env.writes().is_empty(), "a dry run writes nothing");
+    let out = env.run(&[
+        "run",
+        "--writer",
+        "dess",
+        "--bms",
+        env.bms(),
+        "--now",
+        MONDAY,
+        "--dry-run",
+        "--json",
+    ]);
+    assert_exit(&out, 0);
+    let record: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(
-        env.record()["windows"][1]["writes"],
-        5,
+        record["windows"][1]["writes"], 5,
         "Start and the fields that differ"
     );
 

@@ -215,12 +215,82 @@ fn the_service_vanishing_before_the_first_write_changes_nothing() {
     let mut env = applied_monday(&["--exit-on-call=1"], &[]);
     let before = env.state();
     let out = env.run(&["run", "--bms", env.bms(), "--now", SATURDAY]);
-    assert_one_error(&out, 3, "and disabling slots 3,4 failed too");
+    assert_one_error(&out, 3, "; slots 3,4 could not be disabled either");
     assert_eq!(env.state(), before, "nothing could be written");
     env.restart_gx(&[]);
     let out = env.run(&["run", "--bms", env.bms(), "--now", SATURDAY]);
     assert_exit(&out, 0);
     assert_eq!(env.slot(3), SATURDAY_SLOT3);
+}
+
+const NOT_RUNNING: &str = "com.victronenergy.settings is not running on the system D-Bus";
+
+/// What failed, then that disabling could not be done either, each cause
+/// once; a dry run says the same of a real run instead of promising it.
+#[test]
+fn the_settings_service_absent_says_what_failed_then_that_disabling_did_too() {
+    let mut env = TestEnv::new(&[HOBART]).with_bms(&due_in(48 * HOUR), &[]);
+    env.stop_gx();
+    let out = env.run(&["run", "--bms", env.bms(), "--now", MONDAY]);
+    assert_one_error(&out, 3, "");
+    assert_eq!(
+        error_lines(&out)[0],
+        format!(
+            "zcell-sched: error: {NOT_RUNNING}; slots 3,4 could not be disabled either, for the same reason"
+        )
+    );
+    let out = env.run(&["run", "--bms", env.bms(), "--now", MONDAY, "--dry-run"]);
+    assert_one_error(&out, 3, "");
+    assert_eq!(
+        error_lines(&out)[0],
+        format!(
+            "zcell-sched: error: {NOT_RUNNING}; dry run: a real run could not disable slots 3,4 either, for the same reason"
+        )
+    );
+}
+
+/// No system bus at all (zcell-sched run off the GX without --gx mqtt):
+/// the error leads, its OS cause is said once, and a hint says what to do.
+#[test]
+fn no_system_bus_leads_with_the_error_once_and_a_hint() {
+    let env = TestEnv::new(&[]);
+    let missing = env.dir.join("no-such-bus");
+    for dry_run in [true, false] {
+        let mut args = vec!["run", "--bms", "127.0.0.1:1", "--tz", "Europe/Amsterdam"];
+        if dry_run {
+            args.push("--dry-run");
+        }
+        let out = env
+            .command(&args)
+            .env(
+                "DBUS_SYSTEM_BUS_ADDRESS",
+                format!("unix:path={}", missing.display()),
+            )
+            .env("ZCELL_SCHED_STATUS_FILE", env.dir.join("none/status.json"))
+            .output()
+            .unwrap();
+        assert_exit(&out, 3);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(
+            lines[0],
+            format!(
+                "zcell-sched: error: cannot connect to the system D-Bus: failed to connect to `unix:path={}`: \
+                 No such file or directory (os error 2). On a GX the system bus is always there; \
+                 elsewhere set DBUS_SYSTEM_BUS_ADDRESS or use --gx mqtt://HOST",
+                missing.display()
+            ),
+            "{err}"
+        );
+        // A dry run writes no record; a real run's failure to record it comes after.
+        let warnings: Vec<&&str> = lines[1..].iter().collect();
+        if dry_run {
+            assert!(warnings.is_empty(), "{err}");
+        } else {
+            assert_eq!(warnings.len(), 1, "{err}");
+            assert!(warnings[0].starts_with("zcell-sched: warning: cannot record the run"));
+        }
+    }
 }
 
 #[test]

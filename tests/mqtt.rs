@@ -5,7 +5,7 @@ mod testenv;
 
 use std::process::Output;
 
-use testenv::mqtt::{PASSWORD, PORTAL, USER};
+use testenv::mqtt::{Client, PASSWORD, PORTAL, USER};
 use testenv::{TestEnv, assert_exit, due_in, slot_path, stderr};
 
 const HOUR: i64 = 3600;
@@ -93,6 +93,160 @@ fn a_refused_write_is_caught_by_the_read_back() {
     assert!(err.contains("read back slot 4"), "{err}");
     assert!(err.contains("fell back: slots 3,4 disabled"), "{err}");
     assert!(env.slot(3).0 < 0 && env.slot(4).0 < 0);
+}
+
+/// Another client (the VRM dashboard, Home Assistant) keeps the GX alive,
+/// so the bridge publishes the echo of every write: the read-back after
+/// writing must still see the GX's state after all of them. The run
+/// disables slot 3, rewrites its fields and enables it again.
+#[test]
+fn the_read_back_is_immune_to_echoes_of_its_own_writes() {
+    let env = env();
+    let gx = env.mqtt_url();
+    assert_exit(&run(&env, &gx, MONDAY, &[]), 0);
+    let dashboard = Client::new(&env, "dashboard", &format!("N/{PORTAL}/#"));
+    dashboard.keep_alive();
+    let out = run(
+        &env,
+        &gx,
+        MONDAY,
+        &[
+            "--peak",
+            "weekdays@07:00-12:00",
+            "--peak",
+            "weekdays@17:00-20:00",
+            "--reserve-soc",
+            "90",
+        ],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(env.slot(3), (1, 12 * HOUR, 5 * HOUR, 90));
+    assert_eq!(env.record()["outcome"], "applied");
+    // The dashboard saw the echoes: the disable of slot 3 among them.
+    let day = format!("N/{PORTAL}/settings/0{}", slot_path(3, "Day"));
+    let mut days = Vec::new();
+    while let Some((topic, payload)) = dashboard.next(std::time::Duration::from_millis(500)) {
+        if topic == day {
+            days.push(payload);
+        }
+    }
+    assert!(
+        days.iter().any(|p| p.contains("\"value\":-1")),
+        "no echo of the disable: {days:?}"
+    );
+}
+
+/// What the flashmq emulator copies from Victron's bridge (FlashMQ with
+/// dbus-flashmq v25 over localsettings), each pinned here. A read of the
+/// time zone ends each exchange: the bridge answers in order, so whatever
+/// came before its answer is all the earlier messages brought.
+#[test]
+fn the_emulator_behaves_as_the_real_bridge() {
+    let mut env = env();
+    let n = |path: &str| format!("N/{PORTAL}/settings/0{path}");
+    let (r, w) = (
+        |path: &str| format!("R/{PORTAL}/settings/0{path}"),
+        |path: &str| format!("W/{PORTAL}/settings/0{path}"),
+    );
+    let tz = "/Settings/System/TimeZone";
+    let client = Client::new(&env, "observer", &format!("N/{PORTAL}/#"));
+    // Only the serial is retained.
+    client.publish(&r(tz), "");
+    let seen = client.until(&n(tz));
+    let topics: Vec<&str> = seen.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        topics,
+        [format!("N/{PORTAL}/system/0/Serial"), n(tz)],
+        "{seen:?}"
+    );
+    // Not alive: a write that changes a value publishes nothing.
+    client.publish(&w(&slot_path(2, "Soc")), r#"{"value": 40}"#);
+    client.publish(&r(tz), "");
+    assert_eq!(client.until(&n(tz)).len(), 1);
+    assert_eq!(env.slot(2).3, 40);
+    // A subtree R/ answers every leaf below it, min/max where the setting has them.
+    client.publish(
+        &r(&format!(
+            "{}/Charge/2",
+            "/Settings/CGwacs/BatteryLife/Schedule"
+        )),
+        "",
+    );
+    client.publish(&r(tz), "");
+    let seen: std::collections::BTreeMap<String, String> =
+        client.until(&n(tz)).into_iter().collect();
+    assert_eq!(seen.len(), 6, "{seen:?}");
+    assert_eq!(
+        seen[&n(&slot_path(2, "Day"))],
+        r#"{"max":11,"min":-11,"value":-7}"#
+    );
+    assert_eq!(seen[&n(&slot_path(2, "Start"))], r#"{"value":0}"#);
+    assert_eq!(
+        seen[&n(&slot_path(2, "Soc"))],
+        r#"{"max":100,"min":0,"value":40}"#
+    );
+    assert!(seen.contains_key(&n(&slot_path(2, "AllowDischarge"))));
+    // A keepalive republishes everything, then full_publish_completed with the echo.
+    client.publish(
+        &format!("R/{PORTAL}/keepalive"),
+        r#"{"keepalive-options":[{"full-publish-completed-echo":"mark-1"}]}"#,
+    );
+    let seen = client.until(&format!("N/{PORTAL}/full_publish_completed"));
+    let (_, done) = seen.last().unwrap();
+    assert!(
+        done.contains(r#""full-publish-completed-echo":"mark-1""#),
+        "{done}"
+    );
+    assert!(seen.iter().any(|(t, _)| *t == n(&slot_path(4, "Duration"))));
+    client.until(&format!("N/{PORTAL}/heartbeat"));
+    // Alive: every change is published, in order, the echo of a W/ included;
+    // a missing path, bad JSON, no "value" and a refused value bring nothing.
+    for (path, payload) in [
+        (slot_path(2, "Soc"), r#"{"value": 30}"#),
+        (slot_path(2, "Missing"), r#"{"value": 1}"#),
+        (slot_path(2, "Soc"), "{nope"),
+        (slot_path(2, "Soc"), r#"{"val": 20}"#),
+        (slot_path(2, "Soc"), r#"{"value": 101}"#),
+        (slot_path(2, "Start"), r#"{"value": 3600.0}"#),
+        (slot_path(2, "Soc"), r#"{"value": 55.5}"#),
+    ] {
+        client.publish(&w(&path), payload);
+    }
+    client.publish(&r(&slot_path(2, "Missing")), "");
+    client.publish(&r(tz), "");
+    let mut seen = client.until(&n(tz));
+    seen.pop();
+    // The heartbeat (every 3 s while alive) may come in between.
+    let beat = format!("N/{PORTAL}/heartbeat");
+    seen.retain(|(t, _)| *t != beat);
+    assert_eq!(
+        seen,
+        [
+            (
+                n(&slot_path(2, "Soc")),
+                r#"{"max":100,"min":0,"value":30}"#.to_string()
+            ),
+            (n(&slot_path(2, "Start")), r#"{"value":3600}"#.to_string()),
+            (
+                n(&slot_path(2, "Soc")),
+                r#"{"max":100,"min":0,"value":55}"#.to_string()
+            ),
+        ],
+        "{seen:?}"
+    );
+    // The settings service leaves the bus: an empty payload for each of its paths.
+    env.stop_gx();
+    let mut emptied = Vec::new();
+    while let Some((topic, payload)) = client.next(std::time::Duration::from_secs(5)) {
+        if payload.is_empty() {
+            emptied.push(topic);
+        }
+        if emptied.contains(&n(tz)) && emptied.contains(&n(&slot_path(4, "Soc"))) {
+            break;
+        }
+    }
+    assert!(emptied.contains(&n(tz)), "{emptied:?}");
+    assert!(emptied.contains(&n(&slot_path(4, "Soc"))), "{emptied:?}");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 mod testenv;
 
 use serde_json::Value;
-use testenv::{TestEnv, assert_exit, due_in, stdout};
+use testenv::{TestEnv, assert_exit, due_in, stderr, stdout};
 
 const HOUR: i64 = 3600;
 const MONDAY: &str = "2026-11-23T07:00";
@@ -68,20 +68,33 @@ fn errors_are_recorded_too() {
     assert!(r["reason"].as_str().unwrap().contains("not running"), "{r}");
 }
 
+/// Trying a change with --dry-run (as the README suggests) must not hide
+/// the last real run from `status` nor from --skip-if-done.
 #[test]
-fn a_dry_run_is_recorded_but_keeps_the_last_real_run() {
+fn a_dry_run_leaves_the_record_of_the_last_real_run() {
     let env = env();
-    assert_exit(&env.run_at(MONDAY, &[]), 0);
-    let real = env.record()["time"].clone();
+    env.set_payload("{}");
+    assert_exit(&env.run_at(MONDAY, &[]), 1);
+    let fallback = env.record();
+    env.set_payload(&due_in(48 * HOUR));
     let out = env.run_at(MONDAY, &["--dry-run", "--json"]);
     assert_exit(&out, 0);
     let printed: Value = serde_json::from_str(&stdout(&out)).expect("one JSON document");
-    let r = env.record();
-    assert_eq!(printed, r);
-    assert_eq!(r["outcome"], "planned");
-    assert_eq!(r["dry_run"], true);
-    assert_eq!(r["writes"], 0);
-    assert_eq!(r["last_real_run"], real);
+    assert_eq!(printed["outcome"], "planned");
+    assert_eq!(printed["dry_run"], true);
+    assert_eq!(printed["writes"], 0);
+    assert_eq!(env.record(), fallback, "the record is the fallback's");
+    let text = stdout(&env.run(&["status"]));
+    assert!(text.contains("FELL BACK (exit 1)"), "{text}");
+    // Applied, then a dry run: the next --skip-if-done still skips.
+    assert_exit(&env.run_at(MONDAY, &[]), 0);
+    let applied = env.record();
+    assert_exit(&env.run_at("2026-11-23T08:00", &["--dry-run"]), 0);
+    assert_eq!(env.record(), applied);
+    let out = env.run_at("2026-11-23T09:00", &["--skip-if-done"]);
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("nothing to do"), "{}", stderr(&out));
+    assert_eq!(env.record(), applied);
 }
 
 #[test]
@@ -98,7 +111,14 @@ fn skip_if_done_does_nothing_once_the_day_is_applied() {
     // An hour later, same planning day: no BMS request, no write, no new record.
     let out = env.run_at("2026-11-23T08:00", &skip);
     assert_exit(&out, 0);
-    assert!(stdout(&out).contains("nothing to do"), "{}", stdout(&out));
+    // A log line: stderr, the prefix, the time to the second.
+    assert_eq!(stdout(&out), "");
+    let time = record["time"].as_str().unwrap();
+    let line = format!(
+        "zcell-sched: planning day Mon 2026-11-23 07:00-07:00 (+1d) was applied at {}Z; nothing to do\n",
+        &time[..19]
+    );
+    assert_eq!(stderr(&out), line);
     assert_eq!(env.writes().len(), 6);
     assert_eq!(env.record(), record);
     let after = std::fs::read_to_string(env.dir.join("bms.log"))

@@ -359,7 +359,7 @@ fn telegrams(addr: &str) -> Receiver<String> {
     rx
 }
 
-/// The first telegram made at sim time `t` or later.
+/// The first telegram measured at sim time `t` or later.
 fn telegram_from(telegrams: &Receiver<String>, t: f64) -> String {
     loop {
         let telegram = telegrams
@@ -429,8 +429,9 @@ fn every_meter_shows_the_grid_as_it_was_lag_seconds_ago() {
         (
             "dsmr",
             Box::new(|| {
+                // A telegram sent from now on: measured `lag` ago.
                 let now = f(&home.state()["t"]);
-                telegram_power(&telegram_from(&dsmr, now)).expect("a valid telegram")
+                telegram_power(&telegram_from(&dsmr, now - lag)).expect("a valid telegram")
             }),
         ),
     ];
@@ -465,6 +466,15 @@ fn every_meter_shows_the_grid_as_it_was_lag_seconds_ago() {
             "{kind}: the change showed after {delay} s, lag {lag}"
         );
     }
+    // Timestamps are the sample's: `lag` (up to a period) old.
+    let (_, body) = http_get(&home.ports.zendure_p1, "/properties/report", &[]).unwrap();
+    let now = f(&home.state()["unix"]);
+    let p1: Value = serde_json::from_str(&body).unwrap();
+    let age = now - f(&p1["timestamp"]);
+    assert!(
+        age >= lag - 1.0 && age <= lag + 3.0,
+        "the P1 sample is {age} s old"
+    );
 }
 
 #[test]
@@ -522,7 +532,7 @@ fn homewizard_v2_needs_its_token_and_api_version() {
 fn meter_faults_silence_and_spoil_every_kind() {
     let (_dir, home) = start("meter-faults", &["--speed", "20"]);
     let dsmr = telegrams(&home.ports.dsmr);
-    // A telegram made after the fault set at `state` changed.
+    // A telegram made after the fault set at `state` (no lag: measured then).
     let after = |state: &Value| telegram_from(&dsmr, f(&state["t"]) + 1.0);
     assert_eq!(telegram_power(&after(&home.state())), Ok(319.0));
     let short = Duration::from_millis(1500);
@@ -625,6 +635,7 @@ fn device_faults_refuse_hang_and_spoil() {
 fn overrides_soc_and_the_end_of_a_run() {
     let dir = TempDir::new("finish");
     let profile = dir.0.join("profile.csv");
+    let schedule_file = dir.0.join("schedule.json");
     std::fs::write(
         &profile,
         "# test\nseconds,load_w,pv_w\n0,100,0\n200,300,1000\n",
@@ -641,11 +652,22 @@ fn overrides_soc_and_the_end_of_a_run() {
             "60",
             "--speed",
             "20",
+            "--schedule",
+            "0=netzero,00:01:30=-300",
+            "--schedule-file",
+            schedule_file.to_str().unwrap(),
         ],
     );
     let state = home.state();
     assert!(f(&state["t"]) >= 40.0);
+    let published = || std::fs::read_to_string(&schedule_file).expect("the schedule file");
+    assert_eq!(published(), r#"{"************":"netzero"}"#);
     let line = home.events.wait_for("finished ");
+    assert_eq!(
+        published(),
+        r#"{"************":-300}"#,
+        "the value from 90 s"
+    );
     let end: Value = serde_json::from_str(&line["finished ".len()..]).unwrap();
     assert_eq!(f(&end["t"]), 100.0);
     assert_eq!(f(&end["load_w"]), 200.0, "linear between the rows");

@@ -122,6 +122,7 @@ mod tests {
             start: 0,
             duration: 0,
             soc: 100,
+            allow_discharge: None,
         };
         let current = BTreeMap::from([(a, factory), (b, SlotValues { day: 0, ..factory })]);
         let charge = ChargeSlot {
@@ -129,6 +130,7 @@ mod tests {
             start: SecondsAfterMidnight(36000),
             duration: DurationSeconds(21600),
             soc: Soc::new(100).unwrap(),
+            allow_discharge: None,
         };
         let plans = [(a, SlotPlan::Charge(charge)), (b, SlotPlan::Disabled)];
         let changes = preview(&plans, &current);
@@ -150,6 +152,7 @@ mod tests {
                 start: SecondsAfterMidnight(start),
                 duration: DurationSeconds(3600),
                 soc: Soc::new(soc).unwrap(),
+                allow_discharge: None,
             })
         };
         let plans = [
@@ -167,6 +170,7 @@ mod tests {
                         start,
                         duration,
                         soc,
+                        allow_discharge: None,
                     }
                 })
             })

@@ -161,7 +161,8 @@ pub async fn fetch(address: &BmsAddress, options: FetchOptions) -> Result<Snapsh
             Ok(snapshot) => return Ok(snapshot),
             Err(e) if attempt <= options.retries => {
                 crate::log(&format!(
-                    "BMS attempt {attempt} failed: {e:#}; retrying in {}s",
+                    "BMS attempt {attempt} failed: {}; retrying in {}s",
+                    crate::exit::causes(&e),
                     backoff.as_secs()
                 ));
                 tokio::time::sleep(backoff).await;

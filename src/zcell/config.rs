@@ -85,6 +85,8 @@ pub struct Config {
     pub status_file: Option<PathBuf>,
     pub writer: Option<Writer>,
     pub dess_overlap: Option<std::time::Duration>,
+    /// The file it was read from, for messages.
+    pub path: Option<PathBuf>,
 }
 
 impl Config {
@@ -135,7 +137,14 @@ pub fn load(explicit: Option<&Path>) -> Result<Config> {
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the config file {}", path.display()))?;
-    parse(&text).with_context(|| format!("config file {}", path.display()))
+    let in_file = || format!("config file {}", path.display());
+    let config = Config {
+        path: Some(path.to_path_buf()),
+        ..parse(&text).with_context(in_file)?
+    };
+    // The file's own policy is checked now, so its errors name the file.
+    config.policy(&Overrides::default()).with_context(in_file)?;
+    Ok(config)
 }
 
 /// Reads the keys a season shares with the file; false if `key` is not one.
@@ -159,7 +168,9 @@ const SEASON_KEYS: &str = "months, peaks, reserve_soc, maintenance_windows";
 
 pub fn parse(text: &str) -> Result<Config> {
     let doc: Value = serde_json::from_str(text).context("not valid JSON")?;
-    let top = object("the config", &doc)?;
+    let top = doc
+        .as_object()
+        .with_context(|| format!("the top level must be an object ({{...}}), not {doc}"))?;
     let mut config = Config::default();
     // null stands for "the default", so the example file can list every key.
     for (key, value) in top.iter().filter(|(_, v)| !v.is_null()) {
@@ -301,7 +312,7 @@ mod tests {
     #[test]
     fn every_problem_names_its_key() {
         let cases = [
-            ("[]", "must be an object"),
+            ("[]", "the top level must be an object ({...}), not []"),
             ("{", "not valid JSON"),
             (r#"{"colour": 1}"#, "unknown key `colour`"),
             (r#"{"bms": 7}"#, "`bms` must be a string"),

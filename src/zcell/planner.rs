@@ -51,6 +51,8 @@ impl std::fmt::Display for DayKind {
 pub struct Window {
     pub span: Span,
     pub soc: Soc,
+    /// `AllowDischarge` for its slot, when the policy sets it at all.
+    pub allow_discharge: Option<bool>,
 }
 
 impl Window {
@@ -63,6 +65,7 @@ impl Window {
                 u32::try_from(self.span.wall_seconds()).expect("windows are positive and short"),
             ),
             soc: self.soc,
+            allow_discharge: self.allow_discharge,
         }
     }
 }
@@ -139,10 +142,10 @@ pub fn plan(now: DateTime<Tz>, snapshot: &Snapshot, policy: &Policy) -> Result<P
         .iter()
         .filter_map(|p| p.intersect(&day))
         .collect();
-    let windows = windows(kind, &day, &peaks, rules);
+    let windows = windows(kind, &day, &peaks, rules, policy.sets_allow_discharge());
     ensure!(
         windows.len() <= policy.slots.count(),
-        "{day} needs {} charge windows ({}) but only {} slot(s) are owned: {}",
+        "{day} needs {} charge windows ({}) but only {}",
         windows.len(),
         windows
             .iter()
@@ -153,8 +156,7 @@ pub fn plan(now: DateTime<Tz>, snapshot: &Snapshot, policy: &Policy) -> Result<P
             ))
             .collect::<Vec<_>>()
             .join(", "),
-        policy.slots.count(),
-        policy.slots
+        owned_phrase(&policy.slots)
     );
     let mut charges = windows.iter().map(|w| SlotPlan::Charge(w.charge_slot()));
     let slots = policy
@@ -172,7 +174,16 @@ pub fn plan(now: DateTime<Tz>, snapshot: &Snapshot, policy: &Policy) -> Result<P
     })
 }
 
-fn windows(kind: DayKind, day: &Span, peaks: &[Span], rules: &Rules) -> Vec<Window> {
+/// The day's charge windows. With `discharge` (some maintenance window opts
+/// in), each sets its slot's `AllowDischarge`, so an opted-in window's 1 is
+/// never left on a later window.
+fn windows(
+    kind: DayKind,
+    day: &Span,
+    peaks: &[Span],
+    rules: &Rules,
+    discharge: bool,
+) -> Vec<Window> {
     let mut windows: Vec<Window> = match kind {
         DayKind::Normal => day
             .minus(peaks)
@@ -180,6 +191,7 @@ fn windows(kind: DayKind, day: &Span, peaks: &[Span], rules: &Rules) -> Vec<Wind
             .map(|span| Window {
                 span,
                 soc: rules.reserve_soc,
+                allow_discharge: discharge.then_some(false),
             })
             .collect(),
         DayKind::Maintenance => rules
@@ -198,7 +210,11 @@ fn windows(kind: DayKind, day: &Span, peaks: &[Span], rules: &Rules) -> Vec<Wind
                     .map(|span| span.minus(peaks))
                     .unwrap_or_default()
                     .into_iter()
-                    .map(|span| Window { span, soc: mw.soc })
+                    .map(|span| Window {
+                        span,
+                        soc: mw.soc,
+                        allow_discharge: discharge.then_some(mw.allow_discharge),
+                    })
             })
             .collect(),
     };
@@ -209,6 +225,14 @@ fn windows(kind: DayKind, day: &Span, peaks: &[Span], rules: &Rules) -> Vec<Wind
 /// Refuses a policy that needs more charge windows than owned slots on any
 /// planning day: each season (and the base rules), each weekday, both day
 /// kinds, with and without holidays on the day, the day before and after.
+/// `slot 3 is owned`, `slots 3,4 are owned`.
+fn owned_phrase(slots: &crate::zcell::policy::OwnedSlots) -> String {
+    match slots.count() {
+        1 => format!("slot {slots} is owned"),
+        _ => format!("slots {slots} are owned"),
+    }
+}
+
 pub fn check_fits(policy: &Policy) -> Result<()> {
     // Months to try: one per season, and one outside every season.
     let mut months: Vec<u32> = policy.seasons.iter().map(|s| s.months.first()).collect();
@@ -318,6 +342,7 @@ mod tests {
                         start,
                         duration,
                         soc,
+                        ..
                     } = c.values();
                     Some((day, start, duration, soc))
                 }
@@ -492,7 +517,7 @@ mod tests {
             .to_string();
         assert!(err.contains("Mon 2026-11-23 07:00-07:00"), "{err}");
         assert!(err.contains("10:00-16:00, 21:00-07:00"), "{err}");
-        assert!(err.contains("only 1 slot(s) are owned: 4"), "{err}");
+        assert!(err.ends_with("but only slot 4 is owned"), "{err}");
         // A weekend needs one slot only.
         assert!(plan(hobart((2026, 11, 28), 7, 0), &far(), &one).is_ok());
     }

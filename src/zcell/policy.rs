@@ -29,37 +29,44 @@ impl DaySet {
     }
 }
 
-fn parse_weekday(s: &str) -> Result<Weekday> {
-    s.parse::<Weekday>()
-        .ok()
-        .with_context(|| format!("`{s}` is not a day (use mon, tue, wed, thu, fri, sat, sun)"))
-}
-
 impl FromStr for DaySet {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s).with_context(|| {
+            format!(
+                "`{s}` is not a set of days (use daily, weekdays, weekends, a day, a range such \
+                 as mon-fri or a list such as mon,wed,fri; the days are mon, tue, wed, thu, fri, \
+                 sat, sun)"
+            )
+        })
+    }
+}
+
+impl DaySet {
+    fn parse(s: &str) -> Option<Self> {
         match s {
-            "daily" => return Ok(DaySet::DAILY),
-            "weekdays" => return Ok(DaySet::WEEKDAYS),
-            "weekends" => return Ok(DaySet::WEEKENDS),
+            "daily" => return Some(DaySet::DAILY),
+            "weekdays" => return Some(DaySet::WEEKDAYS),
+            "weekends" => return Some(DaySet::WEEKENDS),
             _ => {}
         }
+        let day = |s: &str| s.parse::<Weekday>().ok();
         let mut bits = 0;
         for part in s.split(',') {
             match part.split_once('-') {
                 Some((from, to)) => {
-                    let (mut day, to) = (parse_weekday(from)?, parse_weekday(to)?);
-                    bits |= Self::bit(day);
-                    while day != to {
-                        day = day.succ();
-                        bits |= Self::bit(day);
+                    let (mut d, to) = (day(from)?, day(to)?);
+                    bits |= Self::bit(d);
+                    while d != to {
+                        d = d.succ();
+                        bits |= Self::bit(d);
                     }
                 }
-                None => bits |= Self::bit(parse_weekday(part)?),
+                None => bits |= Self::bit(day(part)?),
             }
         }
-        Ok(DaySet(bits))
+        Some(DaySet(bits))
     }
 }
 
@@ -185,30 +192,41 @@ pub fn parse_soc(s: &str) -> Result<Soc> {
         .with_context(|| format!("`{s}` is not a state of charge (use 0 to 100)"))
 }
 
-/// A charge window on maintenance days, e.g. `13:00-16:00@50`.
+/// A charge window on maintenance days, e.g. `13:00-16:00@50`, or
+/// `13:00-16:00@50+discharge` to let the battery discharge normally while
+/// above the target (`AllowDischarge` 1) instead of being held there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MaintenanceWindow {
     pub range: TimeRange,
     pub soc: Soc,
+    pub allow_discharge: bool,
 }
+
+const DISCHARGE: &str = "+discharge";
 
 impl FromStr for MaintenanceWindow {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        let (range, soc) = s
-            .split_once('@')
-            .with_context(|| format!("`{s}` is not a maintenance window (use HH:MM-HH:MM@SOC)"))?;
+        let (range, soc) = s.split_once('@').with_context(|| {
+            format!("`{s}` is not a maintenance window (use HH:MM-HH:MM@SOC or HH:MM-HH:MM@SOC{DISCHARGE})")
+        })?;
+        let (soc, allow_discharge) = match soc.strip_suffix(DISCHARGE) {
+            Some(soc) => (soc, true),
+            None => (soc, false),
+        };
         Ok(MaintenanceWindow {
             range: range.parse()?,
             soc: parse_soc(soc)?,
+            allow_discharge,
         })
     }
 }
 
 impl fmt::Display for MaintenanceWindow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.range, self.soc.get())
+        let discharge = if self.allow_discharge { DISCHARGE } else { "" };
+        write!(f, "{}@{}{discharge}", self.range, self.soc.get())
     }
 }
 
@@ -377,25 +395,29 @@ impl Default for Rules {
 
 impl Rules {
     fn validate(&self) -> Result<()> {
-        let windows = &self.maintenance_windows;
-        ensure!(
-            !windows.is_empty(),
-            "at least one maintenance window is needed"
-        );
-        // Two overlapping windows would give the GX two targets at once.
-        let monday = NaiveDate::from_isoywd_opt(2026, 1, Weekday::Mon).expect("valid date");
-        for (i, a) in windows.iter().enumerate() {
-            for b in &windows[i + 1..] {
-                for shift in [-1, 0, 1] {
-                    let b_span = b.range.on(monday + TimeDelta::days(shift));
-                    if a.range.on(monday).intersect(&b_span).is_some() {
-                        bail!("maintenance windows {a} and {b} overlap");
-                    }
+        check_windows(&self.maintenance_windows)
+    }
+}
+
+/// Maintenance windows the GX can follow: at least one, none overlapping
+/// another (the GX would have two targets at once).
+pub fn check_windows(windows: &[MaintenanceWindow]) -> Result<()> {
+    ensure!(
+        !windows.is_empty(),
+        "at least one maintenance window is needed"
+    );
+    let monday = NaiveDate::from_isoywd_opt(2026, 1, Weekday::Mon).expect("valid date");
+    for (i, a) in windows.iter().enumerate() {
+        for b in &windows[i + 1..] {
+            for shift in [-1, 0, 1] {
+                let b_span = b.range.on(monday + TimeDelta::days(shift));
+                if a.range.on(monday).intersect(&b_span).is_some() {
+                    bail!("maintenance windows {a} and {b} overlap");
                 }
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// Rules for some months of the year.
@@ -420,21 +442,35 @@ pub struct Policy {
 
 impl Policy {
     /// Refuses policies the planner could only follow by guessing.
+    /// Errors name the config key they come from.
     pub fn validate(self) -> Result<Self> {
-        self.rules.validate()?;
+        self.rules.validate().context("`maintenance_windows`")?;
         for (i, season) in self.seasons.iter().enumerate() {
-            season
-                .rules
-                .validate()
-                .with_context(|| format!("season {}", season.name))?;
-            if let Some(other) = self.seasons[..i]
+            season.rules.validate().with_context(|| {
+                format!("`seasons[{i}]` ({}): `maintenance_windows`", season.name)
+            })?;
+            if let Some((j, other)) = self.seasons[..i]
                 .iter()
-                .find(|o| o.months.overlaps(season.months))
+                .enumerate()
+                .find(|(_, o)| o.months.overlaps(season.months))
             {
-                bail!("seasons {} and {} share a month", other.name, season.name);
+                bail!(
+                    "`seasons[{j}]` ({}) and `seasons[{i}]` ({}) share a month",
+                    other.name,
+                    season.name
+                );
             }
         }
         Ok(self)
+    }
+
+    /// Whether some maintenance window opts in to `AllowDischarge`; then
+    /// every window of the owned slots sets it (1 or 0).
+    pub fn sets_allow_discharge(&self) -> bool {
+        std::iter::once(&self.rules)
+            .chain(self.seasons.iter().map(|s| &s.rules))
+            .flat_map(|r| &r.maintenance_windows)
+            .any(|w| w.allow_discharge)
     }
 
     /// The rules for a planning day starting on `date`: its season's, else the base ones.
@@ -530,11 +566,18 @@ mod tests {
         let m: MaintenanceWindow = "13:00-16:00@50".parse().unwrap();
         assert_eq!(m.soc.get(), 50);
         assert_eq!(m.to_string(), "13:00-16:00@50");
+        assert!(!m.allow_discharge);
+        let d: MaintenanceWindow = "13:00-16:00@50+discharge".parse().unwrap();
+        assert!(d.allow_discharge && d.soc.get() == 50);
+        assert_eq!(d.to_string(), "13:00-16:00@50+discharge");
         for bad in [
             "13:00-16:00",
             "13:00-16:00@101",
             "13:00-16:00@-1",
             "13:00-16:00@x",
+            "13:00-16:00@50+",
+            "13:00-16:00@50+charge",
+            "13:00-16:00+discharge",
         ] {
             assert!(bad.parse::<MaintenanceWindow>().is_err(), "{bad:?}");
         }
@@ -636,7 +679,10 @@ mod tests {
             rules: p.rules.clone(),
         });
         let err = twice.validate().unwrap_err().to_string();
-        assert!(err.contains("apr-sep and sep-oct share a month"), "{err}");
+        assert!(
+            err.contains("`seasons[0]` (apr-sep) and `seasons[1]` (sep-oct) share a month"),
+            "{err}"
+        );
         assert!(p.validate().is_ok());
     }
 

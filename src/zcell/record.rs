@@ -87,6 +87,9 @@ pub struct Values {
     pub start: i32,
     pub duration: i32,
     pub soc: i32,
+    /// Absent on firmware without the setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_discharge: Option<i32>,
 }
 
 impl From<SlotValues> for Values {
@@ -96,6 +99,7 @@ impl From<SlotValues> for Values {
             start: v.start,
             duration: v.duration,
             soc: v.soc,
+            allow_discharge: v.allow_discharge,
         }
     }
 }
@@ -179,6 +183,34 @@ impl RunRecord {
                 writes: writes.get(i).copied().unwrap_or(0),
             })
             .collect()
+    }
+
+    /// The record as seen by a `status --now`: a run's times are those it
+    /// planned for (its `--now`), so a demo or preview tells one story
+    /// whatever the real date.
+    pub fn on_its_own_clock(mut self) -> RunRecord {
+        let moment = self.moment();
+        if !self.dry_run {
+            self.last_real_run = Some(moment);
+        }
+        self.time = moment;
+        self
+    }
+
+    /// The moment the run planned for: its local time (`--now`, or the
+    /// clock) in its zone, else when it ran.
+    fn moment(&self) -> DateTime<Utc> {
+        let zone = self
+            .zone
+            .as_deref()
+            .and_then(|z| crate::tz::parse_zone(z).ok());
+        match (self.local_time, zone) {
+            (Some(local), Some(tz)) => local
+                .and_local_timezone(tz)
+                .earliest()
+                .map_or(self.time, |t| t.with_timezone(&Utc)),
+            _ => self.time,
+        }
     }
 
     /// Whether cron looks stopped, judged at `now`.

@@ -35,8 +35,13 @@ pub fn slot_values(v: &SlotValues) -> String {
         Some(Day::Disabled(rule)) => ("off", rule.to_string()),
         None => ("?  ", format!("day {}", v.day)),
     };
+    let discharge = if v.allow_discharge == Some(1) {
+        " +discharge"
+    } else {
+        ""
+    };
     format!(
-        "{state} {days} {}-{} ({}) to {}%",
+        "{state} {days} {}-{} ({}) to {}%{discharge}",
         clock(v.start),
         clock(v.start.saturating_add(v.duration)),
         length(v.duration),
@@ -166,41 +171,67 @@ pub fn timeline(plan: &Plan) -> String {
     format!("timeline      {hours}\n              {bar}\n              {legend}\n")
 }
 
+/// What `status` could learn of the GX.
+pub enum GxView<'a> {
+    Read {
+        zone: &'a str,
+        slots: &'a BTreeMap<SlotIndex, SlotValues>,
+    },
+    Unavailable {
+        reason: &'a str,
+    },
+}
+
 /// `status`: every slot decoded, which are ours, the zone, the batteries
-/// and the last run, as of `clock` (`now` is the same instant in the GX
-/// zone, when the zone is known).
+/// and the last run, as of `clock` (`now` is the same instant in the zone
+/// planned in, when one is known). What could not be read says why.
 pub fn status(
-    zone: &str,
+    gx: GxView<'_>,
     clock: DateTime<Utc>,
     now: Option<DateTime<Tz>>,
-    slots: &BTreeMap<SlotIndex, SlotValues>,
     owned: &OwnedSlots,
     batteries: &[(Battery, Prediction)],
-    last: Option<&RunRecord>,
+    last: Result<Option<&RunRecord>, String>,
 ) -> String {
     let mut out = String::new();
-    let _ = match now {
-        Some(now) => writeln!(
-            out,
-            "GX time zone  {zone} (now {})",
-            stamp(now.naive_local())
-        ),
-        None => writeln!(out, "GX time zone  {zone} (not a zone zcell-sched knows)"),
-    };
-    let _ = writeln!(out, "\nslot  gui  owner        schedule");
-    for (slot, values) in slots {
-        let owner = if owned.contains(*slot) {
-            "zcell-sched"
-        } else {
-            "other"
-        };
-        let _ = writeln!(
-            out,
-            "{:<4}  {:<3}  {owner:<11}  {}",
-            slot.get(),
-            slot.get() + 1,
-            slot_values(values)
-        );
+    match gx {
+        GxView::Read { zone, slots } => {
+            let _ = match now {
+                Some(now) => writeln!(
+                    out,
+                    "GX time zone  {zone} (now {})",
+                    stamp(now.naive_local())
+                ),
+                None => writeln!(out, "GX time zone  {zone} (not a zone zcell-sched knows)"),
+            };
+            let _ = writeln!(out, "\nslot  gui  owner        schedule");
+            for (slot, values) in slots {
+                let owner = if owned.contains(*slot) {
+                    "zcell-sched"
+                } else {
+                    "other"
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<4}  {:<3}  {owner:<11}  {}",
+                    slot.get(),
+                    slot.get() + 1,
+                    slot_values(values)
+                );
+            }
+        }
+        GxView::Unavailable { reason } => {
+            let _ = writeln!(out, "GX            UNAVAILABLE: {reason}");
+            if let Some(now) = now {
+                let _ = writeln!(
+                    out,
+                    "now           {} ({})",
+                    stamp(now.naive_local()),
+                    now.timezone()
+                );
+            }
+            let _ = writeln!(out, "slots         unknown (owned: {owned})");
+        }
     }
     if let Some(now) = now {
         if !batteries.is_empty() {
@@ -211,7 +242,12 @@ pub fn status(
         }
     }
     out.push('\n');
-    out.push_str(&last_run(last, clock));
+    match last {
+        Ok(last) => out.push_str(&last_run(last, clock)),
+        Err(reason) => {
+            let _ = writeln!(out, "last run      UNREADABLE: {reason}");
+        }
+    }
     out
 }
 
@@ -376,6 +412,7 @@ mod tests {
             start: 36000,
             duration: 21600,
             soc: 100,
+            allow_discharge: None,
         };
         assert_eq!(slot_values(&v), "on  Mon 10:00-16:00 (6h00) to 100%");
         let night = SlotValues {
@@ -383,6 +420,7 @@ mod tests {
             start: 75600,
             duration: 36000,
             soc: 50,
+            allow_discharge: None,
         };
         assert_eq!(slot_values(&night), "off Sun 21:00-07:00 (10h00) to 50%");
         let odd = SlotValues {
@@ -390,6 +428,7 @@ mod tests {
             start: 0,
             duration: 0,
             soc: 0,
+            allow_discharge: None,
         };
         assert!(slot_values(&odd).starts_with("?   day 42"));
     }

@@ -8,7 +8,7 @@ use anyhow::anyhow;
 use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::exit::{Exit, ExitContext, Failure};
+use crate::exit::{Exit, ExitContext, Failure, causes};
 use crate::lock;
 use crate::log;
 use crate::zcell::apply::{self, Changes};
@@ -22,7 +22,7 @@ use crate::zcell::policy::OwnedSlots;
 use crate::zcell::record::{self, BatteryRecord, Outcome, RunRecord};
 use crate::zcell::report;
 use crate::zcell::settings::{RunMode, RunRequest, RunSettings};
-use crate::zcell::slot::{SlotIndex, SlotPlan, SlotValues};
+use crate::zcell::slot::{Field, SlotIndex, SlotPlan, SlotValues};
 
 /// A clock before this year has not been set (no NTP yet, dead RTC battery).
 const MIN_PLAUSIBLE_YEAR: i32 = 2024;
@@ -73,10 +73,24 @@ pub async fn run(request: RunRequest) -> Result<(), Failure> {
             serde_json::to_string_pretty(&record).expect("a record serialises")
         );
     }
-    if let Err(e) = record::write(&status_file, &record) {
-        log(&format!("warning: cannot record the run: {e:#}"));
+    // A dry run leaves the record of the last real run, which `status` and
+    // --skip-if-done go by: trying a change must not hide a fallback.
+    if mode.dry_run {
+        return result;
     }
-    result
+    match (record::write(&status_file, &record), result) {
+        (Ok(()), result) => result,
+        (Err(e), Ok(())) => {
+            log(&format!("warning: cannot record the run: {}", causes(&e)));
+            Ok(())
+        }
+        (Err(e), Err(mut failure)) => {
+            failure
+                .warnings
+                .push(format!("cannot record the run: {}", causes(&e)));
+            Err(failure)
+        }
+    }
 }
 
 async fn run_recorded(
@@ -163,10 +177,10 @@ async fn plan_and_apply(
         if let Ok(Some(last)) = record::read(status_file)
             && already_applied(&last, day.start, tz)
         {
-            println!(
+            log(&format!(
                 "planning day {day} was applied at {}; nothing to do",
-                last.time
-            );
+                last.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ));
             progress.skipped = true;
             return Ok(());
         }
@@ -191,6 +205,7 @@ async fn plan_and_apply(
         )
         .await;
     }
+    can_allow_discharge(&plan, &current).or_exit(Exit::Gx)?;
     if mode.dry_run {
         let changes = apply::preview(&plan.slots, &current);
         if !mode.json {
@@ -295,6 +310,27 @@ async fn write_windows(
     Ok(())
 }
 
+/// A window with `+discharge` needs the slot's `AllowDischarge`, which
+/// firmware before mid-2022 does not have.
+fn can_allow_discharge(
+    plan: &Plan,
+    current: &BTreeMap<SlotIndex, SlotValues>,
+) -> anyhow::Result<()> {
+    for (slot, p) in &plan.slots {
+        if let SlotPlan::Charge(charge) = p
+            && charge.allow_discharge == Some(true)
+            && current[slot].allow_discharge.is_none()
+        {
+            anyhow::bail!(
+                "a maintenance window with +discharge needs {}, which this GX does not have \
+                 (firmware from mid-2022 on has it): update the GX or drop +discharge",
+                slot.leaf(Field::AllowDischarge)
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Batteries before (or without) a plan: predictions, none of them judged.
 fn unplanned_outlook(now: DateTime<Tz>, snapshot: &Snapshot) -> Vec<BatteryRecord> {
     snapshot
@@ -305,7 +341,9 @@ fn unplanned_outlook(now: DateTime<Tz>, snapshot: &Snapshot) -> Vec<BatteryRecor
 }
 
 /// Disables the owned slots after `failure` (with the Dynamic ESS writer,
-/// first removes the owned windows); the exit code says whether that worked.
+/// first removes the owned windows); the exit code says whether that
+/// worked. A dry run says what a real run would do, reading (not writing)
+/// the slots to know whether it could.
 async fn fall_back(
     gx: &impl Settings,
     owned: &OwnedSlots,
@@ -320,10 +358,22 @@ async fn fall_back(
             Writer::Slots => "",
             Writer::Dess => "remove the owned Dynamic ESS windows and ",
         };
-        let error = failure.error.context(format!(
-            "dry run: a real run would {windows}disable slots {owned} now"
-        ));
-        return Failure { error, ..failure };
+        return match gx.read_slots(&slots).await {
+            Ok(_) => {
+                let error = failure.error.context(format!(
+                    "dry run: a real run would {windows}disable slots {owned} now"
+                ));
+                Failure { error, ..failure }
+            }
+            Err(e) => Failure::new(
+                Exit::Gx,
+                failed_too(
+                    &failure.error,
+                    &e,
+                    &format!("dry run: a real run could not {windows}disable slots {owned} either"),
+                ),
+            ),
+        };
     }
     if writer == Writer::Dess {
         match gx_dess::remove(gx).await {
@@ -336,9 +386,11 @@ async fn fall_back(
             Err(e) => {
                 return Failure::new(
                     Exit::Gx,
-                    failure.error.context(format!(
-                        "and removing the owned Dynamic ESS windows failed too: {e:#}"
-                    )),
+                    failed_too(
+                        &failure.error,
+                        &e,
+                        "the owned Dynamic ESS windows could not be removed either",
+                    ),
                 );
             }
         }
@@ -361,10 +413,23 @@ async fn fall_back(
         }
         Err(e) => Failure::new(
             Exit::Gx,
-            failure
-                .error
-                .context(format!("and disabling slots {owned} failed too: {e:#}")),
+            failed_too(
+                &failure.error,
+                &e,
+                &format!("slots {owned} could not be disabled either"),
+            ),
         ),
+    }
+}
+
+/// `first`, then that `then` failed too, with its cause unless it is the
+/// same one.
+fn failed_too(first: &anyhow::Error, second: &anyhow::Error, then: &str) -> anyhow::Error {
+    let (first, second) = (causes(first), causes(second));
+    if first.contains(&second) {
+        anyhow!("{first}; {then}, for the same reason")
+    } else {
+        anyhow!("{first}; {then}: {second}")
     }
 }
 

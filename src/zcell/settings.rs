@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::anyhow;
+use anyhow::{Context, anyhow};
 use chrono::{NaiveDateTime, TimeDelta};
 use chrono_tz::Tz;
 
@@ -18,7 +18,7 @@ use crate::zcell::config::{self, Config, Overrides, RulesFile};
 use crate::zcell::dess::{DEFAULT_OVERLAP, DessOptions, Writer};
 use crate::zcell::gx::{GxOptions, GxTarget};
 use crate::zcell::planner;
-use crate::zcell::policy::{OwnedSlots, Policy};
+use crate::zcell::policy::{self, OwnedSlots, Policy};
 use crate::zcell::record;
 
 /// `run`: how it was asked to run, where to record it, and what it needs.
@@ -55,6 +55,7 @@ pub struct StatusSettings {
     pub bms: Option<BmsAddress>,
     pub fetch: FetchOptions,
     pub tz: Option<Tz>,
+    pub now: Option<NaiveDateTime>,
     pub status_file: PathBuf,
     pub json: bool,
     pub gx: GxOptions,
@@ -122,9 +123,13 @@ fn writer(args: &WriterArgs, config: &Config) -> Writer {
 }
 
 /// The policy, checked, and refused if some day would need more windows
-/// than there are owned slots.
+/// than there are owned slots. The file's own policy was checked when it
+/// was read; what fails here comes from the command line or the slots.
 fn policy(args: &RunArgs, config: &Config) -> anyhow::Result<Policy> {
     let cli = &args.policy;
+    if !cli.maintenance_windows.is_empty() {
+        policy::check_windows(&cli.maintenance_windows).context("--maintenance-window")?;
+    }
     let policy = config.policy(&Overrides {
         slots: cli.slots.clone(),
         day_start: cli.day_start,
@@ -139,7 +144,13 @@ fn policy(args: &RunArgs, config: &Config) -> anyhow::Result<Policy> {
                 .then(|| cli.maintenance_windows.clone()),
         },
     })?;
-    planner::check_fits(&policy)?;
+    planner::check_fits(&policy).with_context(|| match (&cli.slots, &config.path) {
+        (Some(slots), _) => format!("--slots {slots}"),
+        (None, Some(path)) if config.slots.is_some() => {
+            format!("config file {}: `slots`", path.display())
+        }
+        (None, _) => format!("the owned slots {}", policy.slots),
+    })?;
     Ok(policy)
 }
 
@@ -150,7 +161,8 @@ impl StatusSettings {
             owned: owned_slots(&args.slots, &config),
             bms: args.bms.clone().or_else(|| config.bms.clone()),
             fetch: fetch_options(&args.fetch, &config),
-            tz: config.time_zone,
+            tz: args.tz.or(config.time_zone),
+            now: args.now,
             status_file: status_file(&args.status_file, &config),
             json: args.json,
             gx: gx_options(&args.gx)?,

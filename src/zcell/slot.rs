@@ -38,16 +38,19 @@ impl fmt::Display for SlotIndex {
 }
 
 /// The leaves of a slot that zcell-sched reads and writes. `AllowDischarge`
-/// is deliberately absent: it belongs to the owner.
+/// exists only on firmware from mid-2022 on and belongs to the owner unless
+/// a maintenance window opts in with `+discharge`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
     Day,
     Start,
     Duration,
     Soc,
+    AllowDischarge,
 }
 
 impl Field {
+    /// The leaves every firmware has.
     pub const ALL: [Field; 4] = [Field::Day, Field::Start, Field::Duration, Field::Soc];
 
     pub fn name(self) -> &'static str {
@@ -56,6 +59,7 @@ impl Field {
             Field::Start => "Start",
             Field::Duration => "Duration",
             Field::Soc => "Soc",
+            Field::AllowDischarge => "AllowDischarge",
         }
     }
 }
@@ -209,6 +213,8 @@ pub struct ChargeSlot {
     pub start: SecondsAfterMidnight,
     pub duration: DurationSeconds,
     pub soc: Soc,
+    /// `AllowDischarge` to set, or None to leave it to the owner.
+    pub allow_discharge: Option<bool>,
 }
 
 impl ChargeSlot {
@@ -218,6 +224,7 @@ impl ChargeSlot {
             start: self.start.0 as i32,
             duration: self.duration.0 as i32,
             soc: self.soc.get() as i32,
+            allow_discharge: self.allow_discharge.map(i32::from),
         }
     }
 }
@@ -236,15 +243,20 @@ pub struct SlotValues {
     pub start: i32,
     pub duration: i32,
     pub soc: i32,
+    /// None where the firmware has no such setting (before mid-2022), or
+    /// where a plan leaves it alone.
+    pub allow_discharge: Option<i32>,
 }
 
 impl SlotValues {
+    /// A leaf's value; firmware without `AllowDischarge` behaves as 0.
     pub fn get(&self, field: Field) -> i32 {
         match field {
             Field::Day => self.day,
             Field::Start => self.start,
             Field::Duration => self.duration,
             Field::Soc => self.soc,
+            Field::AllowDischarge => self.allow_discharge.unwrap_or(0),
         }
     }
 
@@ -254,14 +266,30 @@ impl SlotValues {
             Field::Start => self.start = value,
             Field::Duration => self.duration = value,
             Field::Soc => self.soc = value,
+            Field::AllowDischarge => self.allow_discharge = Some(value),
         }
     }
 
-    /// Whether the GX state satisfies the plan: an exact match for a charge
-    /// slot, any disabled day for a disabled one.
+    /// The fields a plan sets: the four, and `AllowDischarge` when it opts in.
+    fn planned_fields(wanted: &SlotValues) -> Vec<Field> {
+        let mut fields = vec![Field::Start, Field::Duration, Field::Soc];
+        if wanted.allow_discharge.is_some() {
+            fields.push(Field::AllowDischarge);
+        }
+        fields
+    }
+
+    /// Whether the GX state satisfies the plan: every field the plan sets
+    /// for a charge slot, any disabled day for a disabled one.
     pub fn satisfies(&self, plan: &SlotPlan) -> bool {
         match plan {
-            SlotPlan::Charge(slot) => *self == slot.values(),
+            SlotPlan::Charge(slot) => {
+                let wanted = slot.values();
+                self.day == wanted.day
+                    && Self::planned_fields(&wanted)
+                        .into_iter()
+                        .all(|f| self.get(f) == wanted.get(f))
+            }
             SlotPlan::Disabled => !is_enabled_raw(self.day),
         }
     }
@@ -302,7 +330,7 @@ pub fn writes_for(slot: SlotIndex, current: &SlotValues, plan: &SlotPlan) -> Slo
         },
         SlotPlan::Charge(charge) => {
             let wanted = charge.values();
-            let fields: Vec<Write> = [Field::Start, Field::Duration, Field::Soc]
+            let fields: Vec<Write> = SlotValues::planned_fields(&wanted)
                 .into_iter()
                 .filter(|&f| current.get(f) != wanted.get(f))
                 .map(|f| write(f, wanted.get(f)))
@@ -333,6 +361,7 @@ mod tests {
             start: SecondsAfterMidnight(start),
             duration: DurationSeconds(duration),
             soc: Soc::new(soc).unwrap(),
+            allow_discharge: None,
         })
     }
 
@@ -342,6 +371,7 @@ mod tests {
             start,
             duration,
             soc,
+            allow_discharge: None,
         }
     }
 
@@ -467,6 +497,39 @@ mod tests {
         assert_eq!(flat(w), vec![(Field::Day, 3)]);
         let from_off = writes_for(slot(3), &values(-2, 36000, 21600, 100), &plan);
         assert_eq!(flat(from_off), vec![(Field::Day, 3)]);
+    }
+
+    #[test]
+    fn allow_discharge_is_written_only_when_the_plan_sets_it() {
+        let SlotPlan::Charge(mut c) = charge(Weekday::Mon, 46800, 10800, 50) else {
+            unreachable!()
+        };
+        let on = SlotValues {
+            allow_discharge: Some(0),
+            ..values(1, 46800, 10800, 50)
+        };
+        // Left to the owner: whatever it holds satisfies the plan.
+        assert!(on.satisfies(&SlotPlan::Charge(c)));
+        c.allow_discharge = Some(true);
+        let plan = SlotPlan::Charge(c);
+        assert!(!on.satisfies(&plan));
+        // A live window changes behaviour: off, the one field, on again.
+        assert_eq!(
+            flat(writes_for(slot(3), &on, &plan)),
+            vec![
+                (Field::Day, -1),
+                (Field::AllowDischarge, 1),
+                (Field::Day, 1)
+            ]
+        );
+        // Firmware without the setting behaves as 0.
+        c.allow_discharge = Some(false);
+        let old = values(1, 46800, 10800, 50);
+        assert!(old.satisfies(&SlotPlan::Charge(c)));
+        assert_eq!(
+            writes_for(slot(3), &old, &SlotPlan::Charge(c)),
+            SlotWrites::default()
+        );
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! no write and no signal for an unchanged value, group `GetValue` dicts,
 //! `GetItems` on `/`, `PropertiesChanged` after a real change, and
 //! `UnknownObject` for paths it does not have. It starts with the 25 slot
-//! settings and the Dynamic ESS settings (48 windows) that
-//! dbus-systemcalc-py creates, the time zone and a few other ESS settings, prints `ready` once the name is owned, and records every
+//! settings (20 with --no-allow-discharge, as firmware before mid-2022
+//! has) and the Dynamic ESS settings (48 windows) that dbus-systemcalc-py
+//! creates, the time zone and a few other ESS settings, prints `ready` once
+//! the name is owned, and records every
 //! `SetValue` call and the resulting state in files for tests to read.
 
 use std::collections::{BTreeMap, HashMap};
@@ -41,6 +43,9 @@ struct Args {
     /// Firmware without Dynamic ESS: no /Settings/DynamicEss settings.
     #[arg(long)]
     no_dess: bool,
+    /// Firmware before mid-2022: the slots have no AllowDischarge.
+    #[arg(long)]
+    no_allow_discharge: bool,
     /// SetValue on PATH always returns -1.
     #[arg(long = "refuse", value_name = "PATH")]
     refuses: Vec<String>,
@@ -463,7 +468,8 @@ fn dynamic_ess() -> BTreeMap<String, Setting> {
 }
 
 /// The settings a GX has before any owner change, as far as zcell-sched cares.
-fn initial(old_day_range: bool, dess: bool) -> BTreeMap<String, Setting> {
+/// The settings a GX has before any owner change, as far as zcell-sched cares.
+fn initial(old_day_range: bool, dess: bool, allow_discharge: bool) -> BTreeMap<String, Setting> {
     let mut s = if dess { dynamic_ess() } else { BTreeMap::new() };
     let day_range = if old_day_range { (-10, 9) } else { (-11, 11) };
     for n in 0..5 {
@@ -472,7 +478,9 @@ fn initial(old_day_range: bool, dess: bool) -> BTreeMap<String, Setting> {
         s.insert(leaf("Start"), Setting::int(0, None));
         s.insert(leaf("Duration"), Setting::int(0, None));
         s.insert(leaf("Soc"), Setting::int(100, Some((0, 100))));
-        s.insert(leaf("AllowDischarge"), Setting::int(0, Some((0, 1))));
+        if allow_discharge {
+            s.insert(leaf("AllowDischarge"), Setting::int(0, Some((0, 1))));
+        }
     }
     s.insert(
         "/Settings/System/TimeZone".into(),
@@ -534,7 +542,7 @@ fn groups_of(paths: &[String]) -> Vec<String> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let mut settings = initial(args.old_day_range, !args.no_dess);
+    let mut settings = initial(args.old_day_range, !args.no_dess, !args.no_allow_discharge);
     for path in &args.omits {
         settings
             .remove(path)

@@ -225,3 +225,86 @@ impl TestEnv {
             .collect()
     }
 }
+
+/// Another MQTT client of the GX (a VRM dashboard, Home Assistant): its
+/// messages, read on a thread, with a bound on every wait.
+pub struct Client {
+    client: rumqttc::Client,
+    messages: std::sync::mpsc::Receiver<(String, Vec<u8>)>,
+}
+
+impl Client {
+    /// Connected to the plain listener and subscribed to `topic` (waits for
+    /// the broker's SUBACK, so nothing published afterwards is missed).
+    pub fn new(env: &TestEnv, name: &str, topic: &str) -> Client {
+        let mut options = rumqttc::MqttOptions::new(name, "127.0.0.1", env.broker().plain);
+        options.set_keep_alive(std::time::Duration::from_secs(30));
+        let (client, mut connection) = rumqttc::Client::new(options, 64);
+        client
+            .subscribe(topic, rumqttc::QoS::AtMostOnce)
+            .expect("subscribe");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (subscribed_tx, subscribed) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for event in connection.iter() {
+                match event {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                        let _ = subscribed_tx.send(());
+                    }
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                        if tx.send((p.topic, p.payload.to_vec())).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        });
+        subscribed
+            .recv_timeout(PATIENCE)
+            .expect("the broker acknowledges the subscription");
+        Client {
+            client,
+            messages: rx,
+        }
+    }
+
+    pub fn publish(&self, topic: &str, payload: &str) {
+        self.client
+            .publish(topic, rumqttc::QoS::AtMostOnce, false, payload)
+            .expect("publish");
+    }
+
+    /// The next message, or None after `wait`.
+    pub fn next(&self, wait: std::time::Duration) -> Option<(String, String)> {
+        self.messages
+            .recv_timeout(wait)
+            .ok()
+            .map(|(t, p)| (t, String::from_utf8_lossy(&p).into_owned()))
+    }
+
+    /// Messages until one on `topic` arrives (included); fails after a bound.
+    pub fn until(&self, topic: &str) -> Vec<(String, String)> {
+        let mut seen = Vec::new();
+        loop {
+            let message = self
+                .next(PATIENCE)
+                .unwrap_or_else(|| panic!("no {topic} within {PATIENCE:?}; got {seen:?}"));
+            let done = message.0 == topic;
+            seen.push(message);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    /// Sends a keepalive, as the VRM dashboard does, and waits for the
+    /// full republish it triggers to complete.
+    pub fn keep_alive(&self) -> Vec<(String, String)> {
+        self.publish(&format!("R/{PORTAL}/keepalive"), "");
+        self.until(&format!("N/{PORTAL}/full_publish_completed"))
+    }
+}
+
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);

@@ -33,6 +33,8 @@ mod schedule;
 mod telegram;
 #[path = "zsim/time.rs"]
 mod time;
+#[path = "zsim/token.rs"]
+mod token;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -227,14 +229,7 @@ impl Meter {
 fn main() -> Result<()> {
     let args = Args::parse();
     let timeout = Duration::from_secs_f64(args.http_timeout);
-    let token = match (&args.token, &args.token_file) {
-        (Some(t), _) => t.clone(),
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?
-            .trim()
-            .to_string(),
-        (None, None) => String::new(),
-    };
+    let token = token::token(args.token.as_ref(), args.token_file.as_ref())?.unwrap_or_default();
     let meter = Meter {
         kind: args.meter_kind,
         addr: args.meter.clone(),

@@ -29,6 +29,10 @@
 //!   [--token HEX | --token-file FILE]                HomeWizard v2 bearer token (00112233445566778899aabbccddeeff)
 //!   [--cert-out FILE]    write the HomeWizard v2 certificate (PEM) here, for clients to pin
 //!   [--trace FILE]       append one JSON line per step (below)
+//!   [--schedule SPEC --schedule-file FILE]  publish the value in force (zsim/schedule.rs) at
+//!                        sim time as a reference-format schedule, `{"************": VALUE}`,
+//!                        rewritten (atomically) when it changes: a real-time controller reading
+//!                        FILE follows the sim clock's schedule
 //!   [--port-file FILE]   write the readiness JSON here too (atomically)
 //! ```
 //!
@@ -53,6 +57,8 @@
 //! `smartMode` 1, not in standby.
 //!
 //! # Meters (all show the same lagged sample)
+//! Their timestamps (Zendure P1 `timestamp`, HomeWizard v2 `timestamp`,
+//! DSMR `0-0:1.0.0`) are the sample's: when it was measured, not sent.
 //! - `homewizard`: `GET /api/v1/data` (`active_power_w`, `active_power_l1_w`..,
 //!   `total_power_import_kwh`, `total_power_export_kwh`), `GET /api`.
 //! - `homewizard_v2`: HTTPS; `GET /api/measurement` (`power_w`, `power_l1_w`..,
@@ -92,6 +98,7 @@
 //!
 //! # Trace (`--trace`)
 //! JSON lines. The first: `{"header": {"start", "step", "speed", "date",
+//! "schedule" (the --schedule SPEC or null),
 //! "capacity_wh", "soc", "soc_set", "min_soc", "charge_max_w",
 //! "inverse_max_w", "idle_w", "meter_lag", "meter_period", "device": {the
 //! writable properties at the start, as in the state}}}`; then one per
@@ -110,8 +117,12 @@ mod dsmr;
 mod model;
 #[path = "zsim/profile.rs"]
 mod profile;
+#[path = "zsim/schedule.rs"]
+mod schedule;
 #[path = "zsim/time.rs"]
 mod time;
+#[path = "zsim/token.rs"]
+mod token;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -198,6 +209,10 @@ struct Args {
     cert_out: Option<PathBuf>,
     #[arg(long)]
     trace: Option<PathBuf>,
+    #[arg(long, requires = "schedule_file")]
+    schedule: Option<String>,
+    #[arg(long, requires = "schedule")]
+    schedule_file: Option<PathBuf>,
     #[arg(long)]
     port_file: Option<PathBuf>,
 }
@@ -656,15 +671,29 @@ fn control_router(app: App) -> Router {
         .with_state(app)
 }
 
-fn bad_request(msg: impl std::fmt::Display) -> Response {
-    json_response(StatusCode::BAD_REQUEST, json!({"error": msg.to_string()}))
+/// A control request the simulator cannot follow: 400 with the reason.
+struct BadRequest(String);
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        json_response(StatusCode::BAD_REQUEST, json!({"error": self.0}))
+    }
 }
 
-async fn control_fault(State(app): State<App>, body: Bytes) -> Response {
-    let request: FaultRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return bad_request(e),
-    };
+fn bad_request(msg: impl std::fmt::Display) -> BadRequest {
+    BadRequest(msg.to_string())
+}
+
+/// A control request's JSON body, or why it is refused.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, BadRequest> {
+    serde_json::from_slice(body).map_err(bad_request)
+}
+
+/// What every control request answers: the state after it.
+type StateAnswer = Result<axum::Json<Value>, BadRequest>;
+
+async fn control_fault(State(app): State<App>, body: Bytes) -> StateAnswer {
+    let request: FaultRequest = parse(&body)?;
     app.faults.send_modify(|f| {
         if let Some(m) = request.meter {
             f.meter = m;
@@ -674,25 +703,22 @@ async fn control_fault(State(app): State<App>, body: Bytes) -> Response {
         }
     });
     eprintln!("zendure-home: faults now {:?}", app.faults());
-    axum::Json(app.state()).into_response()
+    Ok(axum::Json(app.state()))
 }
 
-async fn control_reset_limits(State(app): State<App>) -> Response {
+async fn control_reset_limits(State(app): State<App>) -> StateAnswer {
     {
         let mut home = app.home();
         let t = home.t;
         home.device.reset_limits(t);
     }
-    axum::Json(app.state()).into_response()
+    Ok(axum::Json(app.state()))
 }
 
-async fn control_override(State(app): State<App>, body: Bytes) -> Response {
-    let doc: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return bad_request(e),
-    };
+async fn control_override(State(app): State<App>, body: Bytes) -> StateAnswer {
+    let doc: Value = parse(&body)?;
     let Some(object) = doc.as_object() else {
-        return bad_request("expected an object");
+        return Err(bad_request("expected an object"));
     };
     let mut changes = Vec::new();
     for (key, value) in object {
@@ -700,12 +726,12 @@ async fn control_override(State(app): State<App>, body: Bytes) -> Response {
             Value::Null => None,
             v => match v.as_f64() {
                 Some(w) if w >= 0.0 => Some(w),
-                _ => return bad_request(format!("{key}: expected W >= 0 or null")),
+                _ => return Err(bad_request(format!("{key}: expected W >= 0 or null"))),
             },
         };
         match key.as_str() {
             "load_w" | "pv_w" => changes.push((key.clone(), w)),
-            _ => return bad_request(format!("unknown key {key}")),
+            _ => return Err(bad_request(format!("unknown key {key}"))),
         }
     }
     {
@@ -718,19 +744,16 @@ async fn control_override(State(app): State<App>, body: Bytes) -> Response {
             }
         }
     }
-    axum::Json(app.state()).into_response()
+    Ok(axum::Json(app.state()))
 }
 
-async fn control_soc(State(app): State<App>, body: Bytes) -> Response {
-    let doc: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return bad_request(e),
-    };
+async fn control_soc(State(app): State<App>, body: Bytes) -> StateAnswer {
+    let doc: Value = parse(&body)?;
     let Some(percent) = doc.get("percent").and_then(Value::as_f64) else {
-        return bad_request("expected {\"percent\": P}");
+        return Err(bad_request("expected {\"percent\": P}"));
     };
     app.home().device.set_soc_percent(percent);
-    axum::Json(app.state()).into_response()
+    Ok(axum::Json(app.state()))
 }
 
 #[derive(Deserialize)]
@@ -740,15 +763,12 @@ struct MeterRequest {
     period: Option<f64>,
 }
 
-async fn control_meter(State(app): State<App>, body: Bytes) -> Response {
-    let request: MeterRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return bad_request(e),
-    };
+async fn control_meter(State(app): State<App>, body: Bytes) -> StateAnswer {
+    let request: MeterRequest = parse(&body)?;
     if request.lag.is_some_and(|l| l.is_nan() || l < 0.0)
         || request.period.is_some_and(|p| p.is_nan() || p <= 0.0)
     {
-        return bad_request("lag must be >= 0 and period > 0");
+        return Err(bad_request("lag must be >= 0 and period > 0"));
     }
     {
         let mut home = app.home();
@@ -759,7 +779,7 @@ async fn control_meter(State(app): State<App>, body: Bytes) -> Response {
             home.meter.period = period;
         }
     }
-    axum::Json(app.state()).into_response()
+    Ok(axum::Json(app.state()))
 }
 
 // ---- the clock ----
@@ -771,6 +791,7 @@ async fn run_clock(
     speed: f64,
     duration: Option<f64>,
     mut trace: Option<std::io::BufWriter<std::fs::File>>,
+    mut schedule: Option<SchedulePublisher>,
 ) -> Result<()> {
     let step = app.home().step;
     let begun = Instant::now();
@@ -786,7 +807,7 @@ async fn run_clock(
         }
         let mut lines = String::new();
         let mut telegrams = Vec::new();
-        {
+        let now = {
             let mut home = app.home();
             while done < due {
                 done += 1;
@@ -805,9 +826,13 @@ async fn run_clock(
                         MeterFault::Error => dsmr::Spoil::Truncated,
                     };
                     let shown = home.meter.shown();
-                    telegrams.push(dsmr::telegram(&shown, app.time(home.t), spoil));
+                    telegrams.push(dsmr::telegram(&shown, app.time(shown.t), spoil));
                 }
             }
+            home.t
+        };
+        if let Some(publisher) = schedule.as_mut() {
+            publisher.publish(now)?;
         }
         if let Some(out) = trace.as_mut() {
             out.write_all(lines.as_bytes())
@@ -822,6 +847,30 @@ async fn run_clock(
         {
             return Ok(());
         }
+    }
+}
+
+/// Writes the schedule value in force as a file a controller reads.
+struct SchedulePublisher {
+    schedule: schedule::Schedule,
+    path: PathBuf,
+    last: Option<schedule::Value>,
+}
+
+impl SchedulePublisher {
+    fn publish(&mut self, t: f64) -> Result<()> {
+        let value = self.schedule.at(t);
+        if self.last == Some(value) {
+            return Ok(());
+        }
+        let json = match value {
+            schedule::Value::Watts(w) => json!(w.round() as i64),
+            schedule::Value::NetZero => json!("netzero"),
+            schedule::Value::NetZeroPlus => json!("netzero+"),
+        };
+        write_atomically(&self.path, &json!({"************": json}).to_string())?;
+        self.last = Some(value);
+        Ok(())
     }
 }
 
@@ -855,14 +904,8 @@ async fn main() -> Result<()> {
     if !(args.speed > 0.0 && args.step > 0.0 && args.meter_period > 0.0 && args.meter_lag >= 0.0) {
         bail!("--speed, --step and --meter-period must be > 0 and --meter-lag >= 0");
     }
-    let token = match (&args.token, &args.token_file) {
-        (Some(t), _) => t.clone(),
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading token file {}", path.display()))?
-            .trim()
-            .to_string(),
-        (None, None) => "00112233445566778899aabbccddeeff".to_string(),
-    };
+    let token = token::token(args.token.as_ref(), args.token_file.as_ref())?
+        .unwrap_or_else(|| "00112233445566778899aabbccddeeff".to_string());
     let profile = match &args.profile {
         Some(path) => Profile::read(path, args.interpolation)?,
         None => Profile::constant(args.load, args.pv),
@@ -911,6 +954,7 @@ async fn main() -> Result<()> {
             "step": args.step,
             "speed": args.speed,
             "date": date.to_string(),
+            "schedule": args.schedule,
             "capacity_wh": args.capacity_wh,
             "soc": args.soc,
             "soc_set": args.soc_set,
@@ -992,13 +1036,24 @@ async fn main() -> Result<()> {
     );
     tokio::spawn(serve_dsmr(app.clone(), dsmr));
 
+    let mut schedule = match (&args.schedule, &args.schedule_file) {
+        (Some(spec), Some(path)) => Some(SchedulePublisher {
+            schedule: spec.parse()?,
+            path: path.clone(),
+            last: None,
+        }),
+        _ => None,
+    };
+    if let Some(publisher) = schedule.as_mut() {
+        publisher.publish(args.start)?;
+    }
     if let Some(path) = &args.port_file {
         write_atomically(path, &ports.to_string())?;
     }
     println!("ready {ports}");
     std::io::stdout().flush()?;
 
-    run_clock(app.clone(), args.speed, args.duration, trace).await?;
+    run_clock(app.clone(), args.speed, args.duration, trace, schedule).await?;
     println!("finished {}", app.state());
     std::io::stdout().flush()?;
     Ok(())

@@ -4,7 +4,8 @@
 //! # Command line
 //! ```text
 //! zcell-test-zendure-metrics --trace FILE
-//!   [--schedule SPEC]            what the controller was told to do (0=netzero), zsim/schedule.rs
+//!   [--schedule SPEC]            what the controller was told to do, zsim/schedule.rs
+//!                                (the trace header's, else 0=netzero)
 //!   [--min-write-interval S]     (10)
 //!   [--min-soc PERCENT] [--max-soc PERCENT]   the ideal's SoC bounds (the device's minSoc/socSet)
 //!   [--flip-w W] [--settle S] [--flip-window S]       (50, 60, 300)
@@ -63,8 +64,8 @@ use schedule::{Schedule, Value};
 struct Args {
     #[arg(long)]
     trace: PathBuf,
-    #[arg(long, default_value = "0=netzero")]
-    schedule: Schedule,
+    #[arg(long)]
+    schedule: Option<Schedule>,
     #[arg(long, default_value = "10")]
     min_write_interval: f64,
     #[arg(long)]
@@ -318,6 +319,11 @@ fn max_in_window(times: &[f64], width: f64) -> usize {
 fn main() -> Result<()> {
     let args = Args::parse();
     let (header, steps) = read_trace(&args.trace)?;
+    let schedule: Schedule = match (&args.schedule, header["schedule"].as_str()) {
+        (Some(s), _) => s.clone(),
+        (None, Some(spec)) => spec.parse().context("the trace header's schedule")?,
+        (None, None) => "0=netzero".parse()?,
+    };
     let dt = number(&header, "step")?;
     let capacity_wh = number(&header, "capacity_wh")?;
     let device = &header["device"];
@@ -350,7 +356,7 @@ fn main() -> Result<()> {
         for w in &s.writes {
             count.write(s.t, w, &limits);
         }
-        let value = args.schedule.at(s.t);
+        let value = schedule.at(s.t);
         let overshoot = match value {
             Value::NetZero if s.battery_w < 0.0 && s.grid_w < 0.0 => (-s.grid_w).min(-s.battery_w),
             Value::NetZero | Value::NetZeroPlus if s.battery_w > 0.0 && s.grid_w > 0.0 => {
@@ -362,7 +368,7 @@ fn main() -> Result<()> {
         overshoot_wh += overshoot * dt / 3600.0;
     }
     let soc = number(&header, "soc")?;
-    let ideal = ideal(&steps, &args.schedule, &limits, soc, dt);
+    let ideal = ideal(&steps, &schedule, &limits, soc, dt);
 
     let step_times = step_times(&steps, dt, args.step_w, args.step_window);
     let flip_times = flips(&count.changes, &step_times, args.flip_w, args.settle);

@@ -10,6 +10,9 @@ use super::{MissingSetting, Number, SERVICE, Settings, TIME_ZONE_PATH, slots_fro
 use crate::zcell::slot::{Field, SCHEDULE_GROUP, SlotIndex, SlotValues, Write};
 
 const BUS_ITEM: &str = "com.victronenergy.BusItem";
+/// What to do when there is no system bus: only off the GX can that be.
+const NO_BUS_HINT: &str = "On a GX the system bus is always there; elsewhere set \
+                           DBUS_SYSTEM_BUS_ADDRESS or use --gx mqtt://HOST";
 /// localsettings answers in milliseconds; a reply this late is not coming.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -21,10 +24,16 @@ pub struct DbusSettings {
 impl DbusSettings {
     pub async fn connect() -> Result<Self> {
         let build = zbus::connection::Builder::system().build();
-        let conn = tokio::time::timeout(CALL_TIMEOUT, build)
-            .await
-            .map_err(|_| anyhow!("the system D-Bus did not answer within {CALL_TIMEOUT:?}"))?
-            .context("cannot connect to the system D-Bus")?;
+        let conn = match tokio::time::timeout(CALL_TIMEOUT, build).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => bail!(
+                "cannot connect to the system D-Bus: {}. {NO_BUS_HINT}",
+                crate::exit::causes(&e.into())
+            ),
+            Err(_) => {
+                bail!("the system D-Bus did not answer within {CALL_TIMEOUT:?}. {NO_BUS_HINT}")
+            }
+        };
         Ok(DbusSettings { conn })
     }
 
@@ -126,11 +135,10 @@ impl Settings for DbusSettings {
             Err(e) => return Err(e),
         };
         slots_from(slots, |leaf| {
-            let path = leaf.to_string();
-            let value = by_leaf
+            by_leaf
                 .get(&leaf.relative())
-                .ok_or_else(|| MissingSetting(path.clone()))?;
-            int_of(&path, value)
+                .map(|value| int_of(&leaf.to_string(), value))
+                .transpose()
         })
     }
 

@@ -171,20 +171,25 @@ pub trait Settings {
     async fn write_number(&self, path: &str, value: Number) -> Result<()>;
 }
 
-/// Each slot's values, from a lookup of one leaf's integer value.
+/// Each slot's values, from a lookup of one leaf's integer value (None
+/// when the GX does not have the leaf: an error but for `AllowDischarge`).
 fn slots_from(
     slots: &[SlotIndex],
-    mut value_of: impl FnMut(Leaf) -> Result<i32>,
+    mut value_of: impl FnMut(Leaf) -> Result<Option<i32>>,
 ) -> Result<BTreeMap<SlotIndex, SlotValues>> {
     slots
         .iter()
         .map(|&slot| {
-            let mut get = |field| value_of(slot.leaf(field));
+            let mut get = |field| {
+                let leaf = slot.leaf(field);
+                value_of(leaf)?.ok_or_else(|| anyhow::Error::new(MissingSetting(leaf.to_string())))
+            };
             let values = SlotValues {
                 day: get(Field::Day)?,
                 start: get(Field::Start)?,
                 duration: get(Field::Duration)?,
                 soc: get(Field::Soc)?,
+                allow_discharge: value_of(slot.leaf(Field::AllowDischarge))?,
             };
             Ok((slot, values))
         })

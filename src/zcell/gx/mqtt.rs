@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 
-use super::{Number, Settings, TIME_ZONE_PATH, slots_from};
+use super::{MissingSetting, Number, Settings, TIME_ZONE_PATH, slots_from};
 use crate::log;
 use crate::zcell::slot::{Field, SCHEDULE_GROUP, SlotIndex, SlotValues, Write};
 
@@ -38,6 +38,9 @@ pub struct MqttOptions {
     /// Bounds connecting and each exchange.
     pub timeout: Duration,
 }
+
+/// Read after every `R/`: its answer marks the end of the answers before it.
+const MARKER: &str = TIME_ZONE_PATH;
 
 enum Incoming {
     Connected(ConnectReturnCode),
@@ -181,24 +184,55 @@ impl MqttSettings {
         }
     }
 
-    /// Publishes `R/` for `path` (a leaf or a group) and waits for an `N/`
-    /// answer for each of `leaves`.
-    async fn read(&self, path: &str, leaves: &[String]) -> Result<BTreeMap<String, Value>> {
+    /// Publishes `R/` for `path` (a leaf or a group) and returns the value
+    /// of each of `leaves` as the GX holds it after every earlier write, and
+    /// of those of `optional` the GX has.
+    ///
+    /// While any client keeps the GX alive, the bridge also publishes the
+    /// echo of each of our writes, on the same topics as the answers and
+    /// possibly after this `R/` went out, so the first `N/` for a leaf may
+    /// be an echo of an earlier write. The bridge handles messages in order
+    /// and localsettings answers in order, so the answer to `R/` follows
+    /// every earlier echo, and the answer to a second `R/` (the marker, the
+    /// time zone, which zcell-sched never writes) follows that answer: the
+    /// last `N/` per leaf before the marker's answer is the current value.
+    async fn read(
+        &self,
+        path: &str,
+        leaves: &[String],
+        optional: &[String],
+    ) -> Result<BTreeMap<String, Value>> {
         let prefix = format!("N/{}/settings/0", self.portal);
         let mut rx = self.incoming.lock().await;
         while rx.try_recv().is_ok() {}
-        self.publish(format!("R/{}/settings/0{path}", self.portal), Vec::new())
-            .await?;
+        // Reading the marker itself needs no second R/; one would be left
+        // over to end the next read too early.
+        let reads = if path == MARKER {
+            &[path][..]
+        } else {
+            &[path, MARKER]
+        };
+        for read in reads {
+            self.publish(format!("R/{}/settings/0{read}", self.portal), Vec::new())
+                .await?;
+        }
         let wanted: BTreeSet<&String> = leaves.iter().collect();
         let mut got = BTreeMap::new();
         let deadline = tokio::time::Instant::now() + self.timeout;
-        while got.len() < wanted.len() {
+        let missing = |got: &BTreeMap<String, Value>| -> Vec<String> {
+            wanted
+                .iter()
+                .filter(|l| !got.contains_key(l.as_str()))
+                .map(|l| l.to_string())
+                .collect()
+        };
+        loop {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some(Incoming::Publish(topic, payload))) => {
                     let Some(leaf) = topic.strip_prefix(&prefix) else {
                         continue;
                     };
-                    if wanted.contains(&leaf.to_string()) {
+                    if wanted.contains(&leaf.to_string()) || optional.iter().any(|o| o == leaf) {
                         let doc: Value = serde_json::from_slice(&payload)
                             .with_context(|| format!("{topic}: the payload is not JSON"))?;
                         let value = doc
@@ -207,26 +241,32 @@ impl MqttSettings {
                             .with_context(|| format!("{topic}: no \"value\" in {doc}"))?;
                         got.insert(leaf.to_string(), value);
                     }
+                    if leaf == MARKER {
+                        // Every answer to the first R/ is in: what is still
+                        // missing, the GX does not have.
+                        return match missing(&got).first() {
+                            None => Ok(got),
+                            Some(leaf) => Err(MissingSetting(leaf.clone()).into()),
+                        };
+                    }
                 }
                 Ok(Some(Incoming::Failed(e))) => bail!("MQTT {}: {e}", self.broker),
                 Ok(Some(Incoming::Connected(_))) => {}
                 Ok(None) => bail!("the MQTT connection to {} closed", self.broker),
                 Err(_) => {
-                    let missing: Vec<&str> = wanted
-                        .iter()
-                        .filter(|l| !got.contains_key(l.as_str()))
-                        .map(|l| l.as_str())
-                        .collect();
+                    let mut late = missing(&got);
+                    if late.is_empty() {
+                        late.push(MARKER.to_string());
+                    }
                     bail!(
                         "no answer from the GX at {} within {:?} for {}",
                         self.broker,
                         self.timeout,
-                        missing.join(", ")
+                        late.join(", ")
                     );
                 }
             }
         }
-        Ok(got)
     }
 }
 
@@ -234,7 +274,7 @@ impl Settings for MqttSettings {
     async fn time_zone(&self) -> Result<String> {
         let leaf = TIME_ZONE_PATH.to_string();
         let got = self
-            .read(TIME_ZONE_PATH, std::slice::from_ref(&leaf))
+            .read(TIME_ZONE_PATH, std::slice::from_ref(&leaf), &[])
             .await?;
         match &got[&leaf] {
             Value::String(s) => Ok(s.clone()),
@@ -247,14 +287,21 @@ impl Settings for MqttSettings {
             .iter()
             .flat_map(|s| Field::ALL.map(|f| s.leaf(f).to_string()))
             .collect();
-        let got = self.read(SCHEDULE_GROUP, &leaves).await?;
+        let optional: Vec<String> = slots
+            .iter()
+            .map(|s| s.leaf(Field::AllowDischarge).to_string())
+            .collect();
+        let got = self.read(SCHEDULE_GROUP, &leaves, &optional).await?;
         slots_from(slots, |leaf| {
             let path = leaf.to_string();
-            let value = &got[&path];
-            value
-                .as_i64()
-                .and_then(|n| i32::try_from(n).ok())
-                .with_context(|| format!("{path} holds {value}, not an integer"))
+            got.get(&path)
+                .map(|value| {
+                    value
+                        .as_i64()
+                        .and_then(|n| i32::try_from(n).ok())
+                        .with_context(|| format!("{path} holds {value}, not an integer"))
+                })
+                .transpose()
         })
     }
 
@@ -265,7 +312,7 @@ impl Settings for MqttSettings {
     }
 
     async fn read_numbers(&self, group: &str, leaves: &[String]) -> Result<BTreeMap<String, f64>> {
-        let got = self.read(group, leaves).await?;
+        let got = self.read(group, leaves, &[]).await?;
         got.into_iter()
             .map(|(leaf, value)| {
                 let n = value
