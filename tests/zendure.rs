@@ -564,6 +564,11 @@ fn bad_config_exits_2_and_writes_nothing() {
         ),
         (json!({"interval": "fast"}), "zendure.interval"),
         (json!({"colour": "red"}), "zendure.colour"),
+        (
+            json!({"meter": {"kind": "homewizard-v2", "address": "127.0.0.1:1",
+                             "token_file": "/nonexistent/token", "ca_file": "/nonexistent/ca.pem"}}),
+            "zendure.meter.token_file /nonexistent/token",
+        ),
     ] {
         let config = rig.config("homewizard", &schedule, extra);
         let out = run(&["zendure", "run", "--config", &config.to_string_lossy()]);

@@ -82,15 +82,17 @@ fn take_lock(path: &Path) -> Result<lock::RunLock, Failure> {
 
 async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
     let config = load(path)?;
-    let _lock = match take_lock(&config.lock_file) {
-        Err(f) if f.exit == Exit::Locked && if_not_running => return Ok(()),
-        other => other?,
-    };
+    // Before the lock: a bad token or certificate file is a config error,
+    // and nothing is created for it.
     let Adapters {
         http,
         device,
         meter,
     } = adapters(&config)?;
+    let _lock = match take_lock(&config.lock_file) {
+        Err(f) if f.exit == Exit::Locked && if_not_running => return Ok(()),
+        other => other?,
+    };
     init_tracing();
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),

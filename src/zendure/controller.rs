@@ -251,12 +251,19 @@ impl Core {
             } => self.written(at, wall, command, result),
             Event::Stopping { wall } => {
                 self.stopping = true;
-                let mut out = vec![log(Level::Info, "stopping: commanding 0 W".into())];
-                if let Some(sn) = self.sn() {
-                    out.push(Effect::Write {
-                        sn,
-                        command: Command::Idle,
-                    });
+                let mut out = Vec::new();
+                match self.sn() {
+                    Some(sn) => {
+                        out.push(log(Level::Info, "stopping: commanding 0 W".into()));
+                        out.push(Effect::Write {
+                            sn,
+                            command: Command::Idle,
+                        });
+                    }
+                    None => out.push(log(
+                        Level::Warn,
+                        "stopping without a word to the device: it was never read".into(),
+                    )),
                 }
                 out.push(Effect::Report(Reported::Status(StatusEvent::Stop {
                     timestamp: wall.timestamp(),
