@@ -425,9 +425,7 @@ impl Core {
             lag: estimate,
             uncertainty: self.settings.interval + step,
         };
-        let moved = previous.is_none_or(|p| {
-            p.abs_diff(estimate) > self.settings.interval.max(Duration::from_secs(1))
-        });
+        let moved = previous.is_none_or(|p| p.abs_diff(estimate) > self.settings.interval);
         moved.then(|| {
             log(
                 Level::Info,

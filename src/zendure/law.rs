@@ -507,9 +507,11 @@ fn gate(
 
 /// Estimates the meter's lag: the candidate lag (0 to `max_lag` in steps of
 /// `step`) under which the house power implied by each sample
-/// (`grid - device power at taken - lag`) varies least. Only meaningful
-/// when the device power moved by more than `min_swing_w` in the window;
-/// `None` otherwise.
+/// (`grid - device power at taken - lag`) varies least. Every candidate is
+/// scored on the same samples, those the device readings cover at the
+/// longest lag: a sample left out for some lags only would favour them.
+/// Only meaningful when the device power moved by more than `min_swing_w`
+/// while those samples were shown; `None` otherwise.
 pub fn estimate_lag(
     samples: &[Sample],
     power: &[DevicePower],
@@ -517,7 +519,12 @@ pub fn estimate_lag(
     step: Duration,
     min_swing_w: u32,
 ) -> Option<Duration> {
-    if step.is_zero() || samples.len() < 4 {
+    if step.is_zero() {
+        return None;
+    }
+    let covered_from = Moment(power.first()?.at.0 + max_lag);
+    let samples: Vec<&Sample> = samples.iter().filter(|s| s.taken >= covered_from).collect();
+    if samples.len() < 4 {
         return None;
     }
     let first = samples.first()?.taken.minus(max_lag);

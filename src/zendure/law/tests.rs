@@ -471,6 +471,30 @@ fn lag_estimate_finds_the_lag_of_a_step() {
 }
 
 #[test]
+fn lag_estimate_is_not_biased_by_history_the_readings_do_not_cover() {
+    // The controller keeps meter samples and device readings over the same
+    // span: the oldest samples have no device reading `lag` before them.
+    // Leaving them out only for the longer lags used to make 0 s win.
+    for true_lag in [5u32, 12, 20] {
+        let house = 350;
+        let power: Vec<DevicePower> = (0..120)
+            .map(|t| DevicePower {
+                at: s(f64::from(t)),
+                ac_w: if (50..90).contains(&t) { -300 } else { 100 },
+            })
+            .collect();
+        let samples: Vec<Sample> = (0..120u32)
+            .map(|t| Sample {
+                taken: s(f64::from(t)),
+                grid_w: house + power[t.saturating_sub(true_lag) as usize].ac_w,
+            })
+            .collect();
+        let lag = estimate_lag(&samples, &power, secs(30.0), secs(1.0), 100);
+        assert_eq!(lag, Some(secs(f64::from(true_lag))), "lag {true_lag}");
+    }
+}
+
+#[test]
 fn lag_estimate_needs_movement() {
     let power: Vec<DevicePower> = (0..60)
         .map(|t| DevicePower {
