@@ -407,20 +407,20 @@ impl Core {
             return None;
         }
         let step = self.settings.interval.min(Duration::from_secs(1));
+        let previous = match self.lag {
+            Lag::Known { lag, .. } => Some(lag),
+            Lag::Unknown => None,
+        };
         let estimate = law::estimate_lag(
             self.samples.make_contiguous(),
             self.power.make_contiguous(),
-            self.settings.tuning.meter_timeout,
-            step,
+            previous,
+            (self.settings.tuning.meter_timeout, step),
             self.settings
                 .tuning
                 .hysteresis_w
                 .max(self.settings.tuning.deadband_w * 2),
         )?;
-        let previous = match self.lag {
-            Lag::Known { lag, .. } => Some(lag),
-            Lag::Unknown => None,
-        };
         self.lag = Lag::Known {
             lag: estimate,
             uncertainty: self.settings.interval + step,

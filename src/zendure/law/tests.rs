@@ -465,7 +465,7 @@ fn lag_estimate_finds_the_lag_of_a_step() {
                 }
             })
             .collect();
-        let lag = estimate_lag(&samples, &power, secs(30.0), secs(1.0), 100);
+        let lag = estimate_lag(&samples, &power, None, (secs(30.0), secs(1.0)), 100);
         assert_eq!(lag, Some(secs(f64::from(true_lag))), "lag {true_lag}");
     }
 }
@@ -480,7 +480,7 @@ fn lag_estimate_is_not_biased_by_history_the_readings_do_not_cover() {
         let power: Vec<DevicePower> = (0..120)
             .map(|t| DevicePower {
                 at: s(f64::from(t)),
-                ac_w: if (50..90).contains(&t) { -300 } else { 100 },
+                ac_w: if (40..80).contains(&t) { -300 } else { 100 },
             })
             .collect();
         let samples: Vec<Sample> = (0..120u32)
@@ -489,9 +489,72 @@ fn lag_estimate_is_not_biased_by_history_the_readings_do_not_cover() {
                 grid_w: house + power[t.saturating_sub(true_lag) as usize].ac_w,
             })
             .collect();
-        let lag = estimate_lag(&samples, &power, secs(30.0), secs(1.0), 100);
+        let lag = estimate_lag(&samples, &power, None, (secs(30.0), secs(1.0)), 100);
         assert_eq!(lag, Some(secs(f64::from(true_lag))), "lag {true_lag}");
     }
+}
+
+#[test]
+fn lag_estimate_keeps_the_current_one_unless_another_explains_clearly_better() {
+    let house = 350;
+    let true_lag = 12usize;
+    let power: Vec<DevicePower> = (0..120)
+        .map(|t| DevicePower {
+            at: s(t as f64),
+            ac_w: if (40..80).contains(&t) { -300 } else { 100 },
+        })
+        .collect();
+    // A reading taken mid-ramp: off by a fraction of the device step.
+    let samples: Vec<Sample> = (0..120usize)
+        .map(|t| Sample {
+            taken: s(t as f64),
+            grid_w: house + power[t.saturating_sub(true_lag)].ac_w + if t == 70 { 60 } else { 0 },
+        })
+        .collect();
+    let estimate = |current: Option<f64>| {
+        estimate_lag(
+            &samples,
+            &power,
+            current.map(secs),
+            (secs(30.0), secs(1.0)),
+            100,
+        )
+    };
+    assert_eq!(estimate(None), Some(secs(12.0)));
+    assert_eq!(estimate(Some(12.0)), Some(secs(12.0)));
+    // A wrong estimate leaves the device's own steps in the implied house
+    // power: replaced.
+    assert_eq!(estimate(Some(0.0)), Some(secs(12.0)));
+    assert_eq!(estimate(Some(11.0)), Some(secs(12.0)));
+}
+
+#[test]
+fn lag_estimate_waits_until_every_candidate_has_seen_the_last_change() {
+    // The device stepped 10 s ago: under a 20 s candidate lag the samples
+    // do not show it yet, so that candidate would look flawless.
+    let true_lag = 0usize;
+    let power: Vec<DevicePower> = (0..120)
+        .map(|t| DevicePower {
+            at: s(t as f64),
+            ac_w: if t >= 110 { 900 } else { 0 },
+        })
+        .collect();
+    let samples: Vec<Sample> = (0..120usize)
+        .map(|t| Sample {
+            taken: s(t as f64),
+            grid_w: -1000 + power[t - true_lag].ac_w,
+        })
+        .collect();
+    let estimate = |upto: usize| {
+        estimate_lag(
+            &samples[..upto],
+            &power[..upto],
+            None,
+            (secs(30.0), secs(1.0)),
+            100,
+        )
+    };
+    assert_eq!(estimate(120), None);
 }
 
 #[test]
@@ -509,11 +572,11 @@ fn lag_estimate_needs_movement() {
         })
         .collect();
     assert_eq!(
-        estimate_lag(&samples, &power, secs(20.0), secs(1.0), 100),
+        estimate_lag(&samples, &power, None, (secs(20.0), secs(1.0)), 100),
         None
     );
     assert_eq!(
-        estimate_lag(&samples[..2], &power, secs(20.0), secs(1.0), 100),
+        estimate_lag(&samples[..2], &power, None, (secs(20.0), secs(1.0)), 100),
         None
     );
 }
