@@ -425,7 +425,7 @@ impl Core {
             lag: estimate,
             uncertainty: self.settings.interval + step,
         };
-        let moved = previous.is_none_or(|p| p.abs_diff(estimate) > self.settings.interval);
+        let moved = previous.is_none_or(|p| p.abs_diff(estimate) > self.settings.interval + step);
         moved.then(|| {
             log(
                 Level::Info,

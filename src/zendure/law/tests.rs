@@ -558,6 +558,34 @@ fn lag_estimate_waits_until_every_candidate_has_seen_the_last_change() {
 }
 
 #[test]
+fn lag_estimate_judges_every_lag_on_the_same_samples() {
+    // Readings and samples start together, as in the controller; the
+    // earliest samples cannot be explained by long lags and must not
+    // count for short ones either.
+    for true_lag in [0u32, 5, 20] {
+        let power: Vec<DevicePower> = (0..150)
+            .map(|t| DevicePower {
+                at: s(f64::from(t)),
+                ac_w: if t >= 40 { 800 } else { 0 },
+            })
+            .collect();
+        let samples: Vec<Sample> = (0..150)
+            .map(|t: u32| Sample {
+                taken: s(f64::from(t)),
+                grid_w: -1600 + power[t.saturating_sub(true_lag) as usize].ac_w,
+            })
+            .collect();
+        let lag = estimate_lag(&samples, &power, None, (secs(30.0), secs(1.0)), 100);
+        assert_eq!(lag, Some(secs(f64::from(true_lag))), "lag {true_lag}");
+        // Before every candidate could see the move: no estimate.
+        assert_eq!(
+            estimate_lag(&samples[..65], &power, None, (secs(30.0), secs(1.0)), 100),
+            None
+        );
+    }
+}
+
+#[test]
 fn lag_estimate_needs_movement() {
     let power: Vec<DevicePower> = (0..60)
         .map(|t| DevicePower {
