@@ -741,6 +741,11 @@ async fn cycle<D: Device, M: Meter, R: Reporter>(
     parts: &mut Parts<D, M, R>,
     clock: Clock,
 ) -> Vec<Effect> {
+    // The device's reading is dated when it was asked for, so it never
+    // comes after the meter reading of the same cycle: paired with the
+    // previous cycle's device power instead, every device change looks
+    // like a lag of one interval and the lag estimate wanders.
+    let asked = Instant::now();
     let (meter, device) = tokio::join!(parts.meter.read(), parts.device.report());
     let done = Instant::now();
     let mut effects = Vec::new();
@@ -758,8 +763,8 @@ async fn cycle<D: Device, M: Meter, R: Reporter>(
     };
     effects.extend(core.step(meter_event));
     effects.extend(core.step(Event::Device {
-        at: clock.moment(done),
-        wall: clock.wall(done),
+        at: clock.moment(asked),
+        wall: clock.wall(asked),
         result: device.map_err(|e| format!("{e:#}")),
     }));
     effects.extend(core.step(Event::Tick {

@@ -547,7 +547,8 @@ fn gate(
 /// and held within `max_lag` of both ends; `None` otherwise. The `current`
 /// estimate stays unless another lag explains the readings better by more
 /// than `min_swing_w` (one device step left uncancelled): readings sampled
-/// mid-ramp or a house step next to a device step must not move it.
+/// mid-ramp or a house step next to a device step must not move it. No lag
+/// is learnt from readings that do not single one out by that margin.
 pub fn estimate_lag(
     samples: &[Sample],
     power: &[DevicePower],
@@ -597,13 +598,22 @@ pub fn estimate_lag(
         (house.len() == samples.len()).then(|| spread(&house))
     };
     let steps = (max_lag.as_secs_f64() / step.as_secs_f64()).floor() as u32;
-    let (best, best_score) = (0..=steps)
+    let scores: Vec<(Duration, f64)> = (0..=steps)
         .map(|i| step * i)
         .filter_map(|lag| score(lag).map(|s| (lag, s)))
-        .min_by(|a, b| a.1.total_cmp(&b.1))?;
+        .collect();
+    let &(best, best_score) = scores.iter().min_by(|a, b| a.1.total_cmp(&b.1))?;
+    let margin = f64::from(min_swing_w);
+    // A lag is only learnt when it explains the readings clearly better
+    // than every lag more than two steps away (readings taken at odd
+    // moments blur a device step over a step or two, no further).
+    let clear = scores
+        .iter()
+        .filter(|(lag, _)| lag.abs_diff(best) > step * 2)
+        .all(|(_, s)| *s - best_score > margin);
     match current.and_then(|c| score(c).map(|s| (c, s))) {
-        Some((kept, kept_score)) if kept_score - best_score <= f64::from(min_swing_w) => Some(kept),
-        _ => Some(best),
+        Some((kept, kept_score)) if !clear || kept_score - best_score <= margin => Some(kept),
+        _ => clear.then_some(best),
     }
 }
 
