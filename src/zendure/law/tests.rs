@@ -283,6 +283,25 @@ fn lagged_sample_is_corrected_by_the_device_change_since() {
 }
 
 #[test]
+fn the_devices_own_draw_is_left_out_of_the_setpoint() {
+    // Told to charge 300 W, the device draws 319 W from AC (19 W for
+    // itself); the house exports 500 W more. The grid zeroes with 819 W on
+    // the AC side, so 800 W of charge: a setpoint of 819 W would import
+    // the draw for ever, inside the deadband.
+    let c = Case::new(ScheduleValue::NetZero, -500, 319).written(900.0, CHARGE_300);
+    assert_eq!(c.decide().target, Command::Charge { watts: 800 });
+    // Settled there (AC 819 W, grid 0), nothing more to do.
+    let c =
+        Case::new(ScheduleValue::NetZero, 0, 819).written(900.0, Command::Charge { watts: 800 });
+    let d = c.decide();
+    assert_eq!(d.target, Command::Charge { watts: 800 });
+    assert_eq!(d.reason, Reason::Deadband);
+    // A device far from its setpoint (held back, waking) is no own draw.
+    let c = Case::new(ScheduleValue::NetZero, -500, 19).written(900.0, CHARGE_300);
+    assert_eq!(c.decide().target, Command::Charge { watts: 519 });
+}
+
+#[test]
 fn ambiguous_samples_are_skipped_for_older_ones() {
     // The device ramped during the moments the newest samples show; older
     // samples show a steady device.
