@@ -11,7 +11,13 @@
 //! field's law) counts every change twice until the meter catches up, which
 //! is what makes it overshoot and oscillate. A sample whose moment falls
 //! while the device power was still moving (a ramp, or an uncertain lag) is
-//! skipped for an older, unambiguous one.
+//! skipped for an older, unambiguous one. The device's own draw (AC power
+//! beyond the setpoint it carries out, ~19 W) is left out of the setpoint,
+//! or the grid would import it for ever inside the deadband.
+//!
+//! An unconfigured lag is estimated from the controller's own steps: the
+//! lag under which the house power implied by the readings moves least,
+//! learnt only from windows where every candidate lag sees the whole step.
 
 use std::time::Duration;
 
