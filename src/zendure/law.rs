@@ -348,9 +348,16 @@ fn power_at(power: &[DevicePower], at: Moment) -> Option<i32> {
 }
 
 /// The device power during a window, if it held steady (within `step_w`)
-/// and the readings cover the window's start.
-fn steady_power(power: &[DevicePower], (from, to): (Moment, Moment), step_w: u32) -> Option<i32> {
-    let start = power_at(power, from)?;
+/// and the readings cover the window's start, or `before_first` allows
+/// taking the first reading for what came before it.
+fn steady_power(
+    power: &[DevicePower],
+    (from, to): (Moment, Moment),
+    step_w: u32,
+    before_first: bool,
+) -> Option<i32> {
+    let start =
+        power_at(power, from).or_else(|| power.first().filter(|_| before_first).map(|p| p.ac_w))?;
     let (lo, hi) = power
         .iter()
         .filter(|p| p.at > from && p.at <= to)
@@ -388,6 +395,11 @@ fn own_draw(inputs: &Inputs, device: &DeviceState) -> i64 {
 fn net_zero_target(inputs: &Inputs, device: &DeviceState) -> Option<(i64, i64)> {
     let fresh_after = inputs.now.minus(inputs.tuning.meter_timeout);
     let draw = own_draw(inputs, device);
+    // Until it is told to move, the device is taken to have held its first
+    // reading before it: at start the law acts on the first sample instead
+    // of waiting out a window of readings (any move after the first reading
+    // still shows and makes a sample ambiguous).
+    let untouched = inputs.writes.last_nonzero.is_none();
     inputs
         .samples
         .iter()
@@ -395,7 +407,7 @@ fn net_zero_target(inputs: &Inputs, device: &DeviceState) -> Option<(i64, i64)> 
         .take_while(|s| s.taken >= fresh_after)
         .find_map(|s| {
             let window = inputs.lag.window(s.taken, inputs.tuning.meter_timeout);
-            let then = steady_power(inputs.power, window, inputs.tuning.step_w)?;
+            let then = steady_power(inputs.power, window, inputs.tuning.step_w, untouched)?;
             let target = i64::from(then) - i64::from(s.grid_w) - draw;
             let grid_now = i64::from(s.grid_w) + i64::from(device.ac_w) - i64::from(then);
             Some((target, grid_now))

@@ -302,6 +302,22 @@ fn the_devices_own_draw_is_left_out_of_the_setpoint() {
 }
 
 #[test]
+fn at_start_the_first_reading_stands_for_what_came_before() {
+    // Just started: readings cover only the last 4 s, less than the lag.
+    let mut c = Case::new(ScheduleValue::NetZero, -600, 0);
+    c.lag = Lag::Unknown;
+    c.power.retain(|p| p.at >= s(996.0));
+    c.samples.retain(|p| p.taken >= s(996.0));
+    let d = c.decide();
+    assert_eq!(d.target, Command::Charge { watts: 600 });
+    assert_eq!(d.reason, Reason::Tracking);
+    // Once told to move, no more assuming: wait for covered readings.
+    let mut c = c.written(997.0, Command::Charge { watts: 600 });
+    c.now = 1001.0;
+    assert_eq!(c.decide().reason, Reason::WaitingForMeter);
+}
+
+#[test]
 fn ambiguous_samples_are_skipped_for_older_ones() {
     // The device ramped during the moments the newest samples show; older
     // samples show a steady device.
