@@ -407,20 +407,20 @@ impl Core {
             return None;
         }
         let step = self.settings.interval.min(Duration::from_secs(1));
+        let previous = match self.lag {
+            Lag::Known { lag, .. } => Some(lag),
+            Lag::Unknown => None,
+        };
         let estimate = law::estimate_lag(
             self.samples.make_contiguous(),
             self.power.make_contiguous(),
-            self.settings.tuning.meter_timeout,
-            step,
+            previous,
+            (self.settings.tuning.meter_timeout, step),
             self.settings
                 .tuning
                 .hysteresis_w
                 .max(self.settings.tuning.deadband_w * 2),
         )?;
-        let previous = match self.lag {
-            Lag::Known { lag, .. } => Some(lag),
-            Lag::Unknown => None,
-        };
         self.lag = Lag::Known {
             lag: estimate,
             uncertainty: self.settings.interval + step,
@@ -741,6 +741,11 @@ async fn cycle<D: Device, M: Meter, R: Reporter>(
     parts: &mut Parts<D, M, R>,
     clock: Clock,
 ) -> Vec<Effect> {
+    // The device's reading is dated when it was asked for, so it never
+    // comes after the meter reading of the same cycle: paired with the
+    // previous cycle's device power instead, every device change looks
+    // like a lag of one interval and the lag estimate wanders.
+    let asked = Instant::now();
     let (meter, device) = tokio::join!(parts.meter.read(), parts.device.report());
     let done = Instant::now();
     let mut effects = Vec::new();
@@ -758,8 +763,8 @@ async fn cycle<D: Device, M: Meter, R: Reporter>(
     };
     effects.extend(core.step(meter_event));
     effects.extend(core.step(Event::Device {
-        at: clock.moment(done),
-        wall: clock.wall(done),
+        at: clock.moment(asked),
+        wall: clock.wall(asked),
         result: device.map_err(|e| format!("{e:#}")),
     }));
     effects.extend(core.step(Event::Tick {

@@ -11,7 +11,13 @@
 //! field's law) counts every change twice until the meter catches up, which
 //! is what makes it overshoot and oscillate. A sample whose moment falls
 //! while the device power was still moving (a ramp, or an uncertain lag) is
-//! skipped for an older, unambiguous one.
+//! skipped for an older, unambiguous one. The device's own draw (AC power
+//! beyond the setpoint it carries out, ~19 W) is left out of the setpoint,
+//! or the grid would import it for ever inside the deadband.
+//!
+//! An unconfigured lag is estimated from the controller's own steps: the
+//! lag under which the house power implied by the readings moves least,
+//! learnt only from windows where every candidate lag sees the whole step.
 
 use std::time::Duration;
 
@@ -134,6 +140,15 @@ pub struct DeviceState {
 }
 
 impl DeviceState {
+    /// The signed setpoint the report says the device was told.
+    pub fn reported_setpoint_w(&self) -> i64 {
+        match self.ac_mode {
+            Some(AcMode::Charge) => i64::from(self.input_limit_w),
+            Some(AcMode::Discharge) => -i64::from(self.output_limit_w),
+            None => 0,
+        }
+    }
+
     /// Whether the reported settings carry out `command` (within `step_w`).
     pub fn carries_out(&self, command: Command, step_w: u32) -> bool {
         let near = |a: u32, b: u32| a.abs_diff(b) <= step_w;
@@ -333,9 +348,16 @@ fn power_at(power: &[DevicePower], at: Moment) -> Option<i32> {
 }
 
 /// The device power during a window, if it held steady (within `step_w`)
-/// and the readings cover the window's start.
-fn steady_power(power: &[DevicePower], (from, to): (Moment, Moment), step_w: u32) -> Option<i32> {
-    let start = power_at(power, from)?;
+/// and the readings cover the window's start, or `before_first` allows
+/// taking the first reading for what came before it.
+fn steady_power(
+    power: &[DevicePower],
+    (from, to): (Moment, Moment),
+    step_w: u32,
+    before_first: bool,
+) -> Option<i32> {
+    let start =
+        power_at(power, from).or_else(|| power.first().filter(|_| before_first).map(|p| p.ac_w))?;
     let (lo, hi) = power
         .iter()
         .filter(|p| p.at > from && p.at <= to)
@@ -345,11 +367,39 @@ fn steady_power(power: &[DevicePower], (from, to): (Moment, Moment), step_w: u32
     (lo.abs_diff(hi) <= step_w).then_some(start)
 }
 
+/// What the device draws for itself (its idle draw, ~19 W on a SolarFlow):
+/// its AC power minus the setpoint it reports carrying out, once the last
+/// two power readings agree (not mid-ramp or waking). A difference beyond
+/// `hysteresis_w` is no draw but a device held back (a SoC cut-off, its own
+/// ceiling, standby): 0 then. Without it the setpoint that zeroes the AC
+/// side leaves the grid importing that draw for ever, inside the deadband.
+fn own_draw(inputs: &Inputs, device: &DeviceState) -> i64 {
+    let [.., before, latest] = inputs.power else {
+        return 0;
+    };
+    if before.ac_w.abs_diff(latest.ac_w) > inputs.tuning.step_w {
+        return 0;
+    }
+    let draw = i64::from(device.ac_w) - device.reported_setpoint_w();
+    if draw.unsigned_abs() <= u64::from(inputs.tuning.hysteresis_w) {
+        draw
+    } else {
+        0
+    }
+}
+
 /// The NetZero setpoint from the newest unambiguous sample: the device
-/// power that would have zeroed the grid the sample shows, and the grid
-/// now as corrected by the device's change since.
+/// power that would have zeroed the grid the sample shows, less the
+/// device's own draw, and the grid now as corrected by the device's change
+/// since.
 fn net_zero_target(inputs: &Inputs, device: &DeviceState) -> Option<(i64, i64)> {
     let fresh_after = inputs.now.minus(inputs.tuning.meter_timeout);
+    let draw = own_draw(inputs, device);
+    // Until it is told to move, the device is taken to have held its first
+    // reading before it: at start the law acts on the first sample instead
+    // of waiting out a window of readings (any move after the first reading
+    // still shows and makes a sample ambiguous).
+    let untouched = inputs.writes.last_nonzero.is_none();
     inputs
         .samples
         .iter()
@@ -357,8 +407,8 @@ fn net_zero_target(inputs: &Inputs, device: &DeviceState) -> Option<(i64, i64)> 
         .take_while(|s| s.taken >= fresh_after)
         .find_map(|s| {
             let window = inputs.lag.window(s.taken, inputs.tuning.meter_timeout);
-            let then = steady_power(inputs.power, window, inputs.tuning.step_w)?;
-            let target = i64::from(then) - i64::from(s.grid_w);
+            let then = steady_power(inputs.power, window, inputs.tuning.step_w, untouched)?;
+            let target = i64::from(then) - i64::from(s.grid_w) - draw;
             let grid_now = i64::from(s.grid_w) + i64::from(device.ac_w) - i64::from(then);
             Some((target, grid_now))
         })
@@ -507,58 +557,82 @@ fn gate(
 
 /// Estimates the meter's lag: the candidate lag (0 to `max_lag` in steps of
 /// `step`) under which the house power implied by each sample
-/// (`grid - device power at taken - lag`) varies least. Only meaningful
-/// when the device power moved by more than `min_swing_w` in the window;
-/// `None` otherwise.
+/// (`grid - device power at taken - lag`) varies least. Every candidate is
+/// scored on the same samples, those the device readings cover at the
+/// longest lag: a sample left out for some lags only would favour them.
+/// Only meaningful when the device power moved by more than `min_swing_w`
+/// between the oldest of those samples and `max_lag` before the newest,
+/// and held within `max_lag` of both ends; `None` otherwise. The `current`
+/// estimate stays unless another lag explains the readings better by more
+/// than `min_swing_w` (one device step left uncancelled): readings sampled
+/// mid-ramp or a house step next to a device step must not move it. No lag
+/// is learnt from readings that do not single one out by that margin.
 pub fn estimate_lag(
     samples: &[Sample],
     power: &[DevicePower],
-    max_lag: Duration,
-    step: Duration,
+    current: Option<Duration>,
+    (max_lag, step): (Duration, Duration),
     min_swing_w: u32,
 ) -> Option<Duration> {
     if step.is_zero() {
         return None;
     }
-    // Every candidate is judged on the same samples: those showing a moment
-    // the device readings cover, whatever the lag. (Judging each on the
-    // samples it can explain favours short lags.)
-    let covered_from = power.first()?.at.0 + max_lag;
-    let samples: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| s.taken.0 >= covered_from)
-        .collect();
+    let covered_from = Moment(power.first()?.at.0 + max_lag);
+    let samples: Vec<&Sample> = samples.iter().filter(|s| s.taken >= covered_from).collect();
     if samples.len() < 4 {
         return None;
     }
-    let first = samples.first()?.taken.minus(max_lag);
-    // The device must have moved early enough for every candidate to see
-    // the move in the samples; a move the meter may not show yet says
-    // nothing about the lag.
-    let seen_by_all = samples.last()?.taken.minus(max_lag);
-    let (lo, hi) = power
-        .iter()
-        .filter(|p| p.at >= first && p.at <= seen_by_all)
-        .fold((i32::MAX, i32::MIN), |(lo, hi), p| {
-            (lo.min(p.ac_w), hi.max(p.ac_w))
-        });
-    if lo > hi || lo.abs_diff(hi) <= min_swing_w {
+    let first = samples.first()?.taken;
+    let last = samples.last()?.taken;
+    let swing = |from: Moment, to: Moment| {
+        let (lo, hi) = power
+            .iter()
+            .filter(|p| p.at >= from && p.at <= to)
+            .fold((i32::MAX, i32::MIN), |(lo, hi), p| {
+                (lo.min(p.ac_w), hi.max(p.ac_w))
+            });
+        if lo > hi { 0 } else { lo.abs_diff(hi) }
+    };
+    // Every candidate must see each device change both in the readings and
+    // in the device power it subtracts: a change within `max_lag` of either
+    // end of the samples shows under some lags only, and makes them look
+    // better than they are. So the device moved in the middle, not at the
+    // ends.
+    let middle = (first, last.minus(max_lag));
+    if middle.0 >= middle.1
+        || swing(middle.0, middle.1) <= min_swing_w
+        || swing(first.minus(max_lag), first) > min_swing_w
+        || swing(middle.1, last) > min_swing_w
+    {
         return None;
     }
+    let score = |lag: Duration| {
+        let house: Vec<f64> = samples
+            .iter()
+            .filter_map(|s| {
+                power_at(power, s.taken.minus(lag)).map(|p| f64::from(s.grid_w) - f64::from(p))
+            })
+            .collect();
+        (house.len() == samples.len()).then(|| spread(&house))
+    };
     let steps = (max_lag.as_secs_f64() / step.as_secs_f64()).floor() as u32;
-    (0..=steps)
+    let scores: Vec<(Duration, f64)> = (0..=steps)
         .map(|i| step * i)
-        .filter_map(|lag| {
-            let house: Vec<f64> = samples
-                .iter()
-                .filter_map(|s| {
-                    power_at(power, s.taken.minus(lag)).map(|p| f64::from(s.grid_w) - f64::from(p))
-                })
-                .collect();
-            (house.len() == samples.len()).then(|| (lag, spread(&house)))
-        })
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(lag, _)| lag)
+        .filter_map(|lag| score(lag).map(|s| (lag, s)))
+        .collect();
+    let &(best, best_score) = scores.iter().min_by(|a, b| a.1.total_cmp(&b.1))?;
+    let margin = f64::from(min_swing_w);
+    // A lag is only learnt when it explains the readings clearly better
+    // than every lag more than two steps away (readings taken at odd
+    // moments blur a device step over a step or two, no further).
+    let clear = scores
+        .iter()
+        .filter(|(lag, _)| lag.abs_diff(best) > step * 2)
+        .all(|(_, s)| *s - best_score > margin);
+    match current.and_then(|c| score(c).map(|s| (c, s))) {
+        Some((kept, kept_score)) if !clear || kept_score - best_score <= margin => Some(kept),
+        _ => clear.then_some(best),
+    }
 }
 
 /// Sum of absolute differences between successive values: small when the

@@ -283,6 +283,41 @@ fn lagged_sample_is_corrected_by_the_device_change_since() {
 }
 
 #[test]
+fn the_devices_own_draw_is_left_out_of_the_setpoint() {
+    // Told to charge 300 W, the device draws 319 W from AC (19 W for
+    // itself); the house exports 500 W more. The grid zeroes with 819 W on
+    // the AC side, so 800 W of charge: a setpoint of 819 W would import
+    // the draw for ever, inside the deadband.
+    let c = Case::new(ScheduleValue::NetZero, -500, 319).written(900.0, CHARGE_300);
+    assert_eq!(c.decide().target, Command::Charge { watts: 800 });
+    // Settled there (AC 819 W, grid 0), nothing more to do.
+    let c =
+        Case::new(ScheduleValue::NetZero, 0, 819).written(900.0, Command::Charge { watts: 800 });
+    let d = c.decide();
+    assert_eq!(d.target, Command::Charge { watts: 800 });
+    assert_eq!(d.reason, Reason::Deadband);
+    // A device far from its setpoint (held back, waking) is no own draw.
+    let c = Case::new(ScheduleValue::NetZero, -500, 19).written(900.0, CHARGE_300);
+    assert_eq!(c.decide().target, Command::Charge { watts: 519 });
+}
+
+#[test]
+fn at_start_the_first_reading_stands_for_what_came_before() {
+    // Just started: readings cover only the last 4 s, less than the lag.
+    let mut c = Case::new(ScheduleValue::NetZero, -600, 0);
+    c.lag = Lag::Unknown;
+    c.power.retain(|p| p.at >= s(996.0));
+    c.samples.retain(|p| p.taken >= s(996.0));
+    let d = c.decide();
+    assert_eq!(d.target, Command::Charge { watts: 600 });
+    assert_eq!(d.reason, Reason::Tracking);
+    // Once told to move, no more assuming: wait for covered readings.
+    let mut c = c.written(997.0, Command::Charge { watts: 600 });
+    c.now = 1001.0;
+    assert_eq!(c.decide().reason, Reason::WaitingForMeter);
+}
+
+#[test]
 fn ambiguous_samples_are_skipped_for_older_ones() {
     // The device ramped during the moments the newest samples show; older
     // samples show a steady device.
@@ -465,9 +500,96 @@ fn lag_estimate_finds_the_lag_of_a_step() {
                 }
             })
             .collect();
-        let lag = estimate_lag(&samples, &power, secs(30.0), secs(1.0), 100);
+        let lag = estimate_lag(&samples, &power, None, (secs(30.0), secs(1.0)), 100);
         assert_eq!(lag, Some(secs(f64::from(true_lag))), "lag {true_lag}");
     }
+}
+
+#[test]
+fn lag_estimate_is_not_biased_by_history_the_readings_do_not_cover() {
+    // The controller keeps meter samples and device readings over the same
+    // span: the oldest samples have no device reading `lag` before them.
+    // Leaving them out only for the longer lags used to make 0 s win.
+    for true_lag in [5u32, 12, 20] {
+        let house = 350;
+        let power: Vec<DevicePower> = (0..120)
+            .map(|t| DevicePower {
+                at: s(f64::from(t)),
+                ac_w: if (40..80).contains(&t) { -300 } else { 100 },
+            })
+            .collect();
+        let samples: Vec<Sample> = (0..120u32)
+            .map(|t| Sample {
+                taken: s(f64::from(t)),
+                grid_w: house + power[t.saturating_sub(true_lag) as usize].ac_w,
+            })
+            .collect();
+        let lag = estimate_lag(&samples, &power, None, (secs(30.0), secs(1.0)), 100);
+        assert_eq!(lag, Some(secs(f64::from(true_lag))), "lag {true_lag}");
+    }
+}
+
+#[test]
+fn lag_estimate_keeps_the_current_one_unless_another_explains_clearly_better() {
+    let house = 350;
+    let true_lag = 12usize;
+    let power: Vec<DevicePower> = (0..120)
+        .map(|t| DevicePower {
+            at: s(t as f64),
+            ac_w: if (40..80).contains(&t) { -300 } else { 100 },
+        })
+        .collect();
+    // A reading taken mid-ramp: off by a fraction of the device step.
+    let samples: Vec<Sample> = (0..120usize)
+        .map(|t| Sample {
+            taken: s(t as f64),
+            grid_w: house + power[t.saturating_sub(true_lag)].ac_w + if t == 70 { 60 } else { 0 },
+        })
+        .collect();
+    let estimate = |current: Option<f64>| {
+        estimate_lag(
+            &samples,
+            &power,
+            current.map(secs),
+            (secs(30.0), secs(1.0)),
+            100,
+        )
+    };
+    assert_eq!(estimate(None), Some(secs(12.0)));
+    assert_eq!(estimate(Some(12.0)), Some(secs(12.0)));
+    // A wrong estimate leaves the device's own steps in the implied house
+    // power: replaced.
+    assert_eq!(estimate(Some(0.0)), Some(secs(12.0)));
+    assert_eq!(estimate(Some(11.0)), Some(secs(12.0)));
+}
+
+#[test]
+fn lag_estimate_waits_until_every_candidate_has_seen_the_last_change() {
+    // The device stepped 10 s ago: under a 20 s candidate lag the samples
+    // do not show it yet, so that candidate would look flawless.
+    let true_lag = 0usize;
+    let power: Vec<DevicePower> = (0..120)
+        .map(|t| DevicePower {
+            at: s(t as f64),
+            ac_w: if t >= 110 { 900 } else { 0 },
+        })
+        .collect();
+    let samples: Vec<Sample> = (0..120usize)
+        .map(|t| Sample {
+            taken: s(t as f64),
+            grid_w: -1000 + power[t - true_lag].ac_w,
+        })
+        .collect();
+    let estimate = |upto: usize| {
+        estimate_lag(
+            &samples[..upto],
+            &power[..upto],
+            None,
+            (secs(30.0), secs(1.0)),
+            100,
+        )
+    };
+    assert_eq!(estimate(120), None);
 }
 
 #[test]
@@ -488,11 +610,11 @@ fn lag_estimate_judges_every_lag_on_the_same_samples() {
                 grid_w: -1600 + power[t.saturating_sub(true_lag) as usize].ac_w,
             })
             .collect();
-        let lag = estimate_lag(&samples, &power, secs(30.0), secs(1.0), 100);
+        let lag = estimate_lag(&samples, &power, None, (secs(30.0), secs(1.0)), 100);
         assert_eq!(lag, Some(secs(f64::from(true_lag))), "lag {true_lag}");
         // Before every candidate could see the move: no estimate.
         assert_eq!(
-            estimate_lag(&samples[..65], &power, secs(30.0), secs(1.0), 100),
+            estimate_lag(&samples[..65], &power, None, (secs(30.0), secs(1.0)), 100),
             None
         );
     }
@@ -513,11 +635,11 @@ fn lag_estimate_needs_movement() {
         })
         .collect();
     assert_eq!(
-        estimate_lag(&samples, &power, secs(20.0), secs(1.0), 100),
+        estimate_lag(&samples, &power, None, (secs(20.0), secs(1.0)), 100),
         None
     );
     assert_eq!(
-        estimate_lag(&samples[..2], &power, secs(20.0), secs(1.0), 100),
+        estimate_lag(&samples[..2], &power, None, (secs(20.0), secs(1.0)), 100),
         None
     );
 }
