@@ -266,6 +266,12 @@ fn fixed_watts_charge_then_discharge_with_full_commands() {
     assert_eq!(ctl.terminate().code(), Some(0));
     let state = rig.wait_state("idle after SIGTERM", 5.0, |s| commanded(s) == 0);
     assert_eq!(device(&state, "outputLimit"), 0);
+    // The status file's last word is the stop, not the last running command.
+    let status: Value =
+        serde_json::from_slice(&std::fs::read(rig.path("run/status.json")).unwrap()).unwrap();
+    assert_eq!(status["stopped"], true, "{status}");
+    assert_eq!(status["last_command"]["setpoint_w"], 0, "{status}");
+    assert_eq!(status["target"]["setpoint_w"], 0, "{status}");
 }
 
 /// NetZero on a lagged meter: the grid settles near 0 without flips.

@@ -102,6 +102,7 @@ pub enum Event {
     },
     /// SIGTERM/SIGINT: command 0 W and stop.
     Stopping {
+        at: Moment,
         wall: DateTime<Utc>,
     },
 }
@@ -249,7 +250,7 @@ impl Core {
                 command,
                 result,
             } => self.written(at, wall, command, result),
-            Event::Stopping { wall } => {
+            Event::Stopping { at, wall } => {
                 self.stopping = true;
                 let mut out = Vec::new();
                 match self.sn() {
@@ -260,10 +261,13 @@ impl Core {
                             command: Command::Idle,
                         });
                     }
-                    None => out.push(log(
-                        Level::Warn,
-                        "stopping without a word to the device: it was never read".into(),
-                    )),
+                    None => {
+                        out.push(log(
+                            Level::Warn,
+                            "stopping without a word to the device: it was never read".into(),
+                        ));
+                        out.push(Effect::Status(Box::new(self.status(at, wall))));
+                    }
                 }
                 out.push(Effect::Report(Reported::Status(StatusEvent::Stop {
                     timestamp: wall.timestamp(),
@@ -541,6 +545,10 @@ impl Core {
                     out.push(log(Level::Error, format!("device: {e}")));
                 }
                 self.device_error = Some(e);
+                // The final status says the stop even when the 0 W failed.
+                if self.stopping {
+                    out.push(Effect::Status(Box::new(self.status(at, wall))));
+                }
             }
         }
         out
@@ -606,10 +614,17 @@ impl Core {
                 cut_off: report.and_then(|(_, r)| r.cut_off()).map(str::to_string),
                 packs: report.map(|(_, r)| r.packs.clone()).unwrap_or_default(),
             },
-            target: decision.map_or(Command::Idle, |d| d.target).into(),
-            reason: decision.map_or("starting".to_string(), |d| {
-                reason_text(d.reason).to_string()
-            }),
+            target: match decision {
+                Some(d) if !self.stopping => d.target,
+                _ => Command::Idle,
+            }
+            .into(),
+            reason: match decision {
+                _ if self.stopping => "stopped: 0 W".to_string(),
+                Some(d) => reason_text(d.reason).to_string(),
+                None => "starting".to_string(),
+            },
+            stopped: self.stopping,
             last_command: self.writes.last_command().zip(self.written_wall).map(
                 |(command, written)| WrittenStatus {
                     command: CommandStatus::from(command),
@@ -727,8 +742,10 @@ where
             }
         }
     }
+    let now = Instant::now();
     let effects = core.step(Event::Stopping {
-        wall: clock.wall(Instant::now()),
+        at: clock.moment(now),
+        wall: clock.wall(now),
     });
     execute(&mut core, &mut parts, clock, effects).await;
     let _ = refresher.await;

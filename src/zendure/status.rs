@@ -25,6 +25,9 @@ pub struct StatusDoc {
     /// What the device should be doing now, and why.
     pub target: CommandStatus,
     pub reason: String,
+    /// Written last, after SIGTERM/SIGINT and the final 0 W command.
+    #[serde(default)]
+    pub stopped: bool,
     pub last_command: Option<WrittenStatus>,
     /// Writes and AC direction changes since the controller started.
     pub writes: u64,

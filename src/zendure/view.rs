@@ -78,7 +78,11 @@ pub fn status(doc: &StatusDoc, alive: bool, age_s: f64) -> String {
     let _ = writeln!(
         out,
         "controller    {} (status {:.0} s old, pid {})",
-        if alive { "running" } else { "NOT running" },
+        match (alive, doc.stopped) {
+            (true, _) => "running",
+            (false, true) => "stopped",
+            (false, false) => "NOT running",
+        },
         age_s,
         doc.pid
     );
