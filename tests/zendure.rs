@@ -274,6 +274,21 @@ fn fixed_watts_charge_then_discharge_with_full_commands() {
     assert_eq!(status["target"]["setpoint_w"], 0, "{status}");
 }
 
+/// The log goes to a pipe here, as to a file or the journal: no colour
+/// escape codes in it.
+#[test]
+fn the_log_has_no_colour_when_stderr_is_not_a_terminal() {
+    let rig = rig("colour", &["--load", "300"]);
+    let schedule = rig.schedule_file(json!({"********0000": 400}));
+    let config = rig.config("homewizard", &schedule, json!({}));
+    let ctl = Controller::start(&config);
+    for line in [ctl.wait_log("control:"), ctl.wait_log("wrote charge 400 W")] {
+        assert!(!line.contains('\x1b'), "colour codes in {line:?}");
+        assert!(line.contains("INFO"), "{line:?}");
+    }
+    assert_eq!(ctl.terminate().code(), Some(0));
+}
+
 /// NetZero on a lagged meter: the grid settles near 0 without flips.
 fn net_zero(name: &str, meter: &str, lag: f64) {
     let lag_arg = lag.to_string();

@@ -151,8 +151,13 @@ async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
 }
 
 fn init_tracing() {
+    use std::io::IsTerminal;
+    // Escape codes only for a person at a terminal: a log file or journal
+    // would keep them as noise.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_target(false)
         .with_max_level(tracing::Level::INFO)
         .try_init();
