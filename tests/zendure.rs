@@ -289,6 +289,58 @@ fn the_log_has_no_colour_when_stderr_is_not_a_terminal() {
     assert_eq!(ctl.terminate().code(), Some(0));
 }
 
+/// With the server down the reports queue on disk; a full queue drops the
+/// oldest, and the status file and `zendure status` count them.
+#[test]
+fn the_status_counts_reports_dropped_while_the_server_is_down() {
+    let rig = rig("dropped", &["--load", "300"]);
+    let schedule = rig.schedule_file(json!({"********0000": 400}));
+    let down = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = rig.config(
+        "homewizard",
+        &schedule,
+        json!({
+            "status_url": format!("http://{down}/api/status"),
+            "data_url": format!("http://{down}/data/api/data_api.php"),
+            "report_queue_max": 10,
+        }),
+    );
+    let ctl = Controller::start(&config);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let reports = loop {
+        let status: Value = std::fs::read(rig.path("run/status.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
+        let reports = status["reports"].clone();
+        if reports["dropped"].as_u64().is_some_and(|n| n > 0) {
+            break reports;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing counted as dropped: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(reports["queued"], 10, "{reports}");
+    assert_eq!(reports["delivered"], 0, "{reports}");
+    assert!(reports["last_error"].is_string(), "{reports}");
+    let c = config.to_string_lossy();
+    let text = stdout(&run(&["zendure", "status", "--config", &c]));
+    assert!(
+        text.contains("reports       0 delivered, 10 queued, "),
+        "{text}"
+    );
+    let out = run(&["zendure", "status", "--config", &c, "--json"]);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let counted = &doc["controller"]["status"]["reports"];
+    assert!(counted["dropped"].as_u64().unwrap() > 0, "{doc}");
+    assert_eq!(ctl.terminate().code(), Some(0));
+}
+
 /// NetZero on a lagged meter: the grid settles near 0 without flips.
 fn net_zero(name: &str, meter: &str, lag: f64) {
     let lag_arg = lag.to_string();

@@ -19,7 +19,7 @@ use crate::zendure::device::{Device, HttpDevice, Report};
 use crate::zendure::http::Http;
 use crate::zendure::law::{self, DevicePower, Inputs, Lag, Moment, Sample, WriteLog};
 use crate::zendure::meter::{AnyMeter, Meter};
-use crate::zendure::poster::{HttpReporter, PosterConfig, Reporting};
+use crate::zendure::poster::{HttpReporter, PosterConfig, PosterHandle, Reporting};
 use crate::zendure::report::LogReporter;
 use crate::zendure::schedule::{self, Schedule};
 use crate::zendure::source;
@@ -132,6 +132,7 @@ async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
         schedule_refresh: config.timings.schedule_refresh,
         saved_schedule: config.saved_schedule(),
         status_file: config.status_file.clone(),
+        report_stats: poster.as_ref().map(PosterHandle::watch),
     };
     let outcome = controller::run(settings, parts, shutdown).await;
     // The controller has dropped its reporter: deliver or keep what waits.

@@ -22,6 +22,7 @@ use crate::zendure::law::{
     WriteLog, WriteReason,
 };
 use crate::zendure::meter::Meter;
+use crate::zendure::poster::PosterStats;
 use crate::zendure::report::{DeviceSample, MeterSample, Reporter, StatusEvent};
 use crate::zendure::schedule::{self, Schedule, ScheduleValue};
 use crate::zendure::source::{self, FetchError};
@@ -100,6 +101,8 @@ pub enum Event {
         command: Command,
         result: Result<(), String>,
     },
+    /// What the poster has done so far (only when reports are posted).
+    Reports(PosterStats),
     /// SIGTERM/SIGINT: command 0 W and stop.
     Stopping {
         at: Moment,
@@ -169,6 +172,7 @@ pub struct Core {
     decision: Option<Decision>,
     status_error: bool,
     stopping: bool,
+    reports: Option<PosterStats>,
 }
 
 impl Core {
@@ -196,6 +200,7 @@ impl Core {
             decision: None,
             status_error: false,
             stopping: false,
+            reports: None,
         }
     }
 
@@ -244,6 +249,10 @@ impl Core {
             Event::Meter { at, wall, result } => self.metered(at, wall, result),
             Event::Device { at, wall, result } => self.device_read(at, wall, result),
             Event::Tick { at, wall } => self.tick(at, wall),
+            Event::Reports(stats) => {
+                self.reports = Some(stats);
+                Vec::new()
+            }
             Event::Written {
                 at,
                 wall,
@@ -633,6 +642,7 @@ impl Core {
             ),
             writes: self.write_count,
             direction_changes: self.direction_changes,
+            reports: self.reports.clone(),
         }
     }
 }
@@ -664,6 +674,8 @@ pub struct Parts<D, M, R> {
     pub schedule_refresh: Duration,
     pub saved_schedule: std::path::PathBuf,
     pub status_file: std::path::PathBuf,
+    /// The poster's counts, for the status file.
+    pub report_stats: Option<watch::Receiver<PosterStats>>,
 }
 
 /// The controller's clocks: monotonic for the law, wall time derived from
@@ -779,6 +791,10 @@ async fn cycle<D: Device, M: Meter, R: Reporter>(
         wall: clock.wall(done),
         result: device.map_err(|e| format!("{e:#}")),
     }));
+    if let Some(stats) = &parts.report_stats {
+        let stats = stats.borrow().clone();
+        effects.extend(core.step(Event::Reports(stats)));
+    }
     effects.extend(core.step(Event::Tick {
         at: clock.moment(done),
         wall: clock.wall(done),
