@@ -183,3 +183,89 @@ fn an_unknown_interface_is_refused() {
         text(&out)
     );
 }
+
+/// `"device": "auto"` and `"meter": {"address": "auto"}`: `zendure once`
+/// finds the simulated home's battery (by its serial) and P1 meter on mDNS
+/// and reads both, all inside the private namespace.
+#[cfg(feature = "zendure")]
+#[test]
+fn zendure_auto_finds_the_battery_and_the_meter() {
+    let dir = std::env::temp_dir().join(format!("zcell-discover-{}-auto", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("schedule.json"), r#"{"********0000": 0}"#).unwrap();
+    // The home's ports are known only once it runs: the script reads its
+    // readiness line, announces those ports, and prints them before
+    // `once`'s output.
+    let script = r#"
+        set -e
+        ip link set lo up
+        ip link set lo multicast on
+        dir=$1 home=$2 announce=$3 bin=$4
+        mkfifo "$dir/home" "$dir/hold" "$dir/ready"
+        "$home" >"$dir/home" 2>"$dir/home.log" &
+        home_pid=$!
+        trap 'kill $home_pid' EXIT
+        exec 5<"$dir/home"
+        read -r ready ports <&5
+        [ "$ready" = ready ]
+        echo "$ports"
+        field() { printf '%s' "$ports" | sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
+        device=$(field device) meter=$(field homewizard) sn=$(field sn)
+        sed "s/SERIAL/$sn/" "$dir/config.in" >"$dir/config.json"
+        "$announce" --interface lo \
+            "_zendure._tcp/Zendure-SolarFlow800-A1B2C3D4E5F6/${device##*:}/sn=$sn" \
+            "_hwenergy._tcp/p1meter-0A1B2C/${meter##*:}/product_type=HWE-P1,serial=5c2faf0a1b2c" \
+            <"$dir/hold" >"$dir/ready" &
+        exec 4>"$dir/hold"
+        read -r ready <"$dir/ready"
+        [ "$ready" = announced ]
+        "$bin" zendure once --dry-run --config "$dir/config.json"
+    "#;
+    let config = serde_json::json!({"zendure": {
+        "device": "auto",
+        "sn": "SERIAL",
+        "meter": {"kind": "homewizard", "address": "auto"},
+        "schedule": dir.join("schedule.json"),
+        "time_zone": "UTC",
+        "status_file": dir.join("status.json"),
+        "lock_file": dir.join("zendure.lock"),
+        "state_dir": dir.join("state"),
+        "discover_for": 2,
+        "http_timeout": 2,
+    }});
+    std::fs::write(dir.join("config.in"), config.to_string()).unwrap();
+    let out = Command::new("unshare")
+        .args([
+            "--user",
+            "--map-root-user",
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(&dir)
+        .arg(example("zcell-test-zendure-home"))
+        .arg(example("zcell-test-mdns"))
+        .arg(env!("CARGO_BIN_EXE_zcell-sched"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run unshare ({e}): install util-linux"));
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let ports: Value = serde_json::from_str(stdout.lines().next().unwrap_or_default())
+        .unwrap_or_else(|_| panic!("no ports line: {all}"));
+    let device = format!(
+        "device    http://{}: SoC ",
+        ports["device"].as_str().unwrap()
+    );
+    assert!(stdout.contains(&device), "{all}");
+    let meter = format!(
+        "meter     homewizard http://{}/api/v1/data: ",
+        ports["homewizard"].as_str().unwrap()
+    );
+    assert!(stdout.contains(&meter), "{all}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
