@@ -266,6 +266,79 @@ fn fixed_watts_charge_then_discharge_with_full_commands() {
     assert_eq!(ctl.terminate().code(), Some(0));
     let state = rig.wait_state("idle after SIGTERM", 5.0, |s| commanded(s) == 0);
     assert_eq!(device(&state, "outputLimit"), 0);
+    // The status file's last word is the stop, not the last running command.
+    let status: Value =
+        serde_json::from_slice(&std::fs::read(rig.path("run/status.json")).unwrap()).unwrap();
+    assert_eq!(status["stopped"], true, "{status}");
+    assert_eq!(status["last_command"]["setpoint_w"], 0, "{status}");
+    assert_eq!(status["target"]["setpoint_w"], 0, "{status}");
+}
+
+/// The log goes to a pipe here, as to a file or the journal: no colour
+/// escape codes in it.
+#[test]
+fn the_log_has_no_colour_when_stderr_is_not_a_terminal() {
+    let rig = rig("colour", &["--load", "300"]);
+    let schedule = rig.schedule_file(json!({"********0000": 400}));
+    let config = rig.config("homewizard", &schedule, json!({}));
+    let ctl = Controller::start(&config);
+    for line in [ctl.wait_log("control:"), ctl.wait_log("wrote charge 400 W")] {
+        assert!(!line.contains('\x1b'), "colour codes in {line:?}");
+        assert!(line.contains("INFO"), "{line:?}");
+    }
+    assert_eq!(ctl.terminate().code(), Some(0));
+}
+
+/// With the server down the reports queue on disk; a full queue drops the
+/// oldest, and the status file and `zendure status` count them.
+#[test]
+fn the_status_counts_reports_dropped_while_the_server_is_down() {
+    let rig = rig("dropped", &["--load", "300"]);
+    let schedule = rig.schedule_file(json!({"********0000": 400}));
+    let down = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = rig.config(
+        "homewizard",
+        &schedule,
+        json!({
+            "status_url": format!("http://{down}/api/status"),
+            "data_url": format!("http://{down}/data/api/data_api.php"),
+            "report_queue_max": 10,
+        }),
+    );
+    let ctl = Controller::start(&config);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let reports = loop {
+        let status: Value = std::fs::read(rig.path("run/status.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
+        let reports = status["reports"].clone();
+        if reports["dropped"].as_u64().is_some_and(|n| n > 0) {
+            break reports;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing counted as dropped: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(reports["queued"], 10, "{reports}");
+    assert_eq!(reports["delivered"], 0, "{reports}");
+    assert!(reports["last_error"].is_string(), "{reports}");
+    let c = config.to_string_lossy();
+    let text = stdout(&run(&["zendure", "status", "--config", &c]));
+    assert!(
+        text.contains("reports       0 delivered, 10 queued, "),
+        "{text}"
+    );
+    let out = run(&["zendure", "status", "--config", &c, "--json"]);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let counted = &doc["controller"]["status"]["reports"];
+    assert!(counted["dropped"].as_u64().unwrap() > 0, "{doc}");
+    assert_eq!(ctl.terminate().code(), Some(0));
 }
 
 /// NetZero on a lagged meter: the grid settles near 0 without flips.

@@ -19,7 +19,7 @@ use crate::zendure::device::{Device, HttpDevice, Report};
 use crate::zendure::http::Http;
 use crate::zendure::law::{self, DevicePower, Inputs, Lag, Moment, Sample, WriteLog};
 use crate::zendure::meter::{AnyMeter, Meter};
-use crate::zendure::poster::{HttpReporter, PosterConfig, Reporting};
+use crate::zendure::poster::{HttpReporter, PosterConfig, PosterHandle, Reporting};
 use crate::zendure::report::LogReporter;
 use crate::zendure::schedule::{self, Schedule};
 use crate::zendure::source;
@@ -60,9 +60,17 @@ struct Adapters {
     meter: AnyMeter,
 }
 
-fn adapters(config: &ZendureConfig) -> Result<Adapters, Failure> {
+/// The device and meter, `"auto"` ones found over mDNS first.
+async fn adapters(config: &ZendureConfig) -> Result<Adapters, Failure> {
+    #[cfg(feature = "discover")]
+    let config = &crate::zendure::auto::resolve(config.clone())
+        .await
+        .or_exit(Exit::Gx)?;
     let http = Http::new(config.timings.http_timeout).or_exit(Exit::Usage)?;
-    let device = HttpDevice::new(http.clone(), &config.device.with_port(80));
+    let device = HttpDevice::new(
+        http.clone(),
+        &config.device.address().or_exit(Exit::Usage)?.with_port(80),
+    );
     let meter = AnyMeter::new(&config.meter, &http).or_exit(Exit::Usage)?;
     Ok(Adapters {
         http,
@@ -90,7 +98,7 @@ async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
         http,
         device,
         meter,
-    } = adapters(&config)?;
+    } = adapters(&config).await?;
     let posting = PosterConfig::from_config(&config).or_exit(Exit::Usage)?;
     let _lock = match take_lock(&config.lock_file) {
         Err(f) if f.exit == Exit::Locked && if_not_running => return Ok(()),
@@ -115,6 +123,12 @@ async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
         tracing::info!("{name} received");
         let _ = stop.send(true);
     });
+    #[cfg(feature = "discover")]
+    let (device, meter) = {
+        use crate::zendure::auto::{AutoDevice, AutoMeter};
+        let meter = AutoMeter::new(&config, http.clone(), meter).or_exit(Exit::Usage)?;
+        (AutoDevice::new(&config, http.clone(), device), meter)
+    };
     let settings = Settings::new(&config, meter.describe(), device.describe());
     let (reporter, poster) = match posting {
         Some(poster) => {
@@ -132,6 +146,7 @@ async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
         schedule_refresh: config.timings.schedule_refresh,
         saved_schedule: config.saved_schedule(),
         status_file: config.status_file.clone(),
+        report_stats: poster.as_ref().map(PosterHandle::watch),
     };
     let outcome = controller::run(settings, parts, shutdown).await;
     // The controller has dropped its reporter: deliver or keep what waits.
@@ -151,8 +166,13 @@ async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
 }
 
 fn init_tracing() {
+    use std::io::IsTerminal;
+    // Escape codes only for a person at a terminal: a log file or journal
+    // would keep them as noise.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_target(false)
         .with_max_level(tracing::Level::INFO)
         .try_init();
@@ -178,7 +198,7 @@ async fn show_status(path: Option<&Path>, as_json: bool) -> Result<(), Failure> 
         http,
         device,
         mut meter,
-    } = adapters(&config)?;
+    } = adapters(&config).await?;
     let doc = status::read(&config.status_file).or_exit(Exit::Usage)?;
     let now = Utc::now();
     let (report, reading) = tokio::join!(device.report(), meter.read());
@@ -328,7 +348,7 @@ async fn once(path: Option<&Path>, dry_run: bool) -> Result<(), Failure> {
         http,
         device,
         mut meter,
-    } = adapters(&config)?;
+    } = adapters(&config).await?;
     let (report, reading) = tokio::join!(device.report(), meter.read());
     let (schedule, state, error) = current_schedule(&config, &http).await;
     let report: Report = report

@@ -70,6 +70,49 @@ impl std::fmt::Display for Address {
     }
 }
 
+/// Where a device is: a fixed `host[:port]` (the default, always works),
+/// or `"auto"`: found over mDNS at start, and again after it has been
+/// unreachable for `rediscover_after` (a DHCP lease change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    Fixed(Address),
+    Auto,
+}
+
+impl Place {
+    /// `key` names the config key in the error when the build cannot
+    /// discover.
+    fn parse(key: &str, text: &str) -> Result<Place> {
+        if text != "auto" {
+            return Address::parse(text)
+                .map(Place::Fixed)
+                .context(key.to_string());
+        }
+        ensure!(
+            cfg!(feature = "discover"),
+            "{key}: \"auto\" needs mDNS discovery, which this build leaves out; give host or host:port"
+        );
+        Ok(Place::Auto)
+    }
+
+    /// The fixed address; "auto" must have been resolved before.
+    pub fn address(&self) -> Result<&Address> {
+        match self {
+            Place::Fixed(a) => Ok(a),
+            Place::Auto => bail!("\"auto\" was not resolved"),
+        }
+    }
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Fixed(a) => a.fmt(f),
+            Place::Auto => f.write_str("auto"),
+        }
+    }
+}
+
 /// The P1 meter kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MeterKind {
@@ -111,7 +154,7 @@ impl MeterKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MeterConfig {
     pub kind: MeterKind,
-    pub address: Address,
+    pub address: Place,
     /// HomeWizard v2: the file holding the bearer token.
     pub token_file: Option<PathBuf>,
     /// HomeWizard v2: the device's certificate (pinned) or a CA that signed
@@ -149,12 +192,17 @@ pub struct Timings {
     pub http_timeout: Duration,
     /// The meter's lag; `None`: estimated.
     pub meter_lag: Option<Duration>,
+    /// An `"auto"` device or meter unreachable this long is looked for
+    /// again over mDNS.
+    pub rediscover_after: Duration,
+    /// How long each mDNS look listens for answers.
+    pub discover_for: Duration,
 }
 
 /// The checked `zendure` object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ZendureConfig {
-    pub device: Address,
+    pub device: Place,
     pub sn: Option<String>,
     pub meter: MeterConfig,
     pub schedule: ScheduleSource,
@@ -208,7 +256,8 @@ const KEYS: &str = "device, sn, meter, schedule, time_zone, max_charge_w, max_di
                     min_soc, max_soc, status_file, lock_file, state_dir, interval, \
                     schedule_refresh, meter_timeout, min_write_interval, min_direction_change, \
                     reassert, http_timeout, meter_lag, deadband_w, step_w, hysteresis_w, \
-                    status_url, data_url, report_token_file, report_queue_max, prices";
+                    status_url, data_url, report_token_file, report_queue_max, prices, \
+                    rediscover_after, discover_for";
 const METER_KEYS: &str = "kind, address, token_file, ca_file";
 
 /// Reads the config file and checks its `zendure` object.
@@ -273,8 +322,10 @@ pub fn parse(value: &Value, system_zone: impl FnOnce() -> Result<Tz>) -> Result<
         })
     };
 
-    let device =
-        Address::parse(string("zendure.device", required("device")?)?).context("zendure.device")?;
+    let device = Place::parse(
+        "zendure.device",
+        string("zendure.device", required("device")?)?,
+    )?;
     let sn = string_at("sn")?;
     if let Some(sn) = &sn {
         ensure!(
@@ -314,12 +365,15 @@ pub fn parse(value: &Value, system_zone: impl FnOnce() -> Result<Tz>) -> Result<
         meter_lag: get("meter_lag")
             .map(|v| seconds("zendure.meter_lag", v))
             .transpose()?,
+        rediscover_after: seconds_at("rediscover_after", 300.0)?,
+        discover_for: seconds_at("discover_for", 3.0)?,
     };
     for (key, d) in [
         ("interval", timings.interval),
         ("schedule_refresh", timings.schedule_refresh),
         ("meter_timeout", timings.meter_timeout),
         ("http_timeout", timings.http_timeout),
+        ("discover_for", timings.discover_for),
     ] {
         ensure!(!d.is_zero(), "zendure.{key}: must be above 0");
     }
@@ -363,11 +417,13 @@ fn parse_meter(value: &Value) -> Result<MeterConfig> {
         get("kind").context("zendure.meter.kind: missing")?,
     )?)
     .context("zendure.meter.kind")?;
-    let address = Address::parse(string(
+    let address = Place::parse(
         "zendure.meter.address",
-        get("address").context("zendure.meter.address: missing")?,
-    )?)
-    .context("zendure.meter.address")?;
+        string(
+            "zendure.meter.address",
+            get("address").context("zendure.meter.address: missing")?,
+        )?,
+    )?;
     let file = |key: &str| -> Result<Option<PathBuf>> {
         get(key)
             .map(|v| string(&format!("zendure.meter.{key}"), v).map(PathBuf::from))
@@ -397,10 +453,16 @@ fn parse_meter(value: &Value) -> Result<MeterConfig> {
             );
         }
     }
-    ensure!(
-        kind != MeterKind::DsmrTcp || address.port.is_some(),
-        "zendure.meter.address: dsmr-tcp needs host:port"
-    );
+    match &address {
+        Place::Fixed(a) => ensure!(
+            kind != MeterKind::DsmrTcp || a.port.is_some(),
+            "zendure.meter.address: dsmr-tcp needs host:port"
+        ),
+        Place::Auto => ensure!(
+            kind != MeterKind::DsmrTcp,
+            "zendure.meter.address: a dsmr-tcp stream announces nothing on mDNS; give host:port"
+        ),
+    }
     Ok(MeterConfig {
         kind,
         address,
@@ -503,6 +565,45 @@ mod tests {
         assert!(err.contains("zendure.status_url"), "{err}");
     }
 
+    /// `"auto"` for the device and the meter, with the rediscovery timings;
+    /// refused naming the key where it cannot work.
+    #[test]
+    fn auto_addresses() {
+        let c = parse_ok(minimal());
+        assert_eq!(c.timings.rediscover_after, Duration::from_secs(300));
+        assert_eq!(c.timings.discover_for, Duration::from_secs(3));
+        let mut v = minimal();
+        v["device"] = json!("auto");
+        v["meter"] = json!({"kind": "homewizard", "address": "auto"});
+        v["rediscover_after"] = json!(0.5);
+        v["discover_for"] = json!(0.25);
+        if cfg!(feature = "discover") {
+            let c = parse_ok(v.clone());
+            assert_eq!(c.device, Place::Auto);
+            assert_eq!(c.meter.address, Place::Auto);
+            assert_eq!(c.timings.rediscover_after, Duration::from_millis(500));
+            assert_eq!(c.timings.discover_for, Duration::from_millis(250));
+            let err = parse_err(with(
+                "meter",
+                json!({"kind": "dsmr-tcp", "address": "auto"}),
+            ));
+            assert!(err.contains("zendure.meter.address: a dsmr-tcp"), "{err}");
+        } else {
+            let err = parse_err(v.clone());
+            assert!(err.contains("zendure.device: \"auto\" needs mDNS"), "{err}");
+            v["device"] = json!("192.168.1.50");
+            let err = parse_err(v.clone());
+            assert!(
+                err.contains("zendure.meter.address: \"auto\" needs mDNS"),
+                "{err}"
+            );
+        }
+        let err = parse_err(with("discover_for", json!(0)));
+        assert!(err.contains("zendure.discover_for"), "{err}");
+        let err = parse_err(with("device", json!("Auto:x")));
+        assert!(err.contains("zendure.device"), "{err}");
+    }
+
     fn parse_err(v: Value) -> String {
         format!("{:#}", parse(&v, || Ok(Tz::UTC)).unwrap_err())
     }
@@ -516,7 +617,7 @@ mod tests {
     #[test]
     fn defaults() {
         let c = parse_ok(minimal());
-        assert_eq!(c.device.with_port(80), "192.168.1.50:80");
+        assert_eq!(c.device.address().unwrap().with_port(80), "192.168.1.50:80");
         assert_eq!(c.sn, None);
         assert_eq!(c.meter.kind, MeterKind::HomeWizard);
         assert_eq!(
@@ -553,7 +654,10 @@ mod tests {
             "min_direction_change": 3, "reassert": 6, "http_timeout": 0.5, "meter_lag": 0.25,
             "deadband_w": 10, "step_w": 5, "hysteresis_w": 40
         }));
-        assert_eq!(c.device.with_port(80), "zendure.local:8080");
+        assert_eq!(
+            c.device.address().unwrap().with_port(80),
+            "zendure.local:8080"
+        );
         assert_eq!(c.sn.as_deref(), Some("HOA1NAH0000001"));
         assert_eq!(c.meter.kind, MeterKind::HomeWizardV2);
         assert_eq!(c.meter.ca_file, Some(PathBuf::from("/etc/c.pem")));

@@ -22,6 +22,7 @@ use crate::zendure::law::{
     WriteLog, WriteReason,
 };
 use crate::zendure::meter::Meter;
+use crate::zendure::poster::PosterStats;
 use crate::zendure::report::{DeviceSample, MeterSample, Reporter, StatusEvent};
 use crate::zendure::schedule::{self, Schedule, ScheduleValue};
 use crate::zendure::source::{self, FetchError};
@@ -100,8 +101,11 @@ pub enum Event {
         command: Command,
         result: Result<(), String>,
     },
+    /// What the poster has done so far (only when reports are posted).
+    Reports(PosterStats),
     /// SIGTERM/SIGINT: command 0 W and stop.
     Stopping {
+        at: Moment,
         wall: DateTime<Utc>,
     },
 }
@@ -168,6 +172,7 @@ pub struct Core {
     decision: Option<Decision>,
     status_error: bool,
     stopping: bool,
+    reports: Option<PosterStats>,
 }
 
 impl Core {
@@ -195,6 +200,7 @@ impl Core {
             decision: None,
             status_error: false,
             stopping: false,
+            reports: None,
         }
     }
 
@@ -243,13 +249,17 @@ impl Core {
             Event::Meter { at, wall, result } => self.metered(at, wall, result),
             Event::Device { at, wall, result } => self.device_read(at, wall, result),
             Event::Tick { at, wall } => self.tick(at, wall),
+            Event::Reports(stats) => {
+                self.reports = Some(stats);
+                Vec::new()
+            }
             Event::Written {
                 at,
                 wall,
                 command,
                 result,
             } => self.written(at, wall, command, result),
-            Event::Stopping { wall } => {
+            Event::Stopping { at, wall } => {
                 self.stopping = true;
                 let mut out = Vec::new();
                 match self.sn() {
@@ -260,10 +270,13 @@ impl Core {
                             command: Command::Idle,
                         });
                     }
-                    None => out.push(log(
-                        Level::Warn,
-                        "stopping without a word to the device: it was never read".into(),
-                    )),
+                    None => {
+                        out.push(log(
+                            Level::Warn,
+                            "stopping without a word to the device: it was never read".into(),
+                        ));
+                        out.push(Effect::Status(Box::new(self.status(at, wall))));
+                    }
                 }
                 out.push(Effect::Report(Reported::Status(StatusEvent::Stop {
                     timestamp: wall.timestamp(),
@@ -541,6 +554,10 @@ impl Core {
                     out.push(log(Level::Error, format!("device: {e}")));
                 }
                 self.device_error = Some(e);
+                // The final status says the stop even when the 0 W failed.
+                if self.stopping {
+                    out.push(Effect::Status(Box::new(self.status(at, wall))));
+                }
             }
         }
         out
@@ -606,10 +623,17 @@ impl Core {
                 cut_off: report.and_then(|(_, r)| r.cut_off()).map(str::to_string),
                 packs: report.map(|(_, r)| r.packs.clone()).unwrap_or_default(),
             },
-            target: decision.map_or(Command::Idle, |d| d.target).into(),
-            reason: decision.map_or("starting".to_string(), |d| {
-                reason_text(d.reason).to_string()
-            }),
+            target: match decision {
+                Some(d) if !self.stopping => d.target,
+                _ => Command::Idle,
+            }
+            .into(),
+            reason: match decision {
+                _ if self.stopping => "stopped: 0 W".to_string(),
+                Some(d) => reason_text(d.reason).to_string(),
+                None => "starting".to_string(),
+            },
+            stopped: self.stopping,
             last_command: self.writes.last_command().zip(self.written_wall).map(
                 |(command, written)| WrittenStatus {
                     command: CommandStatus::from(command),
@@ -618,6 +642,7 @@ impl Core {
             ),
             writes: self.write_count,
             direction_changes: self.direction_changes,
+            reports: self.reports.clone(),
         }
     }
 }
@@ -649,6 +674,8 @@ pub struct Parts<D, M, R> {
     pub schedule_refresh: Duration,
     pub saved_schedule: std::path::PathBuf,
     pub status_file: std::path::PathBuf,
+    /// The poster's counts, for the status file.
+    pub report_stats: Option<watch::Receiver<PosterStats>>,
 }
 
 /// The controller's clocks: monotonic for the law, wall time derived from
@@ -727,8 +754,10 @@ where
             }
         }
     }
+    let now = Instant::now();
     let effects = core.step(Event::Stopping {
-        wall: clock.wall(Instant::now()),
+        at: clock.moment(now),
+        wall: clock.wall(now),
     });
     execute(&mut core, &mut parts, clock, effects).await;
     let _ = refresher.await;
@@ -767,6 +796,10 @@ async fn cycle<D: Device, M: Meter, R: Reporter>(
         wall: clock.wall(asked),
         result: device.map_err(|e| format!("{e:#}")),
     }));
+    if let Some(stats) = &parts.report_stats {
+        let stats = stats.borrow().clone();
+        effects.extend(core.step(Event::Reports(stats)));
+    }
     effects.extend(core.step(Event::Tick {
         at: clock.moment(done),
         wall: clock.wall(done),

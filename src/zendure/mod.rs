@@ -7,6 +7,8 @@
 //! server) and `poster` (posting them, queued on disk while the server is
 //! down). `controller` runs the loop; `commands` are the CLI handlers.
 
+#[cfg(feature = "discover")]
+pub mod auto;
 pub mod commands;
 pub mod config;
 pub mod controller;

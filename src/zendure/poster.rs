@@ -109,7 +109,7 @@ impl PosterConfig {
 }
 
 /// What the poster has done, for the controller's status.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PosterStats {
     pub delivered: u64,
     /// Waiting in the queue file.

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::zendure::device::Pack;
 use crate::zendure::law::Command;
+use crate::zendure::poster::PosterStats;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusDoc {
@@ -25,10 +26,17 @@ pub struct StatusDoc {
     /// What the device should be doing now, and why.
     pub target: CommandStatus,
     pub reason: String,
+    /// Written last, after SIGTERM/SIGINT and the final 0 W command.
+    #[serde(default)]
+    pub stopped: bool,
     pub last_command: Option<WrittenStatus>,
     /// Writes and AC direction changes since the controller started.
     pub writes: u64,
     pub direction_changes: u64,
+    /// The reports to the server (when `status_url`/`data_url` are set):
+    /// delivered, waiting on disk, dropped as the oldest of a full queue.
+    #[serde(default)]
+    pub reports: Option<PosterStats>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

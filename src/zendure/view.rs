@@ -78,7 +78,11 @@ pub fn status(doc: &StatusDoc, alive: bool, age_s: f64) -> String {
     let _ = writeln!(
         out,
         "controller    {} (status {:.0} s old, pid {})",
-        if alive { "running" } else { "NOT running" },
+        match (alive, doc.stopped) {
+            (true, _) => "running",
+            (false, true) => "stopped",
+            (false, false) => "NOT running",
+        },
         age_s,
         doc.pid
     );
@@ -189,6 +193,19 @@ pub fn status(doc: &StatusDoc, alive: bool, age_s: f64) -> String {
         "since start   {} writes, {} direction changes",
         doc.writes, doc.direction_changes
     );
+    if let Some(r) = &doc.reports {
+        let _ = writeln!(
+            out,
+            "reports       {} delivered, {} queued, {} dropped (queue full), {} rejected{}",
+            r.delivered,
+            r.queued,
+            r.dropped,
+            r.rejected,
+            r.last_error
+                .as_ref()
+                .map_or(String::new(), |e| format!("; last error: {e}"))
+        );
+    }
     out
 }
 

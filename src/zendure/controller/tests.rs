@@ -154,6 +154,7 @@ fn start(name: &str, schedule: serde_json::Value, house_w: i32) -> Run {
         schedule_refresh: Duration::from_secs(5),
         saved_schedule: d.join("state/saved.json"),
         status_file: d.join("status.json"),
+        report_stats: None,
     };
     let handle = tokio::spawn(run(settings(), parts, shutdown));
     Run {

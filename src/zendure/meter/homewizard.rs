@@ -65,7 +65,10 @@ impl HomeWizard {
             .tls_danger_accept_invalid_hostnames(true);
         Ok(HomeWizard {
             http: Http::from_builder(builder, timeout)?,
-            url: format!("https://{}/api/measurement", config.address.with_port(443)),
+            url: format!(
+                "https://{}/api/measurement",
+                config.address.address()?.with_port(443)
+            ),
             field: "power_w",
             token: Some(token),
         })

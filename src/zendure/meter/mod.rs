@@ -38,22 +38,22 @@ pub enum AnyMeter {
 
 impl AnyMeter {
     pub fn new(config: &MeterConfig, http: &Http) -> Result<AnyMeter> {
+        let address = config.address.address()?;
         Ok(match config.kind {
             MeterKind::HomeWizard => AnyMeter::HomeWizard(homewizard::HomeWizard::v1(
                 http.clone(),
-                &config.address.with_port(80),
+                &address.with_port(80),
             )),
             MeterKind::HomeWizardV2 => {
                 AnyMeter::HomeWizard(homewizard::HomeWizard::v2(config, http.timeout())?)
             }
             MeterKind::ZendureP1 => AnyMeter::ZendureP1(zendure_p1::ZendureP1::new(
                 http.clone(),
-                &config.address.with_port(80),
+                &address.with_port(80),
             )),
-            MeterKind::DsmrTcp => AnyMeter::Dsmr(dsmr::DsmrTcp::new(
-                &config.address.with_port(0),
-                http.timeout(),
-            )),
+            MeterKind::DsmrTcp => {
+                AnyMeter::Dsmr(dsmr::DsmrTcp::new(&address.with_port(0), http.timeout()))
+            }
         })
     }
 }
