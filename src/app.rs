@@ -4,11 +4,10 @@
 use std::future::Future;
 use std::process::ExitCode;
 
-use tokio::signal::unix::{SignalKind, signal};
-
 use crate::cli::{Cli, Command};
 use crate::exit::{Exit, Failure};
 use crate::log;
+use crate::shutdown;
 use crate::zcell;
 use crate::zcell::settings::{DisableSettings, RunRequest, StatusSettings};
 #[cfg(feature = "zendure")]
@@ -54,22 +53,18 @@ fn outcome(result: Result<(), Failure>) -> ExitCode {
 /// order keeps every owned slot whole at any point, so stopping at once is
 /// safe; say so, and let the next run finish.
 async fn until_signal(command: impl Future<Output = Result<(), Failure>>) -> ExitCode {
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        log("error: cannot install signal handlers");
-        return Exit::Usage.into();
-    };
-    let stopped = |name: &str, code: u8| {
-        log(&format!(
-            "stopped by {name}: each owned slot holds its old values, is off, or is as planned; the next run completes the plan"
-        ));
-        ExitCode::from(code)
+    let signalled = match shutdown::install() {
+        Ok(signalled) => signalled,
+        Err(failure) => return outcome(Err(failure)),
     };
     tokio::select! {
         result = command => outcome(result),
-        _ = term.recv() => stopped("SIGTERM", 143),
-        _ = int.recv() => stopped("SIGINT", 130),
+        signal = signalled => {
+            log(&format!(
+                "stopped by {}: each owned slot holds its old values, is off, or is as planned; the next run completes the plan",
+                signal.name()
+            ));
+            ExitCode::from(signal.exit_code())
+        }
     }
 }

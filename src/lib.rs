@@ -17,6 +17,7 @@ pub mod http;
 pub mod lock;
 #[cfg(feature = "serve")]
 pub mod serve;
+pub mod shutdown;
 pub mod span;
 pub mod tz;
 pub mod zcell;

@@ -12,11 +12,11 @@ pub mod store;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
-use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::ServeArgs;
 use crate::exit::{Exit, ExitContext, Failure};
 use crate::log;
+use crate::shutdown;
 use api::AppState;
 use config::ServeConfig;
 use schedule::ScheduleFile;
@@ -77,20 +77,9 @@ pub async fn command(args: ServeArgs) -> Result<(), Failure> {
     });
     // Tests and scripts wait for this line before they connect.
     log(&format!("serving http://{address}/"));
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return Err(Failure::new(
-            Exit::Usage,
-            anyhow::anyhow!("cannot install signal handlers"),
-        ));
-    };
+    let signalled = shutdown::install()?;
     let stop = async move {
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = int.recv() => {},
-        }
+        signalled.await;
     };
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(stop)

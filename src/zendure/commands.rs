@@ -7,12 +7,12 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::Utc;
 use serde_json::json;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::cli::ZendureCommand;
 use crate::exit::{Exit, ExitContext, Failure};
 use crate::lock;
+use crate::shutdown;
 use crate::zendure::config::{self, ZendureConfig};
 use crate::zendure::controller::{self, Parts, Settings};
 use crate::zendure::device::{Device, HttpDevice, Report};
@@ -105,21 +105,10 @@ async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
         other => other?,
     };
     init_tracing();
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return Err(Failure::new(
-            Exit::Usage,
-            anyhow::anyhow!("cannot install signal handlers"),
-        ));
-    };
+    let signalled = shutdown::install()?;
     let (stop, shutdown) = watch::channel(false);
     tokio::spawn(async move {
-        let name = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        };
+        let name = signalled.await.name();
         tracing::info!("{name} received");
         let _ = stop.send(true);
     });
