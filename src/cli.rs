@@ -16,7 +16,7 @@ use crate::zcell::gx::GxTarget;
 use crate::zcell::policy::{MaintenanceWindow, OwnedSlots, Peak, parse_clock, parse_soc};
 use crate::zcell::slot::Soc;
 #[cfg(feature = "zendure")]
-use crate::zendure::plan_prices::PlanDay;
+use crate::zendure::prices::PlanDay;
 
 /// The help's footer: what a caller (cron, a script) branches on.
 const EXIT_CODES: &str = "\

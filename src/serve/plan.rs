@@ -20,7 +20,8 @@ use serde_json::{Value, json};
 use super::api::{ApiError, ApiResult, Shared, authorize, json_ok, parse_json, with_etag};
 use super::schedule;
 use crate::zendure::config::{self, ZendureConfig};
-use crate::zendure::plan_prices::{self, PlanDay};
+use crate::zendure::plan_prices;
+use crate::zendure::prices::PlanDay;
 
 /// The `zendure` config that plans need, or why the server cannot plan.
 pub fn planning(config_file: Option<&Path>) -> Result<ZendureConfig, String> {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use serde_json::Value;
 
@@ -18,7 +18,7 @@ use crate::zendure::http::Http;
 use crate::zendure::price_config::{PriceConfig, PriceSource};
 use crate::zendure::price_plan::Battery;
 use crate::zendure::price_schedule::{self, Owned, Proposal};
-use crate::zendure::prices;
+use crate::zendure::prices::{self, PlanDay};
 use crate::zendure::schedule::Schedule;
 use crate::zendure::status;
 
@@ -72,27 +72,6 @@ fn write_json(path: &Path, value: &Value) -> Result<()> {
     let mut text = serde_json::to_string_pretty(value).expect("JSON values serialise");
     text.push('\n');
     atomic::write(path, text.as_bytes())
-}
-
-/// Which day to plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlanDay {
-    /// From the current slot to midnight.
-    Today,
-    Tomorrow,
-    Date(NaiveDate),
-}
-
-impl PlanDay {
-    pub fn parse(s: &str) -> Result<PlanDay> {
-        match s {
-            "today" => Ok(PlanDay::Today),
-            "tomorrow" => Ok(PlanDay::Tomorrow),
-            _ => NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .map(PlanDay::Date)
-                .with_context(|| format!("`{s}`: expected YYYY-MM-DD, today or tomorrow")),
-        }
-    }
 }
 
 /// The list of the plan's entries: beside the schedule file it describes

@@ -261,6 +261,27 @@ pub fn day_slots(
     Ok(slots)
 }
 
+/// Which day to plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanDay {
+    /// From the current slot to midnight.
+    Today,
+    Tomorrow,
+    Date(NaiveDate),
+}
+
+impl PlanDay {
+    pub fn parse(s: &str) -> Result<PlanDay> {
+        match s {
+            "today" => Ok(PlanDay::Today),
+            "tomorrow" => Ok(PlanDay::Tomorrow),
+            _ => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(PlanDay::Date)
+                .with_context(|| format!("`{s}`: expected YYYY-MM-DD, today or tomorrow")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
