@@ -3,19 +3,15 @@
 
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
 use chrono::{NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::page;
-use super::plan;
 use super::schedule::{self, EntryError, ScheduleFile};
 use super::store::{DataKind, Posted, Store, summary};
 use crate::serve::config::ServeConfig;
@@ -102,29 +98,6 @@ impl IntoResponse for ApiError {
 
 pub(super) type ApiResult = Result<Response, ApiError>;
 
-pub fn router(state: Shared) -> Router {
-    let max_body = state.config.max_body;
-    Router::new()
-        .route("/", get(page::index))
-        .route("/assets/{name}", get(page::asset))
-        .route("/api/schedule", get(schedule_get).put(schedule_put))
-        .route("/api/schedule/plan", post(plan::plan_post))
-        .route("/api/status", get(status_get).post(status_post))
-        .route("/api/data", get(data_get).post(data_post))
-        // The reference server's paths, for the tools written against it.
-        .route(
-            "/schedule/api/charge_schedule_api.php",
-            any(reference_schedule),
-        )
-        .route(
-            "/schedule/api/automation_status_api.php",
-            get(reference_status_get).post(status_post),
-        )
-        .route("/data/api/data_api.php", any(reference_data))
-        .layer(DefaultBodyLimit::max(max_body))
-        .with_state(state)
-}
-
 /// Constant time, so the answer's timing does not leak the token.
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
@@ -188,7 +161,7 @@ pub(super) fn with_etag(mut response: Response, etag: &str) -> Response {
 
 // ---- the clean REST schedule API ----
 
-async fn schedule_get(State(state): State<Shared>, headers: HeaderMap) -> ApiResult {
+pub(super) async fn schedule_get(State(state): State<Shared>, headers: HeaderMap) -> ApiResult {
     authorize(&state, &headers, false)?;
     let current = state.schedule.read().map_err(ApiError::internal)?;
     let body = if current.bytes.is_empty() {
@@ -200,7 +173,11 @@ async fn schedule_get(State(state): State<Shared>, headers: HeaderMap) -> ApiRes
     Ok(with_etag(response, &current.etag))
 }
 
-async fn schedule_put(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> ApiResult {
+pub(super) async fn schedule_put(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
     authorize(&state, &headers, true)?;
     let Some(if_match) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
         return Err(ApiError::new(
@@ -231,11 +208,11 @@ async fn schedule_put(State(state): State<Shared>, headers: HeaderMap, body: Byt
 // ---- the reference schedule API ----
 
 #[derive(Deserialize)]
-struct DateQuery {
+pub(super) struct DateQuery {
     date: Option<String>,
 }
 
-async fn reference_schedule(
+pub(super) async fn reference_schedule(
     State(state): State<Shared>,
     method: Method,
     headers: HeaderMap,
@@ -323,7 +300,11 @@ fn store_posted(state: &AppState, posted: Result<Posted, anyhow::Error>) -> ApiR
     Ok(json_ok(json!({"success": true})))
 }
 
-async fn status_post(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> ApiResult {
+pub(super) async fn status_post(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
     authorize(&state, &headers, true)?;
     let doc = parse_json(&body)?;
     store_posted(&state, Posted::event(doc, now_unix()))
@@ -342,7 +323,7 @@ fn stored_schedule(state: &AppState) -> Result<Schedule, String> {
     })
 }
 
-async fn status_get(State(state): State<Shared>, headers: HeaderMap) -> ApiResult {
+pub(super) async fn status_get(State(state): State<Shared>, headers: HeaderMap) -> ApiResult {
     authorize(&state, &headers, false)?;
     let parsed = stored_schedule(&state);
     let in_force = parsed
@@ -363,13 +344,13 @@ async fn status_get(State(state): State<Shared>, headers: HeaderMap) -> ApiResul
 }
 
 #[derive(Deserialize)]
-struct LimitQuery {
+pub(super) struct LimitQuery {
     limit: Option<u32>,
 }
 
 /// The reference status API's GET: the last `limit` changes and when the
 /// controller was last heard from.
-async fn reference_status_get(
+pub(super) async fn reference_status_get(
     State(state): State<Shared>,
     headers: HeaderMap,
     Query(query): Query<LimitQuery>,
@@ -395,12 +376,12 @@ async fn reference_status_get(
 }
 
 #[derive(Deserialize)]
-struct TypeQuery {
+pub(super) struct TypeQuery {
     #[serde(rename = "type")]
     kind: Option<String>,
 }
 
-async fn data_post(
+pub(super) async fn data_post(
     State(state): State<Shared>,
     headers: HeaderMap,
     Query(query): Query<TypeQuery>,
@@ -413,7 +394,7 @@ async fn data_post(
     store_posted(&state, Posted::data(doc, kind, now_unix()))
 }
 
-async fn reference_data(
+pub(super) async fn reference_data(
     state: State<Shared>,
     method: Method,
     headers: HeaderMap,
@@ -430,11 +411,11 @@ async fn reference_data(
 }
 
 #[derive(Deserialize)]
-struct HoursQuery {
+pub(super) struct HoursQuery {
     hours: Option<f64>,
 }
 
-async fn data_get(
+pub(super) async fn data_get(
     State(state): State<Shared>,
     headers: HeaderMap,
     Query(query): Query<HoursQuery>,

@@ -12,6 +12,9 @@ pub mod store;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{any, get, post};
 
 use crate::cli::ServeArgs;
 use crate::exit::{Exit, ExitContext, Failure};
@@ -81,11 +84,38 @@ pub async fn command(args: ServeArgs) -> Result<(), Failure> {
     let stop = async move {
         signalled.await;
     };
-    axum::serve(listener, api::router(state))
+    axum::serve(listener, router(state))
         .with_graceful_shutdown(stop)
         .await
         .context("the server failed")
         .or_exit(Exit::Fallback)?;
     log("stopped");
     Ok(())
+}
+
+/// Every route: the page, the clean API, and the reference server's paths.
+fn router(state: api::Shared) -> Router {
+    let max_body = state.config.max_body;
+    Router::new()
+        .route("/", get(page::index))
+        .route("/assets/{name}", get(page::asset))
+        .route(
+            "/api/schedule",
+            get(api::schedule_get).put(api::schedule_put),
+        )
+        .route("/api/schedule/plan", post(plan::plan_post))
+        .route("/api/status", get(api::status_get).post(api::status_post))
+        .route("/api/data", get(api::data_get).post(api::data_post))
+        // The reference server's paths, for the tools written against it.
+        .route(
+            "/schedule/api/charge_schedule_api.php",
+            any(api::reference_schedule),
+        )
+        .route(
+            "/schedule/api/automation_status_api.php",
+            get(api::reference_status_get).post(api::status_post),
+        )
+        .route("/data/api/data_api.php", any(api::reference_data))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
 }
