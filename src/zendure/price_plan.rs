@@ -453,11 +453,13 @@ fn label(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const BATTERY: Battery = Battery {
+    /// A SolarFlow-sized battery the planner's tests and the schedule's
+    /// share.
+    pub(crate) const BATTERY: Battery = Battery {
         capacity_wh: 2000.0,
         min_soc_percent: 10.0,
         max_soc_percent: 100.0,

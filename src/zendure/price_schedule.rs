@@ -234,18 +234,10 @@ impl Proposal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::zendure::price_plan::tests::BATTERY;
     use crate::zendure::prices::{Export, Tariff, day_slots, parse};
     use chrono::{DateTime, Utc};
     use chrono_tz::Europe::Amsterdam;
-
-    const BATTERY: Battery = Battery {
-        capacity_wh: 2000.0,
-        min_soc_percent: 10.0,
-        max_soc_percent: 100.0,
-        max_charge_w: 800.0,
-        max_discharge_w: 800.0,
-        round_trip_efficiency: 0.81,
-    };
 
     /// 24 Nov 2026: cheap at night, dear 07-09 and 17-20.
     fn slots(from: &str) -> Vec<PriceSlot> {
