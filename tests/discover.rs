@@ -184,16 +184,23 @@ fn an_unknown_interface_is_refused() {
     );
 }
 
+/// A fresh folder for a controller's files, with a schedule of 0 W.
+#[cfg(feature = "zendure")]
+fn controller_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("zcell-discover-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("schedule.json"), r#"{"********0000": 0}"#).unwrap();
+    dir
+}
+
 /// `"device": "auto"` and `"meter": {"address": "auto"}`: `zendure once`
 /// finds the simulated home's battery (by its serial) and P1 meter on mDNS
 /// and reads both, all inside the private namespace.
 #[cfg(feature = "zendure")]
 #[test]
 fn zendure_auto_finds_the_battery_and_the_meter() {
-    let dir = std::env::temp_dir().join(format!("zcell-discover-{}-auto", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("schedule.json"), r#"{"********0000": 0}"#).unwrap();
+    let dir = controller_dir("auto");
     // The home's ports are known only once it runs: the script reads its
     // readiness line, announces those ports, and prints them before
     // `once`'s output.
@@ -310,10 +317,7 @@ fn wait_line(rx: &std::sync::mpsc::Receiver<String>, text: &str, seen: &mut Vec<
 fn zendure_auto_finds_the_battery_again_after_it_moved() {
     use std::io::Write;
     use std::process::Stdio;
-    let dir = std::env::temp_dir().join(format!("zcell-discover-{}-moved", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("schedule.json"), r#"{"********0000": 0}"#).unwrap();
+    let dir = controller_dir("moved");
     // Steps wait for a line on stdin from the test; the controller's log
     // goes to stderr, the homes' ports to stdout.
     let script = r#"
