@@ -262,6 +262,43 @@ fn windows_end_by_themselves_a_day_after_the_last_run() {
     }
 }
 
+/// Berlin springs forward on Sun 2026-03-29 at 02:00 (to 03:00). A
+/// maintenance window from 02:30 starts when the clock jumps, at 03:00, as
+/// the slot writer's slot from 02:30 does: no moment without a window.
+#[test]
+fn a_window_from_inside_the_dst_gap_starts_when_the_clock_jumps() {
+    let berlin = chrono_tz::Europe::Berlin;
+    let env = TestEnv::new(&[
+        "--set=/Settings/System/TimeZone=Europe/Berlin",
+        LOCAL,
+        CAPACITY,
+    ])
+    .with_bms(&due_in(HOUR), &[]);
+    let saturday = "2026-03-28T07:00";
+    let out = run(&env, saturday, &["--maintenance-window", "02:30-05:00@100"]);
+    assert_exit(&out, 0);
+    let jump: DateTime<Utc> = "2026-03-29T01:00:00Z".parse().unwrap();
+    let charge = (0..12).map(|n| window(&env, n)).find(|w| w.3 == CHARGE);
+    assert_eq!(charge, Some((jump.timestamp(), 2 * HOUR, 100.0, CHARGE)));
+    assert!(
+        stderr(&out).contains("Sun 2026-03-29 03:00 -> Sun 05:00 (2h00) charge and hold 100%"),
+        "{}",
+        stderr(&out)
+    );
+    let held = windows(&env);
+    let run_at = local(saturday)
+        .and_local_timezone(berlin)
+        .unwrap()
+        .with_timezone(&Utc);
+    for minute in (0..23 * 60).step_by(5) {
+        let t = run_at + TimeDelta::minutes(minute);
+        assert!(
+            dess::active_at(&held, berlin, t).is_some(),
+            "no window at {t}"
+        );
+    }
+}
+
 #[test]
 fn a_failed_bms_removes_the_windows() {
     let env = env();
