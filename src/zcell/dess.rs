@@ -192,6 +192,16 @@ impl WindowIndex {
         (0..OWNED_COUNT).map(WindowIndex)
     }
 
+    /// The windows it does not own: VRM writes them in Auto mode (as it
+    /// writes the owned ones), another tool may in Local mode.
+    pub fn foreign() -> impl Iterator<Item = WindowIndex> {
+        (OWNED_COUNT..WINDOW_COUNT).map(WindowIndex)
+    }
+
+    pub fn is_owned(self) -> bool {
+        self.0 < OWNED_COUNT
+    }
+
     pub fn path(self, field: Field) -> String {
         format!("{}/{}", self.group(), field.name())
     }
@@ -418,6 +428,26 @@ pub fn plan_windows(
         .collect())
 }
 
+/// Every window zcell-sched does not own gone: once it has taken Dynamic
+/// ESS over (switched it to Local), nothing refreshes them, and Dynamic ESS
+/// would follow them wherever the owned windows leave time uncovered.
+pub fn foreign_gone() -> Vec<(WindowIndex, WindowPlan)> {
+    WindowIndex::foreign()
+        .map(|i| (i, WindowPlan::Gone))
+        .collect()
+}
+
+/// The windows among `windows` that Dynamic ESS would follow (`Start` > 0).
+pub fn set_windows(
+    windows: &BTreeMap<WindowIndex, WindowValues>,
+) -> BTreeMap<WindowIndex, WindowValues> {
+    windows
+        .iter()
+        .filter(|(_, v)| v.is_window())
+        .map(|(i, v)| (*i, *v))
+        .collect()
+}
+
 /// Every owned window gone: the fallback and `disable`.
 pub fn all_gone() -> Vec<(WindowIndex, WindowPlan)> {
     WindowIndex::owned()
@@ -505,7 +535,10 @@ pub struct DessState {
     pub hub4_mode: i64,
     pub battery_life_state: i64,
     pub feed_in: bool,
+    /// The owned windows.
     pub windows: BTreeMap<WindowIndex, WindowValues>,
+    /// The others.
+    pub foreign: BTreeMap<WindowIndex, WindowValues>,
 }
 
 /// Whether the windows would act, from dynamicess.py `_on_timer` and
@@ -699,16 +732,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_zero_target_is_self_consumption() {
-        let plan = plan_at(local(2026, 11, 28, 7), None);
-        let mut zero = plan.clone();
-        zero.windows[0].soc = crate::zcell::slot::Soc::new(0).unwrap();
-        let got = stretches(&zero, HOUR);
-        assert_eq!(got.len(), 1, "one self-consumption stretch: {got:?}");
-        assert_eq!(got[0].charge_to, None);
-    }
-
     /// Berlin springs forward on Sun 2026-03-29 at 02:00 (to 03:00). A
     /// maintenance window from 02:30 starts when the clock jumps, at 03:00,
     /// as the slot from 02:30 does: no moment of the day is left without a
@@ -757,6 +780,16 @@ mod tests {
             active_at(&windows, berlin, half_past_three).map(|i| windows[&i]),
             Some(*charge)
         );
+    }
+
+    #[test]
+    fn a_zero_target_is_self_consumption() {
+        let plan = plan_at(local(2026, 11, 28, 7), None);
+        let mut zero = plan.clone();
+        zero.windows[0].soc = crate::zcell::slot::Soc::new(0).unwrap();
+        let got = stretches(&zero, HOUR);
+        assert_eq!(got.len(), 1, "one self-consumption stretch: {got:?}");
+        assert_eq!(got[0].charge_to, None);
     }
 
     #[test]
@@ -870,6 +903,7 @@ mod tests {
             battery_life_state: 2,
             feed_in: true,
             windows: BTreeMap::new(),
+            foreign: BTreeMap::new(),
         }
     }
 
