@@ -621,18 +621,22 @@ mod tests {
         planner::plan(now, &snapshot(maintenance_in), &policy).unwrap()
     }
 
-    fn windows_at(
-        now: NaiveDateTime,
-        maintenance_in: Option<i64>,
-    ) -> BTreeMap<WindowIndex, WindowValues> {
-        plan_windows(&plan_at(now, maintenance_in), Hobart, true, HOUR)
-            .unwrap()
+    /// The windows a plan sets, as the GX would hold them.
+    fn active(plans: Vec<(WindowIndex, WindowPlan)>) -> BTreeMap<WindowIndex, WindowValues> {
+        plans
             .into_iter()
             .filter_map(|(i, p)| match p {
                 WindowPlan::Active(v) => Some((i, v)),
                 WindowPlan::Gone => None,
             })
             .collect()
+    }
+
+    fn windows_at(
+        now: NaiveDateTime,
+        maintenance_in: Option<i64>,
+    ) -> BTreeMap<WindowIndex, WindowValues> {
+        active(plan_windows(&plan_at(now, maintenance_in), Hobart, true, HOUR).unwrap())
     }
 
     fn spans(windows: &BTreeMap<WindowIndex, WindowValues>) -> Vec<(String, String, f64, i64)> {
@@ -743,14 +747,7 @@ mod tests {
         policy.rules.maintenance_windows = vec!["02:30-05:00@100".parse().unwrap()];
         let run = takes_effect(berlin, local(2026, 3, 28, 7));
         let plan = planner::plan(run, &snapshot(Some(3600)), &policy).unwrap();
-        let windows: BTreeMap<WindowIndex, WindowValues> = plan_windows(&plan, berlin, true, HOUR)
-            .unwrap()
-            .into_iter()
-            .filter_map(|(i, p)| match p {
-                WindowPlan::Active(v) => Some((i, v)),
-                WindowPlan::Gone => None,
-            })
-            .collect();
+        let windows = active(plan_windows(&plan, berlin, true, HOUR).unwrap());
         let charge = windows
             .values()
             .find(|v| v.strategy == Strategy::ProBattery.raw() as f64)
@@ -825,15 +822,7 @@ mod tests {
                     for hour in 0..24 {
                         let last_run = day + TimeDelta::hours(hour);
                         let plan = plan_at(last_run, maintenance);
-                        let windows: BTreeMap<WindowIndex, WindowValues> =
-                            plan_windows(&plan, Hobart, true, overlap)
-                                .unwrap()
-                                .into_iter()
-                                .filter_map(|(i, p)| match p {
-                                    WindowPlan::Active(v) => Some((i, v)),
-                                    WindowPlan::Gone => None,
-                                })
-                                .collect();
+                        let windows = active(plan_windows(&plan, Hobart, true, overlap).unwrap());
                         let at = takes_effect(Hobart, last_run).with_timezone(&Utc);
                         assert!(
                             active_at(&windows, Hobart, at).is_some(),
