@@ -384,6 +384,15 @@ fn windows_it_does_not_own_in_local_mode_are_left_with_a_warning() {
     assert_eq!(followed, Some(24));
     let text = stdout(&env.run(&["status", "--writer", "dess"]));
     assert!(text.contains(&format!("warning: {warning}")), "{text}");
+    let later = env.run(&["status", "--writer", "dess", "--now", "2026-11-24T08:00"]);
+    let text = stdout(&later);
+    assert!(
+        text.contains(
+            "window 25     Tue 2026-11-24 08:00 -> Tue 09:00 (1h00) reach 40% via the grid  \
+             <- now, not zcell-sched's"
+        ),
+        "{text}"
+    );
     let out = env.run(&["status", "--writer", "dess", "--json"]);
     let doc: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(doc["dess"]["foreign_windows"].as_array().unwrap().len(), 36);

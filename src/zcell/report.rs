@@ -407,6 +407,7 @@ pub fn foreign_warning(foreign: &BTreeMap<WindowIndex, WindowValues>, tz: Tz) ->
 pub fn dess_status(
     mode: Option<i64>,
     windows: &BTreeMap<WindowIndex, WindowValues>,
+    foreign: &BTreeMap<WindowIndex, WindowValues>,
     now: Option<DateTime<Tz>>,
 ) -> String {
     let Some(mode) = mode else {
@@ -423,7 +424,10 @@ pub fn dess_status(
         return out;
     };
     let tz = now.timezone();
-    let active = dess::active_at(windows, tz, now.with_timezone(&Utc));
+    // The GX follows the lowest-numbered of all 48 windows.
+    let mut all = windows.clone();
+    all.extend(foreign);
+    let active = dess::active_at(&all, tz, now.with_timezone(&Utc));
     for (i, v) in windows.iter().filter(|(_, v)| v.is_window()) {
         let mark = if active == Some(*i) { "  <- now" } else { "" };
         let _ = writeln!(
@@ -433,11 +437,22 @@ pub fn dess_status(
             window_values(v, tz)
         );
     }
-    if active.is_none() {
-        let _ = writeln!(
-            out,
-            "              no owned window active now: plain self-consumption"
-        );
+    match active.filter(|i| !i.is_owned()) {
+        Some(i) => {
+            let _ = writeln!(
+                out,
+                "window {:<3}    {}  <- now, not zcell-sched's",
+                i.get(),
+                window_values(&all[&i], tz)
+            );
+        }
+        None if active.is_none() => {
+            let _ = writeln!(
+                out,
+                "              no window active now: plain self-consumption"
+            );
+        }
+        None => {}
     }
     out
 }

@@ -124,7 +124,10 @@ pub async fn status(settings: StatusSettings) -> Result<(), Failure> {
             report::status(view, clock, now, owned, &batteries, last)
         );
         if let Some(d) = gx_view.as_ref().ok().and_then(|read| read.dess.as_ref()) {
-            print!("\n{}", report::dess_status(d.mode, &d.windows, now));
+            print!(
+                "\n{}",
+                report::dess_status(d.mode, &d.windows, &d.foreign, now)
+            );
             if let Some(warning) = zone.and_then(|tz| d.warning(tz)) {
                 println!("warning: {warning}");
             }
