@@ -7,8 +7,6 @@ use zcell_sched::{app, log};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    #[cfg(feature = "zendure")]
-    zcell_sched::zendure::http::install_crypto();
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -75,6 +75,23 @@ fn normal_weekday_writes_the_off_peak_windows_and_nothing_else() {
     );
 }
 
+/// The BMS speaks plain HTTP: a run reads it without the system's root
+/// certificates, which a build with HTTPS (for the Zendure side) would
+/// otherwise load and parse at every start, and fail without.
+#[test]
+fn a_run_needs_no_root_certificates() {
+    let env = env_with(&[HOBART.to_string()], &due_in(48 * HOUR));
+    let none = env.dir.join("no-certificates");
+    let out = env
+        .command(&["run", "--bms", env.bms(), "--now", MONDAY])
+        .env("SSL_CERT_FILE", &none)
+        .env("SSL_CERT_DIR", &none)
+        .output()
+        .expect("zcell-sched runs");
+    assert_exit(&out, 0);
+    assert_eq!(env.slot(3), (1, 10 * HOUR, 6 * HOUR, 100));
+}
+
 #[test]
 fn maintenance_day_lets_the_battery_drain() {
     let env = env_with(&busy_gx(), &due_in(10 * HOUR));

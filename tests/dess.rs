@@ -64,11 +64,12 @@ fn window(env: &TestEnv, n: u8) -> (i64, i64, f64, i64) {
     (int("Start"), int("Duration"), soc, int("Strategy"))
 }
 
-/// Every owned window as the GX holds it, for the mirror of Victron's
-/// window selection.
+/// All 48 windows as the GX holds them, for the mirror of Victron's window
+/// selection.
 fn windows(env: &TestEnv) -> BTreeMap<WindowIndex, WindowValues> {
     let state = env.state();
-    WindowIndex::owned()
+    (0..48)
+        .filter_map(WindowIndex::new)
         .map(|i| {
             let get = |leaf| state[window_path(i.get(), leaf)].as_f64().unwrap();
             let values = WindowValues {
@@ -260,6 +261,145 @@ fn windows_end_by_themselves_a_day_after_the_last_run() {
         let day_later = when(local(now) + TimeDelta::days(1)) + TimeDelta::seconds(OVERLAP);
         assert_eq!(dess::active_at(&held, Hobart, day_later), None, "{now}");
     }
+}
+
+/// Berlin springs forward on Sun 2026-03-29 at 02:00 (to 03:00). A
+/// maintenance window from 02:30 starts when the clock jumps, at 03:00, as
+/// the slot writer's slot from 02:30 does: no moment without a window.
+#[test]
+fn a_window_from_inside_the_dst_gap_starts_when_the_clock_jumps() {
+    let berlin = chrono_tz::Europe::Berlin;
+    let env = TestEnv::new(&[
+        "--set=/Settings/System/TimeZone=Europe/Berlin",
+        LOCAL,
+        CAPACITY,
+    ])
+    .with_bms(&due_in(HOUR), &[]);
+    let saturday = "2026-03-28T07:00";
+    let out = run(&env, saturday, &["--maintenance-window", "02:30-05:00@100"]);
+    assert_exit(&out, 0);
+    let jump: DateTime<Utc> = "2026-03-29T01:00:00Z".parse().unwrap();
+    let charge = (0..12).map(|n| window(&env, n)).find(|w| w.3 == CHARGE);
+    assert_eq!(charge, Some((jump.timestamp(), 2 * HOUR, 100.0, CHARGE)));
+    assert!(
+        stderr(&out).contains("Sun 2026-03-29 03:00 -> Sun 05:00 (2h00) charge and hold 100%"),
+        "{}",
+        stderr(&out)
+    );
+    let held = windows(&env);
+    let run_at = local(saturday)
+        .and_local_timezone(berlin)
+        .unwrap()
+        .with_timezone(&Utc);
+    for minute in (0..23 * 60).step_by(5) {
+        let t = run_at + TimeDelta::minutes(minute);
+        assert!(
+            dess::active_at(&held, berlin, t).is_some(),
+            "no window at {t}"
+        );
+    }
+}
+
+/// VRM leaves its windows set when Dynamic ESS leaves Auto mode, and
+/// nothing refreshes them in Local: taking Dynamic ESS over removes those
+/// zcell-sched does not own, which it would otherwise follow for a day
+/// after zcell-sched's own windows end.
+#[test]
+fn taking_over_from_vrm_removes_the_windows_it_does_not_own() {
+    let vrm = format!("--vrm-windows={}", at(MONDAY) - HOUR);
+    let env = env_with(&["--set=/Settings/DynamicEss/Mode=1", CAPACITY, &vrm]);
+    let out = run(&env, MONDAY, &["--dess-set-local"]);
+    assert_exit(&out, 0);
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "removed 36 Dynamic ESS windows zcell-sched does not own (12-47), left from mode \
+             Auto (VRM)"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("warning"), "{err}");
+    unused_windows_are_none(&env, 5);
+    assert_eq!(
+        window(&env, 1),
+        (at("2026-11-23T10:00"), 6 * HOUR, 100.0, CHARGE)
+    );
+    let writes = env.writes();
+    assert_eq!(
+        writes.last().unwrap().0,
+        format!("{DESS}/Mode"),
+        "mode last"
+    );
+    let held = windows(&env);
+    let day_later = at("2026-11-24T07:00") + OVERLAP;
+    let day_later = DateTime::from_timestamp(day_later, 0).unwrap();
+    assert_eq!(dess::active_at(&held, Hobart, day_later), None);
+    let record = env.record();
+    assert_eq!(record["foreign_windows_removed"], 36);
+    assert_eq!(record["windows"].as_array().unwrap().len(), 12);
+    let out = env.run(&["status", "--writer", "dess", "--json"]);
+    assert_exit(&out, 0);
+    let doc: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc["last_run"]["foreign_windows_removed"], 36);
+    assert_eq!(doc["dess"]["foreign_windows"], serde_json::json!([]));
+    assert_eq!(doc["dess"]["warning"], Value::Null);
+    // Taken over once: the next run has nothing of VRM's to remove.
+    assert_exit(&run(&env, "2026-11-23T12:00", &[]), 0);
+    assert_eq!(env.record()["writes"], 0);
+    assert_eq!(env.record()["foreign_windows_removed"], Value::Null);
+}
+
+/// In Local mode (not switched by zcell-sched) windows it does not own may
+/// be another tool's: left alone, and `run` and `status` say what they do.
+#[test]
+fn windows_it_does_not_own_in_local_mode_are_left_with_a_warning() {
+    let vrm = format!("--vrm-windows={}", at(MONDAY));
+    let env = env_with(&[LOCAL, CAPACITY, &vrm]);
+    let warning = "36 Dynamic ESS windows zcell-sched does not own (12-47) are set, the last \
+                   until Wed 2026-11-25 07:00";
+    let out = run(&env, MONDAY, &["--dess-set-local"]);
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out).contains(&format!("warning: {warning}")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        env.writes().iter().all(|(path, _)| {
+            let n: u8 = path
+                .strip_prefix(&format!("{DESS}/Schedule/"))
+                .and_then(|rest| rest.split('/').next())
+                .map_or(0, |n| n.parse().unwrap());
+            n < 12
+        }),
+        "only owned windows written: {:?}",
+        env.writes()
+    );
+    assert_eq!(window(&env, 12).0, at("2026-11-23T19:00"));
+    assert_eq!(env.record()["foreign_windows_removed"], Value::Null);
+    // What they do: once the owned windows end, Dynamic ESS follows them.
+    let held = windows(&env);
+    let day_later = DateTime::from_timestamp(at("2026-11-24T07:00") + OVERLAP, 0).unwrap();
+    let followed = dess::active_at(&held, Hobart, day_later).map(WindowIndex::get);
+    assert_eq!(followed, Some(24));
+    let text = stdout(&env.run(&["status", "--writer", "dess"]));
+    assert!(text.contains(&format!("warning: {warning}")), "{text}");
+    let later = env.run(&["status", "--writer", "dess", "--now", "2026-11-24T08:00"]);
+    let text = stdout(&later);
+    assert!(
+        text.contains(
+            "window 25     Tue 2026-11-24 08:00 -> Tue 09:00 (1h00) reach 40% via the grid  \
+             <- now, not zcell-sched's"
+        ),
+        "{text}"
+    );
+    let out = env.run(&["status", "--writer", "dess", "--json"]);
+    let doc: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc["dess"]["foreign_windows"].as_array().unwrap().len(), 36);
+    assert!(
+        doc["dess"]["warning"].as_str().unwrap().contains(warning),
+        "{doc}"
+    );
 }
 
 #[test]

@@ -141,7 +141,7 @@ pub struct FetchOptions {
 /// Reads and parses the status, retrying transient failures.
 pub async fn fetch(address: &BmsAddress, options: FetchOptions) -> Result<Snapshot> {
     let url = address.status_url();
-    let client = reqwest::Client::builder()
+    let client = crate::http::plain_client()
         .connect_timeout(options.timeout)
         .timeout(options.timeout)
         .redirect(reqwest::redirect::Policy::none())

@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use anyhow::{Result, bail, ensure};
-use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
 use crate::span::Span;
+use crate::tz::takes_effect;
 use crate::zcell::planner::Plan;
 use crate::zcell::slot::SLOT_COUNT;
 
@@ -191,6 +192,16 @@ impl WindowIndex {
         (0..OWNED_COUNT).map(WindowIndex)
     }
 
+    /// The windows it does not own: VRM writes them in Auto mode (as it
+    /// writes the owned ones), another tool may in Local mode.
+    pub fn foreign() -> impl Iterator<Item = WindowIndex> {
+        (OWNED_COUNT..WINDOW_COUNT).map(WindowIndex)
+    }
+
+    pub fn is_owned(self) -> bool {
+        self.0 < OWNED_COUNT
+    }
+
     pub fn path(self, field: Field) -> String {
         format!("{}/{}", self.group(), field.name())
     }
@@ -336,20 +347,6 @@ pub fn active_at(
     })
 }
 
-/// The instant a local wall-clock time names: the earlier one when a DST
-/// change repeats it, the end of the gap when a DST change skips it.
-fn instant(tz: Tz, local: NaiveDateTime) -> DateTime<Tz> {
-    match tz.from_local_datetime(&local) {
-        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t,
-        LocalResult::None => {
-            // The offset before the gap puts `local` just past it.
-            let before = tz.offset_from_utc_datetime(&(local - TimeDelta::hours(3)));
-            let utc = local - TimeDelta::seconds(i64::from(before.fix().local_minus_utc()));
-            Utc.from_utc_datetime(&utc).with_timezone(&tz)
-        }
-    }
-}
-
 /// One stretch of the planning day and what the battery does in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stretch {
@@ -389,9 +386,10 @@ pub fn stretches(plan: &Plan, overlap: TimeDelta) -> Vec<Stretch> {
 /// setting: a window's `AllowGridFeedIn` 0 would forbid feeding in excess
 /// PV (dynamicess.py `_set_feedin`), 1 would force it on.
 pub fn window_values(stretch: &Stretch, tz: Tz, feed_in: bool) -> WindowValues {
-    let start = instant(tz, stretch.span.start);
-    // The GX adds Duration to the naive local start, so the length is wall
-    // clock from the start it will see to the planned end.
+    // A start the clock skips (DST) takes effect when it jumps, as a slot's
+    // does. The GX adds Duration to the naive local start, so the length is
+    // wall clock from the start it will see to the planned end.
+    let start = takes_effect(tz, stretch.span.start);
     let duration = (stretch.span.end - start.naive_local()).num_seconds();
     let (strategy, target) = match stretch.charge_to {
         Some(soc) => (Strategy::ProBattery, f64::from(soc)),
@@ -428,6 +426,26 @@ pub fn plan_windows(
     Ok(WindowIndex::owned()
         .map(|i| (i, values.next().unwrap_or(WindowPlan::Gone)))
         .collect())
+}
+
+/// Every window zcell-sched does not own gone: once it has taken Dynamic
+/// ESS over (switched it to Local), nothing refreshes them, and Dynamic ESS
+/// would follow them wherever the owned windows leave time uncovered.
+pub fn foreign_gone() -> Vec<(WindowIndex, WindowPlan)> {
+    WindowIndex::foreign()
+        .map(|i| (i, WindowPlan::Gone))
+        .collect()
+}
+
+/// The windows among `windows` that Dynamic ESS would follow (`Start` > 0).
+pub fn set_windows(
+    windows: &BTreeMap<WindowIndex, WindowValues>,
+) -> BTreeMap<WindowIndex, WindowValues> {
+    windows
+        .iter()
+        .filter(|(_, v)| v.is_window())
+        .map(|(i, v)| (*i, *v))
+        .collect()
 }
 
 /// Every owned window gone: the fallback and `disable`.
@@ -517,7 +535,10 @@ pub struct DessState {
     pub hub4_mode: i64,
     pub battery_life_state: i64,
     pub feed_in: bool,
+    /// The owned windows.
     pub windows: BTreeMap<WindowIndex, WindowValues>,
+    /// The others.
+    pub foreign: BTreeMap<WindowIndex, WindowValues>,
 }
 
 /// Whether the windows would act, from dynamicess.py `_on_timer` and
@@ -595,23 +616,27 @@ mod tests {
     }
 
     fn plan_at(now: NaiveDateTime, maintenance_in: Option<i64>) -> Plan {
-        let now = instant(Hobart, now);
+        let now = takes_effect(Hobart, now);
         let policy = Config::default().policy(&Overrides::default()).unwrap();
         planner::plan(now, &snapshot(maintenance_in), &policy).unwrap()
     }
 
-    fn windows_at(
-        now: NaiveDateTime,
-        maintenance_in: Option<i64>,
-    ) -> BTreeMap<WindowIndex, WindowValues> {
-        plan_windows(&plan_at(now, maintenance_in), Hobart, true, HOUR)
-            .unwrap()
+    /// The windows a plan sets, as the GX would hold them.
+    fn active(plans: Vec<(WindowIndex, WindowPlan)>) -> BTreeMap<WindowIndex, WindowValues> {
+        plans
             .into_iter()
             .filter_map(|(i, p)| match p {
                 WindowPlan::Active(v) => Some((i, v)),
                 WindowPlan::Gone => None,
             })
             .collect()
+    }
+
+    fn windows_at(
+        now: NaiveDateTime,
+        maintenance_in: Option<i64>,
+    ) -> BTreeMap<WindowIndex, WindowValues> {
+        active(plan_windows(&plan_at(now, maintenance_in), Hobart, true, HOUR).unwrap())
     }
 
     fn spans(windows: &BTreeMap<WindowIndex, WindowValues>) -> Vec<(String, String, f64, i64)> {
@@ -703,12 +728,55 @@ mod tests {
             let (start, end) = first.local_span(Hobart).unwrap();
             assert_eq!(start, day);
             assert_eq!(end, day + TimeDelta::days(1), "wall-clock day");
-            assert_eq!(first.start as i64, instant(Hobart, day).timestamp());
+            assert_eq!(first.start as i64, takes_effect(Hobart, day).timestamp());
             let next = windows[&w(1)];
             let real = (next.start - first.start) as i64;
             assert_eq!(real, real_hours * 3600, "{day}");
             assert_eq!(first.duration as i64, 86400);
         }
+    }
+
+    /// Berlin springs forward on Sun 2026-03-29 at 02:00 (to 03:00). A
+    /// maintenance window from 02:30 starts when the clock jumps, at 03:00,
+    /// as the slot from 02:30 does: no moment of the day is left without a
+    /// window, and the charge runs 03:00-05:00.
+    #[test]
+    fn a_window_from_inside_the_dst_gap_starts_when_the_clock_jumps() {
+        let berlin = chrono_tz::Europe::Berlin;
+        let mut policy = Config::default().policy(&Overrides::default()).unwrap();
+        policy.rules.maintenance_windows = vec!["02:30-05:00@100".parse().unwrap()];
+        let run = takes_effect(berlin, local(2026, 3, 28, 7));
+        let plan = planner::plan(run, &snapshot(Some(3600)), &policy).unwrap();
+        let windows = active(plan_windows(&plan, berlin, true, HOUR).unwrap());
+        let charge = windows
+            .values()
+            .find(|v| v.strategy == Strategy::ProBattery.raw() as f64)
+            .unwrap();
+        let sunday = |h| local(2026, 3, 29, h);
+        assert_eq!(charge.local_span(berlin), Some((sunday(3), sunday(5))));
+        assert_eq!(charge.duration, 7200.0);
+        let jump: DateTime<Utc> = "2026-03-29T01:00:00Z".parse().unwrap();
+        assert_eq!(charge.start as i64, jump.timestamp());
+        // 23 real hours, every minute of them under some window.
+        let run = run.with_timezone(&Utc);
+        for minute in 0..23 * 60 {
+            let t = run + TimeDelta::minutes(minute);
+            assert!(active_at(&windows, berlin, t).is_some(), "no window at {t}");
+        }
+        let half_past_three = jump + TimeDelta::minutes(30);
+        let (before_jump, at_jump) = (jump - TimeDelta::seconds(1), jump);
+        assert_eq!(
+            active_at(&windows, berlin, at_jump).map(|i| windows[&i]),
+            Some(*charge)
+        );
+        assert_ne!(
+            active_at(&windows, berlin, before_jump).map(|i| windows[&i]),
+            Some(*charge)
+        );
+        assert_eq!(
+            active_at(&windows, berlin, half_past_three).map(|i| windows[&i]),
+            Some(*charge)
+        );
     }
 
     #[test]
@@ -754,23 +822,15 @@ mod tests {
                     for hour in 0..24 {
                         let last_run = day + TimeDelta::hours(hour);
                         let plan = plan_at(last_run, maintenance);
-                        let windows: BTreeMap<WindowIndex, WindowValues> =
-                            plan_windows(&plan, Hobart, true, overlap)
-                                .unwrap()
-                                .into_iter()
-                                .filter_map(|(i, p)| match p {
-                                    WindowPlan::Active(v) => Some((i, v)),
-                                    WindowPlan::Gone => None,
-                                })
-                                .collect();
-                        let at = instant(Hobart, last_run).with_timezone(&Utc);
+                        let windows = active(plan_windows(&plan, Hobart, true, overlap).unwrap());
+                        let at = takes_effect(Hobart, last_run).with_timezone(&Utc);
                         assert!(
                             active_at(&windows, Hobart, at).is_some(),
                             "covered at the run {last_run}"
                         );
                         // A wall-clock day: 25 real hours on the day DST ends.
                         let day_later =
-                            instant(Hobart, last_run + TimeDelta::days(1)).with_timezone(&Utc);
+                            takes_effect(Hobart, last_run + TimeDelta::days(1)).with_timezone(&Utc);
                         if let Some(i) = active_at(&windows, Hobart, day_later) {
                             assert_eq!(
                                 windows[&i].strategy,
@@ -794,7 +854,7 @@ mod tests {
 
     #[test]
     fn the_lowest_numbered_window_wins() {
-        let at = instant(Hobart, local(2026, 11, 24, 12)).timestamp() as f64;
+        let at = takes_effect(Hobart, local(2026, 11, 24, 12)).timestamp() as f64;
         let v = |start: f64, soc| WindowValues {
             start,
             duration: 7200.0,
@@ -832,6 +892,7 @@ mod tests {
             battery_life_state: 2,
             feed_in: true,
             windows: BTreeMap::new(),
+            foreign: BTreeMap::new(),
         }
     }
 

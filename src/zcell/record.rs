@@ -138,10 +138,18 @@ pub struct RunRecord {
     /// The owned Dynamic ESS windows (`--writer dess`); absent otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub windows: Vec<WindowRecord>,
+    /// Windows zcell-sched does not own that it removed when it took
+    /// Dynamic ESS over (`--dess-set-local`); absent when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub foreign_windows_removed: usize,
     pub writes: usize,
     /// When the last run that was not a dry run happened: what cron's
     /// health is judged by.
     pub last_real_run: Option<DateTime<Utc>>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl RunRecord {
@@ -254,6 +262,7 @@ mod tests {
             batteries: vec![],
             slots: vec![],
             windows: vec![],
+            foreign_windows_removed: 36,
             writes: 3,
             last_real_run,
         }

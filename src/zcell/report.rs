@@ -358,14 +358,56 @@ pub fn dess_dry_run(
             changes.writes.get(i).copied().unwrap_or(0)
         );
     }
+    let removed = changes.foreign_removed();
+    if removed > 0 {
+        let _ = writeln!(out, "{}", foreign_removed(removed, state.mode, false));
+    }
     out
 }
 
 /// `status` with the Dynamic ESS writer: the mode and the owned windows,
 /// marking the one the GX follows now (among them).
+/// The windows zcell-sched does not own, as numbers.
+fn foreign_range() -> String {
+    format!("{OWNED_COUNT}-{}", dess::WINDOW_COUNT - 1)
+}
+
+/// What taking Dynamic ESS over (switching it from `was` to Local) did, or
+/// would do, to the windows zcell-sched does not own.
+pub fn foreign_removed(count: usize, was: i64, done: bool) -> String {
+    let verb = if done { "removed" } else { "would remove" };
+    format!(
+        "{verb} {count} Dynamic ESS windows zcell-sched does not own ({}), left from mode {}: \
+         in Local mode nothing refreshes them",
+        foreign_range(),
+        dess_mode(was)
+    )
+}
+
+/// What the set windows zcell-sched does not own do while Dynamic ESS is
+/// Local, or None when none is set.
+pub fn foreign_warning(foreign: &BTreeMap<WindowIndex, WindowValues>, tz: Tz) -> Option<String> {
+    let set = dess::set_windows(foreign);
+    let last_end = set
+        .values()
+        .filter_map(|v| v.local_span(tz))
+        .map(|(_, end)| end)
+        .max()?;
+    Some(format!(
+        "{} Dynamic ESS windows zcell-sched does not own ({}) are set, the last until {}: \
+         Dynamic ESS follows them wherever zcell-sched's windows leave time uncovered (after \
+         they end, after the fallback or disable removed them); to remove them, set Dynamic \
+         ESS Off on the GX and run once with --dess-set-local",
+        set.len(),
+        foreign_range(),
+        stamp(last_end)
+    ))
+}
+
 pub fn dess_status(
     mode: Option<i64>,
     windows: &BTreeMap<WindowIndex, WindowValues>,
+    foreign: &BTreeMap<WindowIndex, WindowValues>,
     now: Option<DateTime<Tz>>,
 ) -> String {
     let Some(mode) = mode else {
@@ -382,7 +424,10 @@ pub fn dess_status(
         return out;
     };
     let tz = now.timezone();
-    let active = dess::active_at(windows, tz, now.with_timezone(&Utc));
+    // The GX follows the lowest-numbered of all 48 windows.
+    let mut all = windows.clone();
+    all.extend(foreign);
+    let active = dess::active_at(&all, tz, now.with_timezone(&Utc));
     for (i, v) in windows.iter().filter(|(_, v)| v.is_window()) {
         let mark = if active == Some(*i) { "  <- now" } else { "" };
         let _ = writeln!(
@@ -392,11 +437,22 @@ pub fn dess_status(
             window_values(v, tz)
         );
     }
-    if active.is_none() {
-        let _ = writeln!(
-            out,
-            "              no owned window active now: plain self-consumption"
-        );
+    match active.filter(|i| !i.is_owned()) {
+        Some(i) => {
+            let _ = writeln!(
+                out,
+                "window {:<3}    {}  <- now, not zcell-sched's",
+                i.get(),
+                window_values(&all[&i], tz)
+            );
+        }
+        None if active.is_none() => {
+            let _ = writeln!(
+                out,
+                "              no window active now: plain self-consumption"
+            );
+        }
+        None => {}
     }
     out
 }

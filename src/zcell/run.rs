@@ -249,6 +249,8 @@ async fn dess_ready(
 
 /// The Dynamic ESS writer: the owned slots off (so they cannot take over
 /// when no window is active), then the windows, then the mode if asked.
+/// Switching the mode takes Dynamic ESS over: the windows zcell-sched does
+/// not own (VRM's, when it was Auto) go too, before the switch.
 #[allow(clippy::too_many_arguments)]
 async fn write_windows(
     gx: &impl Settings,
@@ -264,15 +266,28 @@ async fn write_windows(
 ) -> Result<(), Failure> {
     let windows = dess::plan_windows(plan, tz, state.feed_in, settings.dess.overlap)
         .or_exit(Exit::Fallback)?;
+    let mut plans = windows.clone();
+    let mut held = state.windows.clone();
+    if set_mode.is_some() {
+        plans.extend(dess::foreign_gone());
+        held.extend(&state.foreign);
+    }
     let slots_off: Vec<(SlotIndex, SlotPlan)> = plan
         .slots
         .iter()
         .map(|(s, _)| (*s, SlotPlan::Disabled))
         .collect();
     progress.windows_before = state.windows.clone();
+    let warning = match set_mode {
+        None => report::foreign_warning(&state.foreign, tz),
+        Some(_) => None,
+    };
     if mode.dry_run {
+        if let Some(warning) = &warning {
+            log(&format!("warning: {warning}"));
+        }
         let changes = apply::preview(&slots_off, current);
-        progress.window_changes = gx_dess::preview(&windows, &state.windows, set_mode);
+        progress.window_changes = gx_dess::preview(&plans, &held, set_mode);
         if !mode.json {
             let shown = Plan {
                 slots: slots_off,
@@ -290,7 +305,7 @@ async fn write_windows(
     progress.changes = apply::apply(gx, &slots_off, current)
         .await
         .or_exit(Exit::Gx)?;
-    progress.window_changes = gx_dess::apply(gx, &windows, &state.windows, set_mode)
+    progress.window_changes = gx_dess::apply(gx, &plans, &held, set_mode)
         .await
         .or_exit(Exit::Gx)?;
     log(&format!(
@@ -304,8 +319,15 @@ async fn write_windows(
             log(&format!("window {i}: {}", report::window_values(v, tz)));
         }
     }
+    let removed = progress.window_changes.foreign_removed();
+    if removed > 0 {
+        log(&report::foreign_removed(removed, state.mode, true));
+    }
     if let Some(m) = set_mode {
         log(&format!("Dynamic ESS mode set to {m}"));
+    }
+    if let Some(warning) = &warning {
+        log(&format!("warning: {warning}"));
     }
     Ok(())
 }
@@ -463,6 +485,7 @@ impl Progress {
                 &self.window_changes.after,
                 &self.window_changes.writes,
             ),
+            foreign_windows_removed: self.window_changes.foreign_removed(),
             writes: if dry_run {
                 0
             } else {

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::exit::{Exit, Failure, causes};
 use crate::tz;
 use crate::zcell::bms;
-use crate::zcell::dess::{WindowIndex, WindowValues, Writer};
+use crate::zcell::dess::{self, Mode, WindowIndex, WindowValues, Writer};
 use crate::zcell::gx::{self, GxOptions, Settings};
 use crate::zcell::planner;
 use crate::zcell::record::{self, BatteryRecord, RunRecord};
@@ -87,18 +87,22 @@ pub async fn status(settings: StatusSettings) -> Result<(), Failure> {
             "last_run": last,
             "last_run_error": record_failure.as_ref().map(|f| f.to_string()),
             "stale": last.as_ref().is_none_or(|r| r.is_stale(clock)),
-            "dess": gx_view.as_ref().ok().and_then(|read| read.dess.as_ref()).map(|(mode, windows)| {
-                let active = now.and_then(|n| {
-                    crate::zcell::dess::active_at(windows, n.timezone(), clock)
+            "dess": gx_view.as_ref().ok().and_then(|read| read.dess.as_ref()).map(|d| {
+                // The GX follows the lowest-numbered of all 48 windows.
+                let mut all = d.windows.clone();
+                all.extend(&d.foreign);
+                let active = now.and_then(|n| dess::active_at(&all, n.timezone(), clock));
+                let window = |(i, v): (&WindowIndex, &WindowValues)| json!({
+                    "window": i.get(),
+                    "values": v,
+                    "text": zone.map(|tz| report::window_values(v, tz)),
+                    "active": active == Some(*i),
                 });
                 json!({
-                    "mode": mode,
-                    "windows": windows.iter().map(|(i, v)| json!({
-                        "window": i.get(),
-                        "values": v,
-                        "text": zone.map(|tz| report::window_values(v, tz)),
-                        "active": active == Some(*i),
-                    })).collect::<Vec<_>>(),
+                    "mode": d.mode,
+                    "windows": d.windows.iter().map(window).collect::<Vec<_>>(),
+                    "foreign_windows": dess::set_windows(&d.foreign).iter().map(window).collect::<Vec<_>>(),
+                    "warning": zone.and_then(|tz| d.warning(tz)),
                 })
             }),
         });
@@ -119,8 +123,14 @@ pub async fn status(settings: StatusSettings) -> Result<(), Failure> {
             "{}",
             report::status(view, clock, now, owned, &batteries, last)
         );
-        if let Some((mode, windows)) = gx_view.as_ref().ok().and_then(|read| read.dess.as_ref()) {
-            print!("\n{}", report::dess_status(*mode, windows, now));
+        if let Some(d) = gx_view.as_ref().ok().and_then(|read| read.dess.as_ref()) {
+            print!(
+                "\n{}",
+                report::dess_status(d.mode, &d.windows, &d.foreign, now)
+            );
+            if let Some(warning) = zone.and_then(|tz| d.warning(tz)) {
+                println!("warning: {warning}");
+            }
         }
     }
     // The GX first: it is what status is for; then the record, then the BMS.
@@ -136,9 +146,26 @@ struct GxRead {
     zone: String,
     /// All five slots.
     slots: BTreeMap<SlotIndex, SlotValues>,
-    /// With the Dynamic ESS writer: its mode (None: firmware without it)
-    /// and the owned windows.
-    dess: Option<(Option<i64>, BTreeMap<WindowIndex, WindowValues>)>,
+    /// With the Dynamic ESS writer.
+    dess: Option<DessRead>,
+}
+
+struct DessRead {
+    /// None: firmware without Dynamic ESS.
+    mode: Option<i64>,
+    windows: BTreeMap<WindowIndex, WindowValues>,
+    /// Those zcell-sched does not own.
+    foreign: BTreeMap<WindowIndex, WindowValues>,
+}
+
+impl DessRead {
+    /// In Local mode, set windows zcell-sched does not own act when its own
+    /// do not; in Auto they are VRM's plan.
+    fn warning(&self, tz: Tz) -> Option<String> {
+        (self.mode == Some(Mode::Local.raw()))
+            .then(|| report::foreign_warning(&self.foreign, tz))
+            .flatten()
+    }
 }
 
 async fn read_gx(options: &GxOptions, writer: Writer) -> anyhow::Result<GxRead> {
@@ -150,11 +177,18 @@ async fn read_gx(options: &GxOptions, writer: Writer) -> anyhow::Result<GxRead> 
         Writer::Slots => None,
         Writer::Dess => {
             let mode = gx::dess::read_mode(&gx).await?;
-            let windows = match mode {
-                Some(_) => gx::dess::read_windows(&gx).await?,
+            let (windows, foreign) = match mode {
+                Some(_) => (
+                    gx::dess::read_windows(&gx).await?,
+                    gx::dess::read_foreign(&gx).await?,
+                ),
                 None => Default::default(),
             };
-            Some((mode, windows))
+            Some(DessRead {
+                mode,
+                windows,
+                foreign,
+            })
         }
     };
     Ok(GxRead { zone, slots, dess })

@@ -21,7 +21,7 @@ impl Http {
 
     /// With a caller's builder (TLS settings), the shared limits on top.
     pub fn from_builder(builder: reqwest::ClientBuilder, timeout: Duration) -> Result<Http> {
-        install_crypto();
+        crate::http::install_crypto();
         let client = builder
             .connect_timeout(timeout)
             .timeout(timeout)
@@ -85,12 +85,4 @@ async fn receive(request: reqwest::RequestBuilder, limit: Duration) -> Result<Ve
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-/// With HTTPS built in, reqwest builds every client (plain HTTP ones too)
-/// on the process-wide rustls crypto provider: ring, as the MQTT side uses.
-/// Installing twice is harmless (the first one stays).
-pub fn install_crypto() {
-    #[cfg(feature = "https")]
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -111,7 +111,7 @@ impl Server {
     /// test's folder), unless it is null, listening on `listen`.
     pub async fn start_with(serve: Value, zendure: Value, listen: &str) -> Server {
         // reqwest with HTTPS built in needs the process's crypto provider.
-        zcell_sched::zendure::http::install_crypto();
+        zcell_sched::http::install_crypto();
         let http = reqwest::Client::new();
         let dir = temp_dir();
         let (path, with_token) = config(&dir, serve);

@@ -43,6 +43,11 @@ struct Args {
     /// Firmware without Dynamic ESS: no /Settings/DynamicEss settings.
     #[arg(long)]
     no_dess: bool,
+    /// Dynamic ESS windows as VRM leaves them in Auto mode: all 48 set,
+    /// consecutive hours from this unix time, each reaching its own
+    /// target SoC (applied before --set).
+    #[arg(long, value_name = "UNIX_START")]
+    vrm_windows: Option<i64>,
     /// Firmware before mid-2022: the slots have no AllowDischarge.
     #[arg(long)]
     no_allow_discharge: bool,
@@ -522,6 +527,28 @@ fn initial(old_day_range: bool, dess: bool, allow_discharge: bool) -> BTreeMap<S
     s
 }
 
+fn vrm_windows(settings: &mut BTreeMap<String, Setting>, start: i64) -> Result<()> {
+    for n in 0..48 {
+        let soc = 30 + n % 8 * 10;
+        let leaves = [
+            ("Start", Val::Int(start + n * 3600)),
+            ("Duration", Val::Int(3600)),
+            ("TargetSoc", Val::Float(soc as f64)),
+            ("Soc", Val::Int(soc)),
+            ("Strategy", Val::Int(0)),
+            ("AllowGridFeedIn", Val::Int(1)),
+        ];
+        for (leaf, value) in leaves {
+            let path = format!("/Settings/DynamicEss/Schedule/{n}/{leaf}");
+            settings
+                .get_mut(&path)
+                .with_context(|| format!("--vrm-windows: no {path}"))?
+                .value = value;
+        }
+    }
+    Ok(())
+}
+
 fn groups_of(paths: &[String]) -> Vec<String> {
     let mut groups: Vec<String> = vec!["/".into()];
     for p in paths {
@@ -547,6 +574,9 @@ async fn main() -> Result<()> {
         settings
             .remove(path)
             .with_context(|| format!("--omit {path}: no such setting"))?;
+    }
+    if let Some(start) = args.vrm_windows {
+        vrm_windows(&mut settings, start)?;
     }
     for set in &args.sets {
         let (path, raw) = set

@@ -24,13 +24,25 @@ impl WindowChanges {
     pub fn total(&self) -> usize {
         self.writes.values().sum::<usize>() + usize::from(self.mode.is_some())
     }
+
+    /// Windows zcell-sched does not own that it removed: a plan never sets
+    /// one, so any write to one removed it.
+    pub fn foreign_removed(&self) -> usize {
+        self.writes
+            .iter()
+            .filter(|(i, n)| !i.is_owned() && **n > 0)
+            .count()
+    }
 }
 
-/// Every owned window, one group read each: small answers over MQTT,
-/// where a read of all of `/Settings/DynamicEss` would bring ~400 leaves.
-async fn read_owned(gx: &impl Settings) -> Result<BTreeMap<WindowIndex, WindowValues>> {
+/// The given windows, one group read each: small answers over MQTT, where a
+/// read of all of `/Settings/DynamicEss` would bring ~400 leaves.
+async fn read_each(
+    gx: &impl Settings,
+    indices: impl Iterator<Item = WindowIndex>,
+) -> Result<BTreeMap<WindowIndex, WindowValues>> {
     let mut windows = BTreeMap::new();
-    for i in WindowIndex::owned() {
+    for i in indices {
         let leaves = Field::ALL.map(|f| i.path(f));
         let got = gx.read_numbers(&i.group(), &leaves).await?;
         let mut values = WindowValues::default();
@@ -66,7 +78,12 @@ fn explain(e: anyhow::Error) -> anyhow::Error {
 
 /// The owned windows only (`status`, `disable`, the fallback).
 pub async fn read_windows(gx: &impl Settings) -> Result<BTreeMap<WindowIndex, WindowValues>> {
-    read_owned(gx).await.map_err(explain)
+    read_each(gx, WindowIndex::owned()).await.map_err(explain)
+}
+
+/// The windows zcell-sched does not own (VRM's, or another tool's).
+pub async fn read_foreign(gx: &impl Settings) -> Result<BTreeMap<WindowIndex, WindowValues>> {
+    read_each(gx, WindowIndex::foreign()).await.map_err(explain)
 }
 
 /// The mode, or None on firmware without Dynamic ESS.
@@ -84,6 +101,7 @@ pub async fn read(gx: &impl Settings) -> Result<DessState> {
     let mode = read_leaf(gx, MODE_PATH).await.map_err(explain)?;
     let capacity_kwh = read_leaf(gx, CAPACITY_PATH).await.map_err(explain)?;
     let windows = read_windows(gx).await?;
+    let foreign = read_foreign(gx).await?;
     let mut ess = BTreeMap::new();
     for path in [HUB4_MODE_PATH, BATTERY_LIFE_STATE_PATH, FEED_IN_PATH] {
         let value =
@@ -106,6 +124,7 @@ pub async fn read(gx: &impl Settings) -> Result<DessState> {
         battery_life_state: ess[BATTERY_LIFE_STATE_PATH] as i64,
         feed_in: ess[FEED_IN_PATH] == 1.0,
         windows,
+        foreign,
     })
 }
 
@@ -157,7 +176,9 @@ pub async fn apply(
     if let Some(mode) = mode {
         gx.write_number(MODE_PATH, Number::Int(mode.raw())).await?;
     }
-    let after = read_windows(gx).await.context("reading the windows back")?;
+    let after = read_each(gx, plans.iter().map(|(i, _)| *i))
+        .await
+        .context("reading the windows back")?;
     for (i, plan) in plans {
         let got = after[i];
         if !got.satisfies(plan) {
