@@ -6,9 +6,9 @@
 //! spans, time zones, atomic files, config-file accessors. `cli` holds the
 //! command line's shape and `app` hands each command to its handler.
 
-pub mod app;
 pub mod atomic;
 pub mod cli;
+pub mod commands;
 pub mod config;
 #[cfg(feature = "discover")]
 pub mod discover;

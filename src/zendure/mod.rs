@@ -5,11 +5,10 @@
 //! `view` (text). Adapters: `device`, `meter`, `source` (the schedule's
 //! file or URL), `status` (the status file), `report` (events for a
 //! server) and `poster` (posting them, queued on disk while the server is
-//! down). `controller` runs the loop; `commands` are the CLI handlers.
+//! down). `controller` runs the loop.
 
 #[cfg(feature = "discover")]
 pub mod auto;
-pub mod commands;
 pub mod config;
 pub mod controller;
 pub mod device;

@@ -1,6 +1,9 @@
 //! Wires each command to its handler: resolves its settings, runs it, and
 //! maps the outcome and signals to an exit code.
 
+#[cfg(feature = "zendure")]
+pub mod zendure;
+
 use std::future::Future;
 use std::process::ExitCode;
 
@@ -10,8 +13,6 @@ use crate::log;
 use crate::shutdown;
 use crate::zcell;
 use crate::zcell::settings::{DisableSettings, RunRequest, StatusSettings};
-#[cfg(feature = "zendure")]
-use crate::zendure;
 
 pub async fn execute(cli: Cli) -> ExitCode {
     match cli.command {
@@ -31,7 +32,7 @@ pub async fn execute(cli: Cli) -> ExitCode {
         Command::Serve(args) => outcome(crate::serve::command(args).await),
         // The controller handles SIGTERM/SIGINT itself: 0 W, then exit 0.
         #[cfg(feature = "zendure")]
-        Command::Zendure(command) => zendure::commands::execute(command).await,
+        Command::Zendure(command) => zendure::execute(command).await,
     }
 }
 
