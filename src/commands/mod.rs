@@ -1,6 +1,11 @@
 //! Wires each command to its handler: resolves its settings, runs it, and
 //! maps the outcome and signals to an exit code.
 
+#[cfg(feature = "discover")]
+pub mod discover;
+#[cfg(feature = "serve")]
+pub mod serve;
+pub mod zcell;
 #[cfg(feature = "zendure")]
 pub mod zendure;
 
@@ -11,25 +16,17 @@ use crate::cli::{Cli, Command};
 use crate::exit::{Exit, Failure};
 use crate::log;
 use crate::shutdown;
-use crate::zcell;
-use crate::zcell::settings::{DisableSettings, RunRequest, StatusSettings};
 
 pub async fn execute(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Run(args) => until_signal(zcell::run::run(RunRequest::resolve(&args))).await,
-        Command::Status(args) => {
-            until_signal(async { zcell::status::status(StatusSettings::resolve(&args)?).await })
-                .await
-        }
-        Command::Disable(args) => {
-            until_signal(async { zcell::disable::disable(DisableSettings::resolve(&args)?).await })
-                .await
-        }
+        Command::Run(args) => until_signal(zcell::run(args)).await,
+        Command::Status(args) => until_signal(zcell::status(args)).await,
+        Command::Disable(args) => until_signal(zcell::disable(args)).await,
         #[cfg(feature = "discover")]
-        Command::Discover(args) => outcome(crate::discover::command(args).await),
+        Command::Discover(args) => outcome(discover::discover(args).await),
         // The server stops itself on SIGTERM/SIGINT, letting requests finish.
         #[cfg(feature = "serve")]
-        Command::Serve(args) => outcome(crate::serve::command(args).await),
+        Command::Serve(args) => outcome(serve::serve(args).await),
         // The controller handles SIGTERM/SIGINT itself: 0 W, then exit 0.
         #[cfg(feature = "zendure")]
         Command::Zendure(command) => zendure::execute(command).await,

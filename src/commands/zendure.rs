@@ -1,15 +1,16 @@
-//! The `zendure` commands: `run`, `status`, `schedule`, `once`.
+//! The `zendure` commands: their options, and the handlers of `run`,
+//! `status`, `schedule` and `once` (`plan-prices` is `zendure::plan_prices`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
+use clap::{Args, Subcommand};
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::cli::ZendureCommand;
 use crate::exit::{Exit, ExitContext, Failure};
 use crate::lock;
 use crate::shutdown;
@@ -19,12 +20,89 @@ use crate::zendure::device::{Device, HttpDevice, Report};
 use crate::zendure::http::Http;
 use crate::zendure::law::{self, DevicePower, Inputs, Lag, Moment, Sample, WriteLog};
 use crate::zendure::meter::{AnyMeter, Meter};
+use crate::zendure::plan_prices::PlanRequest;
 use crate::zendure::poster::{HttpReporter, PosterConfig, PosterHandle, Reporting};
+use crate::zendure::prices::PlanDay;
 use crate::zendure::report::LogReporter;
 use crate::zendure::schedule::{self, Schedule};
 use crate::zendure::source;
 use crate::zendure::status;
 use crate::zendure::view;
+
+#[derive(Debug, Subcommand)]
+pub enum ZendureCommand {
+    /// Follow the schedule in the foreground until SIGTERM/SIGINT (then 0 W).
+    Run {
+        #[command(flatten)]
+        config: ZendureConfigArgs,
+        /// Exit 0 with no output if another controller holds the lock (for
+        /// an hourly cron entry).
+        #[arg(long)]
+        if_not_running: bool,
+    },
+    /// Show the device, the meter, the schedule in force and the controller.
+    Status {
+        #[command(flatten)]
+        config: ZendureConfigArgs,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a day of the schedule resolved, or why it is invalid.
+    Schedule {
+        #[command(flatten)]
+        config: ZendureConfigArgs,
+        /// The day [default: today in the configured zone].
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<chrono::NaiveDate>,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One control step: read meter, device and schedule, decide, write.
+    Once {
+        #[command(flatten)]
+        config: ZendureConfigArgs,
+        /// Decide and print; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Plan a day from day-ahead prices and write it into the schedule,
+    /// beside the owner's entries.
+    PlanPrices(PlanPricesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanPricesArgs {
+    #[command(flatten)]
+    pub config: ZendureConfigArgs,
+    /// The day to plan: YYYY-MM-DD, `today` (from the current hour on) or `tomorrow`.
+    #[arg(long, value_name = "DATE", default_value = "today", value_parser = parse_plan_day)]
+    pub date: PlanDay,
+    /// The SoC at the start of the plan, % [default: for today, the running
+    /// controller's last reading; else zendure.min_soc, so the plan never
+    /// counts on energy that may not be there].
+    #[arg(long, value_name = "PERCENT")]
+    pub soc: Option<f64>,
+    /// Show the plan; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the plan as one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_plan_day(s: &str) -> Result<PlanDay, String> {
+    PlanDay::parse(s).map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Args)]
+pub struct ZendureConfigArgs {
+    /// JSON config file with a `zendure` object
+    /// [default: /etc/zcell-sched/config.json].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
 
 pub async fn execute(command: ZendureCommand) -> ExitCode {
     let result = match command {
@@ -39,7 +117,16 @@ pub async fn execute(command: ZendureCommand) -> ExitCode {
             show_schedule(config.config.as_deref(), date, json).await
         }
         ZendureCommand::Once { config, dry_run } => once(config.config.as_deref(), dry_run).await,
-        ZendureCommand::PlanPrices(args) => crate::zendure::plan_prices::plan_prices(&args).await,
+        ZendureCommand::PlanPrices(args) => {
+            crate::zendure::plan_prices::plan_prices(&PlanRequest {
+                config: args.config.config.as_deref(),
+                day: args.date,
+                soc: args.soc,
+                dry_run: args.dry_run,
+                json: args.json,
+            })
+            .await
+        }
     };
     match result {
         Ok(()) => Exit::Ok.into(),

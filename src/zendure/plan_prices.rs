@@ -10,7 +10,6 @@ use chrono_tz::Tz;
 use serde_json::Value;
 
 use crate::atomic;
-use crate::cli::PlanPricesArgs;
 use crate::exit::{Exit, ExitContext, Failure};
 use crate::log;
 use crate::zendure::config::{self, ScheduleSource, ZendureConfig};
@@ -137,8 +136,17 @@ pub async fn propose(
     ))
 }
 
-pub async fn plan_prices(args: &PlanPricesArgs) -> Result<(), Failure> {
-    let config = config::load(args.config.config.as_deref()).or_exit(Exit::Usage)?;
+/// `zendure plan-prices`, as asked on the command line.
+pub struct PlanRequest<'a> {
+    pub config: Option<&'a Path>,
+    pub day: PlanDay,
+    pub soc: Option<f64>,
+    pub dry_run: bool,
+    pub json: bool,
+}
+
+pub async fn plan_prices(args: &PlanRequest<'_>) -> Result<(), Failure> {
+    let config = config::load(args.config).or_exit(Exit::Usage)?;
     if config.prices.is_none() {
         return Err(Failure::new(
             Exit::Usage,
@@ -165,7 +173,7 @@ pub async fn plan_prices(args: &PlanPricesArgs) -> Result<(), Failure> {
     };
     let owned_file = owned_path(&schedule_path);
     let owned = read_owned(&owned_file).or_exit(Exit::Fallback)?;
-    let proposal = propose(&config, args.date, args.soc, &current, &owned, Utc::now())
+    let proposal = propose(&config, args.day, args.soc, &current, &owned, Utc::now())
         .await
         .or_exit(Exit::Fallback)?;
     let tz = config.time_zone;
