@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, anyhow};
 use chrono::Utc;
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -14,17 +14,19 @@ use tokio::sync::watch;
 use crate::exit::{Exit, ExitContext, Failure};
 use crate::lock;
 use crate::shutdown;
+use crate::zendure::config::ScheduleSource;
 use crate::zendure::config::{self, ZendureConfig};
 use crate::zendure::controller::{self, Parts, Settings};
 use crate::zendure::device::{Device, HttpDevice, Report};
 use crate::zendure::http::Http;
 use crate::zendure::law::{self, DevicePower, Inputs, Lag, Moment, Sample, WriteLog};
 use crate::zendure::meter::{AnyMeter, Meter};
-use crate::zendure::plan_prices::PlanRequest;
+use crate::zendure::plan_prices;
 use crate::zendure::poster::{HttpReporter, PosterConfig, PosterHandle, Reporting};
 use crate::zendure::prices::PlanDay;
 use crate::zendure::report::LogReporter;
 use crate::zendure::schedule::{self, Schedule};
+use crate::zendure::schedule_file::ScheduleFile;
 use crate::zendure::source;
 use crate::zendure::status;
 use crate::zendure::view;
@@ -117,16 +119,7 @@ pub async fn execute(command: ZendureCommand) -> ExitCode {
             show_schedule(config.config.as_deref(), date, json).await
         }
         ZendureCommand::Once { config, dry_run } => once(config.config.as_deref(), dry_run).await,
-        ZendureCommand::PlanPrices(args) => {
-            crate::zendure::plan_prices::plan_prices(&PlanRequest {
-                config: args.config.config.as_deref(),
-                day: args.date,
-                soc: args.soc,
-                dry_run: args.dry_run,
-                json: args.json,
-            })
-            .await
-        }
+        ZendureCommand::PlanPrices(args) => plan_prices(&args).await,
     };
     match result {
         Ok(()) => Exit::Ok.into(),
@@ -135,6 +128,56 @@ pub async fn execute(command: ZendureCommand) -> ExitCode {
             failure.exit.into()
         }
     }
+}
+
+/// `zendure plan-prices`: plans the day, shows it, and (unless a dry run)
+/// writes it into the schedule file.
+async fn plan_prices(args: &PlanPricesArgs) -> Result<(), Failure> {
+    let config = load(args.config.config.as_deref())?;
+    if config.prices.is_none() {
+        return Err(Failure::new(
+            Exit::Usage,
+            anyhow!("zendure.prices: missing (the price source and the battery's capacity)"),
+        ));
+    }
+    let file = match &config.schedule {
+        ScheduleSource::File(path) => ScheduleFile::new(path),
+        ScheduleSource::Url(url) => {
+            return Err(Failure::new(
+                Exit::Usage,
+                anyhow!(
+                    "zendure.schedule: {url} is a URL; plan-prices writes a schedule file \
+                     (on the server, use its POST /api/schedule/plan)"
+                ),
+            ));
+        }
+    };
+    let current = file.load().or_exit(Exit::Fallback)?.unwrap_or_default();
+    let owned = file.plan_entries().or_exit(Exit::Fallback)?;
+    let proposal = plan_prices::propose(&config, args.date, args.soc, &current, &owned, Utc::now())
+        .await
+        .or_exit(Exit::Fallback)?;
+    let tz = config.time_zone;
+    if args.json {
+        let mut doc = proposal.to_json(tz);
+        doc["written"] = json!(!args.dry_run);
+        println!("{doc:#}");
+    } else {
+        print!("{}", plan_prices::show(&proposal, tz));
+    }
+    if args.dry_run {
+        return Ok(());
+    }
+    file.write_plan(&owned, &proposal).or_exit(Exit::Fallback)?;
+    if !args.json {
+        println!(
+            "written: {} ({} plan entries replaced by {}; owner entries kept)",
+            file.path().display(),
+            proposal.replaced,
+            proposal.entries.len()
+        );
+    }
+    Ok(())
 }
 
 fn load(path: Option<&Path>) -> Result<ZendureConfig, Failure> {

@@ -21,9 +21,9 @@ use axum::routing::{any, get, post};
 use crate::exit::{Exit, ExitContext, Failure};
 use crate::log;
 use crate::shutdown;
+use crate::zendure::schedule_file::ScheduleFile;
 use api::AppState;
 use config::ServeConfig;
-use schedule::ScheduleFile;
 use store::{Bounds, Store};
 
 /// Reads the token file's first line.

@@ -23,6 +23,7 @@ pub mod price_schedule;
 pub mod prices;
 pub mod report;
 pub mod schedule;
+pub mod schedule_file;
 pub mod source;
 pub mod status;
 pub mod view;

@@ -1,18 +1,13 @@
-//! `zcell-sched zendure plan-prices`: reads the day's prices and the
-//! schedule file, plans (see `price_schedule`), shows the plan, and writes
-//! the schedule and the list of the plan's entries.
+//! A price plan for a day: reads the day's prices, plans around the
+//! owner's entries (see `price_schedule`), and shows the plan as text. The
+//! command and the server write it through `schedule_file`.
 
-use std::path::{Path, PathBuf};
-
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
-use serde_json::Value;
 
-use crate::atomic;
-use crate::exit::{Exit, ExitContext, Failure};
 use crate::log;
-use crate::zendure::config::{self, ScheduleSource, ZendureConfig};
+use crate::zendure::config::ZendureConfig;
 use crate::zendure::http::Http;
 use crate::zendure::price_config::{PriceConfig, PriceSource};
 use crate::zendure::price_plan::Battery;
@@ -54,38 +49,6 @@ async fn read_prices(source: &PriceSource, http: &Http) -> Result<String> {
         PriceSource::Url(url) => http.get(url).await.with_context(|| url.clone())?,
     };
     String::from_utf8(bytes).with_context(|| format!("{source}: not UTF-8 text"))
-}
-
-/// A JSON file, or `None` when it does not exist.
-fn read_json(path: &Path) -> Result<Option<Value>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map(Some)
-            .with_context(|| format!("{}: not valid JSON", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
-fn write_json(path: &Path, value: &Value) -> Result<()> {
-    let mut text = serde_json::to_string_pretty(value).expect("JSON values serialise");
-    text.push('\n');
-    atomic::write(path, text.as_bytes())
-}
-
-/// The list of the plan's entries: beside the schedule file it describes
-/// (`schedule.json` -> `schedule.price-plan.json`), so the command and the
-/// server share it when they share the schedule.
-pub fn owned_path(schedule: &Path) -> PathBuf {
-    schedule.with_extension("price-plan.json")
-}
-
-pub fn read_owned(path: &Path) -> Result<Owned> {
-    match read_json(path)? {
-        Some(doc) => serde_json::from_value(doc)
-            .with_context(|| format!("{}: not a list of plan entries", path.display())),
-        None => Ok(Owned::default()),
-    }
 }
 
 /// Reads the day's prices and plans it around the owner's entries of
@@ -136,94 +99,6 @@ pub async fn propose(
     ))
 }
 
-/// `zendure plan-prices`, as asked on the command line.
-pub struct PlanRequest<'a> {
-    pub config: Option<&'a Path>,
-    pub day: PlanDay,
-    pub soc: Option<f64>,
-    pub dry_run: bool,
-    pub json: bool,
-}
-
-pub async fn plan_prices(args: &PlanRequest<'_>) -> Result<(), Failure> {
-    let config = config::load(args.config).or_exit(Exit::Usage)?;
-    if config.prices.is_none() {
-        return Err(Failure::new(
-            Exit::Usage,
-            anyhow!("zendure.prices: missing (the price source and the battery's capacity)"),
-        ));
-    }
-    let schedule_path = match &config.schedule {
-        ScheduleSource::File(path) => path.clone(),
-        ScheduleSource::Url(url) => {
-            return Err(Failure::new(
-                Exit::Usage,
-                anyhow!(
-                    "zendure.schedule: {url} is a URL; plan-prices writes a schedule file \
-                     (on the server, use its POST /api/schedule/plan)"
-                ),
-            ));
-        }
-    };
-    let current = match read_json(&schedule_path).or_exit(Exit::Fallback)? {
-        Some(doc) => Schedule::parse(&doc)
-            .with_context(|| format!("schedule {}", schedule_path.display()))
-            .or_exit(Exit::Fallback)?,
-        None => Schedule::default(),
-    };
-    let owned_file = owned_path(&schedule_path);
-    let owned = read_owned(&owned_file).or_exit(Exit::Fallback)?;
-    let proposal = propose(&config, args.day, args.soc, &current, &owned, Utc::now())
-        .await
-        .or_exit(Exit::Fallback)?;
-    let tz = config.time_zone;
-    if args.json {
-        let mut doc = proposal.to_json(tz);
-        doc["written"] = Value::Bool(!args.dry_run);
-        println!("{doc:#}");
-    } else {
-        print!("{}", show(&proposal, tz));
-    }
-    if args.dry_run {
-        return Ok(());
-    }
-    write(&owned_file, &owned, &proposal, |schedule| {
-        write_json(&schedule_path, &schedule.to_json())
-    })
-    .or_exit(Exit::Fallback)?;
-    if !args.json {
-        println!(
-            "written: {} ({} plan entries replaced by {}; owner entries kept)",
-            schedule_path.display(),
-            proposal.replaced,
-            proposal.entries.len()
-        );
-    }
-    Ok(())
-}
-
-/// Writes the schedule with `write_schedule` so that a crash at any point
-/// leaves every plan entry listed: the list first grows to old and new,
-/// then the schedule is replaced, then the list shrinks to the new.
-pub fn write<T>(
-    owned_file: &Path,
-    before: &Owned,
-    proposal: &Proposal,
-    write_schedule: impl FnOnce(&Schedule) -> Result<T>,
-) -> Result<T> {
-    if let Some(folder) = owned_file.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(folder)
-            .with_context(|| format!("cannot create {}", folder.display()))?;
-    }
-    let mut both = before.clone();
-    both.entries.extend(proposal.owned.entries.clone());
-    let as_json = |o: &Owned| serde_json::to_value(o).expect("the list serialises");
-    write_json(owned_file, &as_json(&both))?;
-    let written = write_schedule(&proposal.schedule)?;
-    write_json(owned_file, &as_json(&proposal.owned))?;
-    Ok(written)
-}
-
 /// The plan as text: one line per slot, then the entries and the saving.
 pub fn show(p: &Proposal, tz: Tz) -> String {
     let mut out = format!(
@@ -267,9 +142,10 @@ mod tests {
 
     #[test]
     fn write_order_leaves_no_plan_entry_unlisted() {
+        use crate::zendure::schedule_file::ScheduleFile;
+        use serde_json::Value;
         let dir = std::env::temp_dir().join(format!("zcell-plan-prices-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (schedule, owned_file) = (dir.join("s.json"), dir.join("state/o.json"));
+        let file = ScheduleFile::new(&dir.join("s.json"));
         let before = Owned {
             entries: [("202611240000".to_string(), Value::from(100))].into(),
         };
@@ -282,14 +158,14 @@ mod tests {
             owned: proposal_owned.clone(),
             ..sample()
         };
-        write(&owned_file, &before, &proposal, |s| {
-            write_json(&schedule, &s.to_json())
-        })
-        .unwrap();
-        let read = |p: &Path| read_json(p).unwrap().unwrap();
-        assert_eq!(read(&schedule), schedule_value);
+        let etag = file.write_plan(&before, &proposal).unwrap();
+        assert_eq!(file.read().unwrap().etag, etag);
+        let read = |p: &std::path::Path| -> Value {
+            serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+        };
+        assert_eq!(read(file.path()), schedule_value);
         assert_eq!(
-            read(&owned_file),
+            read(&file.plan_entries_path()),
             serde_json::to_value(&proposal_owned).unwrap()
         );
         std::fs::remove_dir_all(&dir).unwrap();

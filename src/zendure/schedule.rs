@@ -120,10 +120,25 @@ impl Key {
             ("minute", 10..12, 0, 59),
         ];
         for (name, range, lo, hi) in checks {
-            if let Some(v) = field(range)
-                && !(lo..=hi).contains(&v)
-            {
-                return Err(bad(format!("{name} {v} is out of range {lo:02}-{hi:02}")));
+            match field(range.clone()) {
+                Some(v) if !(lo..=hi).contains(&v) => {
+                    return Err(bad(format!("{name} {v} is out of range {lo:02}-{hi:02}")));
+                }
+                // Half a wildcard: its digit alone can already rule out
+                // every value (month 2*), as the schema's pattern says.
+                None if key[range.clone()]
+                    .chars()
+                    .next()
+                    .and_then(|c| c.to_digit(10))
+                    .is_some_and(|d| d > hi / 10) =>
+                {
+                    return Err(bad(format!(
+                        "{name} {} can never match: its first digit is at most {}",
+                        &key[range],
+                        hi / 10
+                    )));
+                }
+                _ => {}
             }
         }
         if let (Some(y), Some(m), Some(d)) = (field(0..4), field(4..6), field(6..8))
