@@ -30,7 +30,7 @@ pub struct AppState {
     pub planning: Result<ZendureConfig, String>,
 }
 
-pub(super) type Shared = Arc<AppState>;
+pub type Shared = Arc<AppState>;
 
 /// A refused request: its status, what went wrong, and the bad entries.
 pub struct ApiError {

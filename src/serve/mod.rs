@@ -97,7 +97,8 @@ pub async fn run(config_file: Option<&Path>, listen: Option<SocketAddr>) -> Resu
 }
 
 /// Every route: the page, the clean API, and the reference server's paths.
-fn router(state: api::Shared) -> Router {
+/// Public so tests can run the server in-process, without a socket.
+pub fn router(state: api::Shared) -> Router {
     let max_body = state.config.max_body;
     Router::new()
         .route("/", get(page::index))
