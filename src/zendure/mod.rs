@@ -7,23 +7,17 @@
 //! server) and `poster` (posting them, queued on disk while the server is
 //! down). `controller` runs the loop.
 
-#[cfg(feature = "discover")]
-pub mod auto;
 pub mod config;
 pub mod controller;
-pub mod device;
-pub mod http;
-pub mod law;
-pub mod meter;
-pub mod plan_prices;
-pub mod poster;
-pub mod price_config;
-pub mod price_plan;
-pub mod price_schedule;
-pub mod prices;
-pub mod report;
-pub mod schedule;
-pub mod schedule_file;
-pub mod source;
-pub mod status;
-pub mod view;
+pub mod core;
+pub mod io;
+
+pub use self::core::prices::{
+    config as price_config, entries as price_schedule, plan as price_plan, tariff as prices,
+};
+pub use self::core::{law, report, schedule, view};
+#[cfg(feature = "discover")]
+pub use self::io::auto;
+pub use self::io::{
+    device, http, meter, poster, prices as plan_prices, schedule_file, source, status,
+};

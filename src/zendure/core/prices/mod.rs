@@ -1,0 +1,4 @@
+pub mod config;
+pub mod entries;
+pub mod plan;
+pub mod tariff;
