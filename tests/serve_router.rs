@@ -16,7 +16,7 @@ use zcell_sched::serve::api::AppState;
 use zcell_sched::serve::config;
 use zcell_sched::serve::router;
 use zcell_sched::serve::store::{Bounds, Store};
-use zcell_sched::zendure::schedule_file::ScheduleFile;
+use zcell_sched::zendure::io::schedule_file::ScheduleFile;
 
 struct Folder(PathBuf);
 

@@ -1,5 +1,5 @@
 //! The `zendure` commands: their options, and the handlers of `run`,
-//! `status`, `schedule` and `once` (`plan-prices` is `zendure::plan_prices`).
+//! `status`, `schedule` and `once` and `plan-prices`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,20 +16,22 @@ use crate::lock;
 use crate::shutdown;
 use crate::zendure::config::ScheduleSource;
 use crate::zendure::config::{self, ZendureConfig};
-use crate::zendure::controller::{self, Parts, Settings};
-use crate::zendure::device::{Device, HttpDevice, Report};
-use crate::zendure::http::Http;
-use crate::zendure::law::{self, DevicePower, Inputs, Lag, Moment, Sample, WriteLog};
-use crate::zendure::meter::{AnyMeter, Meter};
-use crate::zendure::plan_prices;
-use crate::zendure::poster::{HttpReporter, PosterConfig, PosterHandle, Reporting};
-use crate::zendure::prices::PlanDay;
-use crate::zendure::report::LogReporter;
-use crate::zendure::schedule::{self, Schedule};
-use crate::zendure::schedule_file::ScheduleFile;
-use crate::zendure::source;
-use crate::zendure::status;
-use crate::zendure::view;
+use crate::zendure::controller::{self, Parts};
+use crate::zendure::core::controller::{Core, Event, Settings, reason_text};
+use crate::zendure::core::law::Moment;
+use crate::zendure::core::prices::tariff::PlanDay;
+use crate::zendure::core::reading::CutOff;
+use crate::zendure::core::report::LogReporter;
+use crate::zendure::core::schedule::{self, FetchError, Schedule};
+use crate::zendure::core::view;
+use crate::zendure::io::device::{Device, HttpDevice};
+use crate::zendure::io::http::Http;
+use crate::zendure::io::meter::{AnyMeter, Meter};
+use crate::zendure::io::poster::{HttpReporter, PosterConfig, PosterHandle, Reporting};
+use crate::zendure::io::prices;
+use crate::zendure::io::schedule_file::ScheduleFile;
+use crate::zendure::io::source;
+use crate::zendure::io::status;
 
 #[derive(Debug, Subcommand)]
 pub enum ZendureCommand {
@@ -154,7 +156,7 @@ async fn plan_prices(args: &PlanPricesArgs) -> Result<(), Failure> {
     };
     let current = file.load().or_exit(Exit::Fallback)?.unwrap_or_default();
     let owned = file.plan_entries().or_exit(Exit::Fallback)?;
-    let proposal = plan_prices::propose(&config, args.date, args.soc, &current, &owned, Utc::now())
+    let proposal = prices::propose(&config, args.date, args.soc, &current, &owned, Utc::now())
         .await
         .or_exit(Exit::Fallback)?;
     let tz = config.time_zone;
@@ -163,7 +165,7 @@ async fn plan_prices(args: &PlanPricesArgs) -> Result<(), Failure> {
         doc["written"] = json!(!args.dry_run);
         println!("{doc:#}");
     } else {
-        print!("{}", plan_prices::show(&proposal, tz));
+        print!("{}", prices::show(&proposal, tz));
     }
     if args.dry_run {
         return Ok(());
@@ -193,7 +195,7 @@ struct Adapters {
 /// The device and meter, `"auto"` ones found over mDNS first.
 async fn adapters(config: &ZendureConfig) -> Result<Adapters, Failure> {
     #[cfg(feature = "discover")]
-    let config = &crate::zendure::auto::resolve(config.clone())
+    let config = &crate::zendure::io::auto::resolve(config.clone())
         .await
         .or_exit(Exit::Gx)?;
     let http = Http::new(config.timings.http_timeout).or_exit(Exit::Usage)?;
@@ -244,7 +246,7 @@ async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
     });
     #[cfg(feature = "discover")]
     let (device, meter) = {
-        use crate::zendure::auto::{AutoDevice, AutoMeter};
+        use crate::zendure::io::auto::{AutoDevice, AutoMeter};
         let meter = AutoMeter::new(&config, http.clone(), meter).or_exit(Exit::Usage)?;
         (AutoDevice::new(&config, http.clone(), device), meter)
     };
@@ -329,11 +331,12 @@ async fn show_status(path: Option<&Path>, as_json: bool) -> Result<(), Failure> 
         schedule.as_ref().unwrap_or(&empty),
         schedule::local(&config.time_zone, now),
     );
-    let alive = doc.as_ref().is_some_and(|d| d.alive(now));
+    let alive = doc.as_ref().is_some_and(|d| status::alive(d, now));
     let live_device = match &report {
         Ok(r) => json!({
-            "sn": r.sn, "soc_pct": r.soc_pct().ok(), "ac_w": r.ac_w(), "battery_w": r.battery_w(),
-            "cut_off": r.cut_off(), "properties": r.properties, "packs": r.packs,
+            "sn": r.sn, "soc_pct": r.soc_pct, "ac_w": r.ac_w, "battery_w": r.battery_w,
+            "cut_off": r.cut_off.map(CutOff::text), "properties": r.payload.properties(),
+            "packs": r.packs,
         }),
         Err(e) => json!({"error": format!("{e:#}")}),
     };
@@ -365,10 +368,11 @@ async fn show_status(path: Option<&Path>, as_json: bool) -> Result<(), Failure> 
                 "device        {} sn {}: SoC {} %, AC {} W, battery {} W{}",
                 device.describe(),
                 r.sn.as_deref().unwrap_or("?"),
-                r.soc_pct().map_or("?".into(), |v| v.to_string()),
-                r.ac_w(),
-                r.battery_w(),
-                r.cut_off().map_or(String::new(), |c| format!(" ({c})"))
+                r.soc_pct,
+                r.ac_w,
+                r.battery_w,
+                r.cut_off
+                    .map_or(String::new(), |c| format!(" ({})", c.text()))
             );
         }
         Err(e) => println!("device        {}: {e:#}", device.describe()),
@@ -415,13 +419,13 @@ async fn show_schedule(
     let date = date.unwrap_or_else(|| schedule::local(&config.time_zone, Utc::now()).date());
     let schedule = match source::fetch(&config.schedule, &http).await {
         Ok(s) => s,
-        Err(source::FetchError::Invalid(e)) => {
+        Err(FetchError::Invalid(e)) => {
             return Err(Failure::new(
                 Exit::Usage,
                 e.context("the schedule is invalid"),
             ));
         }
-        Err(e @ source::FetchError::Unreachable(_)) => {
+        Err(e @ FetchError::Unreachable(_)) => {
             return Err(Failure::new(Exit::Fallback, anyhow::anyhow!("{e}")));
         }
     };
@@ -454,6 +458,9 @@ async fn show_schedule(
     Ok(())
 }
 
+/// One control step: the controller's core fed one cycle (the schedule,
+/// one reading of the meter and of the device, a tick); its decision is
+/// printed and, unless a dry run, written.
 async fn once(path: Option<&Path>, dry_run: bool) -> Result<(), Failure> {
     let config = load(path)?;
     // A running controller owns the device; one step beside it would
@@ -468,9 +475,9 @@ async fn once(path: Option<&Path>, dry_run: bool) -> Result<(), Failure> {
         device,
         mut meter,
     } = adapters(&config).await?;
-    let (report, reading) = tokio::join!(device.report(), meter.read());
+    let (reading, metered) = tokio::join!(device.report(), meter.read());
     let (schedule, state, error) = current_schedule(&config, &http).await;
-    let report: Report = report
+    let reading = reading
         .with_context(|| device.describe())
         .or_exit(Exit::Gx)?;
     let now = Utc::now();
@@ -491,53 +498,48 @@ async fn once(path: Option<&Path>, dry_run: bool) -> Result<(), Failure> {
     println!(
         "device    {}: SoC {} %, AC {} W, acMode {:?}, inputLimit {}, outputLimit {}",
         device.describe(),
-        report.soc_pct().or_exit(Exit::Gx)?,
-        report.ac_w(),
-        report.ac_mode(),
-        report.properties.get("inputLimit").unwrap_or(&json!(null)),
-        report.properties.get("outputLimit").unwrap_or(&json!(null)),
+        reading.soc_pct,
+        reading.ac_w,
+        reading.mode(),
+        json!(reading.input_limit_w),
+        json!(reading.output_limit_w),
     );
-    match &reading {
+    match &metered {
         Ok(r) => println!("meter     {}: {} W", meter.describe(), r.grid_w),
         Err(e) => println!("meter     {}: {e:#}", meter.describe()),
     }
     // One step has one reading of each: the device is taken as steady
-    // since the meter's moment, which is what the law then assumes.
-    let span = config.timings.meter_timeout;
-    let now_m = Moment(span);
-    let power = [
-        DevicePower {
-            at: Moment::default(),
-            ac_w: report.ac_w(),
-        },
-        report.power(now_m),
-    ];
-    let samples: Vec<Sample> = reading
-        .iter()
-        .map(|r| Sample {
-            taken: now_m,
-            grid_w: r.grid_w,
-        })
-        .collect();
-    let state_now = report.state(now_m).or_exit(Exit::Gx)?;
-    let decision = law::decide(&Inputs {
-        now: now_m,
-        value: in_force.value,
-        samples: &samples,
-        power: &power,
-        device: Some(state_now),
-        writes: WriteLog::default(),
-        limits: config.limits,
-        tuning: config.tuning(),
-        lag: Lag::Known {
-            lag: config.timings.meter_lag.unwrap_or(Duration::ZERO),
-            uncertainty: config.timings.interval,
-        },
+    // since the meter's moment, which is what the law then assumes, with
+    // the configured lag (else none).
+    let mut settings = Settings::new(&config, meter.describe(), device.describe());
+    settings.meter_lag = Some(config.timings.meter_lag.unwrap_or(Duration::ZERO));
+    let mut core = Core::new(settings);
+    let at = Moment(config.timings.meter_timeout);
+    let state_now = reading.state(at);
+    if let Some(schedule) = schedule {
+        core.step(Event::Saved(schedule));
+    }
+    core.step(Event::Device {
+        at: Moment::default(),
+        wall: now,
+        result: Ok(reading.clone()),
     });
+    core.step(Event::Device {
+        at,
+        wall: now,
+        result: Ok(reading.clone()),
+    });
+    core.step(Event::Meter {
+        at,
+        wall: now,
+        result: metered.map(|r| r.grid_w).map_err(|e| format!("{e:#}")),
+    });
+    core.step(Event::Tick { at, wall: now });
+    let decision = core.decision().expect("a tick decides");
     println!(
         "decision  {} ({})",
         decision.target,
-        controller::reason_text(decision.reason)
+        reason_text(decision.reason)
     );
     let Some(command) = decision
         .write
@@ -553,7 +555,7 @@ async fn once(path: Option<&Path>, dry_run: bool) -> Result<(), Failure> {
     let sn = config
         .sn
         .clone()
-        .or(report.sn.clone())
+        .or(reading.sn.clone())
         .context("the device reports no serial number; set zendure.sn")
         .or_exit(Exit::Usage)?;
     device.write(&sn, command).await.or_exit(Exit::Gx)?;

@@ -16,8 +16,8 @@ use super::schedule;
 use super::store::{DataKind, Posted, Store, summary};
 use crate::serve::config::ServeConfig;
 use crate::zendure::config::ZendureConfig;
-use crate::zendure::schedule::Schedule;
-use crate::zendure::schedule_file::{self, EntryError, ScheduleFile, Stale};
+use crate::zendure::core::schedule::Schedule;
+use crate::zendure::io::schedule_file::{self, EntryError, ScheduleFile, Stale};
 
 pub struct AppState {
     pub config: ServeConfig,

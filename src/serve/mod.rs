@@ -21,7 +21,7 @@ use axum::routing::{any, get, post};
 use crate::exit::{Exit, ExitContext, Failure};
 use crate::log;
 use crate::shutdown;
-use crate::zendure::schedule_file::ScheduleFile;
+use crate::zendure::io::schedule_file::ScheduleFile;
 use api::AppState;
 use config::ServeConfig;
 use store::{Bounds, Store};

@@ -19,9 +19,9 @@ use serde_json::{Value, json};
 
 use super::api::{ApiError, ApiResult, Shared, authorize, json_ok, parse_json, with_etag};
 use crate::zendure::config::{self, ZendureConfig};
-use crate::zendure::plan_prices;
-use crate::zendure::prices::PlanDay;
-use crate::zendure::schedule_file::{self, Stale};
+use crate::zendure::core::prices::tariff::PlanDay;
+use crate::zendure::io::prices;
+use crate::zendure::io::schedule_file::{self, Stale};
 
 /// The `zendure` config that plans need, or why the server cannot plan.
 pub fn planning(config_file: Option<&Path>) -> Result<ZendureConfig, String> {
@@ -90,7 +90,7 @@ pub async fn plan_post(State(state): State<Shared>, headers: HeaderMap, body: By
         )
     })?;
     let owned = state.schedule.plan_entries().map_err(ApiError::internal)?;
-    let proposal = plan_prices::propose(zendure, day, request.soc, &existing, &owned, Utc::now())
+    let proposal = prices::propose(zendure, day, request.soc, &existing, &owned, Utc::now())
         .await
         .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("{e:#}")))?;
     let mut doc = proposal.to_json(zendure.time_zone);

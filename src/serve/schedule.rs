@@ -6,7 +6,9 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
-use crate::zendure::schedule::{Key, Schedule, next_change_instant, resolve_day, value_at_instant};
+use crate::zendure::core::schedule::{
+    Key, Schedule, next_change_instant, resolve_day, value_at_instant,
+};
 
 /// A reference client's value: a number, a numeric string (the PHP API
 /// took "500"), or one of the two words.
@@ -93,7 +95,7 @@ pub fn steps(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zendure::schedule_file::validate;
+    use crate::zendure::io::schedule_file::validate;
 
     #[test]
     fn numeric_strings_are_numbers_as_the_reference_took_them() {

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::config::{integer, object, string};
 
-use crate::zendure::law::{Limits, Tuning};
-use crate::zendure::price_config::{self, PriceConfig};
+use crate::zendure::core::law::{Limits, Tuning};
+use crate::zendure::core::prices::config::{self as price_config, PriceConfig};
 
 /// Where the config is read from when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/zcell-sched/config.json";

@@ -7,7 +7,11 @@ use std::sync::{Arc, Mutex};
 use serde_json::json;
 
 use super::*;
-use crate::zendure::meter::Reading;
+use crate::zendure::core::law::{Command, Limits, Tuning};
+use crate::zendure::core::reading::DeviceReading;
+use crate::zendure::core::report::{DeviceSample, MeterSample, StatusEvent};
+use crate::zendure::io::device::decode;
+use crate::zendure::io::meter::Reading;
 
 #[derive(Default)]
 struct Plant {
@@ -30,7 +34,7 @@ struct FakeDevice(Shared);
 struct FakeMeter(Shared);
 
 impl Device for FakeDevice {
-    async fn report(&self) -> Result<Report> {
+    async fn report(&self) -> Result<DeviceReading> {
         let mut p = self.0.plant.lock().unwrap();
         p.reports += 1;
         anyhow::ensure!(!p.device_down, "cannot connect: refused");
@@ -39,7 +43,7 @@ impl Device for FakeDevice {
             w if w < 0 => (0, -w, 2),
             _ => (0, 0, 0),
         };
-        Report::parse(
+        decode(
             json!({"sn": "SN1", "properties": {"electricLevel": 50, "gridInputPower": input,
                 "outputHomePower": output, "inputLimit": input, "outputLimit": output, "acMode": mode}})
             .to_string()
@@ -190,7 +194,9 @@ async fn cycles_every_interval_and_writes_at_once() {
     let writes = run.writes();
     assert_eq!(writes[0].1, Command::Charge { watts: 300 });
     assert!(writes[0].0 < Duration::from_millis(100), "{writes:?}");
-    let doc = crate::zendure::status::read(&run.status).unwrap().unwrap();
+    let doc = crate::zendure::io::status::read(&run.status)
+        .unwrap()
+        .unwrap();
     assert_eq!(doc.target.setpoint_w, 300);
     assert_eq!(doc.schedule.state, "fresh");
     assert_eq!(doc.device.sn.as_deref(), Some("SN1"));
@@ -272,7 +278,9 @@ async fn schedule_changes_are_picked_up_and_the_last_good_kept() {
     // Invalid now: the last good (400) stays in force.
     std::fs::write(&run.schedule, "{\"bad\": 1}").unwrap();
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let doc = crate::zendure::status::read(&run.status).unwrap().unwrap();
+    let doc = crate::zendure::io::status::read(&run.status)
+        .unwrap()
+        .unwrap();
     assert_eq!(doc.schedule.state, "last_good");
     assert!(doc.schedule.error.unwrap().contains("bad"));
     assert_eq!(doc.target.setpoint_w, 400);
@@ -298,7 +306,9 @@ async fn device_loss_is_retried_every_interval() {
     run.shared.plant.lock().unwrap().device_down = true;
     tokio::time::sleep(Duration::from_secs(10)).await;
     let reports_down = run.shared.plant.lock().unwrap().reports;
-    let doc = crate::zendure::status::read(&run.status).unwrap().unwrap();
+    let doc = crate::zendure::io::status::read(&run.status)
+        .unwrap()
+        .unwrap();
     assert!(doc.device.error.unwrap().contains("refused"));
     {
         let mut p = run.shared.plant.lock().unwrap();

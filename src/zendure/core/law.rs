@@ -21,7 +21,7 @@
 
 use std::time::Duration;
 
-use crate::zendure::schedule::ScheduleValue;
+use crate::zendure::core::schedule::ScheduleValue;
 
 /// A point on the controller's monotonic clock (time since it started).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

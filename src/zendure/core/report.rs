@@ -5,7 +5,7 @@
 //! block (an implementation that posts over HTTP queues and sends from its
 //! own task).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// A status event, as the reference controller posts them.
@@ -42,6 +42,51 @@ pub struct DeviceSample {
     pub properties: Map<String, Value>,
     #[serde(rename = "packData")]
     pub pack_data: Vec<Value>,
+}
+
+/// A device report's properties and pack data as sent: the server keeps
+/// them; the controller passes them on without reading them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Payload {
+    properties: Map<String, Value>,
+    pack_data: Vec<Value>,
+}
+
+impl Payload {
+    pub fn new(properties: Map<String, Value>, pack_data: Vec<Value>) -> Payload {
+        Payload {
+            properties,
+            pack_data,
+        }
+    }
+
+    /// The sample a server stores.
+    pub fn sample(&self, timestamp: i64) -> DeviceSample {
+        DeviceSample {
+            timestamp,
+            properties: self.properties.clone(),
+            pack_data: self.pack_data.clone(),
+        }
+    }
+
+    /// The properties as sent, for a person (`zendure status --json`).
+    pub fn properties(&self) -> &Map<String, Value> {
+        &self.properties
+    }
+}
+
+/// What the poster has done, for the controller's status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PosterStats {
+    pub delivered: u64,
+    /// Waiting in the queue file.
+    pub queued: usize,
+    /// The oldest reports dropped because the queue was full.
+    pub dropped: u64,
+    /// Reports the server refused as malformed (4xx other than 401/403/408/429).
+    pub rejected: u64,
+    /// The last failure, cleared when a post succeeds.
+    pub last_error: Option<String>,
 }
 
 /// Where the controller sends its events and samples.

@@ -203,6 +203,23 @@ impl fmt::Display for Key {
     }
 }
 
+/// Why a fetch gave no schedule: the source could not be read, or what it
+/// gave is not a valid schedule. The controller logs them differently.
+#[derive(Debug)]
+pub enum FetchError {
+    Unreachable(anyhow::Error),
+    Invalid(anyhow::Error),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Unreachable(e) => write!(f, "{e:#}"),
+            FetchError::Invalid(e) => write!(f, "invalid: {e:#}"),
+        }
+    }
+}
+
 /// Why a schedule was refused: the key (when one is at fault) and what is
 /// wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,9 +4,9 @@ use std::fmt::Write as _;
 
 use chrono::{NaiveDate, NaiveTime, TimeDelta};
 
-use crate::zendure::law::Limits;
-use crate::zendure::schedule::{self, Schedule, ScheduleValue};
-use crate::zendure::status::StatusDoc;
+use crate::zendure::core::law::Limits;
+use crate::zendure::core::schedule::{self, Schedule, ScheduleValue};
+use crate::zendure::core::status::StatusDoc;
 
 /// A fixed W as it will be applied: clamped to the configured limits (the
 /// device's own may lower it further).

@@ -11,10 +11,11 @@ use tokio::time::Instant;
 
 use crate::discover::{self, Kind, Options, Wanted};
 use crate::zendure::config::{Address, MeterConfig, MeterKind, Place, ZendureConfig};
-use crate::zendure::device::{Device, HttpDevice, Report};
-use crate::zendure::http::Http;
-use crate::zendure::law::Command;
-use crate::zendure::meter::{AnyMeter, Meter, Reading};
+use crate::zendure::core::law::Command;
+use crate::zendure::core::reading::DeviceReading;
+use crate::zendure::io::device::{Device, HttpDevice};
+use crate::zendure::io::http::Http;
+use crate::zendure::io::meter::{AnyMeter, Meter, Reading};
 
 /// What `"auto"` stands for: the battery, or a meter of the configured kind.
 fn wanted(kind: MeterKind) -> Option<Wanted> {
@@ -124,7 +125,7 @@ impl AutoDevice {
 }
 
 impl Device for AutoDevice {
-    async fn report(&self) -> Result<Report> {
+    async fn report(&self) -> Result<DeviceReading> {
         let mut state = self.state.lock().await;
         let (device, finder) = &mut *state;
         let result = device.report().await;

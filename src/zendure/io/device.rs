@@ -10,148 +10,68 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::zendure::http::Http;
-use crate::zendure::law::{AcMode, Command, DevicePower, DeviceState, Moment};
+use crate::zendure::core::law::Command;
+use crate::zendure::core::reading::{CutOff, DeviceReading, Pack};
+use crate::zendure::core::report::Payload;
+use crate::zendure::io::http::Http;
 
 /// The device's request body limit.
 pub const MAX_WRITE_BYTES: usize = 512;
 
-/// One battery pack of `packData`, decoded.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct Pack {
-    pub sn: String,
-    pub soc_pct: Option<i64>,
-    pub state: Option<i64>,
-    pub power_w: Option<i64>,
-    /// `maxTemp` is 0.1 K: (x - 2731) / 10 °C.
-    pub max_temp_c: Option<f64>,
-    /// `batcur` is an int16 in 0.1 A.
-    pub current_a: Option<f64>,
-    /// `minVol`/`maxVol` are 0.01 V.
-    pub min_cell_v: Option<f64>,
-    pub max_cell_v: Option<f64>,
-}
-
-/// A decoded `/properties/report`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Report {
-    pub sn: Option<String>,
-    pub product: Option<String>,
-    /// The device's own timestamp (unix seconds), when it sends one.
-    pub timestamp: Option<i64>,
-    /// As sent, for the status file and the server.
-    pub properties: Map<String, Value>,
-    pub pack_data: Vec<Value>,
-    pub packs: Vec<Pack>,
-}
-
-impl Report {
-    pub fn parse(body: &[u8]) -> Result<Report> {
-        let doc: Value = serde_json::from_slice(body).context("the report is not JSON")?;
-        let properties = doc
-            .get("properties")
-            .and_then(Value::as_object)
-            .context("the report has no `properties` object")?
-            .clone();
-        let pack_data = match doc.get("packData") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(list)) => list.clone(),
-            Some(other) => bail!("`packData` is not a list: {other}"),
-        };
-        let report = Report {
-            sn: doc.get("sn").and_then(Value::as_str).map(str::to_string),
-            product: doc
-                .get("product")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            timestamp: doc.get("timestamp").and_then(Value::as_i64),
-            packs: pack_data.iter().map(decode_pack).collect(),
-            properties,
-            pack_data,
-        };
-        // Without a SoC the law cannot keep the bounds: treat as garbage.
-        report.soc_pct()?;
-        Ok(report)
-    }
-
-    fn int(&self, name: &str) -> Option<i64> {
-        self.properties.get(name).and_then(number)
-    }
-
-    /// `electricLevel`, the average SoC in %.
-    pub fn soc_pct(&self) -> Result<u8> {
-        let level = self
-            .int("electricLevel")
-            .context("the report has no numeric `electricLevel`")?;
-        u8::try_from(level)
-            .ok()
-            .filter(|l| *l <= 100)
-            .with_context(|| format!("`electricLevel` {level} is not a percentage"))
-    }
-
-    /// The device's AC power as the grid sees it: positive = drawn
-    /// (charging), negative = delivered. Falls back to the battery side
-    /// when the firmware reports no AC side.
-    pub fn ac_w(&self) -> i32 {
-        let ac = (self.int("gridInputPower"), self.int("outputHomePower"));
-        let (drawn, delivered) = match ac {
-            (None, None) => (
-                self.int("outputPackPower").unwrap_or(0),
-                self.int("packInputPower").unwrap_or(0),
-            ),
-            (i, o) => (i.unwrap_or(0), o.unwrap_or(0)),
-        };
-        i32::try_from(drawn - delivered).unwrap_or(0)
-    }
-
-    /// Battery power: positive charging, negative discharging.
-    pub fn battery_w(&self) -> i64 {
-        self.int("outputPackPower").unwrap_or(0) - self.int("packInputPower").unwrap_or(0)
-    }
-
-    pub fn ac_mode(&self) -> Option<AcMode> {
-        match self.int("acMode") {
-            Some(1) => Some(AcMode::Charge),
-            Some(2) => Some(AcMode::Discharge),
+/// Decodes a `/properties/report` once into the reading the core uses;
+/// the properties as sent ride along, unread, for the server.
+pub fn decode(body: &[u8]) -> Result<DeviceReading> {
+    let doc: Value = serde_json::from_slice(body).context("the report is not JSON")?;
+    let properties = doc
+        .get("properties")
+        .and_then(Value::as_object)
+        .context("the report has no `properties` object")?
+        .clone();
+    let pack_data = match doc.get("packData") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(list)) => list.clone(),
+        Some(other) => bail!("`packData` is not a list: {other}"),
+    };
+    let int = |name: &str| properties.get(name).and_then(number);
+    let watts = |name: &str| int(name).and_then(|w| u32::try_from(w).ok());
+    // `electricLevel`, the average SoC in %. Without it the law cannot
+    // keep the bounds: the report counts as garbage.
+    let level = int("electricLevel").context("the report has no numeric `electricLevel`")?;
+    let soc_pct = u8::try_from(level)
+        .ok()
+        .filter(|l| *l <= 100)
+        .with_context(|| format!("`electricLevel` {level} is not a percentage"))?;
+    // The AC side as the grid sees it, positive drawn; the battery side
+    // when the firmware reports no AC side.
+    let (drawn, delivered) = match (int("gridInputPower"), int("outputHomePower")) {
+        (None, None) => (
+            int("outputPackPower").unwrap_or(0),
+            int("packInputPower").unwrap_or(0),
+        ),
+        (i, o) => (i.unwrap_or(0), o.unwrap_or(0)),
+    };
+    Ok(DeviceReading {
+        sn: doc.get("sn").and_then(Value::as_str).map(str::to_string),
+        soc_pct,
+        ac_w: i32::try_from(drawn - delivered).unwrap_or(0),
+        battery_w: int("outputPackPower").unwrap_or(0) - int("packInputPower").unwrap_or(0),
+        ac_mode: int("acMode").and_then(|m| u8::try_from(m).ok()),
+        input_limit_w: watts("inputLimit"),
+        output_limit_w: watts("outputLimit"),
+        charge_max_w: watts("chargeMaxLimit"),
+        discharge_max_w: watts("inverseMaxPower"),
+        pack_state: int("packState"),
+        // `socLimit`: 1 the charge cut-off is reached, 2 the discharge one.
+        cut_off: match int("socLimit") {
+            Some(1) => Some(CutOff::Charge),
+            Some(2) => Some(CutOff::Discharge),
             _ => None,
-        }
-    }
-
-    /// `socLimit`: 1 the charge cut-off is reached, 2 the discharge one.
-    pub fn cut_off(&self) -> Option<&'static str> {
-        match self.int("socLimit") {
-            Some(1) => Some("charge cut-off reached"),
-            Some(2) => Some("discharge cut-off reached"),
-            _ => None,
-        }
-    }
-
-    fn watts(&self, name: &str) -> Option<u32> {
-        self.int(name).and_then(|w| u32::try_from(w).ok())
-    }
-
-    /// What the law needs, read at `read`.
-    pub fn state(&self, read: Moment) -> Result<DeviceState> {
-        Ok(DeviceState {
-            read,
-            soc_pct: self.soc_pct()?,
-            ac_w: self.ac_w(),
-            charge_max_w: self.watts("chargeMaxLimit"),
-            discharge_max_w: self.watts("inverseMaxPower"),
-            ac_mode: self.ac_mode(),
-            input_limit_w: self.watts("inputLimit").unwrap_or(0),
-            output_limit_w: self.watts("outputLimit").unwrap_or(0),
-        })
-    }
-
-    pub fn power(&self, at: Moment) -> DevicePower {
-        DevicePower {
-            at,
-            ac_w: self.ac_w(),
-        }
-    }
+        },
+        packs: pack_data.iter().map(decode_pack).collect(),
+        payload: Payload::new(properties, pack_data),
+    })
 }
 
 /// A JSON number as an integer (devices send some as floats).
@@ -223,7 +143,7 @@ pub fn write_body(sn: &str, command: Command) -> Result<Vec<u8>> {
 /// The device as the controller sees it.
 pub trait Device {
     /// Reads `/properties/report`.
-    fn report(&self) -> impl Future<Output = Result<Report>> + Send;
+    fn report(&self) -> impl Future<Output = Result<DeviceReading>> + Send;
     /// Writes the full command.
     fn write(&self, sn: &str, command: Command) -> impl Future<Output = Result<()>> + Send;
     /// For messages: where it is.
@@ -247,10 +167,10 @@ impl HttpDevice {
 }
 
 impl Device for HttpDevice {
-    async fn report(&self) -> Result<Report> {
+    async fn report(&self) -> Result<DeviceReading> {
         let url = format!("{}/properties/report", self.base);
         let body = self.http.get(&url).await.with_context(|| url.clone())?;
-        Report::parse(&body).with_context(|| url)
+        decode(&body).with_context(|| url)
     }
 
     async fn write(&self, sn: &str, command: Command) -> Result<()> {
@@ -271,10 +191,11 @@ impl Device for HttpDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::zendure::core::law::{AcMode, Moment};
     use serde_json::json;
 
-    fn report(properties: Value) -> Result<Report> {
-        Report::parse(
+    fn report(properties: Value) -> Result<DeviceReading> {
+        decode(
             json!({"timestamp": 1763900000, "messageId": 7, "sn": "HOA1", "version": 2,
                    "product": "solarFlow800", "properties": properties,
                    "packData": [{"sn": "P1", "socLevel": 55, "state": 1, "power": 300,
@@ -293,10 +214,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.sn.as_deref(), Some("HOA1"));
-        assert_eq!(r.soc_pct().unwrap(), 55);
-        assert_eq!(r.ac_w(), 310);
-        assert_eq!(r.battery_w(), 295);
-        let s = r.state(Moment::default()).unwrap();
+        assert_eq!(r.soc_pct, 55);
+        assert_eq!(r.ac_w, 310);
+        assert_eq!(r.battery_w, 295);
+        let s = r.state(Moment::default());
         assert_eq!(s.ac_mode, Some(AcMode::Charge));
         assert_eq!((s.input_limit_w, s.output_limit_w), (300, 0));
         assert_eq!((s.charge_max_w, s.discharge_max_w), (Some(1000), Some(800)));
@@ -310,12 +231,15 @@ mod tests {
     fn discharging_and_battery_side_fallback() {
         let r = report(json!({"electricLevel": 40, "gridInputPower": 0, "outputHomePower": 420}))
             .unwrap();
-        assert_eq!(r.ac_w(), -420);
+        assert_eq!(r.ac_w, -420);
         let r = report(json!({"electricLevel": 40, "packInputPower": 400, "outputPackPower": 0}))
             .unwrap();
-        assert_eq!(r.ac_w(), -400);
+        assert_eq!(r.ac_w, -400);
         let r = report(json!({"electricLevel": 40, "socLimit": 2})).unwrap();
-        assert_eq!(r.cut_off(), Some("discharge cut-off reached"));
+        assert_eq!(
+            r.cut_off.map(CutOff::text),
+            Some("discharge cut-off reached")
+        );
     }
 
     #[test]
@@ -328,7 +252,7 @@ mod tests {
             json!({"properties": {"electricLevel": 130}}).to_string(),
             json!({"properties": {"electricLevel": 50}, "packData": 5}).to_string(),
         ] {
-            assert!(Report::parse(body.as_bytes()).is_err(), "{body}");
+            assert!(decode(body.as_bytes()).is_err(), "{body}");
         }
     }
 

@@ -23,8 +23,9 @@ use tokio::sync::{mpsc, watch};
 
 use crate::atomic;
 use crate::zendure::config::ZendureConfig;
-use crate::zendure::http::Http;
-use crate::zendure::report::{DeviceSample, LogReporter, MeterSample, Reporter, StatusEvent};
+pub use crate::zendure::core::report::PosterStats;
+use crate::zendure::core::report::{DeviceSample, LogReporter, MeterSample, Reporter, StatusEvent};
+use crate::zendure::io::http::Http;
 
 /// Which URL a report goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,20 +107,6 @@ impl PosterConfig {
             Target::Device => self.data_url.as_ref().map(|u| with_type(u, "zendure")),
         }
     }
-}
-
-/// What the poster has done, for the controller's status.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PosterStats {
-    pub delivered: u64,
-    /// Waiting in the queue file.
-    pub queued: usize,
-    /// The oldest reports dropped because the queue was full.
-    pub dropped: u64,
-    /// Reports the server refused as malformed (4xx other than 401/403/408/429).
-    pub rejected: u64,
-    /// The last failure, cleared when a post succeeds.
-    pub last_error: Option<String>,
 }
 
 /// The bounded on-disk queue: one JSON line per report, oldest first.

@@ -1,5 +1,5 @@
 //! A price plan for a day: reads the day's prices, plans around the
-//! owner's entries (see `price_schedule`), and shows the plan as text. The
+//! owner's entries (see `core::prices::entries`), and shows the plan as text. The
 //! command and the server write it through `schedule_file`.
 
 use anyhow::{Context, Result};
@@ -8,13 +8,13 @@ use chrono_tz::Tz;
 
 use crate::log;
 use crate::zendure::config::ZendureConfig;
-use crate::zendure::http::Http;
-use crate::zendure::price_config::{PriceConfig, PriceSource};
-use crate::zendure::price_plan::Battery;
-use crate::zendure::price_schedule::{self, Owned, Proposal};
-use crate::zendure::prices::{self, PlanDay};
-use crate::zendure::schedule::Schedule;
-use crate::zendure::status;
+use crate::zendure::core::prices::config::{PriceConfig, PriceSource};
+use crate::zendure::core::prices::entries::{self, Owned, Proposal};
+use crate::zendure::core::prices::plan::Battery;
+use crate::zendure::core::prices::tariff::{self, PlanDay};
+use crate::zendure::core::schedule::Schedule;
+use crate::zendure::io::http::Http;
+use crate::zendure::io::status;
 
 /// The battery as the price planner sees it: the controller's limits and
 /// the price section's capacity and efficiency.
@@ -32,7 +32,7 @@ pub fn battery(config: &ZendureConfig, prices: &PriceConfig) -> Battery {
 /// The SoC the running controller last read, if it runs.
 fn live_soc(config: &ZendureConfig, now: DateTime<Utc>) -> Option<f64> {
     match status::read(&config.status_file) {
-        Ok(Some(doc)) if doc.alive(now) => doc.device.soc_pct.map(f64::from),
+        Ok(Some(doc)) if status::alive(&doc, now) => doc.device.soc_pct.map(f64::from),
         Ok(_) => None,
         Err(e) => {
             log(&format!("{e:#}; planning from zendure.min_soc"));
@@ -80,15 +80,15 @@ pub async fn propose(
         None => battery.min_soc_percent,
     }
     .clamp(0.0, 100.0);
-    let (from, till) = prices::day_bounds(date, tz);
+    let (from, till) = tariff::day_bounds(date, tz);
     let source = price_config.source.for_day(date, from, till);
     let http = Http::new(config.timings.http_timeout)?;
     let slots = read_prices(&source, &http)
         .await
-        .and_then(|text| prices::parse(&text, tz))
-        .and_then(|points| prices::day_slots(&points, date, tz, &price_config.tariff, now))
+        .and_then(|text| tariff::parse(&text, tz))
+        .and_then(|points| tariff::day_slots(&points, date, tz, &price_config.tariff, now))
         .with_context(|| format!("prices from {source}"))?;
-    Ok(price_schedule::propose(
+    Ok(entries::propose(
         current,
         owned,
         slots,
@@ -142,7 +142,7 @@ mod tests {
 
     #[test]
     fn write_order_leaves_no_plan_entry_unlisted() {
-        use crate::zendure::schedule_file::ScheduleFile;
+        use crate::zendure::io::schedule_file::ScheduleFile;
         use serde_json::Value;
         let dir = std::env::temp_dir().join(format!("zcell-plan-prices-{}", std::process::id()));
         let file = ScheduleFile::new(&dir.join("s.json"));
@@ -172,7 +172,7 @@ mod tests {
     }
 
     fn sample() -> Proposal {
-        use crate::zendure::prices::{Export, PriceSlot, Tariff};
+        use crate::zendure::core::prices::tariff::{Export, PriceSlot, Tariff};
         let start = chrono::DateTime::parse_from_rfc3339("2026-11-24T00:00:00+01:00")
             .unwrap()
             .with_timezone(&Utc);
@@ -196,7 +196,7 @@ mod tests {
             max_discharge_w: 500.0,
             round_trip_efficiency: 0.9,
         };
-        price_schedule::propose(
+        entries::propose(
             &Schedule::default(),
             &Owned::default(),
             slots,

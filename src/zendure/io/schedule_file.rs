@@ -14,8 +14,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::atomic;
-use crate::zendure::price_schedule::{Owned, Proposal};
-use crate::zendure::schedule::{Key, Schedule, ScheduleValue};
+use crate::zendure::core::prices::entries::{Owned, Proposal};
+use crate::zendure::core::schedule::{Key, Schedule, ScheduleValue};
 
 /// One bad entry (or the document as a whole when `key` is None).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -7,26 +7,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::zendure::config::ScheduleSource;
-use crate::zendure::http::Http;
-use crate::zendure::schedule::Schedule;
-use crate::zendure::schedule_file::{self, ScheduleFile};
-
-/// Why a fetch gave no schedule: the source could not be read, or what it
-/// gave is not a valid schedule. The controller logs them differently.
-#[derive(Debug)]
-pub enum FetchError {
-    Unreachable(anyhow::Error),
-    Invalid(anyhow::Error),
-}
-
-impl std::fmt::Display for FetchError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FetchError::Unreachable(e) => write!(f, "{e:#}"),
-            FetchError::Invalid(e) => write!(f, "invalid: {e:#}"),
-        }
-    }
-}
+use crate::zendure::core::schedule::{FetchError, Schedule};
+use crate::zendure::io::http::Http;
+use crate::zendure::io::schedule_file::{self, ScheduleFile};
 
 /// Reads and validates the schedule from its source.
 pub async fn fetch(source: &ScheduleSource, http: &Http) -> Result<Schedule, FetchError> {

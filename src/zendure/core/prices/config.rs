@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::Value;
 
 use crate::config::{number, object, string};
-use crate::zendure::prices::{Export, Tariff};
+use crate::zendure::core::prices::tariff::{Export, Tariff};
 
 /// A price document: a file, or a URL in which `{date}` (YYYY-MM-DD),
 /// `{from}` and `{till}` (the day's bounds, RFC 3339 UTC) are filled in.

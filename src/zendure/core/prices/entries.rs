@@ -26,9 +26,9 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::zendure::price_plan::{self, Battery, Plan, Slot};
-use crate::zendure::prices::PriceSlot;
-use crate::zendure::schedule::{self, Key, Schedule, ScheduleValue};
+use crate::zendure::core::prices::plan::{self, Battery, Plan, Slot};
+use crate::zendure::core::prices::tariff::PriceSlot;
+use crate::zendure::core::schedule::{self, Key, Schedule, ScheduleValue};
 
 /// The entries the last plans wrote: key -> value as written.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -131,7 +131,7 @@ pub fn propose(
             fixed: *fixed,
         })
         .collect();
-    let plan = price_plan::plan(battery, soc_percent, &plan_slots, threshold_eur_per_kwh);
+    let plan = plan::plan(battery, soc_percent, &plan_slots, threshold_eur_per_kwh);
 
     // An entry where a planned stretch starts or its value changes.
     let mut entries: Vec<(Key, ScheduleValue)> = Vec::new();
@@ -234,8 +234,8 @@ impl Proposal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zendure::price_plan::tests::BATTERY;
-    use crate::zendure::prices::{Export, Tariff, day_slots, parse};
+    use crate::zendure::core::prices::plan::tests::BATTERY;
+    use crate::zendure::core::prices::tariff::{Export, Tariff, day_slots, parse};
     use chrono::{DateTime, Utc};
     use chrono_tz::Europe::Amsterdam;
 

@@ -26,7 +26,7 @@
 //! follows the house within its limits) is a decision too; its effect is
 //! rounded to the nearest level.
 
-use crate::zendure::schedule::ScheduleValue;
+use crate::zendure::core::schedule::ScheduleValue;
 
 /// The battery as the planner sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]

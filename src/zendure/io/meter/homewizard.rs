@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::{Meter, Reading, json_watts};
 use crate::zendure::config::MeterConfig;
-use crate::zendure::http::Http;
+use crate::zendure::io::http::Http;
 
 pub struct HomeWizard {
     http: Http,

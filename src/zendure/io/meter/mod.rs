@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::zendure::config::{MeterConfig, MeterKind};
-use crate::zendure::http::Http;
+use crate::zendure::io::http::Http;
 
 /// One reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

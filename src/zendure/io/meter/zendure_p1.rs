@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use tokio::time::Instant;
 
 use super::{Meter, Reading, json_watts};
-use crate::zendure::http::Http;
+use crate::zendure::io::http::Http;
 
 pub struct ZendureP1 {
     http: Http,
