@@ -542,7 +542,7 @@ async fn once(path: Option<&Path>, dry_run: bool) -> Result<(), Failure> {
         reason_text(decision.reason)
     );
     let Some(command) = decision
-        .write
+        .command()
         .filter(|c| !state_now.carries_out(*c, config.step_w))
     else {
         println!("write     nothing (the device already does this)");

@@ -109,20 +109,80 @@ pub enum Reported {
     Device(DeviceSample),
 }
 
-/// Where the schedule in use came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ScheduleState {
-    Fresh,
-    LastGood,
-    None,
+/// The schedule in use, where it came from, and the source's last error:
+/// one value, so they cannot disagree.
+#[derive(Debug)]
+enum ScheduleIn {
+    /// No schedule at all: 0 W.
+    None { error: Option<String> },
+    /// Read from the source at the last refresh.
+    Fresh(Schedule),
+    /// The source is down or invalid (or not read yet): the kept copy.
+    LastGood {
+        schedule: Schedule,
+        error: Option<String>,
+    },
 }
 
-impl ScheduleState {
-    fn name(self) -> &'static str {
+impl ScheduleIn {
+    fn schedule(&self) -> Option<&Schedule> {
         match self {
-            ScheduleState::Fresh => "fresh",
-            ScheduleState::LastGood => "last_good",
-            ScheduleState::None => "none",
+            ScheduleIn::None { .. } => None,
+            ScheduleIn::Fresh(schedule) | ScheduleIn::LastGood { schedule, .. } => Some(schedule),
+        }
+    }
+
+    fn error(&self) -> Option<&String> {
+        match self {
+            ScheduleIn::Fresh(_) => None,
+            ScheduleIn::None { error } | ScheduleIn::LastGood { error, .. } => error.as_ref(),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            ScheduleIn::Fresh(_) => "fresh",
+            ScheduleIn::LastGood { .. } => "last_good",
+            ScheduleIn::None { .. } => "none",
+        }
+    }
+}
+
+/// The device as last heard from: one value, so a reading and an error
+/// cannot disagree.
+#[derive(Debug)]
+enum DeviceIn {
+    /// Not read yet.
+    Unread,
+    /// The last read answered.
+    Answering {
+        read: Moment,
+        reading: DeviceReading,
+    },
+    /// The last read or write failed; `kept` is the last reading when only
+    /// a write failed.
+    Failing {
+        error: String,
+        kept: Option<(Moment, DeviceReading)>,
+    },
+}
+
+impl DeviceIn {
+    fn reading(&self) -> Option<(Moment, &DeviceReading)> {
+        match self {
+            DeviceIn::Unread | DeviceIn::Failing { kept: None, .. } => None,
+            DeviceIn::Answering { read, reading }
+            | DeviceIn::Failing {
+                kept: Some((read, reading)),
+                ..
+            } => Some((*read, reading)),
+        }
+    }
+
+    fn error(&self) -> Option<&String> {
+        match self {
+            DeviceIn::Failing { error, .. } => Some(error),
+            _ => None,
         }
     }
 }
@@ -130,14 +190,11 @@ impl ScheduleState {
 /// The controller's state.
 pub struct Core {
     settings: Settings,
-    schedule: Option<Schedule>,
-    schedule_state: ScheduleState,
-    schedule_error: Option<String>,
+    schedule: ScheduleIn,
     samples: VecDeque<Sample>,
     meter_error: Option<String>,
     power: VecDeque<DevicePower>,
-    device: Option<(Moment, DeviceReading)>,
-    device_error: Option<String>,
+    device: DeviceIn,
     writes: WriteLog,
     written_wall: Option<DateTime<Utc>>,
     write_count: u64,
@@ -158,14 +215,11 @@ impl Core {
         });
         Core {
             settings,
-            schedule: None,
-            schedule_state: ScheduleState::None,
-            schedule_error: None,
+            schedule: ScheduleIn::None { error: None },
             samples: VecDeque::new(),
             meter_error: None,
             power: VecDeque::new(),
-            device: None,
-            device_error: None,
+            device: DeviceIn::Unread,
             writes: WriteLog::default(),
             written_wall: None,
             write_count: 0,
@@ -218,8 +272,10 @@ impl Core {
                 })),
             ],
             Event::Saved(schedule) => {
-                self.schedule = Some(schedule);
-                self.schedule_state = ScheduleState::LastGood;
+                self.schedule = ScheduleIn::LastGood {
+                    schedule,
+                    error: None,
+                };
                 vec![log(
                     Level::Info,
                     "using the last good schedule until the source is read".into(),
@@ -268,9 +324,11 @@ impl Core {
 
     fn fetched(&mut self, result: Result<Schedule, FetchError>) -> Vec<Effect> {
         let mut out = Vec::new();
-        match result {
+        let previous = std::mem::replace(&mut self.schedule, ScheduleIn::None { error: None });
+        self.schedule = match result {
             Ok(schedule) => {
-                if self.schedule_state != ScheduleState::Fresh {
+                let changed = previous.schedule() != Some(&schedule);
+                if !matches!(previous, ScheduleIn::Fresh(_)) {
                     out.push(log(
                         Level::Info,
                         format!(
@@ -279,37 +337,37 @@ impl Core {
                             schedule.entries().count()
                         ),
                     ));
-                } else if self.schedule.as_ref() != Some(&schedule) {
+                } else if changed {
                     out.push(log(
                         Level::Info,
                         format!("schedule changed ({} entries)", schedule.entries().count()),
                     ));
                 }
-                if self.schedule.as_ref() != Some(&schedule) {
+                if changed {
                     out.push(Effect::SaveSchedule(schedule.clone()));
                 }
-                self.schedule = Some(schedule);
-                self.schedule_state = ScheduleState::Fresh;
-                self.schedule_error = None;
+                ScheduleIn::Fresh(schedule)
             }
             Err(e) => {
-                let message = e.to_string();
-                let state = if self.schedule.is_some() {
-                    ScheduleState::LastGood
-                } else {
-                    ScheduleState::None
+                let error = Some(e.to_string());
+                let first = previous.error().is_none();
+                let was = previous.name();
+                let next = match previous {
+                    ScheduleIn::Fresh(schedule) | ScheduleIn::LastGood { schedule, .. } => {
+                        ScheduleIn::LastGood { schedule, error }
+                    }
+                    ScheduleIn::None { .. } => ScheduleIn::None { error },
                 };
-                if state != self.schedule_state || self.schedule_error.is_none() {
-                    let fallback = match state {
-                        ScheduleState::LastGood => "using the last good schedule",
+                if first || next.name() != was {
+                    let fallback = match next {
+                        ScheduleIn::LastGood { .. } => "using the last good schedule",
                         _ => "no schedule: 0 W",
                     };
-                    out.push(log(Level::Warn, format!("schedule {message}; {fallback}")));
+                    out.push(log(Level::Warn, format!("schedule {e}; {fallback}")));
                 }
-                self.schedule_state = state;
-                self.schedule_error = Some(message);
+                next
             }
-        }
+        };
         out
     }
 
@@ -353,22 +411,21 @@ impl Core {
     ) -> Vec<Effect> {
         let mut out = Vec::new();
         match result {
-            Ok(report) => {
-                if let Some(e) = self.device_error.take() {
+            Ok(reading) => {
+                if let Some(e) = self.device.error() {
                     out.push(log(Level::Info, format!("device answers again (was: {e})")));
                 }
-                self.power.push_back(report.power(at));
+                self.power.push_back(reading.power(at));
                 out.push(Effect::Report(Reported::Device(
-                    report.payload.sample(wall.timestamp()),
+                    reading.payload.sample(wall.timestamp()),
                 )));
-                self.device = Some((at, report));
+                self.device = DeviceIn::Answering { read: at, reading };
             }
-            Err(e) => {
-                if self.device_error.is_none() {
-                    out.push(log(Level::Error, format!("device: {e}")));
+            Err(error) => {
+                if self.device.error().is_none() {
+                    out.push(log(Level::Error, format!("device: {error}")));
                 }
-                self.device_error = Some(e);
-                self.device = None;
+                self.device = DeviceIn::Failing { error, kept: None };
             }
         }
         out
@@ -378,7 +435,7 @@ impl Core {
         self.settings
             .sn
             .clone()
-            .or_else(|| self.device.as_ref().and_then(|(_, r)| r.sn.clone()))
+            .or_else(|| self.device.reading().and_then(|(_, r)| r.sn.clone()))
     }
 
     fn prune(&mut self, now: Moment) {
@@ -433,7 +490,7 @@ impl Core {
         self.prune(at);
         out.extend(self.update_lag());
         let empty = Schedule::default();
-        let schedule = self.schedule.as_ref().unwrap_or(&empty);
+        let schedule = self.schedule.schedule().unwrap_or(&empty);
         let in_force = schedule::value_at_instant(schedule, &self.settings.zone, wall);
         if self.value != Some(in_force.value) {
             out.push(log(
@@ -451,8 +508,8 @@ impl Core {
         }
         let device = self
             .device
-            .as_ref()
-            .map(|(read, report)| report.state(*read));
+            .reading()
+            .map(|(read, reading)| reading.state(read));
         let decision = law::decide(&Inputs {
             now: at,
             value: in_force.value,
@@ -475,7 +532,7 @@ impl Core {
             ));
         }
         self.decision = Some(decision);
-        if let Some(command) = decision.write {
+        if let Some((command, why)) = decision.write {
             match self.sn() {
                 Some(sn) => out.push(Effect::Write { sn, command }),
                 None => out.push(log(
@@ -483,7 +540,7 @@ impl Core {
                     "the device reports no serial number; set zendure.sn".into(),
                 )),
             }
-            if decision.why_write == Some(WriteReason::DirectionHold) {
+            if why == WriteReason::DirectionHold {
                 out.push(log(
                     Level::Info,
                     format!(
@@ -527,11 +584,15 @@ impl Core {
                     })));
                 }
             }
-            Err(e) => {
-                if self.device_error.is_none() {
-                    out.push(log(Level::Error, format!("device: {e}")));
+            Err(error) => {
+                if self.device.error().is_none() {
+                    out.push(log(Level::Error, format!("device: {error}")));
                 }
-                self.device_error = Some(e);
+                let kept = self
+                    .device
+                    .reading()
+                    .map(|(read, reading)| (read, reading.clone()));
+                self.device = DeviceIn::Failing { error, kept };
                 // The final status says the stop even when the 0 W failed.
                 if self.stopping {
                     out.push(Effect::Status(Box::new(self.status(at, wall))));
@@ -545,10 +606,10 @@ impl Core {
     pub fn status(&self, at: Moment, wall: DateTime<Utc>) -> StatusDoc {
         let age = |then: Moment| at.since(then).as_secs_f64();
         let empty = Schedule::default();
-        let schedule = self.schedule.as_ref().unwrap_or(&empty);
+        let schedule = self.schedule.schedule().unwrap_or(&empty);
         let in_force = schedule::value_at_instant(schedule, &self.settings.zone, wall);
         let next = schedule::next_change(schedule, schedule::local(&self.settings.zone, wall));
-        let report = self.device.as_ref();
+        let report = self.device.reading();
         let (lag, lag_s) = match (self.lag, self.settings.meter_lag) {
             (Lag::Known { lag, .. }, Some(_)) => ("configured", Some(lag.as_secs_f64())),
             (Lag::Known { lag, .. }, None) => ("estimated", Some(lag.as_secs_f64())),
@@ -562,8 +623,8 @@ impl Core {
                 .as_secs_f64(),
             schedule: ScheduleStatus {
                 source: self.settings.schedule_source.clone(),
-                state: self.schedule_state.name().to_string(),
-                error: self.schedule_error.clone(),
+                state: self.schedule.name().to_string(),
+                error: self.schedule.error().cloned(),
                 value: in_force.value.to_json(),
                 key: in_force.key.map(|k| k.to_string()),
                 since: Some(in_force.since),
@@ -583,8 +644,8 @@ impl Core {
             device: DeviceStatus {
                 device: self.settings.device.clone(),
                 sn: self.sn(),
-                error: self.device_error.clone(),
-                age_s: report.map(|(read, _)| age(*read)),
+                error: self.device.error().cloned(),
+                age_s: report.map(|(read, _)| age(read)),
                 soc_pct: report.map(|(_, r)| r.soc_pct),
                 ac_w: report.map(|(_, r)| r.ac_w),
                 battery_w: report.map(|(_, r)| r.battery_w),

@@ -300,10 +300,16 @@ pub struct Decision {
     /// What the device should be doing now.
     pub target: Command,
     pub reason: Reason,
-    /// What to write now, if anything (the target, or 0 W while a
+    /// What to write now and why, if anything (the target, or 0 W while a
     /// direction change must wait).
-    pub write: Option<Command>,
-    pub why_write: Option<WriteReason>,
+    pub write: Option<(Command, WriteReason)>,
+}
+
+impl Decision {
+    /// The command to write now, if any.
+    pub fn command(&self) -> Option<Command> {
+        self.write.map(|(command, _)| command)
+    }
 }
 
 /// Why a write happens now.
@@ -429,7 +435,6 @@ pub fn decide(inputs: &Inputs) -> Decision {
             target: Command::Idle,
             reason: Reason::DeviceUnknown,
             write: None,
-            why_write: None,
         };
     };
     let (lo, hi, soc_reason) = bounds(inputs.limits, &device);
@@ -480,12 +485,10 @@ pub fn decide(inputs: &Inputs) -> Decision {
         reason = soc;
     }
     let target = Command::from_setpoint(clamped);
-    let (write, why_write) = schedule_write(inputs, &device, target, (lo, hi));
     Decision {
         target,
         reason,
-        write,
-        why_write,
+        write: schedule_write(inputs, &device, target, (lo, hi)),
     }
 }
 
@@ -495,7 +498,7 @@ fn schedule_write(
     device: &DeviceState,
     target: Command,
     (lo, hi): (i64, i64),
-) -> (Option<Command>, Option<WriteReason>) {
+) -> Option<(Command, WriteReason)> {
     let tuning = inputs.tuning;
     let now = inputs.now;
     let Some((last_at, last)) = inputs.writes.last else {
@@ -518,19 +521,15 @@ fn schedule_write(
     if now.since(last_at) >= tuning.reassert {
         return gate(inputs, last, WriteReason::Reassert);
     }
-    (None, None)
+    None
 }
 
 /// The rate rules for one write: 0 W any time; other limits at most every
 /// `min_write_interval`; a direction change at most every
 /// `min_direction_change` (idle meanwhile).
-fn gate(
-    inputs: &Inputs,
-    command: Command,
-    why: WriteReason,
-) -> (Option<Command>, Option<WriteReason>) {
+fn gate(inputs: &Inputs, command: Command, why: WriteReason) -> Option<(Command, WriteReason)> {
     if command.is_idle() {
-        return (Some(command), Some(why));
+        return Some((command, why));
     }
     let now = inputs.now;
     let tuning = inputs.tuning;
@@ -539,20 +538,16 @@ fn gate(
         && now.since(since) < tuning.min_direction_change
     {
         let already_idle = inputs.writes.last_command() == Some(Command::Idle);
-        return if already_idle {
-            (None, None)
-        } else {
-            (Some(Command::Idle), Some(WriteReason::DirectionHold))
-        };
+        return (!already_idle).then_some((Command::Idle, WriteReason::DirectionHold));
     }
     if inputs
         .writes
         .last_nonzero
         .is_some_and(|at| now.since(at) < tuning.min_write_interval)
     {
-        return (None, None);
+        return None;
     }
-    (Some(command), Some(why))
+    Some((command, why))
 }
 
 /// Estimates the meter's lag: the candidate lag (0 to `max_lag` in steps of

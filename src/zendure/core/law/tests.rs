@@ -143,15 +143,15 @@ fn setpoint_round_trip() {
 fn fixed_watts_charge_and_discharge_clamped() {
     let d = Case::new(ScheduleValue::Watts(300), 0, 0).decide();
     assert_eq!(d.target, CHARGE_300);
-    assert_eq!(d.write, Some(CHARGE_300));
-    assert_eq!(d.why_write, Some(WriteReason::First));
+    assert_eq!(d.command(), Some(CHARGE_300));
+    assert_eq!(d.write.map(|(_, why)| why), Some(WriteReason::First));
     assert_eq!(d.reason, Reason::Fixed);
     let d = Case::new(ScheduleValue::Watts(5000), 0, 0).decide();
     assert_eq!(d.target, Command::Charge { watts: 800 });
     let d = Case::new(ScheduleValue::Watts(-5000), 0, 0).decide();
     assert_eq!(d.target, Command::Discharge { watts: 600 });
     let d = Case::new(ScheduleValue::Watts(0), 0, 0).decide();
-    assert_eq!(d.write, Some(Command::Idle));
+    assert_eq!(d.command(), Some(Command::Idle));
 }
 
 #[test]
@@ -191,7 +191,7 @@ fn soc_stop_is_immediate_even_right_after_a_write() {
         .written(999.0, Command::Discharge { watts: 300 })
         .soc(10);
     let d = c.decide();
-    assert_eq!(d.write, Some(Command::Idle));
+    assert_eq!(d.command(), Some(Command::Idle));
     assert_eq!(d.reason, Reason::SocMin);
 }
 
@@ -207,7 +207,7 @@ fn net_zero_discharges_to_cover_import_and_charges_from_export() {
         .written(900.0, Command::Discharge { watts: 300 })
         .decide();
     assert_eq!(d.target, Command::Discharge { watts: 400 });
-    assert_eq!(d.why_write, Some(WriteReason::Changed));
+    assert_eq!(d.write.map(|(_, why)| why), Some(WriteReason::Changed));
 }
 
 #[test]
@@ -226,7 +226,7 @@ fn net_zero_plus_never_discharges() {
         .written(900.0, Command::Charge { watts: 500 })
         .decide();
     assert_eq!(d.target, Command::Idle);
-    assert_eq!(d.write, Some(Command::Idle));
+    assert_eq!(d.command(), Some(Command::Idle));
 }
 
 #[test]
@@ -236,16 +236,16 @@ fn deadband_keeps_the_setpoint() {
         .decide();
     assert_eq!(d.reason, Reason::Deadband);
     assert_eq!(d.target, Command::Discharge { watts: 300 });
-    assert_eq!(d.write, None);
+    assert_eq!(d.command(), None);
     let d = Case::new(ScheduleValue::NetZero, -25, -300)
         .written(990.0, Command::Discharge { watts: 300 })
         .decide();
-    assert_eq!(d.write, None);
+    assert_eq!(d.command(), None);
     let d = Case::new(ScheduleValue::NetZero, -26, -300)
         .written(990.0, Command::Discharge { watts: 300 })
         .decide();
     assert_eq!(d.reason, Reason::Tracking);
-    assert_eq!(d.write, Some(Command::Discharge { watts: 274 }));
+    assert_eq!(d.command(), Some(Command::Discharge { watts: 274 }));
 }
 
 #[test]
@@ -255,13 +255,13 @@ fn small_opposite_targets_idle_instead_of_switching() {
         .written(900.0, Command::Discharge { watts: 100 })
         .decide();
     assert_eq!(d.target, Command::Idle);
-    assert_eq!(d.write, Some(Command::Idle));
+    assert_eq!(d.command(), Some(Command::Idle));
     // A large one switches (after the direction rule allows it).
     let d = Case::new(ScheduleValue::NetZero, -400, -100)
         .written(900.0, Command::Discharge { watts: 100 })
         .decide();
     assert_eq!(d.target, CHARGE_300);
-    assert_eq!(d.write, Some(CHARGE_300));
+    assert_eq!(d.command(), Some(CHARGE_300));
 }
 
 #[test]
@@ -278,7 +278,7 @@ fn lagged_sample_is_corrected_by_the_device_change_since() {
     c.device.as_mut().unwrap().ac_w = -400;
     let d = c.decide();
     assert_eq!(d.target, Command::Discharge { watts: 400 });
-    assert_eq!(d.write, None);
+    assert_eq!(d.command(), None);
     assert_eq!(d.reason, Reason::Deadband);
 }
 
@@ -340,7 +340,7 @@ fn ambiguous_samples_are_skipped_for_older_ones() {
     // From a steady sample: house 300 - (-100) = 400, covered already.
     assert_eq!(d.target, Command::Discharge { watts: 400 });
     assert_eq!(d.reason, Reason::Deadband);
-    assert_eq!(d.write, None);
+    assert_eq!(d.command(), None);
 }
 
 #[test]
@@ -364,7 +364,7 @@ fn unknown_lag_uses_samples_taken_before_a_change_or_holds() {
     let d = changed_at(975.0);
     assert_eq!(d.reason, Reason::WaitingForMeter);
     assert_eq!(d.target, Command::Discharge { watts: 100 });
-    assert_eq!(d.write, None);
+    assert_eq!(d.command(), None);
 }
 
 #[test]
@@ -374,7 +374,7 @@ fn meter_lost_in_net_zero_stops_at_once() {
     c.samples.retain(|x| x.taken <= s(970.0));
     let d = c.decide();
     assert_eq!(d.reason, Reason::MeterLost);
-    assert_eq!(d.write, Some(Command::Idle));
+    assert_eq!(d.command(), Some(Command::Idle));
     // Fixed values do not need the meter.
     let mut c = Case::new(ScheduleValue::Watts(-300), 0, -300);
     c.samples.clear();
@@ -390,7 +390,7 @@ fn meter_return_resumes_tracking() {
     let c = Case::new(ScheduleValue::NetZero, 300, 0).written(990.0, Command::Idle);
     let d = c.decide();
     assert_eq!(d.reason, Reason::Tracking);
-    assert_eq!(d.write, Some(Command::Discharge { watts: 300 }));
+    assert_eq!(d.command(), Some(Command::Discharge { watts: 300 }));
 }
 
 #[test]
@@ -399,17 +399,17 @@ fn no_device_reading_no_write() {
     c.device = None;
     let d = c.decide();
     assert_eq!(d.reason, Reason::DeviceUnknown);
-    assert_eq!(d.write, None);
+    assert_eq!(d.command(), None);
 }
 
 #[test]
 fn min_write_interval_holds_limit_writes_but_not_zero() {
     let c = Case::new(ScheduleValue::Watts(500), 0, 300).written(995.0, CHARGE_300);
-    assert_eq!(c.decide().write, None);
+    assert_eq!(c.decide().command(), None);
     let c = Case::new(ScheduleValue::Watts(500), 0, 300).written(990.0, CHARGE_300);
-    assert_eq!(c.decide().write, Some(Command::Charge { watts: 500 }));
+    assert_eq!(c.decide().command(), Some(Command::Charge { watts: 500 }));
     let c = Case::new(ScheduleValue::Watts(0), 0, 300).written(999.5, CHARGE_300);
-    assert_eq!(c.decide().write, Some(Command::Idle));
+    assert_eq!(c.decide().command(), Some(Command::Idle));
 }
 
 #[test]
@@ -417,35 +417,41 @@ fn direction_changes_wait_and_idle_meanwhile() {
     let c = Case::new(ScheduleValue::Watts(-300), 0, 300).written(980.0, CHARGE_300);
     let d = c.decide();
     assert_eq!(d.target, Command::Discharge { watts: 300 });
-    assert_eq!(d.write, Some(Command::Idle));
-    assert_eq!(d.why_write, Some(WriteReason::DirectionHold));
+    assert_eq!(d.command(), Some(Command::Idle));
+    assert_eq!(
+        d.write.map(|(_, why)| why),
+        Some(WriteReason::DirectionHold)
+    );
     // Already idle: nothing more until the minute is up.
     let c = Case::new(ScheduleValue::Watts(-300), 0, 0)
         .written(980.0, CHARGE_300)
         .written(985.0, Command::Idle);
-    assert_eq!(c.decide().write, None);
+    assert_eq!(c.decide().command(), None);
     let c = Case::new(ScheduleValue::Watts(-300), 0, 0)
         .written(940.0, CHARGE_300)
         .written(985.0, Command::Idle);
-    assert_eq!(c.decide().write, Some(Command::Discharge { watts: 300 }));
+    assert_eq!(
+        c.decide().command(),
+        Some(Command::Discharge { watts: 300 })
+    );
     // Idle in between does not reset the direction clock.
     let c = Case::new(ScheduleValue::Watts(300), 0, 0)
         .written(940.0, CHARGE_300)
         .written(985.0, Command::Idle);
-    assert_eq!(c.decide().write, Some(CHARGE_300));
+    assert_eq!(c.decide().command(), Some(CHARGE_300));
 }
 
 #[test]
 fn reassert_after_the_period() {
     let c = Case::new(ScheduleValue::Watts(300), 0, 300).written(945.0, CHARGE_300);
-    assert_eq!(c.decide().write, None);
+    assert_eq!(c.decide().command(), None);
     let c = Case::new(ScheduleValue::Watts(300), 0, 300).written(940.0, CHARGE_300);
     let d = c.decide();
-    assert_eq!(d.write, Some(CHARGE_300));
-    assert_eq!(d.why_write, Some(WriteReason::Reassert));
+    assert_eq!(d.command(), Some(CHARGE_300));
+    assert_eq!(d.write.map(|(_, why)| why), Some(WriteReason::Reassert));
     // A target within a step re-asserts the old command, not the drift.
     let c = Case::new(ScheduleValue::Watts(310), 0, 300).written(940.0, CHARGE_300);
-    assert_eq!(c.decide().write, Some(CHARGE_300));
+    assert_eq!(c.decide().command(), Some(CHARGE_300));
 }
 
 #[test]
@@ -454,18 +460,21 @@ fn a_device_that_reset_its_limits_is_told_again() {
     let d = c.device.as_mut().unwrap();
     d.input_limit_w = 0;
     let d = c.decide();
-    assert_eq!(d.write, Some(CHARGE_300));
-    assert_eq!(d.why_write, Some(WriteReason::DeviceDiffers));
+    assert_eq!(d.command(), Some(CHARGE_300));
+    assert_eq!(
+        d.write.map(|(_, why)| why),
+        Some(WriteReason::DeviceDiffers)
+    );
     // A report older than the write says nothing about it.
     let mut c = Case::new(ScheduleValue::Watts(300), 0, 0).written(980.0, CHARGE_300);
     let d = c.device.as_mut().unwrap();
     d.input_limit_w = 0;
     d.read = s(970.0);
-    assert_eq!(c.decide().write, None);
+    assert_eq!(c.decide().command(), None);
     // A reset within the write interval waits for it.
     let mut c = Case::new(ScheduleValue::Watts(300), 0, 0).written(995.0, CHARGE_300);
     c.device.as_mut().unwrap().ac_mode = Some(AcMode::Discharge);
-    assert_eq!(c.decide().write, None);
+    assert_eq!(c.decide().command(), None);
 }
 
 #[test]
@@ -717,7 +726,7 @@ fn closed_loop(lag: f64, lag_mode: Lag) -> (Vec<(f64, Command)>, Plant) {
             tuning: tuning(),
             lag: lag_mode,
         });
-        if let Some(cmd) = d.write {
+        if let Some(cmd) = d.command() {
             writes = writes.record(s(t), cmd);
             plant.setpoint = cmd.setpoint_w() as f64;
             if written.last().map(|(_, c)| *c) != Some(cmd) {
@@ -843,7 +852,7 @@ fn limits_hold(
     c.device.as_mut().unwrap().charge_max_w = charge_cap;
     c.device.as_mut().unwrap().discharge_max_w = discharge_cap;
     let d = c.decide();
-    for cmd in [Some(d.target), d.write].into_iter().flatten() {
+    for cmd in [Some(d.target), d.command()].into_iter().flatten() {
         let w = cmd.setpoint_w();
         prop_assert!((-600..=800).contains(&w), "{cmd:?}");
         if let Some(cap) = charge_cap.filter(|c| *c > 0) {
@@ -862,7 +871,7 @@ fn limits_hold(
             prop_assert!(w >= 0 || d.write.is_none() && cmd != d.target);
         }
     }
-    if let Some(w) = d.write {
+    if let Some(w) = d.command() {
         prop_assert!(w == d.target || w == Command::Idle || Some(w) == last);
     }
     Ok(())
@@ -936,7 +945,7 @@ proptest! {
                 tuning: t,
                 lag: known(secs(3.0)),
             });
-            if let Some(cmd) = d.write {
+            if let Some(cmd) = d.command() {
                 writes = writes.record(s(now), cmd);
                 log.push((now, cmd));
             }
