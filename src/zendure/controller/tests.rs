@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use serde_json::json;
 
 use super::*;
-use crate::zendure::core::law::{Command, Limits, Tuning};
+use crate::zendure::core::controller::tests::settings;
+use crate::zendure::core::law::Command;
 use crate::zendure::core::reading::DeviceReading;
 use crate::zendure::core::report::{DeviceSample, MeterSample, StatusEvent};
 use crate::zendure::io::device::decode;
@@ -96,35 +97,6 @@ fn dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn settings() -> Settings {
-    Settings {
-        limits: Limits {
-            max_charge_w: 800,
-            max_discharge_w: 800,
-            min_soc_pct: 10,
-            max_soc_pct: 100,
-        },
-        tuning: Tuning {
-            min_write_interval: Duration::from_secs(10),
-            min_direction_change: Duration::from_secs(60),
-            reassert: Duration::from_secs(30),
-            meter_timeout: Duration::from_secs(8),
-            deadband_w: 25,
-            step_w: 20,
-            hysteresis_w: 60,
-        },
-        meter_lag: Some(Duration::ZERO),
-        interval: Duration::from_secs(2),
-        http_timeout: Duration::from_secs(1),
-        zone: chrono_tz::UTC,
-        sn: None,
-        schedule_source: "test".into(),
-        meter: "fake".into(),
-        device: "fake".into(),
-        pid: std::process::id(),
-    }
 }
 
 struct Run {

@@ -700,3 +700,6 @@ pub fn reason_text(reason: Reason) -> &'static str {
         Reason::DeviceUnknown => "device not read",
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;
