@@ -195,15 +195,14 @@ struct Adapters {
 /// The device and meter, `"auto"` ones found over mDNS first.
 async fn adapters(config: &ZendureConfig) -> Result<Adapters, Failure> {
     #[cfg(feature = "discover")]
-    let config = &crate::zendure::io::auto::resolve(config.clone())
+    let addresses = crate::zendure::io::auto::resolve(config)
         .await
         .or_exit(Exit::Gx)?;
+    #[cfg(not(feature = "discover"))]
+    let addresses = crate::zendure::config::Addresses::fixed(config);
     let http = Http::new(config.timings.http_timeout).or_exit(Exit::Usage)?;
-    let device = HttpDevice::new(
-        http.clone(),
-        &config.device.address().or_exit(Exit::Usage)?.with_port(80),
-    );
-    let meter = AnyMeter::new(&config.meter, &http).or_exit(Exit::Usage)?;
+    let device = HttpDevice::new(http.clone(), &addresses.device.with_port(80));
+    let meter = AnyMeter::new(&config.meter, &addresses.meter, &http).or_exit(Exit::Usage)?;
     Ok(Adapters {
         http,
         device,

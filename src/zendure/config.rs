@@ -70,12 +70,15 @@ impl std::fmt::Display for Address {
     }
 }
 
-/// Where a device is: a fixed `host[:port]` (the default, always works),
-/// or `"auto"`: found over mDNS at start, and again after it has been
-/// unreachable for `rediscover_after` (a DHCP lease change).
+/// Where a device is, as the config says: a fixed `host[:port]` (the
+/// default, always works), or `"auto"`: found over mDNS at start, and again
+/// after it has been unreachable for `rediscover_after` (a DHCP lease
+/// change). What the adapters take is an `Address`: `io::auto` resolves
+/// "auto" into one, and a build without discovery has no "auto" at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Place {
     Fixed(Address),
+    #[cfg(feature = "discover")]
     Auto,
 }
 
@@ -88,18 +91,19 @@ impl Place {
                 .map(Place::Fixed)
                 .context(key.to_string());
         }
-        ensure!(
-            cfg!(feature = "discover"),
+        #[cfg(feature = "discover")]
+        return Ok(Place::Auto);
+        #[cfg(not(feature = "discover"))]
+        bail!(
             "{key}: \"auto\" needs mDNS discovery, which this build leaves out; give host or host:port"
-        );
-        Ok(Place::Auto)
+        )
     }
 
-    /// The fixed address; "auto" must have been resolved before.
-    pub fn address(&self) -> Result<&Address> {
+    /// The address: without discovery in the build, every place is fixed.
+    #[cfg(not(feature = "discover"))]
+    pub fn fixed(&self) -> &Address {
         match self {
-            Place::Fixed(a) => Ok(a),
-            Place::Auto => bail!("\"auto\" was not resolved"),
+            Place::Fixed(a) => a,
         }
     }
 }
@@ -108,7 +112,26 @@ impl std::fmt::Display for Place {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Place::Fixed(a) => a.fmt(f),
+            #[cfg(feature = "discover")]
             Place::Auto => f.write_str("auto"),
+        }
+    }
+}
+
+/// The device's and the meter's addresses, `"auto"` resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addresses {
+    pub device: Address,
+    pub meter: Address,
+}
+
+impl Addresses {
+    /// The config's addresses: without discovery in the build, all fixed.
+    #[cfg(not(feature = "discover"))]
+    pub fn fixed(config: &ZendureConfig) -> Addresses {
+        Addresses {
+            device: config.device.fixed().clone(),
+            meter: config.meter.address.fixed().clone(),
         }
     }
 }
@@ -458,6 +481,7 @@ fn parse_meter(value: &Value) -> Result<MeterConfig> {
             kind != MeterKind::DsmrTcp || a.port.is_some(),
             "zendure.meter.address: dsmr-tcp needs host:port"
         ),
+        #[cfg(feature = "discover")]
         Place::Auto => ensure!(
             kind != MeterKind::DsmrTcp,
             "zendure.meter.address: a dsmr-tcp stream announces nothing on mDNS; give host:port"
@@ -577,7 +601,8 @@ mod tests {
         v["meter"] = json!({"kind": "homewizard", "address": "auto"});
         v["rediscover_after"] = json!(0.5);
         v["discover_for"] = json!(0.25);
-        if cfg!(feature = "discover") {
+        #[cfg(feature = "discover")]
+        {
             let c = parse_ok(v.clone());
             assert_eq!(c.device, Place::Auto);
             assert_eq!(c.meter.address, Place::Auto);
@@ -588,7 +613,9 @@ mod tests {
                 json!({"kind": "dsmr-tcp", "address": "auto"}),
             ));
             assert!(err.contains("zendure.meter.address: a dsmr-tcp"), "{err}");
-        } else {
+        }
+        #[cfg(not(feature = "discover"))]
+        {
             let err = parse_err(v.clone());
             assert!(err.contains("zendure.device: \"auto\" needs mDNS"), "{err}");
             v["device"] = json!("192.168.1.50");
@@ -614,10 +641,18 @@ mod tests {
         v
     }
 
+    fn fixed(place: &Place) -> &Address {
+        match place {
+            Place::Fixed(address) => address,
+            #[cfg(feature = "discover")]
+            Place::Auto => panic!("\"auto\" where an address was given"),
+        }
+    }
+
     #[test]
     fn defaults() {
         let c = parse_ok(minimal());
-        assert_eq!(c.device.address().unwrap().with_port(80), "192.168.1.50:80");
+        assert_eq!(fixed(&c.device).with_port(80), "192.168.1.50:80");
         assert_eq!(c.sn, None);
         assert_eq!(c.meter.kind, MeterKind::HomeWizard);
         assert_eq!(
@@ -654,10 +689,7 @@ mod tests {
             "min_direction_change": 3, "reassert": 6, "http_timeout": 0.5, "meter_lag": 0.25,
             "deadband_w": 10, "step_w": 5, "hysteresis_w": 40
         }));
-        assert_eq!(
-            c.device.address().unwrap().with_port(80),
-            "zendure.local:8080"
-        );
+        assert_eq!(fixed(&c.device).with_port(80), "zendure.local:8080");
         assert_eq!(c.sn.as_deref(), Some("HOA1NAH0000001"));
         assert_eq!(c.meter.kind, MeterKind::HomeWizardV2);
         assert_eq!(c.meter.ca_file, Some(PathBuf::from("/etc/c.pem")));

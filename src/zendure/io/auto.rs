@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::discover::{self, Kind, Options, Wanted};
-use crate::zendure::config::{Address, MeterConfig, MeterKind, Place, ZendureConfig};
+use crate::zendure::config::{Address, Addresses, MeterConfig, MeterKind, Place, ZendureConfig};
 use crate::zendure::core::law::Command;
 use crate::zendure::core::reading::DeviceReading;
 use crate::zendure::io::device::{Device, HttpDevice};
@@ -89,18 +89,27 @@ impl Finder {
     }
 }
 
-/// The config with every `"auto"` replaced by what mDNS finds now.
-pub async fn resolve(mut config: ZendureConfig) -> Result<ZendureConfig> {
-    if config.device == Place::Auto {
-        let finder = Finder::new("zendure.device", Wanted::Battery, &config);
-        config.device = Place::Fixed(finder.find().await?);
-    }
-    if config.meter.address == Place::Auto {
-        let wanted = wanted(config.meter.kind).context("zendure.meter.address: \"auto\"")?;
-        let finder = Finder::new("zendure.meter.address", wanted, &config);
-        config.meter.address = Place::Fixed(finder.find().await?);
-    }
-    Ok(config)
+/// The device's and the meter's addresses, each `"auto"` replaced by what
+/// mDNS finds now.
+pub async fn resolve(config: &ZendureConfig) -> Result<Addresses> {
+    let device = match &config.device {
+        Place::Fixed(address) => address.clone(),
+        Place::Auto => {
+            Finder::new("zendure.device", Wanted::Battery, config)
+                .find()
+                .await?
+        }
+    };
+    let meter = match &config.meter.address {
+        Place::Fixed(address) => address.clone(),
+        Place::Auto => {
+            let wanted = wanted(config.meter.kind).context("zendure.meter.address: \"auto\"")?;
+            Finder::new("zendure.meter.address", wanted, config)
+                .find()
+                .await?
+        }
+    };
+    Ok(Addresses { device, meter })
 }
 
 /// The device, moved to where mDNS finds it when it was `"auto"`.
@@ -180,11 +189,7 @@ impl Meter for AutoMeter {
         if let Some(finder) = &mut self.finder
             && let Some(address) = finder.moved(result.is_ok()).await
         {
-            let config = MeterConfig {
-                address: Place::Fixed(address),
-                ..self.config.clone()
-            };
-            match AnyMeter::new(&config, &self.http) {
+            match AnyMeter::new(&self.config, &address, &self.http) {
                 Ok(meter) => self.meter = meter,
                 Err(e) => tracing::warn!("{e:#}"),
             }

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use tokio::time::Instant;
 
 use super::{Meter, Reading, json_watts};
-use crate::zendure::config::MeterConfig;
+use crate::zendure::config::{Address, MeterConfig};
 use crate::zendure::io::http::Http;
 
 pub struct HomeWizard {
@@ -33,7 +33,7 @@ impl HomeWizard {
     }
 
     #[cfg(feature = "https")]
-    pub fn v2(config: &MeterConfig, timeout: Duration) -> Result<HomeWizard> {
+    pub fn v2(config: &MeterConfig, address: &Address, timeout: Duration) -> Result<HomeWizard> {
         let token_path = config
             .token_file
             .as_ref()
@@ -65,17 +65,14 @@ impl HomeWizard {
             .tls_danger_accept_invalid_hostnames(true);
         Ok(HomeWizard {
             http: Http::from_builder(builder, timeout)?,
-            url: format!(
-                "https://{}/api/measurement",
-                config.address.address()?.with_port(443)
-            ),
+            url: format!("https://{}/api/measurement", address.with_port(443)),
             field: "power_w",
             token: Some(token),
         })
     }
 
     #[cfg(not(feature = "https"))]
-    pub fn v2(_config: &MeterConfig, _timeout: Duration) -> Result<HomeWizard> {
+    pub fn v2(_config: &MeterConfig, _address: &Address, _timeout: Duration) -> Result<HomeWizard> {
         anyhow::bail!(
             "zendure.meter.kind: homewizard-v2 needs HTTPS, and this build has none (cargo feature `https`)"
         )

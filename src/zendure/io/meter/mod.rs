@@ -10,7 +10,7 @@ use anyhow::Result;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::zendure::config::{MeterConfig, MeterKind};
+use crate::zendure::config::{Address, MeterConfig, MeterKind};
 use crate::zendure::io::http::Http;
 
 /// One reading.
@@ -37,15 +37,15 @@ pub enum AnyMeter {
 }
 
 impl AnyMeter {
-    pub fn new(config: &MeterConfig, http: &Http) -> Result<AnyMeter> {
-        let address = config.address.address()?;
+    /// The meter of `config`'s kind at `address` (`"auto"` resolved).
+    pub fn new(config: &MeterConfig, address: &Address, http: &Http) -> Result<AnyMeter> {
         Ok(match config.kind {
             MeterKind::HomeWizard => AnyMeter::HomeWizard(homewizard::HomeWizard::v1(
                 http.clone(),
                 &address.with_port(80),
             )),
             MeterKind::HomeWizardV2 => {
-                AnyMeter::HomeWizard(homewizard::HomeWizard::v2(config, http.timeout())?)
+                AnyMeter::HomeWizard(homewizard::HomeWizard::v2(config, address, http.timeout())?)
             }
             MeterKind::ZendureP1 => AnyMeter::ZendureP1(zendure_p1::ZendureP1::new(
                 http.clone(),
