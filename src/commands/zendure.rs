@@ -20,6 +20,7 @@ use crate::zendure::controller::{self, Parts};
 use crate::zendure::core::controller::{Core, Event, Settings, reason_text};
 use crate::zendure::core::law::Moment;
 use crate::zendure::core::prices::tariff::PlanDay;
+use crate::zendure::core::prices::view as plan_view;
 use crate::zendure::core::reading::CutOff;
 use crate::zendure::core::report::LogReporter;
 use crate::zendure::core::schedule::{self, FetchError, Schedule};
@@ -165,7 +166,7 @@ async fn plan_prices(args: &PlanPricesArgs) -> Result<(), Failure> {
         doc["written"] = json!(!args.dry_run);
         println!("{doc:#}");
     } else {
-        print!("{}", prices::show(&proposal, tz));
+        print!("{}", plan_view::show(&proposal, tz));
     }
     if args.dry_run {
         return Ok(());
