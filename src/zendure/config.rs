@@ -131,7 +131,7 @@ impl Addresses {
     pub fn fixed(config: &ZendureConfig) -> Addresses {
         Addresses {
             device: config.device.fixed().clone(),
-            meter: config.meter.address.fixed().clone(),
+            meter: config.meter.place().fixed().clone(),
         }
     }
 }
@@ -174,15 +174,47 @@ impl MeterKind {
     }
 }
 
+/// The P1 meter: each kind with only the keys it uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MeterConfig {
-    pub kind: MeterKind,
-    pub address: Place,
-    /// HomeWizard v2: the file holding the bearer token.
-    pub token_file: Option<PathBuf>,
-    /// HomeWizard v2: the device's certificate (pinned) or a CA that signed
-    /// it.
-    pub ca_file: Option<PathBuf>,
+pub enum MeterConfig {
+    HomeWizard {
+        address: Place,
+    },
+    HomeWizardV2 {
+        address: Place,
+        /// The file holding the bearer token.
+        token_file: PathBuf,
+        /// The meter's certificate (pinned) or a CA that signed it.
+        ca_file: PathBuf,
+    },
+    ZendureP1 {
+        address: Place,
+    },
+    /// A telegram stream announces nothing on mDNS: always host:port.
+    DsmrTcp {
+        address: Address,
+    },
+}
+
+impl MeterConfig {
+    pub fn kind(&self) -> MeterKind {
+        match self {
+            MeterConfig::HomeWizard { .. } => MeterKind::HomeWizard,
+            MeterConfig::HomeWizardV2 { .. } => MeterKind::HomeWizardV2,
+            MeterConfig::ZendureP1 { .. } => MeterKind::ZendureP1,
+            MeterConfig::DsmrTcp { .. } => MeterKind::DsmrTcp,
+        }
+    }
+
+    /// Where the meter is, as the config says.
+    pub fn place(&self) -> Place {
+        match self {
+            MeterConfig::HomeWizard { address }
+            | MeterConfig::HomeWizardV2 { address, .. }
+            | MeterConfig::ZendureP1 { address } => address.clone(),
+            MeterConfig::DsmrTcp { address } => Place::Fixed(address.clone()),
+        }
+    }
 }
 
 /// Where the schedule comes from.
@@ -454,44 +486,42 @@ fn parse_meter(value: &Value) -> Result<MeterConfig> {
     };
     let token_file = file("token_file")?;
     let ca_file = file("ca_file")?;
-    match kind {
-        MeterKind::HomeWizardV2 => {
-            ensure!(
-                token_file.is_some(),
-                "zendure.meter.token_file: missing (homewizard-v2 needs the API token)"
-            );
-            ensure!(
-                ca_file.is_some(),
-                "zendure.meter.ca_file: missing (homewizard-v2 needs the meter's certificate or its CA)"
-            );
-        }
-        _ => {
-            ensure!(
-                token_file.is_none(),
-                "zendure.meter.token_file: only homewizard-v2 uses a token"
-            );
-            ensure!(
-                ca_file.is_none(),
-                "zendure.meter.ca_file: only homewizard-v2 uses HTTPS"
-            );
-        }
+    if kind != MeterKind::HomeWizardV2 {
+        ensure!(
+            token_file.is_none(),
+            "zendure.meter.token_file: only homewizard-v2 uses a token"
+        );
+        ensure!(
+            ca_file.is_none(),
+            "zendure.meter.ca_file: only homewizard-v2 uses HTTPS"
+        );
     }
-    match &address {
-        Place::Fixed(a) => ensure!(
-            kind != MeterKind::DsmrTcp || a.port.is_some(),
-            "zendure.meter.address: dsmr-tcp needs host:port"
-        ),
-        #[cfg(feature = "discover")]
-        Place::Auto => ensure!(
-            kind != MeterKind::DsmrTcp,
-            "zendure.meter.address: a dsmr-tcp stream announces nothing on mDNS; give host:port"
-        ),
-    }
-    Ok(MeterConfig {
-        kind,
-        address,
-        token_file,
-        ca_file,
+    Ok(match kind {
+        MeterKind::HomeWizard => MeterConfig::HomeWizard { address },
+        MeterKind::HomeWizardV2 => MeterConfig::HomeWizardV2 {
+            address,
+            token_file: token_file
+                .context("zendure.meter.token_file: missing (homewizard-v2 needs the API token)")?,
+            ca_file: ca_file.context(
+                "zendure.meter.ca_file: missing (homewizard-v2 needs the meter's certificate or its CA)",
+            )?,
+        },
+        MeterKind::ZendureP1 => MeterConfig::ZendureP1 { address },
+        MeterKind::DsmrTcp => MeterConfig::DsmrTcp {
+            address: match address {
+                Place::Fixed(a) => {
+                    ensure!(
+                        a.port.is_some(),
+                        "zendure.meter.address: dsmr-tcp needs host:port"
+                    );
+                    a
+                }
+                #[cfg(feature = "discover")]
+                Place::Auto => bail!(
+                    "zendure.meter.address: a dsmr-tcp stream announces nothing on mDNS; give host:port"
+                ),
+            },
+        },
     })
 }
 
@@ -605,7 +635,7 @@ mod tests {
         {
             let c = parse_ok(v.clone());
             assert_eq!(c.device, Place::Auto);
-            assert_eq!(c.meter.address, Place::Auto);
+            assert_eq!(c.meter.place(), Place::Auto);
             assert_eq!(c.timings.rediscover_after, Duration::from_millis(500));
             assert_eq!(c.timings.discover_for, Duration::from_millis(250));
             let err = parse_err(with(
@@ -654,7 +684,7 @@ mod tests {
         let c = parse_ok(minimal());
         assert_eq!(fixed(&c.device).with_port(80), "192.168.1.50:80");
         assert_eq!(c.sn, None);
-        assert_eq!(c.meter.kind, MeterKind::HomeWizard);
+        assert_eq!(c.meter.kind(), MeterKind::HomeWizard);
         assert_eq!(
             c.schedule,
             ScheduleSource::File("/etc/zcell-sched/schedule.json".into())
@@ -691,8 +721,11 @@ mod tests {
         }));
         assert_eq!(fixed(&c.device).with_port(80), "zendure.local:8080");
         assert_eq!(c.sn.as_deref(), Some("HOA1NAH0000001"));
-        assert_eq!(c.meter.kind, MeterKind::HomeWizardV2);
-        assert_eq!(c.meter.ca_file, Some(PathBuf::from("/etc/c.pem")));
+        assert!(
+            matches!(&c.meter, MeterConfig::HomeWizardV2 { ca_file, .. } if ca_file.as_path() == Path::new("/etc/c.pem")),
+            "{:?}",
+            c.meter
+        );
         assert_eq!(
             c.schedule,
             ScheduleSource::Url("https://example.org/api/schedule.php".into())

@@ -100,10 +100,10 @@ pub async fn resolve(config: &ZendureConfig) -> Result<Addresses> {
                 .await?
         }
     };
-    let meter = match &config.meter.address {
-        Place::Fixed(address) => address.clone(),
+    let meter = match config.meter.place() {
+        Place::Fixed(address) => address,
         Place::Auto => {
-            let wanted = wanted(config.meter.kind).context("zendure.meter.address: \"auto\"")?;
+            let wanted = wanted(config.meter.kind()).context("zendure.meter.address: \"auto\"")?;
             Finder::new("zendure.meter.address", wanted, config)
                 .find()
                 .await?
@@ -167,9 +167,9 @@ impl AutoMeter {
     /// `config` as given (`auto` kept) and the meter at its resolved
     /// address.
     pub fn new(config: &ZendureConfig, http: Http, meter: AnyMeter) -> Result<AutoMeter> {
-        let finder = match config.meter.address {
+        let finder = match config.meter.place() {
             Place::Auto => {
-                let wanted = wanted(config.meter.kind).context("zendure.meter.address")?;
+                let wanted = wanted(config.meter.kind()).context("zendure.meter.address")?;
                 Some(Finder::new("zendure.meter.address", wanted, config))
             }
             Place::Fixed(_) => None,

@@ -6,13 +6,14 @@
 //! checked: the meter is addressed by IP and its certificate names a
 //! serial).
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::time::Instant;
 
 use super::{Meter, Reading, json_watts};
-use crate::zendure::config::{Address, MeterConfig};
+use crate::zendure::config::Address;
 use crate::zendure::io::http::Http;
 
 pub struct HomeWizard {
@@ -33,11 +34,12 @@ impl HomeWizard {
     }
 
     #[cfg(feature = "https")]
-    pub fn v2(config: &MeterConfig, address: &Address, timeout: Duration) -> Result<HomeWizard> {
-        let token_path = config
-            .token_file
-            .as_ref()
-            .context("zendure.meter.token_file: missing")?;
+    pub fn v2(
+        address: &Address,
+        token_path: &Path,
+        ca_path: &Path,
+        timeout: Duration,
+    ) -> Result<HomeWizard> {
         let token = std::fs::read_to_string(token_path)
             .with_context(|| format!("zendure.meter.token_file {}", token_path.display()))?
             .trim()
@@ -47,10 +49,6 @@ impl HomeWizard {
             "zendure.meter.token_file {}: not a token (hex digits)",
             token_path.display()
         );
-        let ca_path = config
-            .ca_file
-            .as_ref()
-            .context("zendure.meter.ca_file: missing")?;
         let pem = std::fs::read(ca_path)
             .with_context(|| format!("zendure.meter.ca_file {}", ca_path.display()))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
@@ -72,7 +70,12 @@ impl HomeWizard {
     }
 
     #[cfg(not(feature = "https"))]
-    pub fn v2(_config: &MeterConfig, _address: &Address, _timeout: Duration) -> Result<HomeWizard> {
+    pub fn v2(
+        _address: &Address,
+        _token_path: &Path,
+        _ca_path: &Path,
+        _timeout: Duration,
+    ) -> Result<HomeWizard> {
         anyhow::bail!(
             "zendure.meter.kind: homewizard-v2 needs HTTPS, and this build has none (cargo feature `https`)"
         )

@@ -10,7 +10,7 @@ use anyhow::Result;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::zendure::config::{Address, MeterConfig, MeterKind};
+use crate::zendure::config::{Address, MeterConfig};
 use crate::zendure::io::http::Http;
 
 /// One reading.
@@ -37,21 +37,28 @@ pub enum AnyMeter {
 }
 
 impl AnyMeter {
-    /// The meter of `config`'s kind at `address` (`"auto"` resolved).
+    /// The meter `config` names, at `address` (`"auto"` resolved).
     pub fn new(config: &MeterConfig, address: &Address, http: &Http) -> Result<AnyMeter> {
-        Ok(match config.kind {
-            MeterKind::HomeWizard => AnyMeter::HomeWizard(homewizard::HomeWizard::v1(
+        Ok(match config {
+            MeterConfig::HomeWizard { .. } => AnyMeter::HomeWizard(homewizard::HomeWizard::v1(
                 http.clone(),
                 &address.with_port(80),
             )),
-            MeterKind::HomeWizardV2 => {
-                AnyMeter::HomeWizard(homewizard::HomeWizard::v2(config, address, http.timeout())?)
-            }
-            MeterKind::ZendureP1 => AnyMeter::ZendureP1(zendure_p1::ZendureP1::new(
+            MeterConfig::HomeWizardV2 {
+                token_file,
+                ca_file,
+                ..
+            } => AnyMeter::HomeWizard(homewizard::HomeWizard::v2(
+                address,
+                token_file,
+                ca_file,
+                http.timeout(),
+            )?),
+            MeterConfig::ZendureP1 { .. } => AnyMeter::ZendureP1(zendure_p1::ZendureP1::new(
                 http.clone(),
                 &address.with_port(80),
             )),
-            MeterKind::DsmrTcp => {
+            MeterConfig::DsmrTcp { .. } => {
                 AnyMeter::Dsmr(dsmr::DsmrTcp::new(&address.with_port(0), http.timeout()))
             }
         })
