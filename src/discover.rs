@@ -13,9 +13,6 @@ use anyhow::{Context, Result, bail};
 use mdns_sd::{IfKind, ResolvedService, ServiceDaemon, ServiceEvent};
 use serde::Serialize;
 
-use crate::cli::DiscoverArgs;
-use crate::exit::{Exit, ExitContext, Failure};
-
 /// The service types browsed, and what each one announces.
 const SERVICES: [(&str, Kind); 4] = [
     ("_zendure._tcp.local.", Kind::Zendure),
@@ -256,63 +253,6 @@ pub async fn resolve_auto(
     let one = pick(&all, wanted, serial)?;
     one.address()
         .with_context(|| format!("{} announced no address", one.instance))
-}
-
-/// What `--auto` names on the command line, as the config's meter kinds do.
-fn parse_wanted(s: &str) -> Result<Wanted> {
-    Ok(match s {
-        "battery" => Wanted::Battery,
-        "homewizard" => Wanted::Meter(Kind::HomeWizardV1),
-        "homewizard-v2" => Wanted::Meter(Kind::HomeWizardV2),
-        "zendure-p1" => Wanted::Meter(Kind::Zendure),
-        _ => bail!("--auto `{s}`: say battery, homewizard, homewizard-v2 or zendure-p1"),
-    })
-}
-
-/// `zcell-sched discover`.
-pub async fn command(args: DiscoverArgs) -> Result<(), Failure> {
-    let wanted = args
-        .auto
-        .as_deref()
-        .map(parse_wanted)
-        .transpose()
-        .or_exit(Exit::Usage)?;
-    let options = Options {
-        duration: Duration::from_secs_f64(args.seconds),
-        interface: args.interface,
-    };
-    let all = browse(&options).await.or_exit(Exit::Usage)?;
-    match wanted {
-        Some(wanted) => {
-            let one = pick(&all, wanted, args.sn.as_deref()).or_exit(Exit::Fallback)?;
-            let address = one
-                .address()
-                .with_context(|| format!("{} announced no address", one.instance))
-                .or_exit(Exit::Fallback)?;
-            println!("{address}");
-        }
-        None if args.json => {
-            let doc: Vec<_> = all
-                .iter()
-                .map(|f| {
-                    serde_json::json!({
-                        "kind": f.kind,
-                        "meter": f.is_meter(),
-                        "address": f.address(),
-                        "model": f.model,
-                        "serial": f.serial,
-                        "instance": f.instance,
-                        "service": f.service,
-                        "addresses": f.addresses,
-                        "port": f.port,
-                    })
-                })
-                .collect();
-            println!("{:#}", serde_json::Value::from(doc));
-        }
-        None => print!("{}", table(&all)),
-    }
-    Ok(())
 }
 
 /// The table `discover` prints.

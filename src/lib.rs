@@ -3,12 +3,13 @@
 //! One folder per system (`zcell`: a Redflow ZCell on a Victron GX;
 //! `zendure`: a Zendure SolarFlow on the LAN), and
 //! the pieces they share at the top: exit codes, the lock, wall-clock
-//! spans, time zones, atomic files, config-file accessors. `cli` holds the
-//! command line's shape and `app` hands each command to its handler.
+//! spans, time zones, atomic files, config-file accessors. On top, the
+//! command layer: `cli` is the command line's top, `commands` holds each
+//! system's options beside their handlers; nothing below imports them.
 
-pub mod app;
 pub mod atomic;
 pub mod cli;
+pub mod commands;
 pub mod config;
 #[cfg(feature = "discover")]
 pub mod discover;

@@ -12,11 +12,12 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::schedule::{self, EntryError, ScheduleFile};
+use super::schedule;
 use super::store::{DataKind, Posted, Store, summary};
 use crate::serve::config::ServeConfig;
 use crate::zendure::config::ZendureConfig;
-use crate::zendure::schedule::Schedule;
+use crate::zendure::core::schedule::Schedule;
+use crate::zendure::io::schedule_file::{self, EntryError, ScheduleFile, Stale};
 
 pub struct AppState {
     pub config: ServeConfig,
@@ -29,7 +30,7 @@ pub struct AppState {
     pub planning: Result<ZendureConfig, String>,
 }
 
-pub(super) type Shared = Arc<AppState>;
+pub type Shared = Arc<AppState>;
 
 /// A refused request: its status, what went wrong, and the bad entries.
 pub struct ApiError {
@@ -187,17 +188,20 @@ pub(super) async fn schedule_put(
     };
     let doc = parse_json(&body)?;
     let _edit = state.schedule_edit.lock().await;
-    let current = state.schedule.read().map_err(ApiError::internal)?;
-    if if_match.trim() != current.etag {
+    if let Err(Stale { etag }) = state
+        .schedule
+        .read_if(if_match)
+        .map_err(ApiError::internal)?
+    {
         return Err(ApiError {
-            etag: Some(current.etag),
+            etag: Some(etag),
             ..ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
                 "the schedule changed since it was read; nothing was written: reload it and apply the edit again",
             )
         });
     }
-    let parsed = schedule::validate(&doc).map_err(ApiError::invalid)?;
+    let parsed = schedule_file::validate(&doc).map_err(ApiError::invalid)?;
     let etag = state.schedule.write(&parsed).map_err(ApiError::internal)?;
     Ok(with_etag(
         json_ok(json!({"success": true, "etag": etag})),
@@ -231,7 +235,7 @@ pub(super) async fn reference_schedule(
                 .unwrap_or(now.date());
             let current = state.schedule.read().map_err(ApiError::internal)?;
             let doc = current.document().map_err(ApiError::internal)?;
-            let parsed = schedule::validate(&Value::Object(doc)).map_err(ApiError::invalid)?;
+            let parsed = schedule_file::validate(&Value::Object(doc)).map_err(ApiError::invalid)?;
             let day = schedule::reference_day(&parsed, date, now);
             Ok(with_etag(json_ok(day), &current.etag))
         }
@@ -284,7 +288,7 @@ async fn edit(
     let current = state.schedule.read().map_err(ApiError::internal)?;
     let mut doc = current.document().map_err(ApiError::internal)?;
     change(&mut doc);
-    let parsed = schedule::validate(&Value::Object(doc)).map_err(ApiError::invalid)?;
+    let parsed = schedule_file::validate(&Value::Object(doc)).map_err(ApiError::invalid)?;
     let etag = state.schedule.write(&parsed).map_err(ApiError::internal)?;
     Ok(with_etag(json_ok(json!({"success": true})), &etag))
 }
@@ -314,7 +318,7 @@ pub(super) async fn status_post(
 fn stored_schedule(state: &AppState) -> Result<Schedule, String> {
     let current = state.schedule.read().map_err(|e| format!("{e:#}"))?;
     let doc = current.document().map_err(|e| format!("{e:#}"))?;
-    schedule::validate(&Value::Object(doc)).map_err(|errors| {
+    schedule_file::validate(&Value::Object(doc)).map_err(|errors| {
         errors
             .iter()
             .map(ToString::to_string)

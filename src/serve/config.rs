@@ -1,5 +1,6 @@
-//! The `serve` object of the config file. Every key is checked and a bad
-//! one named (`serve.listen: ...`).
+//! The `serve` object of the config file, as serde types: every key is
+//! checked, an unknown one refused, and a bad one named (`serve.listen:
+//! ...`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -7,8 +8,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use chrono_tz::Tz;
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 
+use crate::config::{self, Seconds};
 use crate::tz;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -34,82 +37,71 @@ pub struct ServeConfig {
 const KEYS: &str = "listen, schedule_file, database, token_file, open_reads, retention, \
                     max_rows, max_body, alive_after, time_zone";
 
-fn string<'a>(key: &str, v: &'a Value) -> Result<&'a str> {
-    v.as_str()
-        .with_context(|| format!("serve.{key}: must be a string, not {v}"))
+/// The `serve` object as written: every key optional, none unknown.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServeFile {
+    listen: Option<String>,
+    schedule_file: Option<PathBuf>,
+    database: Option<PathBuf>,
+    token_file: Option<PathBuf>,
+    open_reads: Option<bool>,
+    retention: Option<Seconds>,
+    max_rows: Option<u64>,
+    max_body: Option<u64>,
+    alive_after: Option<Seconds>,
+    time_zone: Option<String>,
 }
 
-fn seconds(key: &str, v: &Value) -> Result<Duration> {
-    v.as_f64()
-        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0 * 3660.0)
-        .map(Duration::from_secs_f64)
-        .with_context(|| format!("serve.{key}: must be a positive number of seconds, not {v}"))
-}
-
-fn whole(key: &str, v: &Value, min: u64) -> Result<u64> {
-    v.as_u64()
-        .filter(|n| *n >= min)
-        .with_context(|| format!("serve.{key}: must be a whole number of at least {min}, not {v}"))
+fn at_least(key: &str, n: Option<u64>, min: u64, default: u64) -> Result<u64> {
+    match n {
+        None => Ok(default),
+        Some(n) if n >= min => Ok(n),
+        Some(n) => bail!("serve.{key}: must be a whole number of at least {min}, not {n}"),
+    }
 }
 
 /// Parses the whole config document: the `serve` object, falling back to
 /// `zendure.time_zone` and then `system_zone` for the zone.
 pub fn parse(doc: &Value, system_zone: impl FnOnce() -> Result<Tz>) -> Result<ServeConfig> {
-    let empty = Map::new();
-    let serve = match doc.get("serve") {
-        None | Some(Value::Null) => &empty,
-        Some(Value::Object(map)) => map,
+    let file: ServeFile = match doc.get("serve") {
+        None | Some(Value::Null) => ServeFile::default(),
+        Some(v @ Value::Object(_)) => config::section("serve", v, KEYS)?,
         Some(other) => bail!("serve: must be an object, not {other}"),
     };
     let state = Path::new("/var/lib/zcell-sched");
-    let mut config = ServeConfig {
-        listen: DEFAULT_LISTEN.parse().expect("a socket address"),
-        schedule_file: state.join("schedule.json"),
-        database: state.join("serve.sqlite"),
-        token_file: None,
-        open_reads: true,
-        retention: Duration::from_secs(14 * 86_400),
-        max_rows: 2_000_000,
-        max_body: 64 * 1024,
-        alive_after: Duration::from_secs(120),
-        time_zone: Tz::UTC,
-    };
-    let mut zone = None;
-    for (key, v) in serve.iter().filter(|(_, v)| !v.is_null()) {
-        match key.as_str() {
-            "listen" => {
-                config.listen = string(key, v)?
-                    .parse()
-                    .with_context(|| format!("serve.listen: `{v}` is not IP:PORT"))?;
-            }
-            "schedule_file" => config.schedule_file = string(key, v)?.into(),
-            "database" => config.database = string(key, v)?.into(),
-            "token_file" => config.token_file = Some(string(key, v)?.into()),
-            "open_reads" => {
-                config.open_reads = v
-                    .as_bool()
-                    .with_context(|| format!("serve.open_reads: must be true or false, not {v}"))?;
-            }
-            "retention" => config.retention = seconds(key, v)?,
-            "max_rows" => config.max_rows = whole(key, v, 100)?,
-            "max_body" => config.max_body = whole(key, v, 1024)? as usize,
-            "alive_after" => config.alive_after = seconds(key, v)?,
-            "time_zone" => {
-                zone = Some(tz::parse_zone(string(key, v)?).context("serve.time_zone")?);
-            }
-            _ => bail!("serve.{key}: unknown key (known: {KEYS})"),
-        }
-    }
+    let listen = file.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let zone = file
+        .time_zone
+        .as_deref()
+        .map(|name| tz::parse_zone(name).context("serve.time_zone"))
+        .transpose()?;
     let zendure_zone = doc
         .get("zendure")
         .and_then(|z| z.get("time_zone"))
         .and_then(Value::as_str);
-    config.time_zone = match (zone, zendure_zone) {
-        (Some(zone), _) => zone,
-        (None, Some(name)) => tz::parse_zone(name).context("zendure.time_zone")?,
-        (None, None) => system_zone()?,
-    };
-    Ok(config)
+    Ok(ServeConfig {
+        listen: listen
+            .parse()
+            .with_context(|| format!("serve.listen: `{listen}` is not IP:PORT"))?,
+        schedule_file: file
+            .schedule_file
+            .unwrap_or_else(|| state.join("schedule.json")),
+        database: file.database.unwrap_or_else(|| state.join("serve.sqlite")),
+        token_file: file.token_file,
+        open_reads: file.open_reads.unwrap_or(true),
+        retention: file
+            .retention
+            .map_or(Duration::from_secs(14 * 86_400), |s| s.0),
+        max_rows: at_least("max_rows", file.max_rows, 100, 2_000_000)?,
+        max_body: at_least("max_body", file.max_body, 1024, 64 * 1024)? as usize,
+        alive_after: file.alive_after.map_or(Duration::from_secs(120), |s| s.0),
+        time_zone: match (zone, zendure_zone) {
+            (Some(zone), _) => zone,
+            (None, Some(name)) => tz::parse_zone(name).context("zendure.time_zone")?,
+            (None, None) => system_zone()?,
+        },
+    })
 }
 
 /// Reads `--config FILE` (its `serve` object); without a file, the defaults.

@@ -9,6 +9,8 @@ pub mod plan;
 pub mod schedule;
 pub mod store;
 
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
@@ -16,13 +18,12 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post};
 
-use crate::cli::ServeArgs;
 use crate::exit::{Exit, ExitContext, Failure};
 use crate::log;
 use crate::shutdown;
+use crate::zendure::io::schedule_file::ScheduleFile;
 use api::AppState;
 use config::ServeConfig;
-use schedule::ScheduleFile;
 use store::{Bounds, Store};
 
 /// Reads the token file's first line.
@@ -48,9 +49,11 @@ fn read_token(config: &ServeConfig) -> anyhow::Result<Option<String>> {
     Ok(Some(token))
 }
 
-pub async fn command(args: ServeArgs) -> Result<(), Failure> {
-    let mut config = config::load(args.config.as_deref()).or_exit(Exit::Usage)?;
-    if let Some(listen) = args.listen {
+/// Serves until SIGTERM/SIGINT: the config file's `serve` object, `listen`
+/// overriding its address.
+pub async fn run(config_file: Option<&Path>, listen: Option<SocketAddr>) -> Result<(), Failure> {
+    let mut config = config::load(config_file).or_exit(Exit::Usage)?;
+    if let Some(listen) = listen {
         config.listen = listen;
     }
     let token = read_token(&config).or_exit(Exit::Usage)?;
@@ -75,7 +78,7 @@ pub async fn command(args: ServeArgs) -> Result<(), Failure> {
         schedule_edit: tokio::sync::Mutex::new(()),
         store: Mutex::new(store),
         token,
-        planning: plan::planning(args.config.as_deref()),
+        planning: plan::planning(config_file),
         config,
     });
     // Tests and scripts wait for this line before they connect.
@@ -94,7 +97,8 @@ pub async fn command(args: ServeArgs) -> Result<(), Failure> {
 }
 
 /// Every route: the page, the clean API, and the reference server's paths.
-fn router(state: api::Shared) -> Router {
+/// Public so tests can run the server in-process, without a socket.
+pub fn router(state: api::Shared) -> Router {
     let max_body = state.config.max_body;
     Router::new()
         .route("/", get(page::index))

@@ -18,10 +18,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::api::{ApiError, ApiResult, Shared, authorize, json_ok, parse_json, with_etag};
-use super::schedule;
 use crate::zendure::config::{self, ZendureConfig};
-use crate::zendure::plan_prices;
-use crate::zendure::prices::PlanDay;
+use crate::zendure::core::prices::tariff::PlanDay;
+use crate::zendure::io::prices;
+use crate::zendure::io::schedule_file::{self, Stale};
 
 /// The `zendure` config that plans need, or why the server cannot plan.
 pub fn planning(config_file: Option<&Path>) -> Result<ZendureConfig, String> {
@@ -70,30 +70,35 @@ pub async fn plan_post(State(state): State<Shared>, headers: HeaderMap, body: By
         true => Some(state.schedule_edit.lock().await),
         false => None,
     };
-    let current = state.schedule.read().map_err(ApiError::internal)?;
-    if request.save && if_match != Some(current.etag.as_str()) {
-        return Err(ApiError::stale(
-            current.etag,
-            "the schedule changed since the plan was proposed; nothing was written: propose again",
-        ));
+    let current = match if_match.filter(|_| request.save) {
+        Some(if_match) => state.schedule.read_if(if_match),
+        None => state.schedule.read().map(Ok),
     }
+    .map_err(ApiError::internal)?
+    .map_err(|Stale { etag }| {
+        ApiError::stale(
+            etag,
+            "the schedule changed since the plan was proposed; nothing was written: propose again",
+        )
+    })?;
     let document = current.document().map_err(ApiError::internal)?;
-    let existing = schedule::validate(&Value::Object(document)).map_err(|errors| {
+    let existing = schedule_file::validate(&Value::Object(document)).map_err(|errors| {
         let said: Vec<String> = errors.iter().map(ToString::to_string).collect();
         ApiError::new(
             StatusCode::CONFLICT,
             format!("the schedule file is invalid: {}", said.join("; ")),
         )
     })?;
-    let owned_file = plan_prices::owned_path(state.schedule.path());
-    let owned = plan_prices::read_owned(&owned_file).map_err(ApiError::internal)?;
-    let proposal = plan_prices::propose(zendure, day, request.soc, &existing, &owned, Utc::now())
+    let owned = state.schedule.plan_entries().map_err(ApiError::internal)?;
+    let proposal = prices::propose(zendure, day, request.soc, &existing, &owned, Utc::now())
         .await
         .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("{e:#}")))?;
     let mut doc = proposal.to_json(zendure.time_zone);
     doc["success"] = json!(true);
     let etag = if request.save {
-        plan_prices::write(&owned_file, &owned, &proposal, |s| state.schedule.write(s))
+        state
+            .schedule
+            .write_plan(&owned, &proposal)
             .map_err(ApiError::internal)?
     } else {
         current.etag

@@ -1,99 +1,14 @@
-//! The schedule file the server owns: read fresh on every request (a hand
-//! edit shows at once), validated against the project's JSON Schema and the
-//! parser with every bad entry named, and replaced atomically. Its ETag is
-//! a hash of the file's bytes, so any change, by any writer, makes an older
-//! `If-Match` stale.
+//! The schedule as the server shows it: the reference API's day, the
+//! value in force and the steps behind the plots. The file itself is
+//! `zendure::schedule_file`'s.
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
-use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
-use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use crate::atomic;
-use crate::zendure::schedule::{
-    Key, Schedule, ScheduleValue, next_change_instant, resolve_day, value_at_instant,
+use crate::zendure::core::schedule::{
+    Key, Schedule, next_change_instant, resolve_day, value_at_instant,
 };
-
-/// The project's schema for the schedule format, shipped with the source.
-const SCHEMA: &str = include_str!("../zendure/schedule.schema.json");
-
-/// One bad entry (or the document as a whole when `key` is None).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EntryError {
-    pub key: Option<String>,
-    pub error: String,
-}
-
-impl std::fmt::Display for EntryError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.key {
-            Some(key) => write!(f, "entry \"{key}\": {}", self.error),
-            None => f.write_str(&self.error),
-        }
-    }
-}
-
-/// A validator for one of the shipped schema's definitions (`key`,
-/// `value`), so each entry is checked, and named, on its own.
-fn definition(name: &str) -> jsonschema::Validator {
-    let mut schema: Value = serde_json::from_str(SCHEMA).expect("the shipped schema is JSON");
-    let root = schema
-        .as_object_mut()
-        .expect("the shipped schema is an object");
-    root.remove("oneOf");
-    root.insert("$ref".into(), json!(format!("#/$defs/{name}")));
-    jsonschema::validator_for(&schema).expect("the shipped schema compiles")
-}
-
-fn validators() -> &'static (jsonschema::Validator, jsonschema::Validator) {
-    static VALIDATORS: OnceLock<(jsonschema::Validator, jsonschema::Validator)> = OnceLock::new();
-    VALIDATORS.get_or_init(|| (definition("key"), definition("value")))
-}
-
-/// Checks a whole schedule document (the plain-object form, which the file
-/// holds) against the schema and the parser; every bad entry is named once.
-pub fn validate(doc: &Value) -> Result<Schedule, Vec<EntryError>> {
-    let Some(object) = doc.as_object() else {
-        return Err(vec![EntryError {
-            key: None,
-            error: "the schedule must be a JSON object of \"YYYYMMDDHHmm\": value".into(),
-        }]);
-    };
-    let (key_schema, value_schema) = validators();
-    let mut errors = Vec::new();
-    let mut entries = Vec::with_capacity(object.len());
-    for (key, value) in object {
-        // The parser's words are the clearer ones; the schema speaks for
-        // what the parser let through (the tests hold the two to agreement).
-        let parsed = Key::parse(key)
-            .map_err(|e| e.reason)
-            .and_then(|k| ScheduleValue::from_json(value).map(|v| (k, v)));
-        let schema = key_schema
-            .validate(&json!(key))
-            .map_err(|e| format!("{e} (JSON Schema)"))
-            .and_then(|()| {
-                value_schema
-                    .validate(value)
-                    .map_err(|e| format!("{e} (JSON Schema)"))
-            });
-        match (parsed, schema) {
-            (Ok(entry), Ok(())) => entries.push(entry),
-            (Err(error), _) | (Ok(_), Err(error)) => errors.push(EntryError {
-                key: Some(key.clone()),
-                error,
-            }),
-        }
-    }
-    if errors.is_empty() {
-        Ok(Schedule::from_entries(entries))
-    } else {
-        Err(errors)
-    }
-}
 
 /// A reference client's value: a number, a numeric string (the PHP API
 /// took "500"), or one of the two words.
@@ -101,75 +16,6 @@ pub fn loose_value(value: &Value) -> Value {
     match value.as_str().map(str::trim) {
         Some(s) if s.parse::<i64>().is_ok() => json!(s.parse::<i64>().unwrap_or_default()),
         _ => value.clone(),
-    }
-}
-
-/// The ETag of a file's content.
-pub fn etag(bytes: &[u8]) -> String {
-    // FNV-1a: stable across builds and machines, which a cached page needs.
-    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("\"{hash:016x}\"")
-}
-
-/// The file as stored: its bytes (empty when it does not exist yet).
-pub struct Current {
-    pub bytes: Vec<u8>,
-    pub etag: String,
-}
-
-impl Current {
-    /// The document; an absent file is the empty schedule.
-    pub fn document(&self) -> Result<Map<String, Value>> {
-        if self.bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Map::new());
-        }
-        let doc: Value =
-            serde_json::from_slice(&self.bytes).context("the schedule file is not JSON")?;
-        match doc {
-            Value::Object(map) => Ok(map),
-            _ => anyhow::bail!("the schedule file is not a JSON object"),
-        }
-    }
-}
-
-pub struct ScheduleFile {
-    path: PathBuf,
-}
-
-impl ScheduleFile {
-    pub fn new(path: &Path) -> ScheduleFile {
-        ScheduleFile {
-            path: path.to_path_buf(),
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub fn read(&self) -> Result<Current> {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot read {}", self.path.display()));
-            }
-        };
-        Ok(Current {
-            etag: etag(&bytes),
-            bytes,
-        })
-    }
-
-    /// Replaces the file with `schedule` (keys in order, one per line) and
-    /// returns the new ETag.
-    pub fn write(&self, schedule: &Schedule) -> Result<String> {
-        let mut text = serde_json::to_string_pretty(&schedule.to_json())?;
-        text.push('\n');
-        atomic::write(&self.path, text.as_bytes())?;
-        Ok(etag(text.as_bytes()))
     }
 }
 
@@ -249,54 +95,7 @@ pub fn steps(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn keys(errors: &[EntryError]) -> Vec<Option<&str>> {
-        errors.iter().map(|e| e.key.as_deref()).collect()
-    }
-
-    #[test]
-    fn a_valid_schedule_passes_schema_and_parser() {
-        let doc = json!({"********0700": 500, "202611231730": "netzero", "2026****1800": "netzero+", "********2300": -300});
-        let schedule = validate(&doc).unwrap();
-        assert_eq!(schedule.entries().count(), 4);
-        assert!(validate(&json!({})).unwrap().is_empty());
-    }
-
-    #[test]
-    fn every_bad_entry_is_named_once() {
-        let doc = json!({
-            "2026112317": 500,
-            "20261123173x": 500,
-            "202611231730": "fast",
-            "202611231800": 1.5,
-            "202613011200": 100,
-            "********0700": 500,
-        });
-        let errors = validate(&doc).unwrap_err();
-        assert_eq!(
-            keys(&errors),
-            vec![
-                Some("2026112317"),
-                Some("202611231730"),
-                Some("20261123173x"),
-                Some("202611231800"),
-                Some("202613011200"),
-            ],
-            "{errors:?}"
-        );
-        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        assert!(text[0].contains("12 characters"), "{text:?}");
-        assert!(text[1].contains("unknown value \"fast\""), "{text:?}");
-        assert!(text[2].contains("'x' is not a digit"), "{text:?}");
-        assert!(text[3].contains("not a whole number"), "{text:?}");
-        assert!(text[4].contains("month 13"), "{text:?}");
-    }
-
-    #[test]
-    fn only_an_object_is_a_schedule() {
-        let errors = validate(&json!([1, 2])).unwrap_err();
-        assert_eq!(keys(&errors), vec![None]);
-    }
+    use crate::zendure::io::schedule_file::validate;
 
     #[test]
     fn numeric_strings_are_numbers_as_the_reference_took_them() {
@@ -304,13 +103,6 @@ mod tests {
         assert_eq!(loose_value(&json!(" -20 ")), json!(-20));
         assert_eq!(loose_value(&json!("netzero")), json!("netzero"));
         assert_eq!(loose_value(&json!(1.5)), json!(1.5));
-    }
-
-    #[test]
-    fn the_etag_follows_the_bytes() {
-        assert_eq!(etag(b"{}"), etag(b"{}"));
-        assert_ne!(etag(b"{}"), etag(b"{ }"));
-        assert!(etag(b"").starts_with('"') && etag(b"").ends_with('"'));
     }
 
     #[test]
@@ -360,23 +152,5 @@ mod tests {
         );
         assert_eq!(steps[3].0, since);
         assert_eq!(steps[0].0, unix(now - TimeDelta::hours(24)));
-    }
-
-    #[test]
-    fn the_file_is_replaced_whole_and_its_etag_changes() {
-        let dir = std::env::temp_dir().join(format!("zcell-schedfile-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = ScheduleFile::new(&dir.join("schedule.json"));
-        let empty = file.read().unwrap();
-        assert!(empty.document().unwrap().is_empty());
-        let schedule = validate(&json!({"********0700": 500})).unwrap();
-        let tag = file.write(&schedule).unwrap();
-        let now = file.read().unwrap();
-        assert_eq!(now.etag, tag);
-        assert_ne!(now.etag, empty.etag);
-        assert_eq!(now.document().unwrap()["********0700"], 500);
-        std::fs::write(file.path(), "[]").unwrap();
-        assert!(file.read().unwrap().document().is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::config::{integer, object, string};
 
-use crate::zendure::law::{Limits, Tuning};
-use crate::zendure::price_config::{self, PriceConfig};
+use crate::zendure::core::law::{Limits, Tuning};
+use crate::zendure::core::prices::config::{self as price_config, PriceConfig};
 
 /// Where the config is read from when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/zcell-sched/config.json";
@@ -70,12 +70,15 @@ impl std::fmt::Display for Address {
     }
 }
 
-/// Where a device is: a fixed `host[:port]` (the default, always works),
-/// or `"auto"`: found over mDNS at start, and again after it has been
-/// unreachable for `rediscover_after` (a DHCP lease change).
+/// Where a device is, as the config says: a fixed `host[:port]` (the
+/// default, always works), or `"auto"`: found over mDNS at start, and again
+/// after it has been unreachable for `rediscover_after` (a DHCP lease
+/// change). What the adapters take is an `Address`: `io::auto` resolves
+/// "auto" into one, and a build without discovery has no "auto" at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Place {
     Fixed(Address),
+    #[cfg(feature = "discover")]
     Auto,
 }
 
@@ -88,18 +91,19 @@ impl Place {
                 .map(Place::Fixed)
                 .context(key.to_string());
         }
-        ensure!(
-            cfg!(feature = "discover"),
+        #[cfg(feature = "discover")]
+        return Ok(Place::Auto);
+        #[cfg(not(feature = "discover"))]
+        bail!(
             "{key}: \"auto\" needs mDNS discovery, which this build leaves out; give host or host:port"
-        );
-        Ok(Place::Auto)
+        )
     }
 
-    /// The fixed address; "auto" must have been resolved before.
-    pub fn address(&self) -> Result<&Address> {
+    /// The address: without discovery in the build, every place is fixed.
+    #[cfg(not(feature = "discover"))]
+    pub fn fixed(&self) -> &Address {
         match self {
-            Place::Fixed(a) => Ok(a),
-            Place::Auto => bail!("\"auto\" was not resolved"),
+            Place::Fixed(a) => a,
         }
     }
 }
@@ -108,7 +112,26 @@ impl std::fmt::Display for Place {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Place::Fixed(a) => a.fmt(f),
+            #[cfg(feature = "discover")]
             Place::Auto => f.write_str("auto"),
+        }
+    }
+}
+
+/// The device's and the meter's addresses, `"auto"` resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addresses {
+    pub device: Address,
+    pub meter: Address,
+}
+
+impl Addresses {
+    /// The config's addresses: without discovery in the build, all fixed.
+    #[cfg(not(feature = "discover"))]
+    pub fn fixed(config: &ZendureConfig) -> Addresses {
+        Addresses {
+            device: config.device.fixed().clone(),
+            meter: config.meter.place().fixed().clone(),
         }
     }
 }
@@ -151,15 +174,47 @@ impl MeterKind {
     }
 }
 
+/// The P1 meter: each kind with only the keys it uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MeterConfig {
-    pub kind: MeterKind,
-    pub address: Place,
-    /// HomeWizard v2: the file holding the bearer token.
-    pub token_file: Option<PathBuf>,
-    /// HomeWizard v2: the device's certificate (pinned) or a CA that signed
-    /// it.
-    pub ca_file: Option<PathBuf>,
+pub enum MeterConfig {
+    HomeWizard {
+        address: Place,
+    },
+    HomeWizardV2 {
+        address: Place,
+        /// The file holding the bearer token.
+        token_file: PathBuf,
+        /// The meter's certificate (pinned) or a CA that signed it.
+        ca_file: PathBuf,
+    },
+    ZendureP1 {
+        address: Place,
+    },
+    /// A telegram stream announces nothing on mDNS: always host:port.
+    DsmrTcp {
+        address: Address,
+    },
+}
+
+impl MeterConfig {
+    pub fn kind(&self) -> MeterKind {
+        match self {
+            MeterConfig::HomeWizard { .. } => MeterKind::HomeWizard,
+            MeterConfig::HomeWizardV2 { .. } => MeterKind::HomeWizardV2,
+            MeterConfig::ZendureP1 { .. } => MeterKind::ZendureP1,
+            MeterConfig::DsmrTcp { .. } => MeterKind::DsmrTcp,
+        }
+    }
+
+    /// Where the meter is, as the config says.
+    pub fn place(&self) -> Place {
+        match self {
+            MeterConfig::HomeWizard { address }
+            | MeterConfig::HomeWizardV2 { address, .. }
+            | MeterConfig::ZendureP1 { address } => address.clone(),
+            MeterConfig::DsmrTcp { address } => Place::Fixed(address.clone()),
+        }
+    }
 }
 
 /// Where the schedule comes from.
@@ -431,43 +486,42 @@ fn parse_meter(value: &Value) -> Result<MeterConfig> {
     };
     let token_file = file("token_file")?;
     let ca_file = file("ca_file")?;
-    match kind {
-        MeterKind::HomeWizardV2 => {
-            ensure!(
-                token_file.is_some(),
-                "zendure.meter.token_file: missing (homewizard-v2 needs the API token)"
-            );
-            ensure!(
-                ca_file.is_some(),
-                "zendure.meter.ca_file: missing (homewizard-v2 needs the meter's certificate or its CA)"
-            );
-        }
-        _ => {
-            ensure!(
-                token_file.is_none(),
-                "zendure.meter.token_file: only homewizard-v2 uses a token"
-            );
-            ensure!(
-                ca_file.is_none(),
-                "zendure.meter.ca_file: only homewizard-v2 uses HTTPS"
-            );
-        }
+    if kind != MeterKind::HomeWizardV2 {
+        ensure!(
+            token_file.is_none(),
+            "zendure.meter.token_file: only homewizard-v2 uses a token"
+        );
+        ensure!(
+            ca_file.is_none(),
+            "zendure.meter.ca_file: only homewizard-v2 uses HTTPS"
+        );
     }
-    match &address {
-        Place::Fixed(a) => ensure!(
-            kind != MeterKind::DsmrTcp || a.port.is_some(),
-            "zendure.meter.address: dsmr-tcp needs host:port"
-        ),
-        Place::Auto => ensure!(
-            kind != MeterKind::DsmrTcp,
-            "zendure.meter.address: a dsmr-tcp stream announces nothing on mDNS; give host:port"
-        ),
-    }
-    Ok(MeterConfig {
-        kind,
-        address,
-        token_file,
-        ca_file,
+    Ok(match kind {
+        MeterKind::HomeWizard => MeterConfig::HomeWizard { address },
+        MeterKind::HomeWizardV2 => MeterConfig::HomeWizardV2 {
+            address,
+            token_file: token_file
+                .context("zendure.meter.token_file: missing (homewizard-v2 needs the API token)")?,
+            ca_file: ca_file.context(
+                "zendure.meter.ca_file: missing (homewizard-v2 needs the meter's certificate or its CA)",
+            )?,
+        },
+        MeterKind::ZendureP1 => MeterConfig::ZendureP1 { address },
+        MeterKind::DsmrTcp => MeterConfig::DsmrTcp {
+            address: match address {
+                Place::Fixed(a) => {
+                    ensure!(
+                        a.port.is_some(),
+                        "zendure.meter.address: dsmr-tcp needs host:port"
+                    );
+                    a
+                }
+                #[cfg(feature = "discover")]
+                Place::Auto => bail!(
+                    "zendure.meter.address: a dsmr-tcp stream announces nothing on mDNS; give host:port"
+                ),
+            },
+        },
     })
 }
 
@@ -577,10 +631,11 @@ mod tests {
         v["meter"] = json!({"kind": "homewizard", "address": "auto"});
         v["rediscover_after"] = json!(0.5);
         v["discover_for"] = json!(0.25);
-        if cfg!(feature = "discover") {
+        #[cfg(feature = "discover")]
+        {
             let c = parse_ok(v.clone());
             assert_eq!(c.device, Place::Auto);
-            assert_eq!(c.meter.address, Place::Auto);
+            assert_eq!(c.meter.place(), Place::Auto);
             assert_eq!(c.timings.rediscover_after, Duration::from_millis(500));
             assert_eq!(c.timings.discover_for, Duration::from_millis(250));
             let err = parse_err(with(
@@ -588,7 +643,9 @@ mod tests {
                 json!({"kind": "dsmr-tcp", "address": "auto"}),
             ));
             assert!(err.contains("zendure.meter.address: a dsmr-tcp"), "{err}");
-        } else {
+        }
+        #[cfg(not(feature = "discover"))]
+        {
             let err = parse_err(v.clone());
             assert!(err.contains("zendure.device: \"auto\" needs mDNS"), "{err}");
             v["device"] = json!("192.168.1.50");
@@ -614,12 +671,20 @@ mod tests {
         v
     }
 
+    fn fixed(place: &Place) -> &Address {
+        match place {
+            Place::Fixed(address) => address,
+            #[cfg(feature = "discover")]
+            Place::Auto => panic!("\"auto\" where an address was given"),
+        }
+    }
+
     #[test]
     fn defaults() {
         let c = parse_ok(minimal());
-        assert_eq!(c.device.address().unwrap().with_port(80), "192.168.1.50:80");
+        assert_eq!(fixed(&c.device).with_port(80), "192.168.1.50:80");
         assert_eq!(c.sn, None);
-        assert_eq!(c.meter.kind, MeterKind::HomeWizard);
+        assert_eq!(c.meter.kind(), MeterKind::HomeWizard);
         assert_eq!(
             c.schedule,
             ScheduleSource::File("/etc/zcell-sched/schedule.json".into())
@@ -654,13 +719,13 @@ mod tests {
             "min_direction_change": 3, "reassert": 6, "http_timeout": 0.5, "meter_lag": 0.25,
             "deadband_w": 10, "step_w": 5, "hysteresis_w": 40
         }));
-        assert_eq!(
-            c.device.address().unwrap().with_port(80),
-            "zendure.local:8080"
-        );
+        assert_eq!(fixed(&c.device).with_port(80), "zendure.local:8080");
         assert_eq!(c.sn.as_deref(), Some("HOA1NAH0000001"));
-        assert_eq!(c.meter.kind, MeterKind::HomeWizardV2);
-        assert_eq!(c.meter.ca_file, Some(PathBuf::from("/etc/c.pem")));
+        assert!(
+            matches!(&c.meter, MeterConfig::HomeWizardV2 { ca_file, .. } if ca_file.as_path() == Path::new("/etc/c.pem")),
+            "{:?}",
+            c.meter
+        );
         assert_eq!(
             c.schedule,
             ScheduleSource::Url("https://example.org/api/schedule.php".into())

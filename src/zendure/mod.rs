@@ -1,29 +1,19 @@
 //! The second system: a Zendure SolarFlow battery on the LAN, following a
 //! charge schedule against a P1 meter, driven through its local HTTP API.
 //!
-//! Pure: `schedule` (format and resolution), `law` (the control step),
-//! `view` (text). Adapters: `device`, `meter`, `source` (the schedule's
-//! file or URL), `status` (the status file), `report` (events for a
-//! server) and `poster` (posting them, queued on disk while the server is
-//! down). `controller` runs the loop; `commands` are the CLI handlers.
+//! `core` is pure: the schedule and its validator, the control law, the
+//! controller's events-in/effects-out core, the status document and its
+//! view, and the price planner. `io` holds the adapters: the device, the
+//! meters, HTTP, the schedule file and its sources, the status file, the
+//! poster, "auto" addresses and the price source. `controller` runs the
+//! loop; `config` reads the config file.
 
-#[cfg(feature = "discover")]
-pub mod auto;
-pub mod commands;
 pub mod config;
 pub mod controller;
-pub mod device;
-pub mod http;
-pub mod law;
-pub mod meter;
-pub mod plan_prices;
-pub mod poster;
-pub mod price_config;
-pub mod price_plan;
-pub mod price_schedule;
-pub mod prices;
-pub mod report;
-pub mod schedule;
-pub mod source;
-pub mod status;
-pub mod view;
+pub mod core;
+pub mod io;
+
+// The paths the tests and test doubles were written against.
+pub use self::core::prices::{plan as price_plan, tariff as prices};
+pub use self::core::{report, schedule};
+pub use self::io::{http, poster};

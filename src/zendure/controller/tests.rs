@@ -7,7 +7,12 @@ use std::sync::{Arc, Mutex};
 use serde_json::json;
 
 use super::*;
-use crate::zendure::meter::Reading;
+use crate::zendure::core::controller::tests::settings;
+use crate::zendure::core::law::Command;
+use crate::zendure::core::reading::DeviceReading;
+use crate::zendure::core::report::{DeviceSample, MeterSample, StatusEvent};
+use crate::zendure::io::device::decode;
+use crate::zendure::io::meter::Reading;
 
 #[derive(Default)]
 struct Plant {
@@ -30,7 +35,7 @@ struct FakeDevice(Shared);
 struct FakeMeter(Shared);
 
 impl Device for FakeDevice {
-    async fn report(&self) -> Result<Report> {
+    async fn report(&self) -> Result<DeviceReading> {
         let mut p = self.0.plant.lock().unwrap();
         p.reports += 1;
         anyhow::ensure!(!p.device_down, "cannot connect: refused");
@@ -39,7 +44,7 @@ impl Device for FakeDevice {
             w if w < 0 => (0, -w, 2),
             _ => (0, 0, 0),
         };
-        Report::parse(
+        decode(
             json!({"sn": "SN1", "properties": {"electricLevel": 50, "gridInputPower": input,
                 "outputHomePower": output, "inputLimit": input, "outputLimit": output, "acMode": mode}})
             .to_string()
@@ -92,35 +97,6 @@ fn dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn settings() -> Settings {
-    Settings {
-        limits: Limits {
-            max_charge_w: 800,
-            max_discharge_w: 800,
-            min_soc_pct: 10,
-            max_soc_pct: 100,
-        },
-        tuning: Tuning {
-            min_write_interval: Duration::from_secs(10),
-            min_direction_change: Duration::from_secs(60),
-            reassert: Duration::from_secs(30),
-            meter_timeout: Duration::from_secs(8),
-            deadband_w: 25,
-            step_w: 20,
-            hysteresis_w: 60,
-        },
-        meter_lag: Some(Duration::ZERO),
-        interval: Duration::from_secs(2),
-        http_timeout: Duration::from_secs(1),
-        zone: chrono_tz::UTC,
-        sn: None,
-        schedule_source: "test".into(),
-        meter: "fake".into(),
-        device: "fake".into(),
-        pid: std::process::id(),
-    }
 }
 
 struct Run {
@@ -190,7 +166,9 @@ async fn cycles_every_interval_and_writes_at_once() {
     let writes = run.writes();
     assert_eq!(writes[0].1, Command::Charge { watts: 300 });
     assert!(writes[0].0 < Duration::from_millis(100), "{writes:?}");
-    let doc = crate::zendure::status::read(&run.status).unwrap().unwrap();
+    let doc = crate::zendure::io::status::read(&run.status)
+        .unwrap()
+        .unwrap();
     assert_eq!(doc.target.setpoint_w, 300);
     assert_eq!(doc.schedule.state, "fresh");
     assert_eq!(doc.device.sn.as_deref(), Some("SN1"));
@@ -272,7 +250,9 @@ async fn schedule_changes_are_picked_up_and_the_last_good_kept() {
     // Invalid now: the last good (400) stays in force.
     std::fs::write(&run.schedule, "{\"bad\": 1}").unwrap();
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let doc = crate::zendure::status::read(&run.status).unwrap().unwrap();
+    let doc = crate::zendure::io::status::read(&run.status)
+        .unwrap()
+        .unwrap();
     assert_eq!(doc.schedule.state, "last_good");
     assert!(doc.schedule.error.unwrap().contains("bad"));
     assert_eq!(doc.target.setpoint_w, 400);
@@ -298,7 +278,9 @@ async fn device_loss_is_retried_every_interval() {
     run.shared.plant.lock().unwrap().device_down = true;
     tokio::time::sleep(Duration::from_secs(10)).await;
     let reports_down = run.shared.plant.lock().unwrap().reports;
-    let doc = crate::zendure::status::read(&run.status).unwrap().unwrap();
+    let doc = crate::zendure::io::status::read(&run.status)
+        .unwrap()
+        .unwrap();
     assert!(doc.device.error.unwrap().contains("refused"));
     {
         let mut p = run.shared.plant.lock().unwrap();

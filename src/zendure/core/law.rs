@@ -1,0 +1,640 @@
+//! The control law: from the schedule value in force, recent meter samples,
+//! the device's state and the commands already written, the next command to
+//! write, or none. Pure: every time is a parameter.
+//!
+//! Lag: a P1 reading shows the grid as it was `lag` ago. Net grid =
+//! house + device AC power (positive = drawn by the battery), so the house
+//! then was `grid_sample - device_then`, and the device setpoint that zeroes
+//! the grid is `device_then - grid_sample`: the reading is corrected by the
+//! device's own reported power at the moment the reading shows, not by what
+//! was commanded since. Adding the lagged reading to the last setpoint (the
+//! field's law) counts every change twice until the meter catches up, which
+//! is what makes it overshoot and oscillate. A sample whose moment falls
+//! while the device power was still moving (a ramp, or an uncertain lag) is
+//! skipped for an older, unambiguous one. The device's own draw (AC power
+//! beyond the setpoint it carries out, ~19 W) is left out of the setpoint,
+//! or the grid would import it for ever inside the deadband.
+//!
+//! An unconfigured lag is estimated from the controller's own steps: the
+//! lag under which the house power implied by the readings moves least,
+//! learnt only from windows where every candidate lag sees the whole step.
+
+use std::time::Duration;
+
+use crate::zendure::core::schedule::ScheduleValue;
+
+/// A point on the controller's monotonic clock (time since it started).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Moment(pub Duration);
+
+impl Moment {
+    pub fn from_secs_f64(s: f64) -> Moment {
+        Moment(Duration::from_secs_f64(s.max(0.0)))
+    }
+
+    /// Time from `earlier` to `self`, zero if `earlier` is later.
+    pub fn since(self, earlier: Moment) -> Duration {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    pub fn minus(self, d: Duration) -> Moment {
+        Moment(self.0.saturating_sub(d))
+    }
+}
+
+/// The device's AC direction (`acMode`); switching it clicks a relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AcMode {
+    /// `acMode: 1`, charging from AC.
+    Charge = 1,
+    /// `acMode: 2`, output to the house.
+    Discharge = 2,
+}
+
+/// What the device is told to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Command {
+    /// Both limits 0; the AC direction stays as it is.
+    Idle,
+    /// Charge from AC at this many W (`inputLimit`).
+    Charge { watts: u32 },
+    /// Output this many W to the house (`outputLimit`).
+    Discharge { watts: u32 },
+}
+
+impl Command {
+    /// From a signed setpoint: positive charges, negative discharges.
+    pub fn from_setpoint(setpoint_w: i64) -> Command {
+        let magnitude = u32::try_from(setpoint_w.unsigned_abs()).unwrap_or(u32::MAX);
+        match setpoint_w {
+            0 => Command::Idle,
+            w if w > 0 => Command::Charge { watts: magnitude },
+            _ => Command::Discharge { watts: magnitude },
+        }
+    }
+
+    /// Signed setpoint in W: positive charges, negative discharges.
+    pub fn setpoint_w(self) -> i64 {
+        match self {
+            Command::Idle => 0,
+            Command::Charge { watts } => i64::from(watts),
+            Command::Discharge { watts } => -i64::from(watts),
+        }
+    }
+
+    pub fn ac_mode(self) -> Option<AcMode> {
+        match self {
+            Command::Idle => None,
+            Command::Charge { .. } => Some(AcMode::Charge),
+            Command::Discharge { .. } => Some(AcMode::Discharge),
+        }
+    }
+
+    pub fn is_idle(self) -> bool {
+        self == Command::Idle
+    }
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Idle => f.write_str("idle (0 W)"),
+            Command::Charge { watts } => write!(f, "charge {watts} W"),
+            Command::Discharge { watts } => write!(f, "discharge {watts} W"),
+        }
+    }
+}
+
+/// One meter reading: net grid W (positive = import), and when it was taken
+/// (the reading shows the grid as it was `lag` before that).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    pub taken: Moment,
+    pub grid_w: i32,
+}
+
+/// The device's AC power at a moment: positive = drawn from the house
+/// (charging), negative = delivered to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DevicePower {
+    pub at: Moment,
+    pub ac_w: i32,
+}
+
+/// What the law needs from the device's latest report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceState {
+    pub read: Moment,
+    /// `electricLevel`, %.
+    pub soc_pct: u8,
+    pub ac_w: i32,
+    /// The device's own ceilings (`chargeMaxLimit`, `inverseMaxPower`), when
+    /// it reports them.
+    pub charge_max_w: Option<u32>,
+    pub discharge_max_w: Option<u32>,
+    /// What the device says it was told: `acMode`, `inputLimit`,
+    /// `outputLimit`.
+    pub ac_mode: Option<AcMode>,
+    pub input_limit_w: u32,
+    pub output_limit_w: u32,
+}
+
+impl DeviceState {
+    /// The signed setpoint the report says the device was told.
+    pub fn reported_setpoint_w(&self) -> i64 {
+        match self.ac_mode {
+            Some(AcMode::Charge) => i64::from(self.input_limit_w),
+            Some(AcMode::Discharge) => -i64::from(self.output_limit_w),
+            None => 0,
+        }
+    }
+
+    /// Whether the reported settings carry out `command` (within `step_w`).
+    pub fn carries_out(&self, command: Command, step_w: u32) -> bool {
+        let near = |a: u32, b: u32| a.abs_diff(b) <= step_w;
+        match command {
+            Command::Idle => self.input_limit_w == 0 && self.output_limit_w == 0,
+            Command::Charge { watts } => {
+                self.ac_mode == Some(AcMode::Charge)
+                    && near(self.input_limit_w, watts)
+                    && self.output_limit_w == 0
+            }
+            Command::Discharge { watts } => {
+                self.ac_mode == Some(AcMode::Discharge)
+                    && near(self.output_limit_w, watts)
+                    && self.input_limit_w == 0
+            }
+        }
+    }
+}
+
+/// The configured limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_charge_w: u32,
+    pub max_discharge_w: u32,
+    /// No discharging at or below this SoC, %.
+    pub min_soc_pct: u8,
+    /// No charging at or above this SoC, %.
+    pub max_soc_pct: u8,
+}
+
+/// The tuning and write-rate rules.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tuning {
+    pub min_write_interval: Duration,
+    pub min_direction_change: Duration,
+    pub reassert: Duration,
+    pub meter_timeout: Duration,
+    /// Grid power within this of zero counts as zero in NetZero modes.
+    pub deadband_w: u32,
+    /// A new setpoint is written only if it differs from the last by more
+    /// than this; also the tolerance when checking the device's report.
+    pub step_w: u32,
+    /// A NetZero target on the other side of zero must exceed this to
+    /// switch direction; smaller ones idle instead.
+    pub hysteresis_w: u32,
+}
+
+/// The meter's lag, as far as it is known.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Lag {
+    /// Configured or estimated, to within `uncertainty` (at least the
+    /// polling period: a sample's own time is that coarse).
+    Known {
+        lag: Duration,
+        uncertainty: Duration,
+    },
+    /// Not yet known: anywhere from 0 to the meter timeout.
+    Unknown,
+}
+
+impl Lag {
+    /// The window of moments a sample taken at `taken` may show.
+    fn window(self, taken: Moment, meter_timeout: Duration) -> (Moment, Moment) {
+        match self {
+            Lag::Known { lag, uncertainty } => {
+                let shown = taken.minus(lag);
+                (shown.minus(uncertainty), Moment(shown.0 + uncertainty))
+            }
+            Lag::Unknown => (taken.minus(meter_timeout), taken),
+        }
+    }
+}
+
+/// What has been written, as far as the rate rules care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriteLog {
+    pub last: Option<(Moment, Command)>,
+    /// The last write of a non-zero command.
+    pub last_nonzero: Option<Moment>,
+    /// The AC direction last written and when it last changed.
+    pub ac_mode: Option<(AcMode, Moment)>,
+}
+
+impl WriteLog {
+    /// The log after `command` was written at `at`.
+    pub fn record(self, at: Moment, command: Command) -> WriteLog {
+        let ac_mode = match (command.ac_mode(), self.ac_mode) {
+            (Some(mode), Some((old, since))) if mode == old => Some((old, since)),
+            (Some(mode), _) => Some((mode, at)),
+            (None, kept) => kept,
+        };
+        WriteLog {
+            last: Some((at, command)),
+            last_nonzero: if command.is_idle() {
+                self.last_nonzero
+            } else {
+                Some(at)
+            },
+            ac_mode,
+        }
+    }
+
+    pub fn last_command(&self) -> Option<Command> {
+        self.last.map(|(_, c)| c)
+    }
+}
+
+/// Everything the law looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    pub now: Moment,
+    pub value: ScheduleValue,
+    /// Recent meter samples, oldest first.
+    pub samples: &'a [Sample],
+    /// Recent device AC power readings, oldest first.
+    pub power: &'a [DevicePower],
+    /// The latest device report; `None` while the device is unreachable.
+    pub device: Option<DeviceState>,
+    pub writes: WriteLog,
+    pub limits: Limits,
+    pub tuning: Tuning,
+    pub lag: Lag,
+}
+
+/// Why the law chose what it chose (logged and shown by `status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// A fixed W from the schedule.
+    Fixed,
+    /// NetZero/NetZero+ tracking the corrected grid reading.
+    Tracking,
+    /// The corrected grid is within the deadband: keep the setpoint.
+    Deadband,
+    /// No unambiguous meter sample yet: keep the setpoint.
+    WaitingForMeter,
+    /// Meter silent for `meter_timeout` in a NetZero mode: 0 W.
+    MeterLost,
+    /// At or below `min_soc`: no discharging.
+    SocMin,
+    /// At or above `max_soc`: no charging.
+    SocMax,
+    /// Device not read: nothing to decide on.
+    DeviceUnknown,
+}
+
+/// The law's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// What the device should be doing now.
+    pub target: Command,
+    pub reason: Reason,
+    /// What to write now and why, if anything (the target, or 0 W while a
+    /// direction change must wait).
+    pub write: Option<(Command, WriteReason)>,
+}
+
+impl Decision {
+    /// The command to write now, if any.
+    pub fn command(&self) -> Option<Command> {
+        self.write.map(|(command, _)| command)
+    }
+}
+
+/// Why a write happens now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WriteReason {
+    /// Nothing written yet.
+    First,
+    /// The target moved by more than a step.
+    Changed,
+    /// The device's report does not match the last command.
+    DeviceDiffers,
+    /// `reassert` passed since the last write.
+    Reassert,
+    /// A direction change must wait: idle meanwhile.
+    DirectionHold,
+}
+
+/// The signed power bounds in force: the configured limits, the device's
+/// own, and the SoC bounds.
+fn bounds(limits: Limits, device: &DeviceState) -> (i64, i64, Option<Reason>) {
+    let cap = |configured: u32, reported: Option<u32>| match reported {
+        Some(r) if r > 0 => configured.min(r),
+        _ => configured,
+    };
+    let mut max_charge = i64::from(cap(limits.max_charge_w, device.charge_max_w));
+    let mut max_discharge = i64::from(cap(limits.max_discharge_w, device.discharge_max_w));
+    let mut reason = None;
+    if device.soc_pct >= limits.max_soc_pct {
+        max_charge = 0;
+        reason = Some(Reason::SocMax);
+    }
+    if device.soc_pct <= limits.min_soc_pct {
+        max_discharge = 0;
+        reason = Some(Reason::SocMin);
+    }
+    (-max_discharge, max_charge, reason)
+}
+
+/// The device's AC power at moment `at` (the latest reading not after it).
+fn power_at(power: &[DevicePower], at: Moment) -> Option<i32> {
+    power.iter().rev().find(|p| p.at <= at).map(|p| p.ac_w)
+}
+
+/// The device power during a window, if it held steady (within `step_w`)
+/// and the readings cover the window's start, or `before_first` allows
+/// taking the first reading for what came before it.
+fn steady_power(
+    power: &[DevicePower],
+    (from, to): (Moment, Moment),
+    step_w: u32,
+    before_first: bool,
+) -> Option<i32> {
+    let start =
+        power_at(power, from).or_else(|| power.first().filter(|_| before_first).map(|p| p.ac_w))?;
+    let (lo, hi) = power
+        .iter()
+        .filter(|p| p.at > from && p.at <= to)
+        .fold((start, start), |(lo, hi), p| {
+            (lo.min(p.ac_w), hi.max(p.ac_w))
+        });
+    (lo.abs_diff(hi) <= step_w).then_some(start)
+}
+
+/// What the device draws for itself (its idle draw, ~19 W on a SolarFlow):
+/// its AC power minus the setpoint it reports carrying out, once the last
+/// two power readings agree (not mid-ramp or waking). A difference beyond
+/// `hysteresis_w` is no draw but a device held back (a SoC cut-off, its own
+/// ceiling, standby): 0 then. Without it the setpoint that zeroes the AC
+/// side leaves the grid importing that draw for ever, inside the deadband.
+fn own_draw(inputs: &Inputs, device: &DeviceState) -> i64 {
+    let [.., before, latest] = inputs.power else {
+        return 0;
+    };
+    if before.ac_w.abs_diff(latest.ac_w) > inputs.tuning.step_w {
+        return 0;
+    }
+    let draw = i64::from(device.ac_w) - device.reported_setpoint_w();
+    if draw.unsigned_abs() <= u64::from(inputs.tuning.hysteresis_w) {
+        draw
+    } else {
+        0
+    }
+}
+
+/// The NetZero setpoint from the newest unambiguous sample: the device
+/// power that would have zeroed the grid the sample shows, less the
+/// device's own draw, and the grid now as corrected by the device's change
+/// since.
+fn net_zero_target(inputs: &Inputs, device: &DeviceState) -> Option<(i64, i64)> {
+    let fresh_after = inputs.now.minus(inputs.tuning.meter_timeout);
+    let draw = own_draw(inputs, device);
+    // Until it is told to move, the device is taken to have held its first
+    // reading before it: at start the law acts on the first sample instead
+    // of waiting out a window of readings (any move after the first reading
+    // still shows and makes a sample ambiguous).
+    let untouched = inputs.writes.last_nonzero.is_none();
+    inputs
+        .samples
+        .iter()
+        .rev()
+        .take_while(|s| s.taken >= fresh_after)
+        .find_map(|s| {
+            let window = inputs.lag.window(s.taken, inputs.tuning.meter_timeout);
+            let then = steady_power(inputs.power, window, inputs.tuning.step_w, untouched)?;
+            let target = i64::from(then) - i64::from(s.grid_w) - draw;
+            let grid_now = i64::from(s.grid_w) + i64::from(device.ac_w) - i64::from(then);
+            Some((target, grid_now))
+        })
+}
+
+/// Whether the meter has been heard from within `meter_timeout`.
+fn meter_alive(inputs: &Inputs) -> bool {
+    inputs
+        .samples
+        .last()
+        .is_some_and(|s| inputs.now.since(s.taken) < inputs.tuning.meter_timeout)
+}
+
+/// The law.
+pub fn decide(inputs: &Inputs) -> Decision {
+    let Some(device) = inputs.device else {
+        return Decision {
+            target: Command::Idle,
+            reason: Reason::DeviceUnknown,
+            write: None,
+        };
+    };
+    let (lo, hi, soc_reason) = bounds(inputs.limits, &device);
+    let current = inputs.writes.last_command();
+    let current_w = current.map_or(0, Command::setpoint_w);
+    let (wanted, mut reason) = match inputs.value {
+        ScheduleValue::Watts(w) => (i64::from(w), Reason::Fixed),
+        ScheduleValue::NetZero | ScheduleValue::NetZeroPlus if !meter_alive(inputs) => {
+            (0, Reason::MeterLost)
+        }
+        ScheduleValue::NetZero | ScheduleValue::NetZeroPlus => {
+            // NetZero+ never discharges, whatever was commanded before.
+            let floor = if inputs.value == ScheduleValue::NetZeroPlus {
+                0
+            } else {
+                i64::MIN
+            };
+            let (wanted, reason) = match net_zero_target(inputs, &device) {
+                None => (current_w, Reason::WaitingForMeter),
+                Some((_, grid_now))
+                    if grid_now.unsigned_abs() <= u64::from(inputs.tuning.deadband_w) =>
+                {
+                    (current_w, Reason::Deadband)
+                }
+                Some((target, _)) => {
+                    let target = target.max(floor);
+                    // Crossing zero needs a clear reason; a small opposite
+                    // target idles instead of clicking the relay.
+                    let crosses = (current_w > 0 && target < 0) || (current_w < 0 && target > 0);
+                    let target = if crosses
+                        && target.unsigned_abs() < u64::from(inputs.tuning.hysteresis_w)
+                    {
+                        0
+                    } else {
+                        target
+                    };
+                    (target, Reason::Tracking)
+                }
+            };
+            (wanted.max(floor), reason)
+        }
+    };
+    let clamped = wanted.clamp(lo, hi);
+    if clamped != wanted
+        && let Some(soc) = soc_reason
+        && ((soc == Reason::SocMin && wanted < 0) || (soc == Reason::SocMax && wanted > 0))
+    {
+        reason = soc;
+    }
+    let target = Command::from_setpoint(clamped);
+    Decision {
+        target,
+        reason,
+        write: schedule_write(inputs, &device, target, (lo, hi)),
+    }
+}
+
+/// Applies the write-rate rules to a target.
+fn schedule_write(
+    inputs: &Inputs,
+    device: &DeviceState,
+    target: Command,
+    (lo, hi): (i64, i64),
+) -> Option<(Command, WriteReason)> {
+    let tuning = inputs.tuning;
+    let now = inputs.now;
+    let Some((last_at, last)) = inputs.writes.last else {
+        return gate(inputs, target, WriteReason::First);
+    };
+    // A last command now beyond the bounds (SoC, a lowered device limit)
+    // is never re-asserted: the target replaces it.
+    let moved = !(lo..=hi).contains(&last.setpoint_w())
+        || target.setpoint_w().abs_diff(last.setpoint_w()) > u64::from(tuning.step_w)
+        || (target.is_idle() != last.is_idle())
+        || (target.ac_mode().is_some() && target.ac_mode() != last.ac_mode());
+    if moved {
+        return gate(inputs, target, WriteReason::Changed);
+    }
+    // Keep writing the last command, not a target within a step of it, so
+    // small drifts never cause writes.
+    if device.read > last_at && !device.carries_out(last, tuning.step_w) {
+        return gate(inputs, last, WriteReason::DeviceDiffers);
+    }
+    if now.since(last_at) >= tuning.reassert {
+        return gate(inputs, last, WriteReason::Reassert);
+    }
+    None
+}
+
+/// The rate rules for one write: 0 W any time; other limits at most every
+/// `min_write_interval`; a direction change at most every
+/// `min_direction_change` (idle meanwhile).
+fn gate(inputs: &Inputs, command: Command, why: WriteReason) -> Option<(Command, WriteReason)> {
+    if command.is_idle() {
+        return Some((command, why));
+    }
+    let now = inputs.now;
+    let tuning = inputs.tuning;
+    if let (Some(mode), Some((old, since))) = (command.ac_mode(), inputs.writes.ac_mode)
+        && mode != old
+        && now.since(since) < tuning.min_direction_change
+    {
+        let already_idle = inputs.writes.last_command() == Some(Command::Idle);
+        return (!already_idle).then_some((Command::Idle, WriteReason::DirectionHold));
+    }
+    if inputs
+        .writes
+        .last_nonzero
+        .is_some_and(|at| now.since(at) < tuning.min_write_interval)
+    {
+        return None;
+    }
+    Some((command, why))
+}
+
+/// Estimates the meter's lag: the candidate lag (0 to `max_lag` in steps of
+/// `step`) under which the house power implied by each sample
+/// (`grid - device power at taken - lag`) varies least. Every candidate is
+/// scored on the same samples, those the device readings cover at the
+/// longest lag: a sample left out for some lags only would favour them.
+/// Only meaningful when the device power moved by more than `min_swing_w`
+/// between the oldest of those samples and `max_lag` before the newest,
+/// and held within `max_lag` of both ends; `None` otherwise. The `current`
+/// estimate stays unless another lag explains the readings better by more
+/// than `min_swing_w` (one device step left uncancelled): readings sampled
+/// mid-ramp or a house step next to a device step must not move it. No lag
+/// is learnt from readings that do not single one out by that margin.
+pub fn estimate_lag(
+    samples: &[Sample],
+    power: &[DevicePower],
+    current: Option<Duration>,
+    (max_lag, step): (Duration, Duration),
+    min_swing_w: u32,
+) -> Option<Duration> {
+    if step.is_zero() {
+        return None;
+    }
+    let covered_from = Moment(power.first()?.at.0 + max_lag);
+    let samples: Vec<&Sample> = samples.iter().filter(|s| s.taken >= covered_from).collect();
+    if samples.len() < 4 {
+        return None;
+    }
+    let first = samples.first()?.taken;
+    let last = samples.last()?.taken;
+    let swing = |from: Moment, to: Moment| {
+        let (lo, hi) = power
+            .iter()
+            .filter(|p| p.at >= from && p.at <= to)
+            .fold((i32::MAX, i32::MIN), |(lo, hi), p| {
+                (lo.min(p.ac_w), hi.max(p.ac_w))
+            });
+        if lo > hi { 0 } else { lo.abs_diff(hi) }
+    };
+    // Every candidate must see each device change both in the readings and
+    // in the device power it subtracts: a change within `max_lag` of either
+    // end of the samples shows under some lags only, and makes them look
+    // better than they are. So the device moved in the middle, not at the
+    // ends.
+    let middle = (first, last.minus(max_lag));
+    if middle.0 >= middle.1
+        || swing(middle.0, middle.1) <= min_swing_w
+        || swing(first.minus(max_lag), first) > min_swing_w
+        || swing(middle.1, last) > min_swing_w
+    {
+        return None;
+    }
+    let score = |lag: Duration| {
+        let house: Vec<f64> = samples
+            .iter()
+            .filter_map(|s| {
+                power_at(power, s.taken.minus(lag)).map(|p| f64::from(s.grid_w) - f64::from(p))
+            })
+            .collect();
+        (house.len() == samples.len()).then(|| spread(&house))
+    };
+    let steps = (max_lag.as_secs_f64() / step.as_secs_f64()).floor() as u32;
+    let scores: Vec<(Duration, f64)> = (0..=steps)
+        .map(|i| step * i)
+        .filter_map(|lag| score(lag).map(|s| (lag, s)))
+        .collect();
+    let &(best, best_score) = scores.iter().min_by(|a, b| a.1.total_cmp(&b.1))?;
+    let margin = f64::from(min_swing_w);
+    // A lag is only learnt when it explains the readings clearly better
+    // than every lag more than two steps away (readings taken at odd
+    // moments blur a device step over a step or two, no further).
+    let clear = scores
+        .iter()
+        .filter(|(lag, _)| lag.abs_diff(best) > step * 2)
+        .all(|(_, s)| *s - best_score > margin);
+    match current.and_then(|c| score(c).map(|s| (c, s))) {
+        Some((kept, kept_score)) if !clear || kept_score - best_score <= margin => Some(kept),
+        _ => clear.then_some(best),
+    }
+}
+
+/// Sum of absolute differences between successive values: small when the
+/// device's own steps cancel out.
+fn spread(values: &[f64]) -> f64 {
+    values.windows(2).map(|w| (w[1] - w[0]).abs()).sum()
+}
+
+#[cfg(test)]
+mod tests;

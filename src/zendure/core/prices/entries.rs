@@ -1,0 +1,392 @@
+//! A price plan as schedule entries beside the owner's. Pure: the schedule,
+//! the list of entries the last plan wrote, the priced slots and the battery
+//! in; the new schedule, the new list and what to show out.
+//!
+//! How the plan's entries live beside the owner's, in the reference format
+//! unchanged: the plan writes ordinary fully explicit keys
+//! (`YYYYMMDDHHmm`), and keeps the list of the entries it wrote (key and
+//! value) beside the schedule, in its own file. An entry is the plan's only
+//! while it is on that list with the value the plan gave it; an entry the
+//! owner edited becomes the owner's. A new plan for a day removes the
+//! plan's entries of that day from its first slot on, and writes its own.
+//!
+//! The owner's entries for that very date (no `*` in the date part) win:
+//! such an entry holds, as the format says, until the owner's next entry,
+//! and every slot it covers (or starts in) is left to it and planned around
+//! (the battery is assumed to follow it). Recurring entries (a `*` in the
+//! date) are the owner's background; the plan takes precedence over them in
+//! the slots it plans, by the reference's own rule (the later explicit time
+//! wins). So an owner who edits one of the plan's entries takes the rest of
+//! that day over from it, until their next entry.
+
+use std::collections::BTreeMap;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::zendure::core::prices::plan::{self, Battery, Plan, Slot};
+use crate::zendure::core::prices::tariff::PriceSlot;
+use crate::zendure::core::schedule::{self, Key, Schedule, ScheduleValue};
+
+/// The entries the last plans wrote: key -> value as written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Owned {
+    pub entries: BTreeMap<String, Value>,
+}
+
+impl Owned {
+    fn holds(&self, key: &Key, value: ScheduleValue) -> bool {
+        self.entries.get(key.as_str()) == Some(&value.to_json())
+    }
+}
+
+/// What a plan proposes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proposal {
+    pub date: NaiveDate,
+    pub soc_percent: f64,
+    pub slots: Vec<PriceSlot>,
+    /// Per slot: the owner's value in force there, which the plan keeps.
+    pub owner: Vec<Option<ScheduleValue>>,
+    pub plan: Plan,
+    /// The plan's new entries.
+    pub entries: Vec<(Key, ScheduleValue)>,
+    /// How many of the earlier plan's entries these replace.
+    pub replaced: usize,
+    /// The schedule with the new entries, and the new list of plan entries.
+    pub schedule: Schedule,
+    pub owned: Owned,
+}
+
+fn local(tz: Tz, slot: &PriceSlot) -> (NaiveDateTime, NaiveDateTime) {
+    (
+        schedule::local(&tz, slot.start),
+        schedule::local(&tz, slot.end),
+    )
+}
+
+/// The owner's value that governs a slot of `date`, if an entry made for
+/// that date is in force at its start or starts inside it.
+fn owner_value(
+    owner: &Schedule,
+    date: NaiveDate,
+    start: NaiveDateTime,
+    end: NaiveDateTime,
+) -> Option<ScheduleValue> {
+    let for_this_date = |key: &Key| !key.as_str()[..8].contains('*') && key.matches_date(date);
+    let starting_inside = owner
+        .entries()
+        .filter(|(key, _)| for_this_date(key))
+        .filter_map(|(key, value)| key.time().map(|t| (date.and_time(t), value)))
+        .filter(|(at, _)| *at > start && *at < end)
+        .max_by_key(|(at, _)| *at)
+        .map(|(_, value)| value);
+    let at_start = schedule::value_at(owner, start);
+    starting_inside.or(match at_start.key {
+        Some(key) if for_this_date(&key) => Some(at_start.value),
+        _ => None,
+    })
+}
+
+fn key_at(at: NaiveDateTime) -> Key {
+    Key::parse(&at.format("%Y%m%d%H%M").to_string()).expect("a formatted time is a valid key")
+}
+
+/// Plans `slots` (one local day's, in order) around the owner's entries and
+/// merges the result into `current`.
+pub fn propose(
+    current: &Schedule,
+    owned: &Owned,
+    slots: Vec<PriceSlot>,
+    battery: &Battery,
+    soc_percent: f64,
+    threshold_eur_per_kwh: f64,
+    tz: Tz,
+) -> Proposal {
+    let date = schedule::local(&tz, slots[0].start).date();
+    let first = local(tz, &slots[0]).0;
+    let owner_only = Schedule::from_entries(
+        current
+            .entries()
+            .filter(|(k, v)| !owned.holds(k, *v))
+            .map(|(k, v)| (k.clone(), v)),
+    );
+    let owner: Vec<Option<ScheduleValue>> = slots
+        .iter()
+        .map(|s| {
+            let (start, end) = local(tz, s);
+            owner_value(&owner_only, date, start, end)
+        })
+        .collect();
+    let plan_slots: Vec<Slot> = slots
+        .iter()
+        .zip(&owner)
+        .map(|(s, fixed)| Slot {
+            hours: s.hours(),
+            buy_eur_per_kwh: s.buy_eur_per_kwh,
+            sell_eur_per_kwh: s.sell_eur_per_kwh,
+            house_w: 0.0,
+            fixed: *fixed,
+        })
+        .collect();
+    let plan = plan::plan(battery, soc_percent, &plan_slots, threshold_eur_per_kwh);
+
+    // An entry where a planned stretch starts or its value changes.
+    let mut entries: Vec<(Key, ScheduleValue)> = Vec::new();
+    for (i, slot) in slots.iter().enumerate() {
+        let value = plan.values[i];
+        let starts = i == 0 || owner[i - 1].is_some() || plan.values[i - 1] != value;
+        let key = key_at(local(tz, slot).0);
+        // The hour repeated when clocks go back has one key: its first slot's.
+        if owner[i].is_none() && starts && entries.last().is_none_or(|(k, _)| *k != key) {
+            entries.push((key, value));
+        }
+    }
+    let replaced_by_plan = |key: &Key, value: ScheduleValue| {
+        owned.holds(key, value)
+            && key.matches_date(date)
+            && key.time().is_some_and(|t| date.and_time(t) >= first)
+    };
+    let replaced = current
+        .entries()
+        .filter(|(k, v)| replaced_by_plan(k, *v))
+        .count();
+    let mut merged: BTreeMap<Key, ScheduleValue> = current
+        .entries()
+        .filter(|(k, v)| !replaced_by_plan(k, *v))
+        .map(|(k, v)| (k.clone(), v))
+        .collect();
+    let mut new_owned = Owned {
+        entries: owned
+            .entries
+            .iter()
+            .filter(|(k, _)| {
+                // Keep the list to the plan entries still in the schedule.
+                Key::parse(k)
+                    .is_ok_and(|key| merged.get(&key).is_some_and(|v| owned.holds(&key, *v)))
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    };
+    // Never overwrite an owner's key (one at an odd minute inside a slot).
+    entries.retain(|(key, _)| !merged.contains_key(key));
+    for (key, value) in &entries {
+        merged.insert(key.clone(), *value);
+        new_owned
+            .entries
+            .insert(key.as_str().to_string(), value.to_json());
+    }
+    Proposal {
+        date,
+        soc_percent,
+        slots,
+        owner,
+        plan,
+        entries,
+        replaced,
+        schedule: Schedule::from_entries(merged),
+        owned: new_owned,
+    }
+}
+
+impl Proposal {
+    /// One JSON document: the slots with prices, values and SoC, the new
+    /// entries and the expected saving (for `--json` and the server's page).
+    pub fn to_json(&self, tz: Tz) -> Value {
+        let slots: Vec<Value> = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                json!({
+                    "start": s.start.with_timezone(&tz).to_rfc3339(),
+                    "end": s.end.with_timezone(&tz).to_rfc3339(),
+                    "market_eur_per_kwh": s.market_eur_per_kwh,
+                    "buy_eur_per_kwh": s.buy_eur_per_kwh,
+                    "sell_eur_per_kwh": s.sell_eur_per_kwh,
+                    "value": self.plan.values[i].to_json(),
+                    "owner": self.owner[i].is_some(),
+                    "soc_percent": self.plan.expected.soc_percent[i],
+                })
+            })
+            .collect();
+        let entries: serde_json::Map<String, Value> = self
+            .entries
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_json()))
+            .collect();
+        json!({
+            "date": self.date.format("%Y-%m-%d").to_string(),
+            "time_zone": tz.name(),
+            "start_soc_percent": self.soc_percent,
+            "slots": slots,
+            "entries": entries,
+            "replaced": self.replaced,
+            "expected_saving_eur": self.plan.expected.saving_eur,
+            "charged_kwh": self.plan.expected.charged_kwh,
+            "discharged_kwh": self.plan.expected.discharged_kwh,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zendure::core::prices::plan::tests::BATTERY;
+    use crate::zendure::core::prices::tariff::{Export, Tariff, day_slots, parse};
+    use chrono::{DateTime, Utc};
+    use chrono_tz::Europe::Amsterdam;
+
+    /// 24 Nov 2026: cheap at night, dear 07-09 and 17-20.
+    fn slots(from: &str) -> Vec<PriceSlot> {
+        let prices: String = (0..24)
+            .map(|h| {
+                let p = match h {
+                    1..=4 => 0.05,
+                    7..=8 | 17..=19 => 0.45,
+                    _ => 0.25,
+                };
+                format!(r#"{{"start":"2026-11-24T{h:02}:00:00+01:00","price":{p}}}"#)
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        let points = parse(&format!("[{prices}]"), Amsterdam).unwrap();
+        let tariff = Tariff {
+            vat_percent: 0.0,
+            markup_eur_per_kwh: 0.0,
+            export: Export::NetMetering,
+        };
+        let now = DateTime::parse_from_rfc3339(from)
+            .unwrap()
+            .with_timezone(&Utc);
+        let date = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
+        day_slots(&points, date, Amsterdam, &tariff, now).unwrap()
+    }
+
+    fn schedule(v: Value) -> Schedule {
+        Schedule::parse(&v).unwrap()
+    }
+
+    fn propose_on(current: &Schedule, owned: &Owned, from: &str) -> Proposal {
+        propose(current, owned, slots(from), &BATTERY, 10.0, 0.02, Amsterdam)
+    }
+
+    fn keys(p: &Proposal) -> Vec<&str> {
+        p.entries.iter().map(|(k, _)| k.as_str()).collect()
+    }
+
+    #[test]
+    fn a_plan_beside_recurring_owner_entries() {
+        let current = schedule(json!({"********0000": "netzero", "********2200": 0}));
+        let p = propose_on(&current, &Owned::default(), "2026-11-23T12:00:00Z");
+        assert!(p.owner.iter().all(Option::is_none));
+        assert_eq!(keys(&p)[0], "202611240000");
+        // It charges at night and discharges in both dear stretches.
+        let day = schedule::day_changes(&p.schedule, p.date);
+        let value_at =
+            |h: u32| schedule::value_at(&p.schedule, p.date.and_hms_opt(h, 30, 0).unwrap()).value;
+        assert!(
+            matches!(value_at(2), ScheduleValue::Watts(w) if w > 0),
+            "{day:?}"
+        );
+        assert!(
+            matches!(value_at(7), ScheduleValue::Watts(w) if w < 0),
+            "{day:?}"
+        );
+        assert!(
+            matches!(value_at(18), ScheduleValue::Watts(w) if w < 0),
+            "{day:?}"
+        );
+        // The owner's recurring entries stay in the file.
+        assert_eq!(
+            p.schedule
+                .entries()
+                .filter(|(k, _)| k.as_str().starts_with('*'))
+                .count(),
+            2
+        );
+        assert_eq!(p.owned.entries.len(), p.entries.len());
+        assert!(p.plan.expected.saving_eur > 0.0);
+    }
+
+    #[test]
+    fn the_owners_entries_for_the_day_are_planned_around() {
+        // The owner wants 17:00-19:00 at -300 W, and 19:00 on NetZero.
+        let current = schedule(json!({"202611241700": -300, "202611241900": "netzero"}));
+        let p = propose_on(&current, &Owned::default(), "2026-11-23T12:00:00Z");
+        let hour = |i: usize| p.owner[i];
+        assert_eq!(hour(16), None);
+        assert_eq!(hour(17), Some(ScheduleValue::Watts(-300)));
+        assert_eq!(hour(23), Some(ScheduleValue::NetZero));
+        assert!(
+            keys(&p).iter().all(|k| k < &"202611241700"),
+            "{:?}",
+            keys(&p)
+        );
+        for (k, v) in current.entries() {
+            assert_eq!(p.schedule.entries().find(|(k2, _)| *k2 == k).unwrap().1, v);
+        }
+    }
+
+    #[test]
+    fn a_second_plan_replaces_the_first_and_keeps_edits() {
+        let current = schedule(json!({"********0000": "netzero"}));
+        let first = propose_on(&current, &Owned::default(), "2026-11-23T12:00:00Z");
+        // The owner edits one of the plan's entries: it becomes theirs.
+        let (edited, _) = first.entries[1].clone();
+        let mut doc = first.schedule.to_json();
+        doc[edited.as_str()] = json!(123);
+        let edited_schedule = schedule(doc);
+        let second = propose_on(&edited_schedule, &first.owned, "2026-11-23T12:00:00Z");
+        assert_eq!(second.replaced, first.entries.len() - 1);
+        assert!(!second.owned.entries.contains_key(edited.as_str()));
+        let value = |s: &Schedule, k: &Key| s.entries().find(|(k2, _)| *k2 == k).map(|e| e.1);
+        assert_eq!(
+            value(&second.schedule, &edited),
+            Some(ScheduleValue::Watts(123))
+        );
+        // Every entry is the owner's, the edited one or the second plan's.
+        assert_eq!(
+            second.schedule.entries().count(),
+            1 + 1 + second.entries.len()
+        );
+        // Same prices, same owner: the same plan again, apart from the edit.
+        let third = propose_on(&second.schedule, &second.owned, "2026-11-23T12:00:00Z");
+        assert_eq!(third.schedule, second.schedule);
+        assert_eq!(third.owned, second.owned);
+    }
+
+    #[test]
+    fn planning_from_now_keeps_the_mornings_entries() {
+        let current = schedule(json!({}));
+        let morning = propose_on(&current, &Owned::default(), "2026-11-23T12:00:00Z");
+        // Re-planned at 12:10 local: entries before 12:00 stay.
+        let later = propose_on(&morning.schedule, &morning.owned, "2026-11-24T11:10:00Z");
+        assert_eq!(later.slots.len(), 12);
+        assert_eq!(keys(&later)[0], "202611241200");
+        let before_noon = |s: &Schedule| {
+            s.entries()
+                .filter(|(k, _)| k.as_str() < "202611241200")
+                .count()
+        };
+        assert_eq!(before_noon(&later.schedule), before_noon(&morning.schedule));
+        assert!(before_noon(&morning.schedule) > 0);
+    }
+
+    #[test]
+    fn json_document_shape() {
+        let p = propose_on(
+            &Schedule::default(),
+            &Owned::default(),
+            "2026-11-23T12:00:00Z",
+        );
+        let doc = p.to_json(Amsterdam);
+        assert_eq!(doc["date"], "2026-11-24");
+        assert_eq!(doc["slots"].as_array().unwrap().len(), 24);
+        assert_eq!(doc["slots"][0]["start"], "2026-11-24T00:00:00+01:00");
+        assert_eq!(doc["entries"].as_object().unwrap().len(), p.entries.len());
+        assert!(doc["expected_saving_eur"].as_f64().unwrap() > 0.0);
+    }
+}

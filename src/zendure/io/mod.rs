@@ -1,0 +1,10 @@
+#[cfg(feature = "discover")]
+pub mod auto;
+pub mod device;
+pub mod http;
+pub mod meter;
+pub mod poster;
+pub mod prices;
+pub mod schedule_file;
+pub mod source;
+pub mod status;

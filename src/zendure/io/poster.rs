@@ -1,0 +1,638 @@
+//! The controller's reports, posted to a server (`zcell-sched serve`, or
+//! the reference PHP host): status events to `status_url`, meter and device
+//! samples to `data_url`, in the reference wire format.
+//!
+//! The controller's calls never wait: `HttpReporter` hands each report to a
+//! task that posts it. While the server answers, nothing touches the disk
+//! (a Pi's SD card must not be written every few seconds); when it does
+//! not, reports queue in a file, in order, up to `max_queued`; when full,
+//! the oldest tenth goes and is counted in `PosterStats::dropped`. When the
+//! server is back the queue is delivered oldest first, and new reports wait
+//! behind it, so the server sees them in order and nothing within the bound
+//! is lost.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+
+use crate::atomic;
+use crate::zendure::config::ZendureConfig;
+pub use crate::zendure::core::report::PosterStats;
+use crate::zendure::core::report::{DeviceSample, LogReporter, MeterSample, Reporter, StatusEvent};
+use crate::zendure::io::http::Http;
+
+/// Which URL a report goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Status,
+    Meter,
+    Device,
+}
+
+/// One report as posted (and as queued, one JSON line each).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub to: Target,
+    pub body: Value,
+}
+
+impl Report {
+    /// The reference's status body: `{type, timestamp, oldValue?, newValue?}`.
+    pub fn status(event: &StatusEvent) -> Report {
+        let body = match event {
+            StatusEvent::Start { timestamp } => json!({"type": "start", "timestamp": timestamp}),
+            StatusEvent::Stop { timestamp } => json!({"type": "stop", "timestamp": timestamp}),
+            StatusEvent::Change {
+                old,
+                new,
+                timestamp,
+            } => {
+                json!({"type": "change", "timestamp": timestamp, "oldValue": old, "newValue": new})
+            }
+        };
+        Report {
+            to: Target::Status,
+            body,
+        }
+    }
+
+    pub fn meter(sample: &MeterSample) -> Report {
+        Report {
+            to: Target::Meter,
+            body: json!(sample),
+        }
+    }
+
+    pub fn device(sample: &DeviceSample) -> Report {
+        Report {
+            to: Target::Device,
+            body: json!(sample),
+        }
+    }
+}
+
+/// Where and how to post.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PosterConfig {
+    pub status_url: Option<String>,
+    /// The reference data API tells the kinds apart by `?type=`, which is
+    /// added here (`zendure_p1` for the meter, `zendure` for the device).
+    pub data_url: Option<String>,
+    /// Sent as `Authorization: Bearer`.
+    pub token: Option<String>,
+    /// The queue file (in the persistent state folder).
+    pub queue_file: PathBuf,
+    pub max_queued: usize,
+    pub http_timeout: Duration,
+    /// How long to wait after a failed post before trying the queue again.
+    pub retry: Duration,
+}
+
+impl PosterConfig {
+    fn url(&self, to: Target) -> Option<String> {
+        let with_type = |url: &String, kind: &str| {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}type={kind}")
+        };
+        match to {
+            Target::Status => self.status_url.clone(),
+            Target::Meter => self.data_url.as_ref().map(|u| with_type(u, "zendure_p1")),
+            Target::Device => self.data_url.as_ref().map(|u| with_type(u, "zendure")),
+        }
+    }
+}
+
+/// The bounded on-disk queue: one JSON line per report, oldest first.
+pub struct DiskQueue {
+    path: PathBuf,
+    max: usize,
+    len: usize,
+}
+
+impl DiskQueue {
+    /// Opens the queue left by an earlier run, if any, making its folder.
+    pub fn open(path: &Path, max: usize) -> Result<DiskQueue> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let mut queue = DiskQueue {
+            path: path.to_path_buf(),
+            max: max.max(10),
+            len: 0,
+        };
+        let reports = queue.read_all()?;
+        queue.len = reports.len();
+        // A line cut short by a crash would swallow the next one appended.
+        let whole = fs::read(path).map_or(true, |b| b.is_empty() || b.ends_with(b"\n"));
+        if !whole {
+            queue.rewrite(&reports)?;
+        }
+        Ok(queue)
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn read_all(&self) -> Result<Vec<Report>> {
+        let text = match fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read {}", self.path.display()));
+            }
+        };
+        // A line cut short by a crash mid-append is the only one skipped.
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect())
+    }
+
+    fn rewrite(&mut self, reports: &[Report]) -> Result<()> {
+        let mut text = String::new();
+        for r in reports {
+            text.push_str(&serde_json::to_string(r)?);
+            text.push('\n');
+        }
+        atomic::write(&self.path, text.as_bytes())?;
+        self.len = reports.len();
+        Ok(())
+    }
+
+    /// Appends a report; returns how many old ones were dropped for room.
+    pub fn push(&mut self, report: &Report) -> Result<u64> {
+        let mut dropped = 0;
+        if self.len >= self.max {
+            // A tenth at a time, so a long outage rewrites the file once
+            // per max/10 reports, not on every one.
+            let all = self.read_all()?;
+            let cut = (self.max / 10).max(1).min(all.len());
+            dropped = cut as u64;
+            self.rewrite(&all[cut..])?;
+        }
+        let mut line = serde_json::to_string(report)?;
+        line.push('\n');
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .and_then(|mut f| f.write_all(line.as_bytes()))
+            .with_context(|| format!("cannot append to {}", self.path.display()))?;
+        self.len += 1;
+        Ok(dropped)
+    }
+
+    pub fn front(&self, n: usize) -> Result<Vec<Report>> {
+        Ok(self.read_all()?.into_iter().take(n).collect())
+    }
+
+    /// Removes the `n` oldest (delivered) reports.
+    pub fn pop(&mut self, n: usize) -> Result<()> {
+        let all = self.read_all()?;
+        if n >= all.len() {
+            if self.path.exists() {
+                fs::remove_file(&self.path)
+                    .with_context(|| format!("cannot remove {}", self.path.display()))?;
+            }
+            self.len = 0;
+            return Ok(());
+        }
+        self.rewrite(&all[n..])
+    }
+}
+
+/// How a post ended.
+enum Posted {
+    Delivered,
+    /// The server refused this report for good; retrying cannot help.
+    Rejected(String),
+    /// Try again later (no answer, 5xx, auth, rate limit).
+    Failed(String),
+}
+
+struct Sender {
+    config: PosterConfig,
+    http: Http,
+    queue: DiskQueue,
+    stats: PosterStats,
+    publish: watch::Sender<PosterStats>,
+}
+
+/// Reports at a time taken from the queue file per read.
+const BATCH: usize = 100;
+
+impl Sender {
+    async fn post(&self, report: &Report) -> Posted {
+        let Some(url) = self.config.url(report.to) else {
+            // No URL for this kind: nothing to deliver, nothing to keep.
+            return Posted::Delivered;
+        };
+        let mut request = self
+            .http
+            .client()
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .body(report.body.to_string());
+        if let Some(token) = &self.config.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        match request.send().await {
+            Ok(r) if r.status().is_success() => Posted::Delivered,
+            Ok(r) => {
+                let code = r.status().as_u16();
+                let text = r.text().await.unwrap_or_default();
+                let why = format!(
+                    "{url}: HTTP {code} {}",
+                    text.chars().take(200).collect::<String>()
+                );
+                match code {
+                    401 | 403 | 408 | 429 => Posted::Failed(why),
+                    400..=499 => Posted::Rejected(why),
+                    _ => Posted::Failed(why),
+                }
+            }
+            Err(e) => Posted::Failed(format!(
+                "{url}: {}",
+                crate::http::brief(&e, self.config.http_timeout)
+            )),
+        }
+    }
+
+    fn note(&mut self, outcome: &Posted) {
+        match outcome {
+            Posted::Delivered => {
+                self.stats.delivered += 1;
+                if self.stats.last_error.take().is_some() {
+                    tracing::info!("reports: the server answers again");
+                }
+            }
+            Posted::Rejected(why) => {
+                self.stats.rejected += 1;
+                tracing::warn!("reports: the server refused one: {why}");
+            }
+            Posted::Failed(why) => {
+                if self.stats.last_error.is_none() {
+                    tracing::warn!("reports: cannot post, queueing them on disk: {why}");
+                }
+                self.stats.last_error = Some(why.clone());
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        self.stats.queued = self.queue.len();
+        self.publish.send_replace(self.stats.clone());
+    }
+
+    fn enqueue(&mut self, report: &Report) {
+        match self.queue.push(report) {
+            Ok(dropped) => self.stats.dropped += dropped,
+            Err(e) => {
+                // The disk refused too: this report is lost; say so once each.
+                self.stats.dropped += 1;
+                tracing::warn!("reports: {e:#}");
+            }
+        }
+    }
+
+    /// Delivers the queue oldest first; stops at the first failure.
+    /// Returns true when the queue is empty.
+    async fn drain(&mut self) -> bool {
+        while !self.queue.is_empty() {
+            let batch = match self.queue.front(BATCH) {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::warn!("reports: {e:#}");
+                    return false;
+                }
+            };
+            let mut done = 0;
+            let mut blocked = false;
+            for report in &batch {
+                let outcome = self.post(report).await;
+                self.note(&outcome);
+                if matches!(outcome, Posted::Failed(_)) {
+                    blocked = true;
+                    break;
+                }
+                done += 1;
+            }
+            if let Err(e) = self.queue.pop(done) {
+                tracing::warn!("reports: {e:#}");
+                return false;
+            }
+            self.publish();
+            if blocked {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Handles one new report: straight to the server when nothing waits,
+    /// else behind the queue.
+    async fn take(&mut self, report: Report) {
+        if self.queue.is_empty() {
+            let outcome = self.post(&report).await;
+            self.note(&outcome);
+            if matches!(outcome, Posted::Failed(_)) {
+                self.enqueue(&report);
+            }
+        } else {
+            self.enqueue(&report);
+        }
+        self.publish();
+    }
+
+    async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Report>) {
+        // Whatever an earlier run left queued goes first.
+        let mut clear = self.drain().await;
+        loop {
+            let next = if clear {
+                inbox.recv().await
+            } else {
+                match tokio::time::timeout(self.config.retry, inbox.recv()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        clear = self.drain().await;
+                        continue;
+                    }
+                }
+            };
+            let Some(report) = next else { break };
+            self.take(report).await;
+            clear = self.queue.is_empty();
+        }
+        // Closed: one last try, then whatever is left stays on disk for
+        // the next run.
+        self.drain().await;
+        self.publish();
+    }
+}
+
+/// The controller's `Reporter` that posts over HTTP. Dropping it (with
+/// the controller's parts) closes the inbox; `PosterHandle::finish` then
+/// waits for the last posts.
+pub struct HttpReporter {
+    inbox: mpsc::UnboundedSender<Report>,
+}
+
+/// What stays outside the controller: the poster's stats and its end.
+pub struct PosterHandle {
+    stats: watch::Receiver<PosterStats>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HttpReporter {
+    /// Opens the queue file and starts the posting task on the current
+    /// runtime.
+    pub fn start(config: PosterConfig) -> Result<(HttpReporter, PosterHandle)> {
+        let queue = DiskQueue::open(&config.queue_file, config.max_queued)?;
+        let http = Http::new(config.http_timeout).context("reports")?;
+        let stats = PosterStats {
+            queued: queue.len(),
+            ..PosterStats::default()
+        };
+        let (publish, watch) = watch::channel(stats.clone());
+        let (inbox, rx) = mpsc::unbounded_channel();
+        let sender = Sender {
+            config,
+            http,
+            queue,
+            stats,
+            publish,
+        };
+        let task = tokio::spawn(sender.run(rx));
+        Ok((HttpReporter { inbox }, PosterHandle { stats: watch, task }))
+    }
+
+    fn send(&mut self, report: Report) {
+        // The task ends only after the inbox closes, so this cannot fail
+        // while `self` lives.
+        let _ = self.inbox.send(report);
+    }
+}
+
+impl PosterHandle {
+    pub fn stats(&self) -> PosterStats {
+        self.stats.borrow().clone()
+    }
+
+    /// A receiver that wakes on every change of the stats.
+    pub fn watch(&self) -> watch::Receiver<PosterStats> {
+        self.stats.clone()
+    }
+
+    /// Once the reporter is dropped: tries once more to deliver what waits
+    /// (each post bounded by `http_timeout`) and leaves the rest queued on
+    /// disk for the next run.
+    pub async fn finish(self) -> PosterStats {
+        let _ = self.task.await;
+        self.stats.borrow().clone()
+    }
+}
+
+impl Reporter for HttpReporter {
+    fn status(&mut self, event: StatusEvent) {
+        self.send(Report::status(&event));
+    }
+
+    fn meter(&mut self, sample: MeterSample) {
+        self.send(Report::meter(&sample));
+    }
+
+    fn device(&mut self, sample: DeviceSample) {
+        self.send(Report::device(&sample));
+    }
+}
+
+impl PosterConfig {
+    /// From the `zendure` config: None when it names no URL. Reports queue
+    /// in the persistent state folder and are retried every `interval`.
+    pub fn from_config(config: &ZendureConfig) -> Result<Option<PosterConfig>> {
+        let report = &config.report;
+        if report.status_url.is_none() && report.data_url.is_none() {
+            return Ok(None);
+        }
+        let token = report
+            .token_file
+            .as_ref()
+            .map(|path| {
+                std::fs::read_to_string(path)
+                    .with_context(|| {
+                        format!("cannot read zendure.report_token_file {}", path.display())
+                    })
+                    .map(|t| t.lines().next().unwrap_or_default().trim().to_string())
+            })
+            .transpose()?;
+        Ok(Some(PosterConfig {
+            status_url: report.status_url.clone(),
+            data_url: report.data_url.clone(),
+            token,
+            queue_file: config.state_dir.join("zendure-reports.jsonl"),
+            max_queued: report.queue_max,
+            http_timeout: config.timings.http_timeout,
+            retry: config.timings.interval,
+        }))
+    }
+}
+
+/// The controller's reporter: posting when the config names a server,
+/// else the log only.
+pub enum Reporting {
+    Log(LogReporter),
+    Http(HttpReporter),
+}
+
+impl Reporter for Reporting {
+    fn status(&mut self, event: StatusEvent) {
+        match self {
+            Reporting::Log(r) => r.status(event),
+            Reporting::Http(r) => r.status(event),
+        }
+    }
+
+    fn meter(&mut self, sample: MeterSample) {
+        match self {
+            Reporting::Log(r) => r.meter(sample),
+            Reporting::Http(r) => r.meter(sample),
+        }
+    }
+
+    fn device(&mut self, sample: DeviceSample) {
+        match self {
+            Reporting::Log(r) => r.device(sample),
+            Reporting::Http(r) => r.device(sample),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("zcell-poster-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir.join("queue.jsonl")
+    }
+
+    fn report(n: i64) -> Report {
+        Report::meter(&MeterSample {
+            timestamp: n,
+            total_power: 1,
+        })
+    }
+
+    #[test]
+    fn the_wire_format_is_the_references() {
+        let change = Report::status(&StatusEvent::Change {
+            old: 0,
+            new: -300,
+            timestamp: 1_800_000_000,
+        });
+        assert_eq!(change.to, Target::Status);
+        assert_eq!(
+            change.body,
+            json!({"type": "change", "timestamp": 1_800_000_000, "oldValue": 0, "newValue": -300})
+        );
+        assert_eq!(
+            Report::status(&StatusEvent::Start { timestamp: 5 }).body,
+            json!({"type": "start", "timestamp": 5})
+        );
+        assert_eq!(report(7).body, json!({"timestamp": 7, "total_power": 1}));
+        let config = PosterConfig {
+            status_url: Some("http://h/s".into()),
+            data_url: Some("http://h/data_api.php?x=1".into()),
+            token: None,
+            queue_file: PathBuf::new(),
+            max_queued: 10,
+            http_timeout: Duration::from_secs(1),
+            retry: Duration::from_secs(1),
+        };
+        assert_eq!(
+            config.url(Target::Meter).unwrap(),
+            "http://h/data_api.php?x=1&type=zendure_p1"
+        );
+        assert_eq!(
+            config.url(Target::Device).unwrap(),
+            "http://h/data_api.php?x=1&type=zendure"
+        );
+        assert_eq!(config.url(Target::Status).unwrap(), "http://h/s");
+    }
+
+    #[test]
+    fn the_queue_keeps_order_across_reopening() {
+        let path = temp("order");
+        let mut q = DiskQueue::open(&path, 100).unwrap();
+        for n in 0..5 {
+            assert_eq!(q.push(&report(n)).unwrap(), 0);
+        }
+        q.pop(2).unwrap();
+        let q = DiskQueue::open(&path, 100).unwrap();
+        assert_eq!(q.len(), 3);
+        let stamps: Vec<Value> = q
+            .front(10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.body["timestamp"].clone())
+            .collect();
+        assert_eq!(stamps, [json!(2), json!(3), json!(4)]);
+        let mut q = q;
+        q.pop(3).unwrap();
+        assert!(q.is_empty() && !path.exists());
+    }
+
+    #[test]
+    fn the_queue_makes_its_folder() {
+        let path = temp("folder")
+            .parent()
+            .unwrap()
+            .join("state/sub/queue.jsonl");
+        let mut q = DiskQueue::open(&path, 10).unwrap();
+        q.push(&report(1)).unwrap();
+        assert_eq!(DiskQueue::open(&path, 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_oldest_tenth() {
+        let path = temp("full");
+        let mut q = DiskQueue::open(&path, 20).unwrap();
+        let mut dropped = 0;
+        for n in 0..25 {
+            dropped += q.push(&report(n)).unwrap();
+        }
+        // 20 fit; the 21st drops 2 (a tenth), and so on.
+        assert_eq!(dropped, 6);
+        assert_eq!(q.len(), 19);
+        let first = q.front(1).unwrap()[0].body["timestamp"].clone();
+        assert_eq!(first, json!(6));
+    }
+
+    #[test]
+    fn a_line_cut_by_a_crash_is_skipped() {
+        let path = temp("cut");
+        let mut q = DiskQueue::open(&path, 20).unwrap();
+        q.push(&report(1)).unwrap();
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"to\":\"meter\",\"bo").unwrap();
+        let mut q = DiskQueue::open(&path, 20).unwrap();
+        assert_eq!(q.len(), 1);
+        q.push(&report(2)).unwrap();
+        let q = DiskQueue::open(&path, 20).unwrap();
+        assert_eq!(q.len(), 2);
+    }
+}

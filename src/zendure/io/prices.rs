@@ -1,0 +1,136 @@
+//! A price plan for a day: reads the day's prices, plans around the
+//! owner's entries (see `core::prices::entries`); `core::prices::view` shows it. The
+//! command and the server write it through `schedule_file`.
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Duration, Utc};
+
+use crate::log;
+use crate::zendure::config::ZendureConfig;
+use crate::zendure::core::prices::config::{PriceConfig, PriceSource};
+use crate::zendure::core::prices::entries::{self, Owned, Proposal};
+use crate::zendure::core::prices::plan::Battery;
+use crate::zendure::core::prices::tariff::{self, PlanDay};
+use crate::zendure::core::schedule::Schedule;
+use crate::zendure::io::http::Http;
+use crate::zendure::io::status;
+
+/// The battery as the price planner sees it: the controller's limits and
+/// the price section's capacity and efficiency.
+pub fn battery(config: &ZendureConfig, prices: &PriceConfig) -> Battery {
+    Battery {
+        capacity_wh: prices.capacity_wh,
+        min_soc_percent: f64::from(config.limits.min_soc_pct),
+        max_soc_percent: f64::from(config.limits.max_soc_pct),
+        max_charge_w: f64::from(config.limits.max_charge_w),
+        max_discharge_w: f64::from(config.limits.max_discharge_w),
+        round_trip_efficiency: prices.round_trip_efficiency,
+    }
+}
+
+/// The SoC the running controller last read, if it runs.
+fn live_soc(config: &ZendureConfig, now: DateTime<Utc>) -> Option<f64> {
+    match status::read(&config.status_file) {
+        Ok(Some(doc)) if status::alive(&doc, now) => doc.device.soc_pct.map(f64::from),
+        Ok(_) => None,
+        Err(e) => {
+            log(&format!("{e:#}; planning from zendure.min_soc"));
+            None
+        }
+    }
+}
+
+async fn read_prices(source: &PriceSource, http: &Http) -> Result<String> {
+    let bytes = match source {
+        PriceSource::File(path) => {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+        }
+        PriceSource::Url(url) => http.get(url).await.with_context(|| url.clone())?,
+    };
+    String::from_utf8(bytes).with_context(|| format!("{source}: not UTF-8 text"))
+}
+
+/// Reads the day's prices and plans it around the owner's entries of
+/// `current`. `soc`: the SoC to start from (default: for today, the running
+/// controller's reading, else `min_soc`).
+pub async fn propose(
+    config: &ZendureConfig,
+    day: PlanDay,
+    soc: Option<f64>,
+    current: &Schedule,
+    owned: &Owned,
+    now: DateTime<Utc>,
+) -> Result<Proposal> {
+    let price_config = config
+        .prices
+        .as_ref()
+        .context("zendure.prices: missing (the price source and the battery's capacity)")?;
+    let battery = battery(config, price_config);
+    let tz = config.time_zone;
+    let today = now.with_timezone(&tz).date_naive();
+    let date = match day {
+        PlanDay::Today => today,
+        PlanDay::Tomorrow => today + Duration::days(1),
+        PlanDay::Date(d) => d,
+    };
+    let soc = match soc {
+        Some(soc) => soc,
+        None if date == today => live_soc(config, now).unwrap_or(battery.min_soc_percent),
+        None => battery.min_soc_percent,
+    }
+    .clamp(0.0, 100.0);
+    let (from, till) = tariff::day_bounds(date, tz);
+    let source = price_config.source.for_day(date, from, till);
+    let http = Http::new(config.timings.http_timeout)?;
+    let slots = read_prices(&source, &http)
+        .await
+        .and_then(|text| tariff::parse(&text, tz))
+        .and_then(|points| tariff::day_slots(&points, date, tz, &price_config.tariff, now))
+        .with_context(|| format!("prices from {source}"))?;
+    Ok(entries::propose(
+        current,
+        owned,
+        slots,
+        &battery,
+        soc,
+        price_config.threshold_eur_per_kwh,
+        tz,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zendure::core::prices::view::tests::sample;
+
+    #[test]
+    fn write_order_leaves_no_plan_entry_unlisted() {
+        use crate::zendure::io::schedule_file::ScheduleFile;
+        use serde_json::Value;
+        let dir = std::env::temp_dir().join(format!("zcell-plan-prices-{}", std::process::id()));
+        let file = ScheduleFile::new(&dir.join("s.json"));
+        let before = Owned {
+            entries: [("202611240000".to_string(), Value::from(100))].into(),
+        };
+        let proposal_owned = Owned {
+            entries: [("202611240100".to_string(), Value::from(-100))].into(),
+        };
+        let schedule_value = serde_json::json!({"202611240100": -100});
+        let proposal = Proposal {
+            schedule: Schedule::parse(&schedule_value).unwrap(),
+            owned: proposal_owned.clone(),
+            ..sample()
+        };
+        let etag = file.write_plan(&before, &proposal).unwrap();
+        assert_eq!(file.read().unwrap().etag, etag);
+        let read = |p: &std::path::Path| -> Value {
+            serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+        };
+        assert_eq!(read(file.path()), schedule_value);
+        assert_eq!(
+            read(&file.plan_entries_path()),
+            serde_json::to_value(&proposal_owned).unwrap()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
