@@ -587,10 +587,25 @@ pub fn decide(inputs: &Inputs) -> Decision {
             };
             let (wanted, reason) = match net_zero_target(inputs, &device) {
                 None => (current_w, Reason::WaitingForMeter),
-                Some((_, grid_now))
+                Some((target, grid_now))
                     if grid_now.unsigned_abs() <= u64::from(inputs.tuning.deadband_w) =>
                 {
-                    (current_w, Reason::Deadband)
+                    // Inside the deadband the setpoint stays, but the
+                    // re-assertion, written anyway, carries the exact
+                    // target on the same side of zero: a rest inside the
+                    // deadband costs energy all the while, and no extra write.
+                    let reassert_due = inputs
+                        .writes
+                        .last
+                        .is_some_and(|(at, _)| inputs.now.since(at) >= inputs.tuning.reassert);
+                    let same_side =
+                        target.signum() == current_w.signum() && target.max(floor) == target;
+                    let kept = if reassert_due && same_side {
+                        target
+                    } else {
+                        current_w
+                    };
+                    (kept, Reason::Deadband)
                 }
                 Some((target, _)) => {
                     let target = target.max(floor);
@@ -652,7 +667,9 @@ fn schedule_write(
         return gate(inputs, last, WriteReason::DeviceDiffers);
     }
     if now.since(last_at) >= tuning.reassert {
-        return gate(inputs, last, WriteReason::Reassert);
+        // The target is within a step of the last command here (the law
+        // refines it in the deadband on re-assertion only).
+        return gate(inputs, target, WriteReason::Reassert);
     }
     None
 }

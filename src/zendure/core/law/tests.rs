@@ -450,9 +450,29 @@ fn reassert_after_the_period() {
     let d = c.decide();
     assert_eq!(d.command(), Some(CHARGE_300));
     assert_eq!(d.write.map(|(_, why)| why), Some(WriteReason::Reassert));
-    // A target within a step re-asserts the old command, not the drift.
+    // A target within a step is no reason to write, but the re-assertion,
+    // written anyway, carries it.
+    let c = Case::new(ScheduleValue::Watts(310), 0, 300).written(945.0, CHARGE_300);
+    assert_eq!(c.decide().command(), None);
     let c = Case::new(ScheduleValue::Watts(310), 0, 300).written(940.0, CHARGE_300);
-    assert_eq!(c.decide().command(), Some(CHARGE_300));
+    assert_eq!(c.decide().command(), Some(Command::Charge { watts: 310 }));
+}
+
+#[test]
+fn the_reassertion_takes_the_exact_target_inside_the_deadband() {
+    // Importing 15 W, inside the deadband: no write for it...
+    let c = Case::new(ScheduleValue::NetZero, 15, 300).written(945.0, CHARGE_300);
+    assert_eq!(c.decide().reason, Reason::Deadband);
+    assert_eq!(c.decide().command(), None);
+    // ...but the re-assertion writes the setpoint that zeroes it.
+    let c = Case::new(ScheduleValue::NetZero, 15, 300).written(940.0, CHARGE_300);
+    let d = c.decide();
+    assert_eq!(d.command(), Some(Command::Charge { watts: 285 }));
+    assert_eq!(d.write.map(|(_, why)| why), Some(WriteReason::Reassert));
+    // Never across zero: a small charge stays a charge.
+    let small = Command::Charge { watts: 10 };
+    let c = Case::new(ScheduleValue::NetZero, 20, 10).written(940.0, small);
+    assert_eq!(c.decide().command(), Some(small));
 }
 
 #[test]
