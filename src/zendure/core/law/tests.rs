@@ -694,6 +694,16 @@ fn house_at(t: f64) -> f64 {
     }
 }
 
+/// The limits of the simulated plants: no SoC bound in the way.
+fn plant_limits() -> Limits {
+    Limits {
+        max_charge_w: 1200,
+        max_discharge_w: 800,
+        min_soc_pct: 0,
+        max_soc_pct: 100,
+    }
+}
+
 /// Runs the loop for 1200 s; returns the commands written (time, command)
 /// and the final grid history.
 fn closed_loop(lag: f64, lag_mode: Lag) -> (Vec<(f64, Command)>, Plant) {
@@ -709,12 +719,7 @@ fn closed_loop(lag: f64, lag_mode: Lag) -> (Vec<(f64, Command)>, Plant) {
     let mut power: Vec<DevicePower> = Vec::new();
     let mut writes = WriteLog::default();
     let mut written = Vec::new();
-    let lim = Limits {
-        max_charge_w: 1200,
-        max_discharge_w: 800,
-        min_soc_pct: 0,
-        max_soc_pct: 100,
-    };
+    let lim = plant_limits();
     for tick in 0..2400 {
         let t = f64::from(tick) * dt;
         let delta = plant.setpoint - plant.ac_w;
@@ -1098,12 +1103,7 @@ fn play_house(
     let mut response = Response::assumed(&tuning());
     let mut learnt_from = None;
     let mut changes = Vec::new();
-    let lim = Limits {
-        max_charge_w: 1200,
-        max_discharge_w: 800,
-        min_soc_pct: 0,
-        max_soc_pct: 100,
-    };
+    let lim = plant_limits();
     for tick in 0..(duration / dt) as usize {
         let t = tick as f64 * dt;
         dev.step(t, dt);
