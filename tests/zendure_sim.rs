@@ -746,11 +746,12 @@ fn metrics_score_a_known_trace() {
         (855, 150.0, charge(150)),
     ];
     let mut text = String::from(
-        r#"{"header":{"start":0,"step":1.0,"speed":1,"capacity_wh":1000,"soc":50,"soc_set":1000,"min_soc":100,"charge_max_w":1000,"inverse_max_w":800,"idle_w":0,"meter_lag":0,"meter_period":1,"device":{"acMode":1,"inputLimit":0,"outputLimit":0,"smartMode":1,"socSet":1000,"minSoc":100}}}"#,
+        r#"{"header":{"start":0,"step":1.0,"speed":1,"capacity_wh":1000,"soc":50,"soc_set":1000,"min_soc":100,"charge_max_w":1000,"inverse_max_w":800,"idle_w":0,"ramp":3,"wake":5,"standby_after":30,"meter_lag":20,"meter_period":1,"device":{"acMode":1,"inputLimit":0,"outputLimit":0,"smartMode":1,"socSet":1000,"minSoc":100}}}"#,
     );
     text.push('\n');
     let (mut import, mut export, mut ideal_import) = (0.0, 0.0, 0.0);
     let mut battery = 0.0;
+    let mut wrong_way = 0;
     for t in 1..=1000u32 {
         let load = if t < 600 { 500.0 } else { 1500.0 };
         let mut line = serde_json::json!({"t": t, "load_w": load, "pv_w": 0, "target_w": 0,
@@ -760,6 +761,9 @@ fn metrics_score_a_known_trace() {
             line["writes"] = serde_json::json!([serde_json::from_str::<Value>(body).unwrap()]);
         }
         let grid = load + battery;
+        if (battery > 1.0 && grid > 100.0) || (battery < -1.0 && grid < -100.0) {
+            wrong_way += 1;
+        }
         line["battery_w"] = battery.into();
         line["grid_w"] = grid.into();
         if grid > 0.0 {
@@ -808,6 +812,32 @@ fn metrics_score_a_known_trace() {
         "305 after 300, 855 after 0 W"
     );
     assert_eq!(m["nonzero_writes_closer_than_interval"], 1, "305 after 300");
+    assert_eq!(
+        f(&m["wrong_way_s"]),
+        f64::from(wrong_way),
+        "charging 150 W while importing"
+    );
+    assert!(wrong_way > 0);
+    // 760, 850 (0 W), 855: a reversal, but 95 s apart, not within 30 s.
+    assert_eq!(m["reversals"], 0);
+    let wide = std::process::Command::new(testenv::bin("zcell-test-zendure-metrics"))
+        .args(["--reversal-window", "100", "--trace"])
+        .arg(&path)
+        .output()
+        .expect("metrics run");
+    let wide: Value = serde_json::from_slice(&wide.stdout).expect("metrics JSON");
+    assert_eq!(wide["reversals"], 1);
+    // The oracles: discharge 500 W at once, 800 W when the load steps at
+    // 600 s, seen at once or 20 s late; the 3 s ramp costs the instant one
+    // 0.4 Wh, the late one 20 s of 300 W more (~2 Wh).
+    for (name, lag, excess) in [("instant", 0.0, 0.0), ("lagged", 20.0, 0.002)] {
+        let o = &m["oracle"][name];
+        assert_eq!(f(&o["lag_s"]), lag, "{o}");
+        assert_eq!(f(&o["excess_kwh"]), excess, "{name}: {o}");
+        assert_eq!(o["writes"], 2, "{o}");
+        assert_eq!(o["reversals"], 0);
+        assert_eq!(f(&o["wrong_way_s"]), 0.0);
+    }
 }
 
 #[test]

@@ -100,7 +100,8 @@
 //! JSON lines. The first: `{"header": {"start", "step", "speed", "date",
 //! "schedule" (the --schedule SPEC or null),
 //! "capacity_wh", "soc", "soc_set", "min_soc", "charge_max_w",
-//! "inverse_max_w", "idle_w", "meter_lag", "meter_period", "device": {the
+//! "inverse_max_w", "idle_w", "ramp", "wake", "standby_after", "meter_lag",
+//! "meter_period", "device": {the
 //! writable properties at the start, as in the state}}}`; then one per
 //! step: `{"t", "load_w", "pv_w", "battery_w", "target_w", "grid_w",
 //! "meter_w", "soc", "writes": [properties accepted during the step]?}`.
@@ -962,6 +963,9 @@ async fn main() -> Result<()> {
             "charge_max_w": args.charge_max_w,
             "inverse_max_w": args.inverse_max_w,
             "idle_w": args.idle_w,
+            "ramp": args.ramp,
+            "wake": args.wake,
+            "standby_after": args.standby_after,
             "meter_lag": args.meter_lag,
             "meter_period": args.meter_period,
             "device": home.device.settings(),

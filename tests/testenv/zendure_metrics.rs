@@ -10,6 +10,8 @@
 //!   [--min-soc PERCENT] [--max-soc PERCENT]   the ideal's SoC bounds (the device's minSoc/socSet)
 //!   [--flip-w W] [--settle S] [--flip-window S]       (50, 60, 300)
 //!   [--step-w W] [--step-window S]                    (100, 10)
+//!   [--min-direction-change S] [--oracle-step-w W]    the oracles' write rules (60, 20)
+//!   [--reversal-window S] [--wrong-way-w W]           (30, 100)
 //! ```
 //! Durations are sim seconds.
 //!
@@ -22,7 +24,9 @@
 //!  "direction_changes_per_day", "max_overshoot_w", "overshoot_wh",
 //!  "flips", "max_flips_in_window", "load_pv_steps",
 //!  "max_limit_writes_per_interval", "limit_writes_closer_than_interval",
-//!  "nonzero_writes_closer_than_interval"}
+//!  "nonzero_writes_closer_than_interval", "reversals", "wrong_way_s",
+//!  "oracle": {"instant"|"lagged": {"lag_s", "excess_kwh", "writes",
+//!  "reversals", "wrong_way_s"}}}
 //! ```
 //! - The ideal is a shadow battery that follows the schedule perfectly and
 //!   at once, within the device's power limits and the SoC bounds, with the
@@ -43,9 +47,26 @@
 //!   the non-zero ones written sooner than that after any limit write (a
 //!   0 W write included), `nonzero_writes_closer_than_interval` those
 //!   sooner than that after the last non-zero one.
+//! - Reversals: a command, then 0 W, then the same direction again, all
+//!   within `--reversal-window`. Wrong-way seconds (NetZero modes):
+//!   discharging while the grid exports more than `--wrong-way-w`, or
+//!   charging while it imports more than that.
+//! - Oracles (zsim/oracle.rs): the same device model and write rules,
+//!   driven by the house's true consumption now ("instant") or as it was
+//!   the meter's lag ago ("lagged"); the header gives the device's ramp,
+//!   wake-up and standby and the meter's lag.
 
 #[path = "zsim/command.rs"]
 mod command;
+// The oracles drive the home's device model; its house and meter stay unused.
+#[allow(dead_code)]
+#[path = "zsim/model.rs"]
+mod model;
+#[path = "zsim/oracle.rs"]
+mod oracle;
+#[allow(dead_code)]
+#[path = "zsim/profile.rs"]
+mod profile;
 #[path = "zsim/schedule.rs"]
 mod schedule;
 #[path = "zsim/time.rs"]
@@ -82,6 +103,14 @@ struct Args {
     step_w: f64,
     #[arg(long, default_value = "10")]
     step_window: f64,
+    #[arg(long, default_value = "60")]
+    min_direction_change: f64,
+    #[arg(long, default_value = "20")]
+    oracle_step_w: f64,
+    #[arg(long, default_value = "30")]
+    reversal_window: f64,
+    #[arg(long, default_value = "100")]
+    wrong_way_w: f64,
 }
 
 /// One step line of the trace.
@@ -316,6 +345,52 @@ fn max_in_window(times: &[f64], width: f64) -> usize {
     best
 }
 
+/// Command -> 0 W -> the same direction again, all within `window`: a
+/// decision taken back and retaken. `commands` are (t, signed W) of writes.
+fn reversals(commands: &[(f64, f64)], window: f64) -> usize {
+    let mut changes: Vec<(f64, f64)> = Vec::new();
+    for &(t, w) in commands {
+        if changes.last().is_none_or(|&(_, last)| last != w) {
+            changes.push((t, w));
+        }
+    }
+    changes
+        .windows(3)
+        .filter(|c| {
+            c[0].1 != 0.0
+                && c[1].1 == 0.0
+                && c[2].1.signum() == c[0].1.signum()
+                && c[2].0 - c[0].0 <= window
+        })
+        .count()
+}
+
+/// Seconds the battery pushed the grid the wrong way in a NetZero mode:
+/// discharging while the grid exports more than `w`, or charging while it
+/// imports more than `w`. `series` is (t, battery W, grid W) per step.
+fn wrong_way_s(
+    series: impl Iterator<Item = (f64, f64, f64)>,
+    schedule: &Schedule,
+    w: f64,
+    dt: f64,
+) -> f64 {
+    let seconds: f64 = series
+        .filter(|&(t, battery, grid)| {
+            matches!(schedule.at(t), Value::NetZero | Value::NetZeroPlus)
+                && ((battery < -1.0 && grid < -w) || (battery > 1.0 && grid > w))
+        })
+        .count() as f64
+        * dt;
+    seconds.round()
+}
+
+/// Excess grid energy (kWh) of a grid series over the ideal's.
+fn excess_kwh(grid: impl Iterator<Item = f64>, ideal: &Energy, dt: f64) -> f64 {
+    let mut energy = Energy::default();
+    grid.for_each(|g| energy.add(g, dt));
+    kwh(energy.import_wh - ideal.import_wh + energy.export_wh - ideal.export_wh)
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let (header, steps) = read_trace(&args.trace)?;
@@ -391,6 +466,55 @@ fn main() -> Result<()> {
         }
         last_limit_write = t;
     }
+    let house: Vec<oracle::HouseStep> = steps
+        .iter()
+        .map(|s| oracle::HouseStep {
+            t: s.t,
+            load_w: s.load_w,
+            pv_w: s.pv_w,
+        })
+        .collect();
+    let rules = oracle::Rules {
+        min_write_interval: args.min_write_interval,
+        min_direction_change: args.min_direction_change,
+        step_w: args.oracle_step_w,
+    };
+    let oracle_device = || -> Result<_> {
+        let cfg = model::DeviceConfig {
+            sn: "oracle".into(),
+            product: "oracle".into(),
+            capacity_wh,
+            charge_max_w: limits.charge_max_w as i64,
+            inverse_max_w: limits.inverse_max_w as i64,
+            idle_w: limits.idle_w,
+            ramp: number(&header, "ramp")?,
+            wake: number(&header, "wake")?,
+            standby_after: number(&header, "standby_after")?,
+            limit_reset: None,
+            max_body: usize::MAX,
+        };
+        let per_mille = |k: &str| header[k].as_i64().with_context(|| format!("header {k}"));
+        Ok((cfg, soc, per_mille("soc_set")?, per_mille("min_soc")?))
+    };
+    let mut oracles = serde_json::Map::new();
+    for (name, lag) in [("instant", 0.0), ("lagged", number(&header, "meter_lag")?)] {
+        let run = oracle::run(&house, &schedule, oracle_device()?, &rules, lag, dt);
+        oracles.insert(
+            name.into(),
+            json!({
+                "lag_s": lag,
+                "excess_kwh": excess_kwh(run.series.iter().map(|&(_, g)| g), &ideal, dt),
+                "writes": run.writes.len(),
+                "reversals": reversals(&run.writes, args.reversal_window),
+                "wrong_way_s": wrong_way_s(
+                    house.iter().zip(&run.series).map(|(h, &(b, g))| (h.t, b, g)),
+                    &schedule,
+                    args.wrong_way_w,
+                    dt,
+                ),
+            }),
+        );
+    }
     let duration = steps.len() as f64 * dt;
     let report = json!({
         "duration_s": duration,
@@ -412,6 +536,14 @@ fn main() -> Result<()> {
         "max_limit_writes_per_interval": max_in_window(&nonzero, args.min_write_interval),
         "limit_writes_closer_than_interval": too_close,
         "nonzero_writes_closer_than_interval": too_close_to_nonzero,
+        "reversals": reversals(&count.limit_writes, args.reversal_window),
+        "wrong_way_s": wrong_way_s(
+            steps.iter().map(|s| (s.t, s.battery_w, s.grid_w)),
+            &schedule,
+            args.wrong_way_w,
+            dt,
+        ),
+        "oracle": oracles,
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::zendure::core::law::{
-    self, Command, Decision, DevicePower, Inputs, Lag, Limits, Moment, Reason, Sample, Tuning,
-    WriteLog, WriteReason,
+    self, Command, Decision, DevicePower, Inputs, Lag, Limits, Moment, Reason, Response, Sample,
+    Tuning, WriteLog, WriteReason,
 };
 use crate::zendure::core::reading::DeviceReading;
 use crate::zendure::core::report::{DeviceSample, MeterSample, PosterStats, StatusEvent};
@@ -200,6 +200,10 @@ pub struct Core {
     write_count: u64,
     direction_changes: u64,
     lag: Lag,
+    /// The device's wake-up and settle times, and the change of command
+    /// they were last learnt from.
+    response: Response,
+    learnt_from: Option<Moment>,
     value: Option<ScheduleValue>,
     decision: Option<Decision>,
     status_error: bool,
@@ -213,7 +217,10 @@ impl Core {
             lag,
             uncertainty: settings.interval,
         });
+        let response = Response::assumed(&settings.tuning);
         Core {
+            response,
+            learnt_from: None,
             settings,
             schedule: ScheduleIn::None { error: None },
             samples: VecDeque::new(),
@@ -482,6 +489,33 @@ impl Core {
         })
     }
 
+    /// Learns from the device's answer to the last change of command, once.
+    fn update_response(&mut self) -> Option<Effect> {
+        let (changed, _) = self.writes.change?;
+        if self.learnt_from == Some(changed) {
+            return None;
+        }
+        let seen = law::observe_response(
+            self.power.make_contiguous(),
+            &self.writes,
+            &self.settings.tuning,
+        )?;
+        self.learnt_from = Some(changed);
+        let before = self.response;
+        self.response = before.learn(seen);
+        let moved = self.response.settle.abs_diff(before.settle) > self.settings.interval;
+        moved.then(|| {
+            log(
+                Level::Info,
+                format!(
+                    "device settles {:.1} s after a write (wakes after {:.1} s)",
+                    self.response.settle.as_secs_f64(),
+                    self.response.wake.as_secs_f64()
+                ),
+            )
+        })
+    }
+
     fn tick(&mut self, at: Moment, wall: DateTime<Utc>) -> Vec<Effect> {
         let mut out = Vec::new();
         if self.stopping {
@@ -489,6 +523,7 @@ impl Core {
         }
         self.prune(at);
         out.extend(self.update_lag());
+        out.extend(self.update_response());
         let empty = Schedule::default();
         let schedule = self.schedule.schedule().unwrap_or(&empty);
         let in_force = schedule::value_at_instant(schedule, &self.settings.zone, wall);
@@ -520,6 +555,7 @@ impl Core {
             limits: self.settings.limits,
             tuning: self.settings.tuning,
             lag: self.lag,
+            response: self.response,
         });
         if self.decision.map(|d| d.reason) != Some(decision.reason) {
             let level = match decision.reason {

@@ -15,6 +15,18 @@
 //! beyond the setpoint it carries out, ~19 W) is left out of the setpoint,
 //! or the grid would import it for ever inside the deadband.
 //!
+//! The device does not follow a write at once: out of standby it wakes
+//! first, then it ramps to the new setpoint (on a SolarFlow 1-3 s, plus a
+//! few s of wake-up). While it does, the meter and its own power readings
+//! show a transient the law caused itself; judged as the house, it looks
+//! like a load step the other way, and the law would take its decision back
+//! (write 0 W, then the same direction again). So the law judges only
+//! samples that show a settled device: none whose moment falls between a
+//! change of command and the first device reading that carries it out, or,
+//! for a device held back (SoC cut-off, its own ceiling), twice the settle
+//! time learnt from the device's earlier reports (`observe_response`); and
+//! none taken before the change (the change was decided knowing them).
+//!
 //! An unconfigured lag is estimated from the controller's own steps: the
 //! lag under which the house power implied by the readings moves least,
 //! learnt only from windows where every candidate lag sees the whole step.
@@ -230,6 +242,8 @@ pub struct WriteLog {
     pub last_nonzero: Option<Moment>,
     /// The AC direction last written and when it last changed.
     pub ac_mode: Option<(AcMode, Moment)>,
+    /// When the command last changed, and the command before it.
+    pub change: Option<(Moment, Command)>,
 }
 
 impl WriteLog {
@@ -248,6 +262,10 @@ impl WriteLog {
                 Some(at)
             },
             ac_mode,
+            change: match self.last_command() {
+                Some(last) if last == command => self.change,
+                last => Some((at, last.unwrap_or(Command::Idle))),
+            },
         }
     }
 
@@ -271,6 +289,110 @@ pub struct Inputs<'a> {
     pub limits: Limits,
     pub tuning: Tuning,
     pub lag: Lag,
+    /// How the device answers a change of command, as learnt so far.
+    pub response: Response,
+}
+
+/// How the device answers a change of command, learnt from its reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Response {
+    /// From the write until its power starts to move (wake-up).
+    pub wake: Duration,
+    /// From the write until its power carries the command out.
+    pub settle: Duration,
+}
+
+impl Response {
+    /// Before anything is learnt: the write interval, within which the law
+    /// cannot write a non-zero command again anyway.
+    pub fn assumed(tuning: &Tuning) -> Response {
+        Response {
+            wake: Duration::ZERO,
+            settle: tuning.min_write_interval,
+        }
+    }
+
+    /// With one more observation: a longer settle counts at once (a device
+    /// out of standby wakes first), a shorter one a quarter.
+    pub fn learn(self, seen: Response) -> Response {
+        let blend = |old: Duration, new: Duration| new.max((old * 3 + new) / 4);
+        Response {
+            wake: blend(self.wake, seen.wake),
+            settle: blend(self.settle, seen.settle),
+        }
+    }
+}
+
+/// The last change of command: when it was written, the setpoints before
+/// and after, and the first device reading at or after it that carries the
+/// new one out (within `step_w` of it plus the device's own draw, as the
+/// steady reading at the write shows that draw), if any yet.
+struct Change {
+    at: Moment,
+    from_w: i64,
+    to_w: i64,
+    settled: Option<Moment>,
+}
+
+fn last_change(power: &[DevicePower], writes: &WriteLog, tuning: &Tuning) -> Option<Change> {
+    let (at, before) = writes.change?;
+    let from_w = before.setpoint_w();
+    let to_w = writes.last_command()?.setpoint_w();
+    let draw = power_at(power, at)
+        .map(|p| i64::from(p) - from_w)
+        .filter(|d| d.unsigned_abs() <= u64::from(tuning.hysteresis_w))
+        .unwrap_or(0);
+    let settled = power
+        .iter()
+        .find(|p| {
+            p.at >= at
+                && (i64::from(p.ac_w) - to_w - draw).unsigned_abs() <= u64::from(tuning.step_w)
+        })
+        .map(|p| p.at);
+    Some(Change {
+        at,
+        from_w,
+        to_w,
+        settled,
+    })
+}
+
+/// The device's answer to the last change of command, once its readings
+/// show it carried it out: how long it took to start moving and to settle.
+/// Only changes bigger than `hysteresis_w` say anything (a small one is
+/// "settled" by the first reading).
+pub fn observe_response(
+    power: &[DevicePower],
+    writes: &WriteLog,
+    tuning: &Tuning,
+) -> Option<Response> {
+    let change = last_change(power, writes, tuning)?;
+    if change.from_w.abs_diff(change.to_w) <= u64::from(tuning.hysteresis_w) {
+        return None;
+    }
+    let settled = change.settled?;
+    let start = power_at(power, change.at).map_or(change.from_w, i64::from);
+    let moved = power
+        .iter()
+        .find(|p| {
+            p.at >= change.at
+                && (i64::from(p.ac_w) - start).unsigned_abs() > u64::from(tuning.step_w)
+        })
+        .map_or(settled, |p| p.at);
+    Some(Response {
+        wake: moved.since(change.at),
+        settle: settled.since(change.at),
+    })
+}
+
+/// The moments the device was moving after the last change of command: from
+/// the write until the first reading that carries the command out, at most
+/// twice the learnt settle time.
+fn transient(inputs: &Inputs) -> Option<(Moment, Moment)> {
+    let change = last_change(inputs.power, &inputs.writes, &inputs.tuning)?;
+    let cap = Moment(change.at.0 + inputs.response.settle * 2);
+    let settled = change.settled.map_or(cap, |at| at.min(cap));
+    (settled > change.at).then_some((change.at, settled))
 }
 
 /// Why the law chose what it chose (logged and shown by `status`).
@@ -353,7 +475,8 @@ fn power_at(power: &[DevicePower], at: Moment) -> Option<i32> {
     power.iter().rev().find(|p| p.at <= at).map(|p| p.ac_w)
 }
 
-/// The device power during a window, if it held steady (within `step_w`)
+/// The device power during a window (the middle of its range), if it held
+/// steady (within `step_w`)
 /// and the readings cover the window's start, or `before_first` allows
 /// taking the first reading for what came before it.
 fn steady_power(
@@ -370,7 +493,9 @@ fn steady_power(
         .fold((start, start), |(lo, hi), p| {
             (lo.min(p.ac_w), hi.max(p.ac_w))
         });
-    (lo.abs_diff(hi) <= step_w).then_some(start)
+    // The middle of what it did: a slow ramp within `step_w` (a small
+    // change) is not taken for its first moment.
+    (lo.abs_diff(hi) <= step_w).then_some(lo + (hi - lo) / 2)
 }
 
 /// What the device draws for itself (its idle draw, ~19 W on a SolarFlow):
@@ -406,13 +531,21 @@ fn net_zero_target(inputs: &Inputs, device: &DeviceState) -> Option<(i64, i64)> 
     // of waiting out a window of readings (any move after the first reading
     // still shows and makes a sample ambiguous).
     let untouched = inputs.writes.last_nonzero.is_none();
+    let moving = transient(inputs);
     inputs
         .samples
         .iter()
         .rev()
         .take_while(|s| s.taken >= fresh_after)
+        // A sample taken by the last change of command was known when it
+        // was decided: judged again mid-transient it would only take the
+        // decision back.
+        .take_while(|s| moving.is_none_or(|(from, _)| s.taken > from))
         .find_map(|s| {
             let window = inputs.lag.window(s.taken, inputs.tuning.meter_timeout);
+            if moving.is_some_and(|(from, to)| window.1 >= from && window.0 < to) {
+                return None;
+            }
             let then = steady_power(inputs.power, window, inputs.tuning.step_w, untouched)?;
             let target = i64::from(then) - i64::from(s.grid_w) - draw;
             let grid_now = i64::from(s.grid_w) + i64::from(device.ac_w) - i64::from(then);
@@ -454,10 +587,25 @@ pub fn decide(inputs: &Inputs) -> Decision {
             };
             let (wanted, reason) = match net_zero_target(inputs, &device) {
                 None => (current_w, Reason::WaitingForMeter),
-                Some((_, grid_now))
+                Some((target, grid_now))
                     if grid_now.unsigned_abs() <= u64::from(inputs.tuning.deadband_w) =>
                 {
-                    (current_w, Reason::Deadband)
+                    // Inside the deadband the setpoint stays, but the
+                    // re-assertion, written anyway, carries the exact
+                    // target on the same side of zero: a rest inside the
+                    // deadband costs energy all the while, and no extra write.
+                    let reassert_due = inputs
+                        .writes
+                        .last
+                        .is_some_and(|(at, _)| inputs.now.since(at) >= inputs.tuning.reassert);
+                    let same_side =
+                        target.signum() == current_w.signum() && target.max(floor) == target;
+                    let kept = if reassert_due && same_side {
+                        target
+                    } else {
+                        current_w
+                    };
+                    (kept, Reason::Deadband)
                 }
                 Some((target, _)) => {
                     let target = target.max(floor);
@@ -519,14 +667,18 @@ fn schedule_write(
         return gate(inputs, last, WriteReason::DeviceDiffers);
     }
     if now.since(last_at) >= tuning.reassert {
-        return gate(inputs, last, WriteReason::Reassert);
+        // The target is within a step of the last command here (the law
+        // refines it in the deadband on re-assertion only).
+        return gate(inputs, target, WriteReason::Reassert);
     }
     None
 }
 
 /// The rate rules for one write: 0 W any time; other limits at most every
-/// `min_write_interval`; a direction change at most every
-/// `min_direction_change` (idle meanwhile).
+/// `min_write_interval`, counted from the last non-zero write and from the
+/// last change of command (an idle write included: a command right after
+/// it would change the setpoint twice within the interval); a direction
+/// change at most every `min_direction_change` (idle meanwhile).
 fn gate(inputs: &Inputs, command: Command, why: WriteReason) -> Option<(Command, WriteReason)> {
     if command.is_idle() {
         return Some((command, why));
@@ -540,10 +692,11 @@ fn gate(inputs: &Inputs, command: Command, why: WriteReason) -> Option<(Command,
         let already_idle = inputs.writes.last_command() == Some(Command::Idle);
         return (!already_idle).then_some((Command::Idle, WriteReason::DirectionHold));
     }
-    if inputs
-        .writes
-        .last_nonzero
-        .is_some_and(|at| now.since(at) < tuning.min_write_interval)
+    let changed = inputs.writes.change.map(|(at, _)| at);
+    if [inputs.writes.last_nonzero, changed]
+        .into_iter()
+        .flatten()
+        .any(|at| now.since(at) < tuning.min_write_interval)
     {
         return None;
     }
