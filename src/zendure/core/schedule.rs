@@ -9,9 +9,10 @@
 //! takes part once its time is <= the candidate, the latest time wins; an
 //! entry whose time part holds a `*` matches at any time but loses to every
 //! explicit time. Ties go to the key with more explicit characters, then to
-//! the one whose first explicit character comes earlier (a year beats a
-//! month). The value in force at a moment is the one resolved for the latest
-//! candidate <= that moment; no match means 0 W.
+//! the larger key in byte order, as the reference does (`*` sorts below the
+//! digits: a year beats a month, `********08**` beats `********07**`). The
+//! value in force at a moment is the one resolved for the latest candidate
+//! <= that moment; no match means 0 W.
 //!
 //! Times are the home's wall clock. On the spring DST day an entry inside the
 //! skipped hour takes effect when the clock jumps (03:00 in Europe/Amsterdam);
@@ -175,24 +176,13 @@ impl Key {
     }
 
     /// True when `self` beats `other` at equal time: more explicit
-    /// characters, then the first explicit character earlier.
+    /// characters, then the larger key (the reference's `strcmp($b, $a)`:
+    /// `*` sorts below every digit, so an explicit character beats a `*` in
+    /// the same place, and a later hour beats an earlier one).
     fn beats(&self, other: &Key) -> bool {
         match self.specificity().cmp(&other.specificity()) {
-            std::cmp::Ordering::Greater => true,
-            std::cmp::Ordering::Less => false,
-            std::cmp::Ordering::Equal => {
-                let first = self
-                    .0
-                    .bytes()
-                    .zip(other.0.bytes())
-                    .find(|(a, b)| (*a == b'*') != (*b == b'*'));
-                match first {
-                    Some((a, _)) => a != b'*',
-                    // Same wildcard pattern: the smaller key wins, so the
-                    // answer never depends on the input order.
-                    None => self.0 < other.0,
-                }
-            }
+            std::cmp::Ordering::Equal => self.0 > other.0,
+            order => order == std::cmp::Ordering::Greater,
         }
     }
 }
@@ -721,7 +711,7 @@ mod tests {
     }
 
     #[test]
-    fn equal_specificity_goes_to_the_earlier_explicit_field_whatever_the_order() {
+    fn equal_specificity_goes_to_the_larger_key_whatever_the_order() {
         // Year-specific beats month-specific at the same time and count.
         let a = json!({"2026****0700": "netzero", "****11**0700": "netzero+"});
         let b = json!({"****11**0700": "netzero+", "2026****0700": "netzero"});
@@ -730,14 +720,23 @@ mod tests {
             assert_eq!(at(&s, "2026-11-23 07:00"), ScheduleValue::NetZero);
             assert_eq!(at(&s, "2027-11-23 07:00"), ScheduleValue::NetZeroPlus);
         }
-        // Equal wildcard patterns both matching a date cannot differ in
-        // their digits, so the remaining tie is total by construction; check
-        // `beats` is antisymmetric over a few keys anyway.
+        // Keys whose time holds a `*` match all day: the larger one wins
+        // everywhere, as in the reference (`strcmp($b, $a)`).
+        let s = sched(json!({"********07**": 42, "********08**": 43}));
+        for time in ["00:00", "07:00", "08:00", "23:59"] {
+            assert_eq!(
+                at(&s, &format!("2026-11-24 {time}")),
+                ScheduleValue::Watts(43)
+            );
+        }
         let keys: Vec<Key> = [
             "2026****0700",
             "****11**0700",
             "******230700",
             "2***1***0700",
+            "********07**",
+            "********08**",
+            "********1*0*",
         ]
         .iter()
         .map(|k| Key::parse(k).unwrap())
