@@ -20,6 +20,8 @@ pub mod lock;
 pub mod serve;
 pub mod shutdown;
 pub mod span;
+#[cfg(any(feature = "mqtt", feature = "https"))]
+pub mod tls;
 pub mod tz;
 pub mod zcell;
 #[cfg(feature = "zendure")]

@@ -772,3 +772,56 @@ fn the_controller_posts_to_serve() {
         "nothing left queued"
     );
 }
+
+#[test]
+fn a_homewizard_v2_meter_is_trusted_by_its_own_certificate_or_its_ca() {
+    // The simulated meter presents what a real one does: a certificate
+    // signed by its maker's CA, naming a serial, valid for no address.
+    let rig = rig("hwv2trust", &["--load", "500"]);
+    let schedule = rig.schedule_file(json!({"********0000": 0}));
+    let p = &rig.home.ports;
+    let meter = |ca_file: &std::path::Path| {
+        let mut meter = rig.meter("homewizard-v2");
+        meter["ca_file"] = json!(ca_file);
+        json!({ "meter": meter, "meter_lag": 0 })
+    };
+    let status_grid = |extra: Value| {
+        let config = rig.config("homewizard", &schedule, extra);
+        let out = run(&[
+            "zendure",
+            "status",
+            "--config",
+            &config.to_string_lossy(),
+            "--json",
+        ]);
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (doc["meter"]["grid_w"].clone(), doc.to_string())
+    };
+    for (file, what) in [
+        (p.cert.as_ref(), "the meter's own certificate, pinned"),
+        (p.ca.as_ref(), "its CA"),
+    ] {
+        let (grid, doc) = status_grid(meter(file.expect("the home wrote it")));
+        assert!(grid.is_i64(), "{what}: {doc}");
+    }
+    // Another CA (HomeWizard's real one did not sign the simulated meter).
+    let other = rig.path("other-ca.pem");
+    std::fs::write(&other, OTHER_CA).unwrap();
+    let (grid, doc) = status_grid(meter(&other));
+    assert!(grid.is_null(), "{doc}");
+    assert!(doc.contains("UnknownIssuer"), "{doc}");
+}
+
+/// A CA that signed nothing here (generated once for this test).
+const OTHER_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBpzCCAU2gAwIBAgIUTpp/QIJGrWmViNVEh8vaG9XxCLAwCgYIKoZIzj0EAwIw
+KDEmMCQGA1UEAwwdQSBDQSB0aGF0IHNpZ25lZCBub3RoaW5nIGhlcmUwIBcNMjYx
+MjA1MDgwMDQxWhgPMjEyNjExMTEwODAwNDFaMCgxJjAkBgNVBAMMHUEgQ0EgdGhh
+dCBzaWduZWQgbm90aGluZyBoZXJlMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE
+HLSwibvrPvsZJgJUkXUoPEijJnjFD03hkItHL8FVsgZbdFO7FxXtSzxvpRNv68SE
+V8stTWZTvqAMU4nMy8kFZKNTMFEwHQYDVR0OBBYEFKKvY1xZOtZKgh+pN5b61bGL
+AGu1MB8GA1UdIwQYMBaAFKKvY1xZOtZKgh+pN5b61bGLAGu1MA8GA1UdEwEB/wQF
+MAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIgDboCzeWgunQKZS+Qk52lBFgHwGgcIUmg
+5XYqbJyukJACIQDarmQhmG/FWLErtnP+tk81Q2hZb2+3w5glftk/w7MSfA==
+-----END CERTIFICATE-----
+";

@@ -193,6 +193,9 @@ pub enum MeterConfig {
     /// A telegram stream announces nothing on mDNS: always host:port.
     DsmrTcp {
         address: Address,
+        /// How often the meter sends a telegram, so a first read waits for
+        /// a whole one.
+        telegram_period: Duration,
     },
 }
 
@@ -212,7 +215,7 @@ impl MeterConfig {
             MeterConfig::HomeWizard { address }
             | MeterConfig::HomeWizardV2 { address, .. }
             | MeterConfig::ZendureP1 { address } => address.clone(),
-            MeterConfig::DsmrTcp { address } => Place::Fixed(address.clone()),
+            MeterConfig::DsmrTcp { address, .. } => Place::Fixed(address.clone()),
         }
     }
 }
@@ -313,7 +316,7 @@ const KEYS: &str = "device, sn, meter, schedule, time_zone, max_charge_w, max_di
                     reassert, http_timeout, meter_lag, deadband_w, step_w, hysteresis_w, \
                     status_url, data_url, report_token_file, report_queue_max, prices, \
                     rediscover_after, discover_for";
-const METER_KEYS: &str = "kind, address, token_file, ca_file";
+const METER_KEYS: &str = "kind, address, token_file, ca_file, telegram_period";
 
 /// Reads the config file and checks its `zendure` object.
 pub fn load(explicit: Option<&Path>) -> Result<ZendureConfig> {
@@ -486,6 +489,13 @@ fn parse_meter(value: &Value) -> Result<MeterConfig> {
     };
     let token_file = file("token_file")?;
     let ca_file = file("ca_file")?;
+    let telegram_period = get("telegram_period")
+        .map(|v| seconds("zendure.meter.telegram_period", v))
+        .transpose()?;
+    ensure!(
+        kind == MeterKind::DsmrTcp || telegram_period.is_none(),
+        "zendure.meter.telegram_period: only dsmr-tcp streams telegrams"
+    );
     if kind != MeterKind::HomeWizardV2 {
         ensure!(
             token_file.is_none(),
@@ -521,6 +531,8 @@ fn parse_meter(value: &Value) -> Result<MeterConfig> {
                     "zendure.meter.address: a dsmr-tcp stream announces nothing on mDNS; give host:port"
                 ),
             },
+            // DSMR 2.2-4 meters send every 10 s, DSMR 5 every second.
+            telegram_period: telegram_period.unwrap_or(Duration::from_secs(10)),
         },
     })
 }
@@ -703,6 +715,15 @@ mod tests {
         assert_eq!(c.timings.meter_lag, None);
         let c = parse(&json!({"device": "d", "meter": {"kind": "zendure-p1", "address": "m"}, "schedule": "s"}), || Ok(chrono_tz::Europe::Berlin)).unwrap();
         assert_eq!(c.time_zone, chrono_tz::Europe::Berlin);
+        let period = |meter: Value| match parse_ok(json!({"device": "d", "schedule": "s", "meter": meter})).meter {
+            MeterConfig::DsmrTcp { telegram_period, .. } => telegram_period,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(period(json!({"kind": "dsmr-tcp", "address": "m:2000"})), Duration::from_secs(10));
+        assert_eq!(
+            period(json!({"kind": "dsmr-tcp", "address": "m:2000", "telegram_period": 1})),
+            Duration::from_secs(1)
+        );
     }
 
     #[test]
@@ -806,6 +827,20 @@ mod tests {
             (
                 with("meter", json!({"kind": "dsmr-tcp", "address": "m"})),
                 "zendure.meter.address: dsmr-tcp needs host:port",
+            ),
+            (
+                with(
+                    "meter",
+                    json!({"kind": "homewizard", "address": "m", "telegram_period": 1}),
+                ),
+                "zendure.meter.telegram_period: only dsmr-tcp",
+            ),
+            (
+                with(
+                    "meter",
+                    json!({"kind": "dsmr-tcp", "address": "m:1", "telegram_period": "10"}),
+                ),
+                "zendure.meter.telegram_period",
             ),
             (with("schedule", json!("ftp://x")), "zendure.schedule"),
             (with("time_zone", json!("Mars/Base")), "zendure.time_zone"),

@@ -2,8 +2,12 @@
 //! (files named `YYYY-MM-DD-<kind>.json`, any price shape), the saving of
 //! the price planner, of the reference system's rule, and of doing nothing,
 //! all played on the same battery model; and the planner's run time.
+//! Beside them, the plan as written into a schedule beside an owner's
+//! recurring entries (the reference's 0 W every hour; the README's example),
+//! played minute by minute as the controller follows it.
 //! Prints a table; exits 1 if a target is missed: the planner never below
-//! the reference on a day, at least 25% more in total, under 50 ms a day.
+//! the reference on a day, at least 25% more in total, under 50 ms a day,
+//! and the written schedule within 1% of the planner's claim on every day.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,9 +16,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Europe::Amsterdam;
+use zcell_sched::zendure::core::prices::entries::{Owned, propose};
+use zcell_sched::zendure::core::prices::tariff::PriceSlot;
 use zcell_sched::zendure::price_plan::{self, Battery, Slot};
 use zcell_sched::zendure::prices::{self, Export, Tariff};
-use zcell_sched::zendure::schedule::ScheduleValue;
+use zcell_sched::zendure::schedule::{Schedule, ScheduleValue};
 
 /// A SolarFlow 800 Pro on a Dutch dynamic contract (2026 energy tax plus a
 /// supplier's margin, 21% VAT, net metering).
@@ -61,8 +67,40 @@ fn reference_rule(slots: &[Slot]) -> Vec<ScheduleValue> {
 
 struct Day {
     name: String,
+    priced: Vec<PriceSlot>,
     slots: Vec<Slot>,
     spread: f64,
+}
+
+/// The owner schedules the plan is written beside: the reference's (a 0 W
+/// entry every hour) and the README's example.
+fn owners() -> [Schedule; 2] {
+    let hourly: serde_json::Map<String, serde_json::Value> = (0..24)
+        .map(|h| (format!("********{h:02}00"), serde_json::json!(0)))
+        .collect();
+    let readme = serde_json::json!({"********0000": "netzero", "********0700": 600,
+        "********0900": "netzero+", "********1700": "netzero", "********2300": -300});
+    [
+        Schedule::parse(&serde_json::Value::Object(hourly)).expect("valid"),
+        Schedule::parse(&readme).expect("valid"),
+    ]
+}
+
+/// The planner's claimed saving and the written schedule's, beside `owner`.
+fn as_written(day: &Day, owner: &Schedule) -> (f64, f64) {
+    let p = propose(
+        owner,
+        &Owned::default(),
+        day.priced.clone(),
+        &BATTERY,
+        START_SOC_PERCENT,
+        THRESHOLD_EUR_PER_KWH,
+        Amsterdam,
+    );
+    (
+        p.plan.expected.saving_eur,
+        p.realised(&BATTERY, Amsterdam).saving_eur,
+    )
 }
 
 fn load(path: &Path) -> Result<Day> {
@@ -92,6 +130,7 @@ fn load(path: &Path) -> Result<Day> {
     let spread = buy.clone().fold(f64::MIN, f64::max) - buy.fold(f64::MAX, f64::min);
     Ok(Day {
         name,
+        priced,
         slots,
         spread,
     })
@@ -151,11 +190,24 @@ fn run() -> Result<bool> {
         THRESHOLD_EUR_PER_KWH
     );
     println!(
-        "{:<34} {:>5} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8}",
-        "day", "slots", "spread", "nothing", "reference", "planner", "cycles", "plan ms"
+        "{:<34} {:>5} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9}",
+        "day",
+        "slots",
+        "spread",
+        "nothing",
+        "reference",
+        "planner",
+        "cycles",
+        "plan ms",
+        "0W claim",
+        "0W file",
+        "ex claim",
+        "ex file"
     );
     let (mut total_ref, mut total_plan, mut worst_ms) = (0.0, 0.0, 0.0f64);
     let mut below_reference = Vec::new();
+    let mut not_as_planned = Vec::new();
+    let owners = owners();
     for path in &paths {
         let day = load(path)?;
         let nothing = vec![ScheduleValue::Watts(0); day.slots.len()];
@@ -174,8 +226,15 @@ fn run() -> Result<bool> {
         let ms = median_run(&day).as_secs_f64() * 1000.0;
         let usable_kwh =
             BATTERY.capacity_wh * (BATTERY.max_soc_percent - BATTERY.min_soc_percent) / 100_000.0;
+        let written = owners.each_ref().map(|owner| as_written(&day, owner));
+        if written
+            .iter()
+            .any(|(claim, file)| (file - claim).abs() > 0.01 * claim.abs() + 1e-9)
+        {
+            not_as_planned.push(day.name.clone());
+        }
         println!(
-            "{:<34} {:>5} {:>7.3} {:>9.3} {:>9.3} {:>9.3} {:>8.2} {:>8.2}",
+            "{:<34} {:>5} {:>7.3} {:>9.3} {:>9.3} {:>9.3} {:>8.2} {:>8.2} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
             day.name,
             day.slots.len(),
             day.spread,
@@ -183,7 +242,11 @@ fn run() -> Result<bool> {
             reference,
             planned,
             plan.expected.discharged_kwh / usable_kwh,
-            ms
+            ms,
+            written[0].0,
+            written[0].1,
+            written[1].0,
+            written[1].1
         );
         total_ref += reference;
         total_plan += planned;
@@ -217,6 +280,17 @@ fn run() -> Result<bool> {
             }
         ),
         below_reference.is_empty(),
+    );
+    verdict(
+        format!(
+            "written schedule within 1% of the plan's claim on every day (not on: {})",
+            if not_as_planned.is_empty() {
+                "none".to_string()
+            } else {
+                not_as_planned.join(", ")
+            }
+        ),
+        not_as_planned.is_empty(),
     );
     verdict(
         format!("planner total {gain:+.0}% over the reference (target >= +25%)"),

@@ -31,6 +31,7 @@ pub struct Ports {
     pub dsmr: String,
     pub token: String,
     pub cert: Option<PathBuf>,
+    pub ca: Option<PathBuf>,
     pub sn: String,
 }
 
@@ -51,6 +52,7 @@ impl Ports {
             dsmr: s("dsmr"),
             token: s("token"),
             cert: doc["cert"].as_str().map(PathBuf::from),
+            ca: doc["ca"].as_str().map(PathBuf::from),
             sn: s("sn"),
         }
     }
@@ -66,12 +68,15 @@ pub struct SimHome {
 
 impl SimHome {
     /// Starts the home with `args` in `dir` (its log goes to
-    /// `dir/zendure-home.log`, the certificate to `dir/homewizard.pem`).
+    /// `dir/zendure-home.log`, the meter's certificate to
+    /// `dir/homewizard.pem` and its CA to `dir/homewizard-ca.pem`).
     pub fn start(dir: &Path, args: &[&str]) -> SimHome {
         std::fs::create_dir_all(dir).expect("sim dir");
         let mut cmd = Command::new(bin("zcell-test-zendure-home"));
         cmd.arg("--cert-out")
             .arg(dir.join("homewizard.pem"))
+            .arg("--ca-out")
+            .arg(dir.join("homewizard-ca.pem"))
             .args(args);
         let mut child: Child = spawn(
             &mut cmd,

@@ -27,7 +27,9 @@
 //!   [--max-body BYTES]   longer write bodies are refused (512)
 //!   [--meter-lag S] [--meter-period S]               the meter shows grid(t - lag), refreshed every period (0, 1)
 //!   [--token HEX | --token-file FILE]                HomeWizard v2 bearer token (00112233445566778899aabbccddeeff)
-//!   [--cert-out FILE]    write the HomeWizard v2 certificate (PEM) here, for clients to pin
+//!   [--cert-out FILE]    write the HomeWizard v2 meter's certificate (PEM) here, for clients to pin
+//!   [--ca-out FILE]      write the CA that signed it here (the meter's certificate is shaped as a
+//!                        real one: CN `appliance/p1dongle/<sn>`, no subjectAltName, CA-signed)
 //!   [--trace FILE]       append one JSON line per step (below)
 //!   [--schedule SPEC --schedule-file FILE]  publish the value in force (zsim/schedule.rs) at
 //!                        sim time as a reference-format schedule, `{"************": VALUE}`,
@@ -40,7 +42,7 @@
 //! Once every listener is bound (all on 127.0.0.1, ports chosen by the OS):
 //! `ready {"device":"127.0.0.1:P","control":"127.0.0.1:P","homewizard":"127.0.0.1:P",
 //! "homewizard_v2":"127.0.0.1:P","zendure_p1":"127.0.0.1:P","dsmr":"127.0.0.1:P",
-//! "token":"...","cert":"PATH or null","sn":"..."}` on stdout, one line.
+//! "token":"...","cert":"PATH or null","ca":"PATH or null","sn":"..."}` on stdout, one line.
 //!
 //! # Device (`device`)
 //! `GET /properties/report`, `POST /properties/write` as the Zendure local
@@ -208,6 +210,8 @@ struct Args {
     token_file: Option<PathBuf>,
     #[arg(long)]
     cert_out: Option<PathBuf>,
+    #[arg(long)]
+    ca_out: Option<PathBuf>,
     #[arg(long)]
     trace: Option<PathBuf>,
     #[arg(long, requires = "schedule_file")]
@@ -612,23 +616,47 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-/// A self-signed certificate for localhost and 127.0.0.1; returns the
-/// acceptor and the certificate's PEM.
-fn tls_acceptor() -> Result<(tokio_rustls::TlsAcceptor, String)> {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .context("generating the HomeWizard v2 certificate")?;
-    let pem = certified.cert.pem();
-    let cert = certified.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+/// The meter's certificate and its CA, PEM.
+struct Pems {
+    meter: String,
+    ca: String,
+}
+
+/// A certificate shaped as a HomeWizard v2 meter's: signed by a CA of its
+/// maker, naming the appliance and its serial, no subjectAltName (so it
+/// is valid for no address a client can reach it by).
+fn tls_acceptor(sn: &str) -> Result<(tokio_rustls::TlsAcceptor, Pems)> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().context("the CA key")?;
+    let mut ca_params = CertificateParams::new(Vec::new()).context("the CA")?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Appliance Access CA (simulated)");
+    let ca = ca_params.self_signed(&ca_key).context("signing the CA")?;
+    let issuer = Issuer::new(ca_params, ca_key);
+    let meter_key = KeyPair::generate().context("the meter key")?;
+    let mut meter_params = CertificateParams::new(Vec::new()).context("the meter certificate")?;
+    meter_params.distinguished_name.push(
+        DnType::CommonName,
+        format!("appliance/p1dongle/{}", sn.to_lowercase()),
+    );
+    let meter = meter_params
+        .signed_by(&meter_key, &issuer)
+        .context("signing the meter certificate")?;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(meter_key.serialize_der().into());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("TLS versions")?
         .with_no_client_auth()
-        .with_single_cert(vec![cert], key)
+        .with_single_cert(vec![meter.der().clone()], key)
         .context("TLS server certificate")?;
-    Ok((tokio_rustls::TlsAcceptor::from(Arc::new(config)), pem))
+    let pems = Pems {
+        meter: meter.pem(),
+        ca: ca.pem(),
+    };
+    Ok((tokio_rustls::TlsAcceptor::from(Arc::new(config)), pems))
 }
 
 /// Sends every telegram to every connected client.
@@ -985,9 +1013,12 @@ async fn main() -> Result<()> {
         token: token.clone(),
     });
 
-    let (acceptor, pem) = tls_acceptor()?;
+    let (acceptor, pems) = tls_acceptor(&args.sn)?;
     if let Some(path) = &args.cert_out {
-        write_atomically(path, &pem)?;
+        write_atomically(path, &pems.meter)?;
+    }
+    if let Some(path) = &args.ca_out {
+        write_atomically(path, &pems.ca)?;
     }
     let device = bind().await?;
     let control = bind().await?;
@@ -1004,6 +1035,7 @@ async fn main() -> Result<()> {
         "dsmr": dsmr.local_addr()?.to_string(),
         "token": token,
         "cert": args.cert_out.as_ref().map(|p| p.display().to_string()),
+        "ca": args.ca_out.as_ref().map(|p| p.display().to_string()),
         "sn": args.sn,
     });
 

@@ -7,13 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, bail};
 use rumqttc::{AsyncClient, ConnectReturnCode, Event, Packet, QoS, TlsConfiguration, Transport};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::ClientConfig;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
@@ -338,112 +334,12 @@ impl Settings for MqttSettings {
 /// name are checked) or the GX's own self-signed certificate (pinned: the
 /// broker must present exactly it, whatever name it was reached by).
 fn tls_config(options: &MqttOptions) -> Result<ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = if options.insecure_skip_verify {
+    if options.insecure_skip_verify {
         log("warning: --insecure-skip-verify: the GX broker's certificate is not checked");
-        GxVerifier {
-            pinned: Vec::new(),
-            webpki: None,
-            insecure: true,
-            algorithms: provider.signature_verification_algorithms,
-        }
-    } else {
-        let path = options.ca_file.as_ref().context(
-            "mqtts needs --ca-file (the GX's certificate or its CA) or --insecure-skip-verify",
-        )?;
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .and_then(|certs| certs.collect())
-            .map_err(|e| anyhow!("--ca-file {}: {e}", path.display()))?;
-        ensure!(
-            !certs.is_empty(),
-            "--ca-file {}: no certificate in it",
-            path.display()
-        );
-        let mut roots = RootCertStore::empty();
-        let (added, _) = roots.add_parsable_certificates(certs.iter().cloned());
-        let webpki = (added > 0)
-            .then(|| {
-                rustls::client::WebPkiServerVerifier::builder_with_provider(
-                    Arc::new(roots),
-                    provider.clone(),
-                )
-                .build()
-                .ok()
-            })
-            .flatten();
-        GxVerifier {
-            pinned: certs,
-            webpki,
-            insecure: false,
-            algorithms: provider.signature_verification_algorithms,
-        }
-    };
-    Ok(ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("TLS set-up")?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth())
-}
-
-#[derive(Debug)]
-struct GxVerifier {
-    pinned: Vec<CertificateDer<'static>>,
-    webpki: Option<Arc<rustls::client::WebPkiServerVerifier>>,
-    insecure: bool,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for GxVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if self.insecure
-            || self
-                .pinned
-                .iter()
-                .any(|c| c.as_ref() == end_entity.as_ref())
-        {
-            return Ok(ServerCertVerified::assertion());
-        }
-        match &self.webpki {
-            Some(webpki) => webpki.verify_server_cert(
-                end_entity,
-                intermediates,
-                server_name,
-                ocsp_response,
-                now,
-            ),
-            None => Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::UnknownIssuer,
-            )),
-        }
+        return crate::tls::trusting_anything();
     }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
+    let path = options.ca_file.as_ref().context(
+        "mqtts needs --ca-file (the GX's certificate or its CA) or --insecure-skip-verify",
+    )?;
+    crate::tls::trusting("--ca-file", path, crate::tls::Names::Checked)
 }

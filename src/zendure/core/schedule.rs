@@ -9,9 +9,10 @@
 //! takes part once its time is <= the candidate, the latest time wins; an
 //! entry whose time part holds a `*` matches at any time but loses to every
 //! explicit time. Ties go to the key with more explicit characters, then to
-//! the one whose first explicit character comes earlier (a year beats a
-//! month). The value in force at a moment is the one resolved for the latest
-//! candidate <= that moment; no match means 0 W.
+//! the larger key in byte order, as the reference does (`*` sorts below the
+//! digits: a year beats a month, `********08**` beats `********07**`). The
+//! value in force at a moment is the one resolved for the latest candidate
+//! <= that moment; no match means 0 W.
 //!
 //! Times are the home's wall clock. On the spring DST day an entry inside the
 //! skipped hour takes effect when the clock jumps (03:00 in Europe/Amsterdam);
@@ -56,29 +57,58 @@ impl ScheduleValue {
     }
 
     /// Parses one value; the error says what is wrong with it (without the
-    /// key, which the caller adds).
+    /// key, which the caller adds). Numbers and numeric strings are read as
+    /// the reference stores them (PHP's `is_numeric`, then `(int)`): `"500"`
+    /// is 500 W and `12.5` is 12 W, cut toward zero.
     pub fn from_json(value: &Value) -> Result<Self, String> {
+        const EXPECTED: &str = "expected a whole number of W, \"netzero\" or \"netzero+\"";
         match value {
-            Value::Number(n) => {
-                let w = n
-                    .as_i64()
-                    .ok_or_else(|| format!("{n} is not a whole number of W"))?;
-                i32::try_from(w)
-                    .map(ScheduleValue::Watts)
-                    .map_err(|_| format!("{w} W is out of range"))
-            }
+            Value::Number(n) => match n.as_i64() {
+                Some(w) => watts(w as f64, &n.to_string()),
+                None => watts(n.as_f64().unwrap_or(f64::NAN), &n.to_string()),
+            },
             Value::String(s) => match s.as_str() {
                 "netzero" => Ok(ScheduleValue::NetZero),
                 "netzero+" => Ok(ScheduleValue::NetZeroPlus),
-                other => Err(format!(
-                    "unknown value \"{other}\" (expected a whole number of W, \"netzero\" or \"netzero+\")"
-                )),
+                other => match php_numeric(other) {
+                    Some(x) => watts(x, &format!("\"{other}\"")),
+                    None => Err(format!("unknown value \"{other}\" ({EXPECTED})")),
+                },
             },
-            other => Err(format!(
-                "{other} is not a value (expected a whole number of W, \"netzero\" or \"netzero+\")"
-            )),
+            other => Err(format!("{other} is not a value ({EXPECTED})")),
         }
     }
+}
+
+/// W from a number, cut toward zero as PHP's `(int)`.
+fn watts(x: f64, shown: &str) -> Result<ScheduleValue, String> {
+    let w = x.trunc();
+    if w.is_finite() && (f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&w) {
+        Ok(ScheduleValue::Watts(w as i32))
+    } else {
+        Err(format!("{shown} W is out of range"))
+    }
+}
+
+/// A numeric string as PHP's `is_numeric` sees one: optional white space
+/// around, a sign, digits with an optional fraction, an optional exponent.
+fn php_numeric(text: &str) -> Option<f64> {
+    let t = text.trim_matches(|c: char| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c'));
+    let unsigned = t.strip_prefix(['+', '-']).unwrap_or(t);
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(i) => (&unsigned[..i], Some(&unsigned[i + 1..])),
+        None => (unsigned, None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = digits(int) && digits(frac) && !(int.is_empty() && frac.is_empty());
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+        !e.is_empty() && digits(e)
+    });
+    (mantissa_ok && exponent_ok)
+        .then(|| t.parse().ok())
+        .flatten()
 }
 
 impl fmt::Display for ScheduleValue {
@@ -175,24 +205,13 @@ impl Key {
     }
 
     /// True when `self` beats `other` at equal time: more explicit
-    /// characters, then the first explicit character earlier.
+    /// characters, then the larger key (the reference's `strcmp($b, $a)`:
+    /// `*` sorts below every digit, so an explicit character beats a `*` in
+    /// the same place, and a later hour beats an earlier one).
     fn beats(&self, other: &Key) -> bool {
         match self.specificity().cmp(&other.specificity()) {
-            std::cmp::Ordering::Greater => true,
-            std::cmp::Ordering::Less => false,
-            std::cmp::Ordering::Equal => {
-                let first = self
-                    .0
-                    .bytes()
-                    .zip(other.0.bytes())
-                    .find(|(a, b)| (*a == b'*') != (*b == b'*'));
-                match first {
-                    Some((a, _)) => a != b'*',
-                    // Same wildcard pattern: the smaller key wins, so the
-                    // answer never depends on the input order.
-                    None => self.0 < other.0,
-                }
-            }
+            std::cmp::Ordering::Equal => self.0 > other.0,
+            order => order == std::cmp::Ordering::Greater,
         }
     }
 }
@@ -627,19 +646,25 @@ mod tests {
             (json!({"202611231760": 1}), "202611231760", "minute 60"),
             (json!({"202602301730": 1}), "202602301730", "not a date"),
             (
-                json!({"202611231730": "500"}),
-                "202611231730",
-                "unknown value \"500\"",
-            ),
-            (
                 json!({"202611231730": "NetZero"}),
                 "202611231730",
                 "unknown value",
             ),
             (
-                json!({"202611231730": 1.5}),
+                json!({"202611231730": "0x1A"}),
                 "202611231730",
-                "not a whole number",
+                "unknown value",
+            ),
+            (
+                json!({"202611231730": "inf"}),
+                "202611231730",
+                "unknown value",
+            ),
+            (json!({"202611231730": ""}), "202611231730", "unknown value"),
+            (
+                json!({"202611231730": "1e99"}),
+                "202611231730",
+                "out of range",
             ),
             (json!({"202611231730": null}), "202611231730", "not a value"),
             (json!({"202611231730": true}), "202611231730", "not a value"),
@@ -662,6 +687,30 @@ mod tests {
         assert!(Schedule::parse(&json!({"202802291200": 1})).is_ok());
         // A W beyond any limit is valid; it is clamped when in force.
         assert!(Schedule::parse(&json!({"********1200": -100000})).is_ok());
+    }
+
+    #[test]
+    fn numbers_and_numeric_strings_read_as_the_reference_stores_them() {
+        // PHP: is_numeric, then (int), which cuts toward zero.
+        for (v, w) in [
+            (json!("500"), 500),
+            (json!(" 500\n"), 500),
+            (json!("-300"), -300),
+            (json!("+5"), 5),
+            (json!(12.5), 12),
+            (json!(-12.5), -12),
+            (json!("12.9"), 12),
+            (json!("1e3"), 1000),
+            (json!(".5"), 0),
+            (json!("5."), 5),
+            (json!(2400.0), 2400),
+        ] {
+            assert_eq!(
+                ScheduleValue::from_json(&v),
+                Ok(ScheduleValue::Watts(w)),
+                "{v}"
+            );
+        }
     }
 
     #[test]
@@ -721,7 +770,7 @@ mod tests {
     }
 
     #[test]
-    fn equal_specificity_goes_to_the_earlier_explicit_field_whatever_the_order() {
+    fn equal_specificity_goes_to_the_larger_key_whatever_the_order() {
         // Year-specific beats month-specific at the same time and count.
         let a = json!({"2026****0700": "netzero", "****11**0700": "netzero+"});
         let b = json!({"****11**0700": "netzero+", "2026****0700": "netzero"});
@@ -730,14 +779,23 @@ mod tests {
             assert_eq!(at(&s, "2026-11-23 07:00"), ScheduleValue::NetZero);
             assert_eq!(at(&s, "2027-11-23 07:00"), ScheduleValue::NetZeroPlus);
         }
-        // Equal wildcard patterns both matching a date cannot differ in
-        // their digits, so the remaining tie is total by construction; check
-        // `beats` is antisymmetric over a few keys anyway.
+        // Keys whose time holds a `*` match all day: the larger one wins
+        // everywhere, as in the reference (`strcmp($b, $a)`).
+        let s = sched(json!({"********07**": 42, "********08**": 43}));
+        for time in ["00:00", "07:00", "08:00", "23:59"] {
+            assert_eq!(
+                at(&s, &format!("2026-11-24 {time}")),
+                ScheduleValue::Watts(43)
+            );
+        }
         let keys: Vec<Key> = [
             "2026****0700",
             "****11**0700",
             "******230700",
             "2***1***0700",
+            "********07**",
+            "********08**",
+            "********1*0*",
         ]
         .iter()
         .map(|k| Key::parse(k).unwrap())

@@ -31,18 +31,10 @@ pub fn https_get(
     headers: &[(&str, &str)],
     cert_pem: &Path,
 ) -> std::io::Result<(u16, String)> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName};
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(cert_pem).expect("certificate file") {
-        roots.add(cert.expect("PEM certificate")).expect("root");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    use rustls::pki_types::ServerName;
+    // The product's own trust: the meter's certificate pinned, or its CA.
+    let config = zcell_sched::tls::trusting("--cert", cert_pem, zcell_sched::tls::Names::Ignored)
+        .map_err(std::io::Error::other)?;
     let name = ServerName::try_from("127.0.0.1").expect("server name");
     let conn =
         rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;

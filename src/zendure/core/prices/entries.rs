@@ -26,7 +26,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::zendure::core::prices::plan::{self, Battery, Plan, Slot};
+use crate::zendure::core::prices::plan::{self, Battery, Outcome, Plan, Slot};
 use crate::zendure::core::prices::tariff::PriceSlot;
 use crate::zendure::core::schedule::{self, Key, Schedule, ScheduleValue};
 
@@ -67,27 +67,99 @@ fn local(tz: Tz, slot: &PriceSlot) -> (NaiveDateTime, NaiveDateTime) {
     )
 }
 
-/// The owner's value that governs a slot of `date`, if an entry made for
-/// that date is in force at its start or starts inside it.
-fn owner_value(
-    owner: &Schedule,
-    date: NaiveDate,
-    start: NaiveDateTime,
-    end: NaiveDateTime,
-) -> Option<ScheduleValue> {
-    let for_this_date = |key: &Key| !key.as_str()[..8].contains('*') && key.matches_date(date);
-    let starting_inside = owner
-        .entries()
-        .filter(|(key, _)| for_this_date(key))
-        .filter_map(|(key, value)| key.time().map(|t| (date.and_time(t), value)))
-        .filter(|(at, _)| *at > start && *at < end)
-        .max_by_key(|(at, _)| *at)
-        .map(|(_, value)| value);
-    let at_start = schedule::value_at(owner, start);
-    starting_inside.or(match at_start.key {
-        Some(key) if for_this_date(&key) => Some(at_start.value),
-        _ => None,
-    })
+/// Splits `slots` wherever the owner's schedule can change its value inside
+/// one (an entry at an odd minute), so that every piece has one owner value.
+fn split_at_owner_times(slots: Vec<PriceSlot>, owner: &Schedule, tz: Tz) -> Vec<PriceSlot> {
+    let times = owner.candidate_times();
+    let mut out = Vec::with_capacity(slots.len());
+    for slot in slots {
+        let start = local(tz, &slot).0;
+        let length = slot.end - slot.start;
+        let mut piece = slot;
+        for t in &times {
+            let offset = start.date().and_time(*t) - start;
+            if offset > chrono::TimeDelta::zero() && offset < length {
+                let at = slot.start + offset;
+                out.push(PriceSlot {
+                    end: at,
+                    ..piece
+                });
+                piece.start = at;
+            }
+        }
+        out.push(piece);
+    }
+    out
+}
+
+/// The owner's value where an entry made for this very date, with its own
+/// time, is in force at `start`: the plan leaves that time to it. Recurring
+/// entries (a `*` in the date) and entries without a time are defaults the
+/// plan's own dated entries override.
+fn owner_value(owner: &Schedule, start: NaiveDateTime) -> Option<ScheduleValue> {
+    let in_force = schedule::value_at(owner, start);
+    in_force
+        .key
+        .filter(|key| !key.as_str()[..8].contains('*') && key.time().is_some())
+        .map(|_| in_force.value)
+}
+
+/// The slots in the wall-clock hour that repeats when clocks go back (both
+/// occurrences); none on other days.
+fn repeated_hour(tz: Tz, slots: &[PriceSlot]) -> Vec<usize> {
+    let starts: Vec<NaiveDateTime> = slots.iter().map(|s| local(tz, s).0).collect();
+    let Some(back) = (1..starts.len()).find(|i| starts[*i] <= starts[i - 1]) else {
+        return Vec::new();
+    };
+    // The clock went back at `back`: the repeated span runs from its local
+    // start to the wall-clock time the first occurrence reached.
+    let from = starts[back];
+    let to = starts[back - 1] + (slots[back - 1].end - slots[back - 1].start);
+    (0..starts.len())
+        .filter(|i| starts[*i] >= from && starts[*i] < to)
+        .collect()
+}
+
+/// Dated keys that carry the plan through every planned slot: a recurring
+/// entry of the owner whose explicit time falls inside a slot would take
+/// over there (the later explicit time wins), so at each such time the
+/// plan's value is written again with a key for this date, which is more
+/// specific. Returns the keys added to `merged`.
+fn pin_inside_slots(
+    merged: &mut BTreeMap<Key, ScheduleValue>,
+    slots: &[PriceSlot],
+    owner: &[Option<ScheduleValue>],
+    values: &[ScheduleValue],
+    tz: Tz,
+) -> Vec<(Key, ScheduleValue)> {
+    let mut added = Vec::new();
+    let mut schedule = Schedule::from_entries(merged.clone());
+    for (i, slot) in slots
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| owner[*i].is_none())
+    {
+        let start = local(tz, slot).0;
+        let end = start + (slot.end - slot.start);
+        let times: Vec<NaiveDateTime> = std::iter::once(start)
+            .chain(
+                schedule
+                    .candidate_times()
+                    .into_iter()
+                    .map(|t| start.date().and_time(t))
+                    .filter(|at| *at > start && *at < end),
+            )
+            .collect();
+        for at in times {
+            if schedule::value_at(&schedule, at).value != values[i] {
+                let key = key_at(at);
+                merged.insert(key.clone(), values[i]);
+                added.push((key, values[i]));
+                schedule = Schedule::from_entries(merged.clone());
+            }
+        }
+    }
+    added
 }
 
 fn key_at(at: NaiveDateTime) -> Key {
@@ -113,12 +185,10 @@ pub fn propose(
             .filter(|(k, v)| !owned.holds(k, *v))
             .map(|(k, v)| (k.clone(), v)),
     );
+    let slots = split_at_owner_times(slots, &owner_only, tz);
     let owner: Vec<Option<ScheduleValue>> = slots
         .iter()
-        .map(|s| {
-            let (start, end) = local(tz, s);
-            owner_value(&owner_only, date, start, end)
-        })
+        .map(|s| owner_value(&owner_only, local(tz, s).0))
         .collect();
     let plan_slots: Vec<Slot> = slots
         .iter()
@@ -131,7 +201,13 @@ pub fn propose(
             fixed: *fixed,
         })
         .collect();
-    let plan = plan::plan(battery, soc_percent, &plan_slots, threshold_eur_per_kwh);
+    let plan = plan::plan_together(
+        battery,
+        soc_percent,
+        &plan_slots,
+        threshold_eur_per_kwh,
+        &repeated_hour(tz, &slots),
+    );
 
     // An entry where a planned stretch starts or its value changes.
     let mut entries: Vec<(Key, ScheduleValue)> = Vec::new();
@@ -139,8 +215,8 @@ pub fn propose(
         let value = plan.values[i];
         let starts = i == 0 || owner[i - 1].is_some() || plan.values[i - 1] != value;
         let key = key_at(local(tz, slot).0);
-        // The hour repeated when clocks go back has one key: its first slot's.
-        if owner[i].is_none() && starts && entries.last().is_none_or(|(k, _)| *k != key) {
+        // The hour repeated when clocks go back has one key (and one value).
+        if owner[i].is_none() && starts && entries.iter().all(|(k, _)| *k != key) {
             entries.push((key, value));
         }
     }
@@ -172,8 +248,15 @@ pub fn propose(
     };
     // Never overwrite an owner's key (one at an odd minute inside a slot).
     entries.retain(|(key, _)| !merged.contains_key(key));
+    merged.extend(entries.iter().cloned());
+    entries.extend(pin_inside_slots(
+        &mut merged,
+        &slots,
+        &owner,
+        &plan.values,
+        tz,
+    ));
     for (key, value) in &entries {
-        merged.insert(key.clone(), *value);
         new_owned
             .entries
             .insert(key.as_str().to_string(), value.to_json());
@@ -192,6 +275,31 @@ pub fn propose(
 }
 
 impl Proposal {
+    /// What the written schedule carries out: every minute of the slots
+    /// played with the value the schedule resolves then (as a controller
+    /// following the file does), on the planner's battery model and scored
+    /// as the plan is. Equal to `plan.expected` when the entries say what
+    /// the planner planned.
+    pub fn realised(&self, battery: &Battery, tz: Tz) -> Outcome {
+        let mut minutes = Vec::new();
+        let mut values = Vec::new();
+        for (slot, owner) in self.slots.iter().zip(&self.owner) {
+            let count = (slot.end - slot.start).num_minutes();
+            for m in 0..count {
+                let at = slot.start + chrono::TimeDelta::minutes(m);
+                values.push(schedule::value_at(&self.schedule, schedule::local(&tz, at)).value);
+                minutes.push(Slot {
+                    hours: 1.0 / 60.0,
+                    buy_eur_per_kwh: slot.buy_eur_per_kwh,
+                    sell_eur_per_kwh: slot.sell_eur_per_kwh,
+                    house_w: 0.0,
+                    fixed: *owner,
+                });
+            }
+        }
+        plan::simulate(battery, self.soc_percent, &minutes, &values)
+    }
+
     /// One JSON document: the slots with prices, values and SoC, the new
     /// entries and the expected saving (for `--json` and the server's page).
     pub fn to_json(&self, tz: Tz) -> Value {

@@ -328,6 +328,75 @@ pub fn plan(
     )
 }
 
+/// [`plan`], with one value for every slot in `together` (the hour that
+/// repeats when clocks go back: a wall-clock schedule key cannot tell its two
+/// occurrences apart, so whatever it says holds for both). The candidates
+/// are holding and every eighth of each power limit; the DP plans the rest
+/// of the day around each, and the cheapest wins.
+pub fn plan_together(
+    battery: &Battery,
+    soc_percent: f64,
+    slots: &[Slot],
+    threshold_eur_per_kwh: f64,
+    together: &[usize],
+) -> Plan {
+    let free: Vec<usize> = together
+        .iter()
+        .copied()
+        .filter(|i| slots[*i].fixed.is_none())
+        .collect();
+    if free.is_empty() {
+        return plan(battery, soc_percent, slots, threshold_eur_per_kwh);
+    }
+    let eighths = |limit: f64, sign: f64| {
+        (1..=8)
+            .map(move |k| ScheduleValue::Watts((sign * limit * f64::from(k) / 8.0).round() as i32))
+    };
+    let candidates = std::iter::once(ScheduleValue::Watts(0))
+        .chain(eighths(battery.max_charge_w, 1.0))
+        .chain(eighths(battery.max_discharge_w, -1.0));
+    let objective =
+        |p: &Plan| p.expected.net_cost_eur + p.expected.charged_kwh * threshold_eur_per_kwh;
+    let (held, mut best) = candidates
+        .map(|value| {
+            let mut tied = slots.to_vec();
+            for i in &free {
+                tied[*i].fixed = Some(value);
+            }
+            let mut p = plan(battery, soc_percent, &tied, threshold_eur_per_kwh);
+            // Scored against doing nothing in those slots, as any plan is.
+            p.expected = simulate(battery, soc_percent, slots, &p.values);
+            (value, p)
+        })
+        .fold(
+            None,
+            |kept: Option<(ScheduleValue, Plan)>, (value, p)| match kept {
+                // Ties go to the earlier candidate: holding first.
+                Some(k) if objective(&k.1) <= objective(&p) + 1e-9 => Some(k),
+                _ => Some((value, p)),
+            },
+        )
+        .expect("at least one candidate");
+    if held == ScheduleValue::Watts(0) {
+        // Holding reads as the other holding slots do: NetZero+ while energy
+        // waits for a later discharge, NetZero otherwise.
+        let last = *free.iter().max().expect("not empty");
+        let discharges_later = best.values[last + 1..]
+            .iter()
+            .any(|v| matches!(v, ScheduleValue::Watts(w) if *w < 0));
+        let hold = if discharges_later {
+            ScheduleValue::NetZeroPlus
+        } else {
+            ScheduleValue::NetZero
+        };
+        for i in &free {
+            best.values[*i] = hold;
+        }
+        best.expected = simulate(battery, soc_percent, slots, &best.values);
+    }
+    best
+}
+
 fn plan_on(
     battery: &Battery,
     soc_percent: f64,

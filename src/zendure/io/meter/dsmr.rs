@@ -1,12 +1,16 @@
 //! A raw DSMR telegram stream over TCP (a P1-to-TCP bridge such as
 //! ser2net). A telegram runs from `/` to `!` and a CRC-16/ARC of the text
-//! up to and including the `!` (DSMR 4 and later; older meters send no
-//! CRC, and their telegrams are taken as they are). Net power is
-//! `1-0:1.7.0` (import, kW) minus `1-0:2.7.0` (export, kW).
+//! up to and including the `!` (DSMR 4 and later, 1-4 hex digits: some
+//! meters drop a leading zero; older meters send no CRC, and their
+//! telegrams are taken as they are). Net power is `1-0:1.7.0` (import, kW)
+//! minus `1-0:2.7.0` (export, kW; 0 where a meter has no such line).
 //!
-//! The stream is drained on every read and the newest telegram kept: a
-//! meter sending every second read every two must not build up a backlog,
-//! which would add its own lag.
+//! The stream is drained on every read and the newest telegram with a valid
+//! CRC kept: a meter sending every second read every two must not build up
+//! a backlog, which would add its own lag. The parser resynchronises on
+//! every `/`, as dsmr_parser's telegram buffer does, so a telegram cut off
+//! (a bridge restarted, a byte lost) costs only itself, never the complete
+//! telegram after it.
 
 use std::time::Duration;
 
@@ -42,9 +46,9 @@ pub fn parse_telegram(text: &str) -> Result<i32> {
         .context("no `!` ending the telegram")?;
     let crc_text = text[bang + 1..].lines().next().unwrap_or("").trim();
     if !crc_text.is_empty() {
-        let sent = u16::from_str_radix(crc_text, 16)
-            .ok()
-            .filter(|_| crc_text.len() == 4)
+        let sent = Some(crc_text)
+            .filter(|t| t.len() <= 4 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|t| u16::from_str_radix(t, 16).ok())
             .with_context(|| format!("`{crc_text}` is not a CRC"))?;
         let computed = crc16_arc(&text.as_bytes()[start..=bang]);
         ensure!(
@@ -53,17 +57,18 @@ pub fn parse_telegram(text: &str) -> Result<i32> {
         );
     }
     let body = &text[start..bang];
-    let import = obis_kw(body, "1-0:1.7.0")?;
-    let export = obis_kw(body, "1-0:2.7.0")?;
+    let import = obis_kw(body, "1-0:1.7.0")?.with_context(|| "no `1-0:1.7.0` line")?;
+    // Import-only meters (EasyMeter Q3D) send no export line.
+    let export = obis_kw(body, "1-0:2.7.0")?.unwrap_or(0.0);
     Ok(((import - export) * 1000.0).round() as i32)
 }
 
-/// The value of an OBIS power line like `1-0:1.7.0(01.193*kW)`, in kW.
-fn obis_kw(body: &str, code: &str) -> Result<f64> {
-    let line = body
-        .lines()
-        .find(|l| l.trim_start().starts_with(code))
-        .with_context(|| format!("no `{code}` line"))?;
+/// The value of an OBIS power line like `1-0:1.7.0(01.193*kW)`, in kW;
+/// `None` when the telegram has no such line.
+fn obis_kw(body: &str, code: &str) -> Result<Option<f64>> {
+    let Some(line) = body.lines().find(|l| l.trim_start().starts_with(code)) else {
+        return Ok(None);
+    };
     let inner = line
         .split_once('(')
         .and_then(|(_, rest)| rest.split_once(')'))
@@ -74,57 +79,81 @@ fn obis_kw(body: &str, code: &str) -> Result<f64> {
         .parse()
         .map_err(|_| anyhow!("`{line}`: `{number}` is not a number"))?;
     match unit {
-        "kW" => Ok(value),
-        "W" => Ok(value / 1000.0),
+        "kW" => Ok(Some(value)),
+        "W" => Ok(Some(value / 1000.0)),
         other => bail!("`{line}`: unit `{other}` is not power"),
     }
 }
 
-/// Splits complete telegrams off the front of `buffer`: each runs from `/`
-/// to the line ending after `!`. Returns them, leaving the incomplete rest.
-fn split_telegrams(buffer: &mut Vec<u8>) -> Vec<String> {
+/// Splits complete telegrams off the front of `buffer`: each runs from the
+/// last `/` before a `!` to the line ending after that `!`, so a telegram
+/// cut short is dropped at the next one's `/`. Returns them, leaving the
+/// incomplete rest.
+pub fn split_telegrams(buffer: &mut Vec<u8>) -> Vec<String> {
     let mut out = Vec::new();
     loop {
-        let Some(start) = buffer.iter().position(|b| *b == b'/') else {
-            buffer.clear();
-            return out;
-        };
-        let Some(bang) = buffer[start..].iter().position(|b| *b == b'!') else {
+        let Some(bang) = buffer.iter().position(|b| *b == b'!') else {
+            // Keep only from the newest `/`: what is before it can never
+            // complete.
+            let start = buffer
+                .iter()
+                .rposition(|b| *b == b'/')
+                .unwrap_or(buffer.len());
             buffer.drain(..start);
             return out;
         };
-        let bang = start + bang;
         let Some(eol) = buffer[bang..].iter().position(|b| *b == b'\n') else {
+            let start = buffer[..bang]
+                .iter()
+                .rposition(|b| *b == b'/')
+                .unwrap_or(bang);
             buffer.drain(..start);
             return out;
         };
         let end = bang + eol + 1;
-        out.push(String::from_utf8_lossy(&buffer[start..end]).into_owned());
+        if let Some(start) = buffer[..bang].iter().rposition(|b| *b == b'/') {
+            out.push(String::from_utf8_lossy(&buffer[start..end]).into_owned());
+        }
         buffer.drain(..end);
+    }
+}
+
+/// Keeps the newest good reading: a corrupt telegram after a good one must
+/// not hide it; an error stands only while no telegram was good.
+pub fn newer(kept: Option<Result<i32>>, next: Result<i32>) -> Option<Result<i32>> {
+    match (&kept, &next) {
+        (Some(Ok(_)), Err(_)) => kept,
+        _ => Some(next),
     }
 }
 
 pub struct DsmrTcp {
     address: String,
     timeout: Duration,
+    telegram_period: Duration,
     stream: Option<TcpStream>,
     buffer: Vec<u8>,
     last: Option<Reading>,
 }
 
 impl DsmrTcp {
-    pub fn new(host_port: &str, timeout: Duration) -> DsmrTcp {
+    /// `timeout` bounds connecting; `telegram_period` is how often the
+    /// meter sends (1 s for DSMR 5, 10 s before).
+    pub fn new(host_port: &str, timeout: Duration, telegram_period: Duration) -> DsmrTcp {
         DsmrTcp {
             address: host_port.to_string(),
             timeout,
+            telegram_period,
             stream: None,
             buffer: Vec::new(),
             last: None,
         }
     }
 
-    /// Reads what has arrived, waiting up to the timeout only while no
-    /// telegram was ever seen; the newest good telegram wins.
+    /// Reads what has arrived, waiting only while no telegram was ever
+    /// seen: a whole telegram period plus the timeout, since the first
+    /// telegram after connecting is usually cut; the newest good telegram
+    /// wins.
     async fn drain(&mut self) -> Result<Option<Result<i32>>> {
         if self.stream.is_none() {
             let connect = TcpStream::connect(&self.address);
@@ -136,7 +165,8 @@ impl DsmrTcp {
             self.buffer.clear();
         }
         let stream = self.stream.as_mut().expect("connected above");
-        let deadline = Instant::now() + self.timeout;
+        let wait = self.telegram_period + self.timeout;
+        let deadline = Instant::now() + wait;
         let mut newest = None;
         let mut chunk = [0u8; 4096];
         loop {
@@ -144,7 +174,11 @@ impl DsmrTcp {
             let read = if must_wait {
                 match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
                     Ok(r) => r,
-                    Err(_) => bail!("no telegram within {:?}", self.timeout),
+                    Err(_) => bail!(
+                        "no whole telegram within {wait:?} (the meter should send one every \
+                         {:?}: zendure.meter.telegram_period)",
+                        self.telegram_period
+                    ),
                 }
             } else {
                 match stream.try_read(&mut chunk) {
@@ -156,7 +190,7 @@ impl DsmrTcp {
             ensure!(n > 0, "the stream closed");
             self.buffer.extend_from_slice(&chunk[..n]);
             for telegram in split_telegrams(&mut self.buffer) {
-                newest = Some(parse_telegram(&telegram));
+                newest = newer(newest, parse_telegram(&telegram));
             }
             ensure!(
                 self.buffer.len() <= MAX_TELEGRAM_BYTES,
@@ -228,7 +262,7 @@ mod tests {
         let e = parse_telegram(&corrupted).unwrap_err().to_string();
         assert!(e.contains("CRC mismatch"), "{e}");
         assert!(parse_telegram(&format!("{EXAMPLE}ZZZZ\r\n")).is_err());
-        assert!(parse_telegram("/X\r\n1-0:1.7.0(1.0*kW)\r\n!").is_err());
+        assert!(parse_telegram("/X\r\n1-0:2.7.0(1.0*kW)\r\n!").is_err());
         assert!(parse_telegram("no telegram").is_err());
         assert!(parse_telegram("/X\r\n1-0:1.7.0(x*kW)\r\n1-0:2.7.0(0*kW)\r\n!").is_err());
         assert!(parse_telegram("/X\r\n1-0:1.7.0(1*V)\r\n1-0:2.7.0(0*kW)\r\n!").is_err());
@@ -250,12 +284,86 @@ mod tests {
         assert_eq!(parse_telegram(&telegrams[1]).unwrap(), 1193);
     }
 
+    /// The newest good reading of a stream, fed in one piece.
+    fn newest_of(stream: &str) -> Option<Result<i32>> {
+        let mut buffer = stream.as_bytes().to_vec();
+        split_telegrams(&mut buffer)
+            .iter()
+            .fold(None, |kept, t| newer(kept, parse_telegram(t)))
+    }
+
+    #[test]
+    fn resynchronises_on_every_slash() {
+        let good = with_crc(EXAMPLE);
+        let other = with_crc(&EXAMPLE.replace("01.193", "00.500"));
+        // Cut, then complete: the complete one is read.
+        let cut = &good[..good.len() / 2];
+        assert_eq!(newest_of(&format!("{cut}{other}")).unwrap().unwrap(), 500);
+        // Unclosed (no `!` ever), then complete.
+        let unclosed = &good[..good.find('!').unwrap()];
+        assert_eq!(
+            newest_of(&format!("{unclosed}\r\n{other}"))
+                .unwrap()
+                .unwrap(),
+            500
+        );
+        // Good, then corrupt: the good one stands.
+        let corrupt = other.replace("00.500", "00.501");
+        assert_eq!(
+            newest_of(&format!("{good}{corrupt}")).unwrap().unwrap(),
+            1193
+        );
+        // Only corrupt: the error.
+        let e = newest_of(&corrupt).unwrap().unwrap_err().to_string();
+        assert!(e.contains("CRC mismatch"), "{e}");
+    }
+
+    #[test]
+    fn a_stream_fed_byte_by_byte_keeps_only_what_can_complete() {
+        let good = with_crc(EXAMPLE);
+        let stream = format!("{}{good}", &good[..300]);
+        let mut buffer = Vec::new();
+        let mut found = Vec::new();
+        for byte in stream.bytes() {
+            buffer.push(byte);
+            found.extend(split_telegrams(&mut buffer));
+            assert!(
+                buffer.len() <= good.len(),
+                "the buffer grows past one telegram"
+            );
+        }
+        assert_eq!(found.len(), 1);
+        assert_eq!(parse_telegram(&found[0]).unwrap(), 1193);
+        assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn a_crc_without_leading_zeros_is_read() {
+        let body = "/X\r\n1-0:1.7.0(00.100*kW)\r\n1-0:2.7.0(00.000*kW)\r\n!";
+        let crc = crc16_arc(body.as_bytes());
+        for digits in [format!("{crc:X}"), format!("{crc:04X}"), format!("{crc:x}")] {
+            assert_eq!(parse_telegram(&format!("{body}{digits}\r\n")).unwrap(), 100);
+        }
+        for bad in ["12345", "G1", "-1"] {
+            let e = parse_telegram(&format!("{body}{bad}\r\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("is not a CRC"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_meter_without_an_export_line_reads_its_import() {
+        let q3d = "/ESY5Q3DB1024 V3.04\r\n\r\n1-0:1.7.0*255(002124.86*W)\r\n!\r\n";
+        assert_eq!(parse_telegram(q3d).unwrap(), 2125);
+    }
+
     #[tokio::test]
     async fn reads_the_newest_telegram_from_a_socket() {
         use tokio::io::AsyncWriteExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
-        let mut meter = DsmrTcp::new(&address, Duration::from_secs(5));
+        let mut meter = DsmrTcp::new(&address, Duration::from_secs(5), Duration::from_secs(1));
         let server = tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.unwrap();
             let first = with_crc(EXAMPLE);
@@ -277,10 +385,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_first_read_waits_a_whole_telegram_period() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        // A DSMR 4 meter: the next telegram comes well after the HTTP
+        // timeout, within its period.
+        let mut meter = DsmrTcp::new(&address, Duration::from_millis(200), Duration::from_secs(2));
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            socket
+                .write_all(with_crc(EXAMPLE).as_bytes())
+                .await
+                .unwrap();
+            socket
+        });
+        assert_eq!(meter.read().await.unwrap().grid_w, 1193);
+        drop(server.await.unwrap());
+    }
+
+    #[tokio::test]
     async fn a_closed_or_silent_stream_is_an_error() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
-        let mut meter = DsmrTcp::new(&address, Duration::from_secs(5));
+        let mut meter = DsmrTcp::new(&address, Duration::from_secs(5), Duration::from_secs(1));
         let server = tokio::spawn(async move {
             let (socket, _) = listener.accept().await.unwrap();
             drop(socket);
@@ -290,10 +419,18 @@ mod tests {
         assert!(e.contains("closed"), "{e}");
         let listener = server.await.unwrap();
         // Silent: connected, nothing sent within the timeout.
-        let mut meter = DsmrTcp::new(&address, Duration::from_millis(200));
+        let mut meter = DsmrTcp::new(
+            &address,
+            Duration::from_millis(200),
+            Duration::from_millis(300),
+        );
         let keep = tokio::spawn(async move { listener.accept().await.unwrap() });
         let e = format!("{:#}", meter.read().await.unwrap_err());
-        assert!(e.contains("no telegram within"), "{e}");
+        assert!(
+            e.contains("no whole telegram within 500ms")
+                && e.contains("zendure.meter.telegram_period"),
+            "{e}"
+        );
         drop(keep);
     }
 }

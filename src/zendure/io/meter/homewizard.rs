@@ -1,10 +1,10 @@
 //! HomeWizard P1 meters. API v1: `GET http://host/api/v1/data` ->
 //! `active_power_w`. API v2: `GET https://host/api/measurement` ->
 //! `power_w`, with `Authorization: Bearer <token>` and `X-Api-Version: 2`;
-//! the meter's certificate is self-signed by HomeWizard, so it is trusted
-//! only through the configured certificate or CA file (names are not
-//! checked: the meter is addressed by IP and its certificate names a
-//! serial).
+//! the meter's certificate is signed by HomeWizard's own CA, so it is
+//! trusted only through the configured file: the meter's own certificate
+//! (pinned) or that CA (names are not checked: the meter is addressed by IP
+//! and its certificate names a serial).
 
 use std::path::Path;
 use std::time::Duration;
@@ -49,18 +49,9 @@ impl HomeWizard {
             "zendure.meter.token_file {}: not a token (hex digits)",
             token_path.display()
         );
-        let pem = std::fs::read(ca_path)
-            .with_context(|| format!("zendure.meter.ca_file {}", ca_path.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .with_context(|| format!("zendure.meter.ca_file {}", ca_path.display()))?;
-        anyhow::ensure!(
-            !certs.is_empty(),
-            "zendure.meter.ca_file {}: no certificate in it",
-            ca_path.display()
-        );
-        let builder = reqwest::Client::builder()
-            .tls_certs_only(certs)
-            .tls_danger_accept_invalid_hostnames(true);
+        let tls =
+            crate::tls::trusting("zendure.meter.ca_file", ca_path, crate::tls::Names::Ignored)?;
+        let builder = reqwest::Client::builder().tls_backend_preconfigured(tls);
         Ok(HomeWizard {
             http: Http::from_builder(builder, timeout)?,
             url: format!("https://{}/api/measurement", address.with_port(443)),

@@ -58,8 +58,14 @@ impl AnyMeter {
                 http.clone(),
                 &address.with_port(80),
             )),
-            MeterConfig::DsmrTcp { .. } => {
-                AnyMeter::Dsmr(dsmr::DsmrTcp::new(&address.with_port(0), http.timeout()))
+            MeterConfig::DsmrTcp {
+                telegram_period, ..
+            } => {
+                AnyMeter::Dsmr(dsmr::DsmrTcp::new(
+                    &address.with_port(0),
+                    http.timeout(),
+                    *telegram_period,
+                ))
             }
         })
     }
