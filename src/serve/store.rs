@@ -271,6 +271,14 @@ const PRUNE_EVERY: u64 = 100;
 
 impl Store {
     pub fn open(path: &Path, bounds: Bounds) -> Result<Store> {
+        // SQLite would create the file 0644; its -wal and -shm take the
+        // database's mode, so creating it first makes all three the owner's.
+        crate::atomic::options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .with_context(|| format!("cannot create the database {}", path.display()))?;
         let db = Connection::open(path)
             .with_context(|| format!("cannot open the database {}", path.display()))?;
         db.pragma_update(None, "journal_mode", "WAL")
@@ -611,6 +619,28 @@ mod tests {
         // Reopening keeps what was stored.
         let store = Store::open(&path, bounds).unwrap();
         assert_eq!(store.count("events").unwrap(), 2);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn the_database_and_its_journals_are_the_owners_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = temp_db("mode");
+        let bounds = Bounds {
+            retention: Duration::from_secs(3600),
+            max_rows: 50,
+        };
+        let mut store = Store::open(&path, bounds).unwrap();
+        let meter = Posted::Meter {
+            ts: NOW,
+            power_w: 1.0,
+        };
+        store.insert(&meter, NOW).unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = format!("{}{suffix}", path.display());
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{file}: {mode:o}");
+        }
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 }

@@ -11,7 +11,7 @@
 //! behind it, so the server sees them in order and nothing within the bound
 //! is lost.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -197,7 +197,7 @@ impl DiskQueue {
         }
         let mut line = serde_json::to_string(report)?;
         line.push('\n');
-        OpenOptions::new()
+        atomic::options()
             .create(true)
             .append(true)
             .open(&self.path)
@@ -640,7 +640,7 @@ mod tests {
         let path = temp("cut");
         let mut q = DiskQueue::open(&path, 20).unwrap();
         q.push(&report(1)).unwrap();
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"{\"to\":\"meter\",\"bo").unwrap();
         let mut q = DiskQueue::open(&path, 20).unwrap();
         assert_eq!(q.len(), 1);
