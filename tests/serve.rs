@@ -191,6 +191,35 @@ async fn a_planted_temporary_symlink_never_takes_a_write() {
 }
 
 #[tokio::test]
+async fn bodies_larger_than_what_is_stored_are_refused_with_a_message() {
+    let s = Server::start(json!({"max_stored_body": 2048})).await;
+    let pad = "x".repeat(4096);
+    for (path, doc) in [
+        (
+            "api/data?type=zendure",
+            json!({"properties": {"electricLevel": 50, "pad": pad}}),
+        ),
+        ("api/status", json!({"type": "start", "pad": pad})),
+    ] {
+        let (code, body) = s.send("POST", path, doc).await;
+        assert_eq!(code, 413, "{path}: {body}");
+        assert_eq!(body["success"], false, "{body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(error.contains("serve.max_stored_body (2048)"), "{body}");
+    }
+    let (code, body) = s
+        .send(
+            "POST",
+            "api/data?type=zendure",
+            json!({"properties": {"electricLevel": 50}}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let (_, status) = s.get("api/status").await;
+    assert_eq!(status["events"], json!([]), "{status}");
+}
+
+#[tokio::test]
 async fn malformed_and_oversized_bodies_are_refused_with_a_message() {
     let s = Server::start(json!({"max_body": 1024})).await;
     for path in [

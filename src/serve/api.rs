@@ -293,6 +293,13 @@ async fn edit(
 
 fn store_posted(state: &AppState, posted: Result<Posted, anyhow::Error>) -> ApiResult {
     let posted = posted.map_err(|e| ApiError::bad(format!("{e:#}")))?;
+    let (size, max) = (posted.stored_bytes(), state.config.max_stored_body);
+    if size > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body to store is {size} bytes, more than serve.max_stored_body ({max})"),
+        ));
+    }
     let mut store = state.store.lock().unwrap_or_else(|e| e.into_inner());
     store
         .insert(&posted, now_unix())

@@ -25,14 +25,18 @@ pub struct ServeConfig {
     pub open_reads: bool,
     pub retention: Duration,
     pub max_rows: u64,
+    /// The bytes the stored rows may take in the database.
+    pub max_database: u64,
     pub max_body: usize,
+    /// The largest event or device body stored, in bytes.
+    pub max_stored_body: usize,
     /// The controller counts as alive while it posted within this.
     pub alive_after: Duration,
     pub time_zone: Tz,
 }
 
 const KEYS: &str = "listen, schedule_file, database, token_file, open_reads, retention, \
-                    max_rows, max_body, alive_after, time_zone";
+                    max_rows, max_database, max_body, max_stored_body, alive_after, time_zone";
 
 fn string<'a>(key: &str, v: &'a Value) -> Result<&'a str> {
     v.as_str()
@@ -70,7 +74,9 @@ pub fn parse(doc: &Value, system_zone: impl FnOnce() -> Result<Tz>) -> Result<Se
         open_reads: true,
         retention: Duration::from_secs(14 * 86_400),
         max_rows: 2_000_000,
+        max_database: 256 << 20,
         max_body: 64 * 1024,
+        max_stored_body: 8 * 1024,
         alive_after: Duration::from_secs(120),
         time_zone: Tz::UTC,
     };
@@ -92,7 +98,9 @@ pub fn parse(doc: &Value, system_zone: impl FnOnce() -> Result<Tz>) -> Result<Se
             }
             "retention" => config.retention = seconds(key, v)?,
             "max_rows" => config.max_rows = whole(key, v, 100)?,
+            "max_database" => config.max_database = whole(key, v, 1 << 20)?,
             "max_body" => config.max_body = whole(key, v, 1024)? as usize,
+            "max_stored_body" => config.max_stored_body = whole(key, v, 256)? as usize,
             "alive_after" => config.alive_after = seconds(key, v)?,
             "time_zone" => {
                 zone = Some(tz::parse_zone(string(key, v)?).context("serve.time_zone")?);
@@ -153,7 +161,8 @@ mod tests {
             &json!({"serve": {
                 "listen": "0.0.0.0:9000", "schedule_file": "/s.json", "database": "/d.sqlite",
                 "token_file": "/t", "open_reads": false, "retention": 0.5, "max_rows": 100,
-                "max_body": 2048, "alive_after": 2.5, "time_zone": "Europe/Amsterdam"
+                "max_database": 2_000_000, "max_body": 2048, "max_stored_body": 512,
+                "alive_after": 2.5, "time_zone": "Europe/Amsterdam"
             }}),
             utc,
         )
@@ -165,6 +174,7 @@ mod tests {
         assert!(!c.open_reads);
         assert_eq!(c.retention, Duration::from_millis(500));
         assert_eq!((c.max_rows, c.max_body), (100, 2048));
+        assert_eq!((c.max_database, c.max_stored_body), (2_000_000, 512));
         assert_eq!(c.alive_after, Duration::from_millis(2500));
         assert_eq!(c.time_zone, chrono_tz::Europe::Amsterdam);
     }
@@ -186,6 +196,14 @@ mod tests {
             (json!({"serve": {"port": 1}}), "serve.port: unknown key"),
             (json!({"serve": {"retention": -1}}), "serve.retention"),
             (json!({"serve": {"max_rows": 3}}), "serve.max_rows"),
+            (
+                json!({"serve": {"max_database": 1000}}),
+                "serve.max_database",
+            ),
+            (
+                json!({"serve": {"max_stored_body": 10}}),
+                "serve.max_stored_body",
+            ),
             (json!({"serve": {"open_reads": "yes"}}), "serve.open_reads"),
             (
                 json!({"serve": {"time_zone": "Mars/Base"}}),

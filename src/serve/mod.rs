@@ -59,6 +59,7 @@ pub async fn command(args: ServeArgs) -> Result<(), Failure> {
         Bounds {
             retention: config.retention,
             max_rows: config.max_rows,
+            max_bytes: config.max_database,
         },
     )
     .or_exit(Exit::Usage)?;
