@@ -25,6 +25,9 @@ use config::ServeConfig;
 use schedule::ScheduleFile;
 use store::{Bounds, Store};
 
+/// Requests worked on off the runtime's thread at once: the Pi's cores.
+const BLOCKING: usize = 4;
+
 /// Reads the token file's first line.
 fn read_token(config: &ServeConfig) -> anyhow::Result<Option<String>> {
     let Some(path) = &config.token_file else {
@@ -75,6 +78,7 @@ pub async fn command(args: ServeArgs) -> Result<(), Failure> {
         schedule: ScheduleFile::new(&config.schedule_file),
         schedule_edit: tokio::sync::Mutex::new(()),
         store: Mutex::new(store),
+        blocking: tokio::sync::Semaphore::new(BLOCKING),
         token,
         planning: plan::planning(args.config.as_deref()),
         config,

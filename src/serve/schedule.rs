@@ -5,7 +5,7 @@
 //! `If-Match` stale.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
@@ -14,9 +14,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::atomic;
-use crate::zendure::schedule::{
-    Key, Schedule, ScheduleValue, next_change_instant, resolve_day, value_at_instant,
-};
+use crate::zendure::schedule::{Key, Resolver, Schedule, ScheduleValue};
 
 /// The project's schema for the schedule format, shipped with the source.
 const SCHEMA: &str = include_str!("../zendure/schedule.schema.json");
@@ -134,15 +132,47 @@ impl Current {
     }
 }
 
+/// One version of the file, validated and indexed once: while the bytes
+/// stay the same, requests reuse it instead of validating and resolving the
+/// schedule again.
+pub struct Parsed {
+    pub etag: String,
+    pub valid: Result<(Schedule, Resolver), Vec<EntryError>>,
+}
+
 pub struct ScheduleFile {
     path: PathBuf,
+    /// The last version parsed.
+    parsed: Mutex<Option<Arc<Parsed>>>,
 }
 
 impl ScheduleFile {
     pub fn new(path: &Path) -> ScheduleFile {
         ScheduleFile {
             path: path.to_path_buf(),
+            parsed: Mutex::new(None),
         }
+    }
+
+    /// The file as it is now (read afresh, so a hand edit shows at once),
+    /// validated and indexed, from the cache when its ETag is unchanged.
+    pub fn parsed(&self) -> Result<Arc<Parsed>> {
+        let current = self.read()?;
+        let mut cache = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(parsed) = cache.as_ref().filter(|p| p.etag == current.etag) {
+            return Ok(parsed.clone());
+        }
+        let doc = current.document()?;
+        let valid = validate(&Value::Object(doc)).map(|schedule| {
+            let resolver = Resolver::new(&schedule);
+            (schedule, resolver)
+        });
+        let parsed = Arc::new(Parsed {
+            etag: current.etag,
+            valid,
+        });
+        *cache = Some(parsed.clone());
+        Ok(parsed)
     }
 
     pub fn path(&self) -> &Path {
@@ -174,13 +204,19 @@ impl ScheduleFile {
 }
 
 /// The reference API's GET answer for `date`, at local time `now`.
-pub fn reference_day(schedule: &Schedule, date: NaiveDate, now: NaiveDateTime) -> Value {
+pub fn reference_day(
+    schedule: &Schedule,
+    resolver: &Resolver,
+    date: NaiveDate,
+    now: NaiveDateTime,
+) -> Value {
     let entries: Vec<Value> = schedule
         .entries()
         .map(|(k, v)| json!({"key": k.as_str(), "value": v.to_json()}))
         .collect();
-    let resolved: Vec<Value> = resolve_day(schedule, date)
-        .into_iter()
+    let resolved: Vec<Value> = resolver
+        .day(date)
+        .iter()
         .map(|r| {
             // No match is null in the reference, not 0, so a client can
             // tell "nothing scheduled" from "0 W scheduled".
@@ -208,13 +244,13 @@ fn unix(t: DateTime<Utc>) -> f64 {
 
 /// The value in force at `now` and the instant it took over (looking back
 /// at most a week; a value older than that is "since a week ago").
-pub fn in_force(schedule: &Schedule, zone: Tz, now: DateTime<Utc>) -> (Value, f64) {
-    let week = steps(schedule, zone, now - TimeDelta::days(7), now);
+pub fn in_force(resolver: &Resolver, zone: Tz, now: DateTime<Utc>) -> (Value, f64) {
+    let week = steps(resolver, zone, now - TimeDelta::days(7), now);
     week.last()
         .map(|(at, value)| (value.clone(), *at))
         .unwrap_or_else(|| {
             (
-                value_at_instant(schedule, &zone, now).value.to_json(),
+                resolver.value_at_instant(&zone, now).value.to_json(),
                 unix(now),
             )
         })
@@ -223,19 +259,19 @@ pub fn in_force(schedule: &Schedule, zone: Tz, now: DateTime<Utc>) -> (Value, f6
 /// The schedule over `[from, to]` as (instant, value) steps, for the plots'
 /// background: the value at `from`, then each change.
 pub fn steps(
-    schedule: &Schedule,
+    resolver: &Resolver,
     zone: Tz,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Vec<(f64, Value)> {
     let mut out = vec![(
         unix(from),
-        value_at_instant(schedule, &zone, from).value.to_json(),
+        resolver.value_at_instant(&zone, from).value.to_json(),
     )];
     let mut after = from;
     // A day has at most 24 + (explicit times) changes; this bounds a month.
     for _ in 0..10_000 {
-        match next_change_instant(schedule, &zone, after) {
+        match resolver.next_change_instant(&zone, after) {
             Some(change) if change.at <= to => {
                 out.push((unix(change.at), change.value.to_json()));
                 after = change.at;
@@ -318,7 +354,7 @@ mod tests {
         let schedule = validate(&json!({"********0700": 500, "202611231730": "netzero"})).unwrap();
         let date = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
         let now = date.and_hms_opt(9, 41, 0).unwrap();
-        let day = reference_day(&schedule, date, now);
+        let day = reference_day(&schedule, &Resolver::new(&schedule), date, now);
         assert_eq!(day["success"], true);
         assert_eq!(day["date"], "20261123");
         assert_eq!(day["currentHour"], "0900");
@@ -344,6 +380,7 @@ mod tests {
     #[test]
     fn in_force_and_steps_follow_the_home_clock() {
         let schedule = validate(&json!({"********0700": 500, "********1800": "netzero"})).unwrap();
+        let schedule = Resolver::new(&schedule);
         let zone = chrono_tz::Europe::Amsterdam;
         // 09:00 in Amsterdam (UTC+1 in November).
         let now: DateTime<Utc> = "2026-11-23T08:00:00Z".parse().unwrap();
@@ -360,6 +397,25 @@ mod tests {
         );
         assert_eq!(steps[3].0, since);
         assert_eq!(steps[0].0, unix(now - TimeDelta::hours(24)));
+    }
+
+    #[test]
+    fn a_version_is_parsed_once_and_a_change_is_seen_at_once() {
+        let dir = std::env::temp_dir().join(format!("zcell-parsed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = ScheduleFile::new(&dir.join("schedule.json"));
+        std::fs::write(file.path(), r#"{"********0700": 500}"#).unwrap();
+        let first = file.parsed().unwrap();
+        assert!(Arc::ptr_eq(&first, &file.parsed().unwrap()));
+        // A hand edit: new bytes, new version.
+        std::fs::write(file.path(), r#"{"********0700": 600}"#).unwrap();
+        let second = file.parsed().unwrap();
+        assert!(!Arc::ptr_eq(&first, &second));
+        let (schedule, _) = second.valid.as_ref().unwrap();
+        assert_eq!(schedule.to_json(), json!({"********0700": 600}));
+        std::fs::write(file.path(), r#"{"********07": 600}"#).unwrap();
+        assert!(file.parsed().unwrap().valid.is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
