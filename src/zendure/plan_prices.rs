@@ -185,10 +185,11 @@ pub async fn plan_prices(args: &PlanPricesArgs) -> Result<(), Failure> {
     .or_exit(Exit::Fallback)?;
     if !args.json {
         println!(
-            "written: {} ({} plan entries replaced by {}; owner entries kept)",
+            "written: {} ({} plan entries replaced by {}, {} of days that are over removed; owner entries kept)",
             schedule_path.display(),
             proposal.replaced,
-            proposal.entries.len()
+            proposal.entries.len(),
+            proposal.pruned
         );
     }
     Ok(())
