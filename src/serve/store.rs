@@ -626,6 +626,12 @@ mod tests {
         assert!(!alive(&Latest::default(), NOW).alive);
     }
 
+    const HOUR_50_ROWS: Bounds = Bounds {
+        retention: Duration::from_secs(3600),
+        max_rows: 50,
+        max_bytes: 1 << 30,
+    };
+
     fn temp_db(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("zcell-store-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -636,11 +642,7 @@ mod tests {
     #[test]
     fn the_store_keeps_the_latest_and_prunes_by_age_and_count() {
         let path = temp_db("prune");
-        let bounds = Bounds {
-            retention: Duration::from_secs(3600),
-            max_rows: 50,
-            max_bytes: 1 << 30,
-        };
+        let bounds = HOUR_50_ROWS;
         let mut store = Store::open(&path, bounds).unwrap();
         for i in 0..300 {
             let t = NOW - 300.0 + f64::from(i);
@@ -750,11 +752,7 @@ mod tests {
         let db = Connection::open(&path).unwrap();
         db.execute_batch(SCHEMA).unwrap();
         drop(db);
-        let bounds = Bounds {
-            retention: Duration::from_secs(3600),
-            max_rows: 50,
-            max_bytes: 1 << 30,
-        };
+        let bounds = HOUR_50_ROWS;
         let store = Store::open(&path, bounds).unwrap();
         let mode: i64 = store
             .db
@@ -781,11 +779,7 @@ mod tests {
     fn the_database_and_its_journals_are_the_owners_only() {
         use std::os::unix::fs::PermissionsExt as _;
         let path = temp_db("mode");
-        let bounds = Bounds {
-            retention: Duration::from_secs(3600),
-            max_rows: 50,
-            max_bytes: 1 << 30,
-        };
+        let bounds = HOUR_50_ROWS;
         let mut store = Store::open(&path, bounds).unwrap();
         let meter = Posted::Meter {
             ts: NOW,

@@ -753,6 +753,16 @@ mod tests {
         assert_eq!(first, json!(6));
     }
 
+    /// A queue of its own holding reports 0..n.
+    fn filled(name: &str, n: i64) -> (PathBuf, DiskQueue) {
+        let path = temp(name);
+        let mut q = DiskQueue::open(&path, 1000, 1 << 20).unwrap();
+        for n in 0..n {
+            q.push(&report(n)).unwrap();
+        }
+        (path, q)
+    }
+
     fn log_and_cursor(path: &Path) -> (Vec<u8>, String) {
         let cursor = fs::read_to_string(format!("{}.cursor", path.display())).unwrap_or_default();
         (fs::read(path).unwrap(), cursor)
@@ -761,11 +771,7 @@ mod tests {
     #[test]
     fn delivering_moves_a_cursor_and_never_rewrites_the_reports() {
         use std::os::unix::fs::MetadataExt as _;
-        let path = temp("cursor");
-        let mut q = DiskQueue::open(&path, 1000, 1 << 20).unwrap();
-        for n in 0..300 {
-            q.push(&report(n)).unwrap();
-        }
+        let (path, mut q) = filled("cursor", 300);
         let (log, _) = log_and_cursor(&path);
         let inode = fs::metadata(&path).unwrap().ino();
         q.pop(100).unwrap();
@@ -783,11 +789,7 @@ mod tests {
 
     #[test]
     fn a_cursor_that_points_nowhere_delivers_everything_again() {
-        let path = temp("badcursor");
-        let mut q = DiskQueue::open(&path, 1000, 1 << 20).unwrap();
-        for n in 0..5 {
-            q.push(&report(n)).unwrap();
-        }
+        let (path, mut q) = filled("badcursor", 5);
         q.pop(2).unwrap();
         let cursor = format!("{}.cursor", path.display());
         for bad in ["00000000000000000005\n", "junk", "99999999999999999999\n"] {
