@@ -402,6 +402,10 @@ pub(super) async fn reference_status_get(
 ) -> ApiResult {
     authorize(&state, &headers, false)?;
     let limit = query.limit.unwrap_or(1).clamp(1, 1000);
+    off_thread(&state, move |state| reference_status(state, limit)).await?
+}
+
+fn reference_status(state: &AppState, limit: u32) -> ApiResult {
     let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
     let changes = store
         .events(limit, Some("change"))
