@@ -168,7 +168,55 @@ async fn a_crash_mid_write_leaves_the_old_schedule() {
     let (_, etag) = s.get_with_etag("api/schedule").await;
     let (code, _) = s.put_if_match(&etag, json!({"********0700": 600})).await;
     assert_eq!(code, 200);
-    assert!(!std::path::Path::new(&tmp).exists());
+    assert_eq!(std::fs::read_to_string(&tmp).unwrap(), "{\"********07");
+}
+
+#[tokio::test]
+async fn a_planted_temporary_symlink_never_takes_a_write() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let s = Server::start(json!({})).await;
+    let victim = s.schedule_file().with_file_name("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let tmp = format!("{}.tmp", s.schedule_file().display());
+    std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+    let (_, etag) = s.get_with_etag("api/schedule").await;
+    let (code, _) = s.put_if_match(&etag, json!({"********0700": 600})).await;
+    assert_eq!(code, 200);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let (doc, _) = s.get_with_etag("api/schedule").await;
+    assert_eq!(doc, json!({"********0700": 600}));
+    let meta = std::fs::symlink_metadata(s.schedule_file()).unwrap();
+    assert!(meta.is_file());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+}
+
+#[tokio::test]
+async fn bodies_larger_than_what_is_stored_are_refused_with_a_message() {
+    let s = Server::start(json!({"max_stored_body": 2048})).await;
+    let pad = "x".repeat(4096);
+    for (path, doc) in [
+        (
+            "api/data?type=zendure",
+            json!({"properties": {"electricLevel": 50, "pad": pad}}),
+        ),
+        ("api/status", json!({"type": "start", "pad": pad})),
+    ] {
+        let (code, body) = s.send("POST", path, doc).await;
+        assert_eq!(code, 413, "{path}: {body}");
+        assert_eq!(body["success"], false, "{body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(error.contains("serve.max_stored_body (2048)"), "{body}");
+    }
+    let (code, body) = s
+        .send(
+            "POST",
+            "api/data?type=zendure",
+            json!({"properties": {"electricLevel": 50}}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let (_, status) = s.get("api/status").await;
+    assert_eq!(status["events"], json!([]), "{status}");
 }
 
 #[tokio::test]

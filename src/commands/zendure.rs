@@ -174,10 +174,11 @@ async fn plan_prices(args: &PlanPricesArgs) -> Result<(), Failure> {
     file.write_plan(&owned, &proposal).or_exit(Exit::Fallback)?;
     if !args.json {
         println!(
-            "written: {} ({} plan entries replaced by {}; owner entries kept)",
+            "written: {} ({} plan entries replaced by {}, {} of days that are over removed; owner entries kept)",
             file.path().display(),
             proposal.replaced,
-            proposal.entries.len()
+            proposal.entries.len(),
+            proposal.pruned
         );
     }
     Ok(())

@@ -16,8 +16,8 @@ use super::schedule;
 use super::store::{DataKind, Posted, Store, summary};
 use crate::serve::config::ServeConfig;
 use crate::zendure::config::ZendureConfig;
-use crate::zendure::core::schedule::Schedule;
-use crate::zendure::io::schedule_file::{self, EntryError, ScheduleFile, Stale};
+use crate::zendure::core::schedule::Resolver;
+use crate::zendure::io::schedule_file::{self, EntryError, Parsed, ScheduleFile, Stale};
 
 pub struct AppState {
     pub config: ServeConfig,
@@ -25,6 +25,9 @@ pub struct AppState {
     /// One schedule edit at a time: read, check, write.
     pub schedule_edit: tokio::sync::Mutex<()>,
     pub store: Mutex<Store>,
+    /// Work done off the runtime's thread (resolution, database reads and
+    /// writes), at most this many at a time.
+    pub blocking: tokio::sync::Semaphore,
     pub token: Option<String>,
     /// The `zendure` config for price plans, or why there is none.
     pub planning: Result<ZendureConfig, String>,
@@ -160,6 +163,24 @@ pub(super) fn with_etag(mut response: Response, etag: &str) -> Response {
     response
 }
 
+/// Runs `work` on the blocking pool, at most `AppState::blocking` at once,
+/// so the runtime's one thread stays free for the page and its assets
+/// while a schedule is resolved or the database read.
+async fn off_thread<T: Send + 'static>(
+    state: &Shared,
+    work: impl FnOnce(&AppState) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let _permit = state
+        .blocking
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(e.into()))?;
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || work(&state))
+        .await
+        .map_err(|e| ApiError::internal(e.into()))
+}
+
 // ---- the clean REST schedule API ----
 
 pub(super) async fn schedule_get(State(state): State<Shared>, headers: HeaderMap) -> ApiResult {
@@ -233,11 +254,16 @@ pub(super) async fn reference_schedule(
                 .as_deref()
                 .and_then(|d| NaiveDate::parse_from_str(d, "%Y%m%d").ok())
                 .unwrap_or(now.date());
-            let current = state.schedule.read().map_err(ApiError::internal)?;
-            let doc = current.document().map_err(ApiError::internal)?;
-            let parsed = schedule_file::validate(&Value::Object(doc)).map_err(ApiError::invalid)?;
-            let day = schedule::reference_day(&parsed, date, now);
-            Ok(with_etag(json_ok(day), &current.etag))
+            off_thread(&state, move |state| {
+                let parsed = state.schedule.parsed().map_err(ApiError::internal)?;
+                let (schedule, resolver) = parsed
+                    .valid
+                    .as_ref()
+                    .map_err(|errors| ApiError::invalid(errors.clone()))?;
+                let day = schedule::reference_day(schedule, resolver, date, now);
+                Ok(with_etag(json_ok(day), &parsed.etag))
+            })
+            .await?
         }
         Method::PUT | Method::POST => {
             authorize(&state, &headers, true)?;
@@ -295,12 +321,22 @@ async fn edit(
 
 // ---- status and data ----
 
-fn store_posted(state: &AppState, posted: Result<Posted, anyhow::Error>) -> ApiResult {
+async fn store_posted(state: &Shared, posted: Result<Posted, anyhow::Error>) -> ApiResult {
     let posted = posted.map_err(|e| ApiError::bad(format!("{e:#}")))?;
-    let mut store = state.store.lock().unwrap_or_else(|e| e.into_inner());
-    store
-        .insert(&posted, now_unix())
-        .map_err(ApiError::internal)?;
+    let (size, max) = (posted.stored_bytes(), state.config.max_stored_body);
+    if size > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body to store is {size} bytes, more than serve.max_stored_body ({max})"),
+        ));
+    }
+    off_thread(state, move |state| {
+        let mut store = state.store.lock().unwrap_or_else(|e| e.into_inner());
+        store
+            .insert(&posted, now_unix())
+            .map_err(ApiError::internal)
+    })
+    .await??;
     Ok(json_ok(json!({"success": true})))
 }
 
@@ -311,29 +347,38 @@ pub(super) async fn status_post(
 ) -> ApiResult {
     authorize(&state, &headers, true)?;
     let doc = parse_json(&body)?;
-    store_posted(&state, Posted::event(doc, now_unix()))
+    store_posted(&state, Posted::event(doc, now_unix())).await
 }
 
-/// The stored schedule, or why it cannot be used.
-fn stored_schedule(state: &AppState) -> Result<Schedule, String> {
-    let current = state.schedule.read().map_err(|e| format!("{e:#}"))?;
-    let doc = current.document().map_err(|e| format!("{e:#}"))?;
-    schedule_file::validate(&Value::Object(doc)).map_err(|errors| {
-        errors
+/// The stored schedule, validated and indexed, or why it cannot be used.
+fn stored_schedule(state: &AppState) -> Result<Arc<Parsed>, String> {
+    let parsed = state.schedule.parsed().map_err(|e| format!("{e:#}"))?;
+    if let Err(errors) = &parsed.valid {
+        return Err(errors
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
-            .join("; ")
-    })
+            .join("; "));
+    }
+    Ok(parsed)
+}
+
+fn resolver(parsed: &Arc<Parsed>) -> Option<&Resolver> {
+    parsed.valid.as_ref().ok().map(|(_, r)| r)
 }
 
 pub(super) async fn status_get(State(state): State<Shared>, headers: HeaderMap) -> ApiResult {
     authorize(&state, &headers, false)?;
-    let parsed = stored_schedule(&state);
+    off_thread(&state, status).await?
+}
+
+fn status(state: &AppState) -> ApiResult {
+    let parsed = stored_schedule(state);
     let in_force = parsed
         .as_ref()
         .ok()
-        .map(|s| schedule::in_force(s, state.config.time_zone, Utc::now()));
+        .and_then(resolver)
+        .map(|r| schedule::in_force(r, state.config.time_zone, Utc::now()));
     let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
     let latest = store.latest().map_err(ApiError::internal)?;
     let recent = store.events(20, None).map_err(ApiError::internal)?;
@@ -361,6 +406,10 @@ pub(super) async fn reference_status_get(
 ) -> ApiResult {
     authorize(&state, &headers, false)?;
     let limit = query.limit.unwrap_or(1).clamp(1, 1000);
+    off_thread(&state, move |state| reference_status(state, limit)).await?
+}
+
+fn reference_status(state: &AppState, limit: u32) -> ApiResult {
     let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
     let changes = store
         .events(limit, Some("change"))
@@ -395,7 +444,7 @@ pub(super) async fn data_post(
     let kind =
         DataKind::from_query(query.kind.as_deref()).map_err(|e| ApiError::bad(format!("{e:#}")))?;
     let doc = parse_json(&body)?;
-    store_posted(&state, Posted::data(doc, kind, now_unix()))
+    store_posted(&state, Posted::data(doc, kind, now_unix())).await
 }
 
 pub(super) async fn reference_data(
@@ -426,11 +475,18 @@ pub(super) async fn data_get(
 ) -> ApiResult {
     authorize(&state, &headers, false)?;
     let hours = query.hours.unwrap_or(24.0).clamp(0.01, 24.0 * 31.0);
+    off_thread(&state, move |state| data(state, hours)).await?
+}
+
+fn data(state: &AppState, hours: f64) -> ApiResult {
     let end = Utc::now();
     let start = end - chrono::TimeDelta::milliseconds((hours * 3_600_000.0) as i64);
     let (now, from) = (unix(end), unix(start));
-    let steps = stored_schedule(&state)
-        .map(|s| schedule::steps(&s, state.config.time_zone, start, end))
+    let steps = stored_schedule(state)
+        .ok()
+        .as_ref()
+        .and_then(resolver)
+        .map(|r| schedule::steps(r, state.config.time_zone, start, end))
         .unwrap_or_default();
     let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
     let mut series = store.series(from).map_err(ApiError::internal)?;

@@ -28,14 +28,18 @@ pub struct ServeConfig {
     pub open_reads: bool,
     pub retention: Duration,
     pub max_rows: u64,
+    /// The bytes the stored rows may take in the database.
+    pub max_database: u64,
     pub max_body: usize,
+    /// The largest event or device body stored, in bytes.
+    pub max_stored_body: usize,
     /// The controller counts as alive while it posted within this.
     pub alive_after: Duration,
     pub time_zone: Tz,
 }
 
 const KEYS: &str = "listen, schedule_file, database, token_file, open_reads, retention, \
-                    max_rows, max_body, alive_after, time_zone";
+                    max_rows, max_database, max_body, max_stored_body, alive_after, time_zone";
 
 /// The `serve` object as written: every key optional, none unknown.
 #[derive(Debug, Default, Deserialize)]
@@ -48,7 +52,9 @@ struct ServeFile {
     open_reads: Option<bool>,
     retention: Option<Seconds>,
     max_rows: Option<u64>,
+    max_database: Option<u64>,
     max_body: Option<u64>,
+    max_stored_body: Option<u64>,
     alive_after: Option<Seconds>,
     time_zone: Option<String>,
 }
@@ -94,7 +100,9 @@ pub fn parse(doc: &Value, system_zone: impl FnOnce() -> Result<Tz>) -> Result<Se
             .retention
             .map_or(Duration::from_secs(14 * 86_400), |s| s.0),
         max_rows: at_least("max_rows", file.max_rows, 100, 2_000_000)?,
+        max_database: at_least("max_database", file.max_database, 1 << 20, 256 << 20)?,
         max_body: at_least("max_body", file.max_body, 1024, 64 * 1024)? as usize,
+        max_stored_body: at_least("max_stored_body", file.max_stored_body, 256, 8 * 1024)? as usize,
         alive_after: file.alive_after.map_or(Duration::from_secs(120), |s| s.0),
         time_zone: match (zone, zendure_zone) {
             (Some(zone), _) => zone,
@@ -145,7 +153,8 @@ mod tests {
             &json!({"serve": {
                 "listen": "0.0.0.0:9000", "schedule_file": "/s.json", "database": "/d.sqlite",
                 "token_file": "/t", "open_reads": false, "retention": 0.5, "max_rows": 100,
-                "max_body": 2048, "alive_after": 2.5, "time_zone": "Europe/Amsterdam"
+                "max_database": 2_000_000, "max_body": 2048, "max_stored_body": 512,
+                "alive_after": 2.5, "time_zone": "Europe/Amsterdam"
             }}),
             utc,
         )
@@ -157,6 +166,7 @@ mod tests {
         assert!(!c.open_reads);
         assert_eq!(c.retention, Duration::from_millis(500));
         assert_eq!((c.max_rows, c.max_body), (100, 2048));
+        assert_eq!((c.max_database, c.max_stored_body), (2_000_000, 512));
         assert_eq!(c.alive_after, Duration::from_millis(2500));
         assert_eq!(c.time_zone, chrono_tz::Europe::Amsterdam);
     }
@@ -178,6 +188,14 @@ mod tests {
             (json!({"serve": {"port": 1}}), "serve.port: unknown key"),
             (json!({"serve": {"retention": -1}}), "serve.retention"),
             (json!({"serve": {"max_rows": 3}}), "serve.max_rows"),
+            (
+                json!({"serve": {"max_database": 1000}}),
+                "serve.max_database",
+            ),
+            (
+                json!({"serve": {"max_stored_body": 10}}),
+                "serve.max_stored_body",
+            ),
             (json!({"serve": {"open_reads": "yes"}}), "serve.open_reads"),
             (
                 json!({"serve": {"time_zone": "Mars/Base"}}),

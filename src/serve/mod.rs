@@ -26,6 +26,9 @@ use api::AppState;
 use config::ServeConfig;
 use store::{Bounds, Store};
 
+/// Requests worked on off the runtime's thread at once: the Pi's cores.
+pub const BLOCKING: usize = 4;
+
 /// Reads the token file's first line.
 fn read_token(config: &ServeConfig) -> anyhow::Result<Option<String>> {
     let Some(path) = &config.token_file else {
@@ -62,6 +65,7 @@ pub async fn run(config_file: Option<&Path>, listen: Option<SocketAddr>) -> Resu
         Bounds {
             retention: config.retention,
             max_rows: config.max_rows,
+            max_bytes: config.max_database,
         },
     )
     .or_exit(Exit::Usage)?;
@@ -77,6 +81,7 @@ pub async fn run(config_file: Option<&Path>, listen: Option<SocketAddr>) -> Resu
         schedule: ScheduleFile::new(&config.schedule_file),
         schedule_edit: tokio::sync::Mutex::new(()),
         store: Mutex::new(store),
+        blocking: tokio::sync::Semaphore::new(BLOCKING),
         token,
         planning: plan::planning(config_file),
         config,

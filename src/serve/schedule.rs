@@ -6,9 +6,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
-use crate::zendure::core::schedule::{
-    Key, Schedule, next_change_instant, resolve_day, value_at_instant,
-};
+use crate::zendure::core::schedule::{Key, Resolver, Schedule};
 
 /// A reference client's value: a number, a numeric string (the PHP API
 /// took "500"), or one of the two words.
@@ -20,13 +18,19 @@ pub fn loose_value(value: &Value) -> Value {
 }
 
 /// The reference API's GET answer for `date`, at local time `now`.
-pub fn reference_day(schedule: &Schedule, date: NaiveDate, now: NaiveDateTime) -> Value {
+pub fn reference_day(
+    schedule: &Schedule,
+    resolver: &Resolver,
+    date: NaiveDate,
+    now: NaiveDateTime,
+) -> Value {
     let entries: Vec<Value> = schedule
         .entries()
         .map(|(k, v)| json!({"key": k.as_str(), "value": v.to_json()}))
         .collect();
-    let resolved: Vec<Value> = resolve_day(schedule, date)
-        .into_iter()
+    let resolved: Vec<Value> = resolver
+        .day(date)
+        .iter()
         .map(|r| {
             // No match is null in the reference, not 0, so a client can
             // tell "nothing scheduled" from "0 W scheduled".
@@ -54,13 +58,13 @@ fn unix(t: DateTime<Utc>) -> f64 {
 
 /// The value in force at `now` and the instant it took over (looking back
 /// at most a week; a value older than that is "since a week ago").
-pub fn in_force(schedule: &Schedule, zone: Tz, now: DateTime<Utc>) -> (Value, f64) {
-    let week = steps(schedule, zone, now - TimeDelta::days(7), now);
+pub fn in_force(resolver: &Resolver, zone: Tz, now: DateTime<Utc>) -> (Value, f64) {
+    let week = steps(resolver, zone, now - TimeDelta::days(7), now);
     week.last()
         .map(|(at, value)| (value.clone(), *at))
         .unwrap_or_else(|| {
             (
-                value_at_instant(schedule, &zone, now).value.to_json(),
+                resolver.value_at_instant(&zone, now).value.to_json(),
                 unix(now),
             )
         })
@@ -69,19 +73,19 @@ pub fn in_force(schedule: &Schedule, zone: Tz, now: DateTime<Utc>) -> (Value, f6
 /// The schedule over `[from, to]` as (instant, value) steps, for the plots'
 /// background: the value at `from`, then each change.
 pub fn steps(
-    schedule: &Schedule,
+    resolver: &Resolver,
     zone: Tz,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Vec<(f64, Value)> {
     let mut out = vec![(
         unix(from),
-        value_at_instant(schedule, &zone, from).value.to_json(),
+        resolver.value_at_instant(&zone, from).value.to_json(),
     )];
     let mut after = from;
     // A day has at most 24 + (explicit times) changes; this bounds a month.
     for _ in 0..10_000 {
-        match next_change_instant(schedule, &zone, after) {
+        match resolver.next_change_instant(&zone, after) {
             Some(change) if change.at <= to => {
                 out.push((unix(change.at), change.value.to_json()));
                 after = change.at;
@@ -110,7 +114,7 @@ mod tests {
         let schedule = validate(&json!({"********0700": 500, "202611231730": "netzero"})).unwrap();
         let date = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
         let now = date.and_hms_opt(9, 41, 0).unwrap();
-        let day = reference_day(&schedule, date, now);
+        let day = reference_day(&schedule, &Resolver::new(&schedule), date, now);
         assert_eq!(day["success"], true);
         assert_eq!(day["date"], "20261123");
         assert_eq!(day["currentHour"], "0900");
@@ -136,6 +140,7 @@ mod tests {
     #[test]
     fn in_force_and_steps_follow_the_home_clock() {
         let schedule = validate(&json!({"********0700": 500, "********1800": "netzero"})).unwrap();
+        let schedule = Resolver::new(&schedule);
         let zone = chrono_tz::Europe::Amsterdam;
         // 09:00 in Amsterdam (UTC+1 in November).
         let now: DateTime<Utc> = "2026-11-23T08:00:00Z".parse().unwrap();

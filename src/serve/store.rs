@@ -178,6 +178,16 @@ impl Posted {
     }
 }
 
+impl Posted {
+    /// The bytes its stored body takes (a meter sample keeps none).
+    pub fn stored_bytes(&self) -> usize {
+        match self {
+            Posted::Event { body, .. } | Posted::Device { body, .. } => body.to_string().len(),
+            Posted::Meter { .. } => 0,
+        }
+    }
+}
+
 /// The latest rows, as read from the database.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Latest {
@@ -257,6 +267,9 @@ pub fn summary(
 pub struct Bounds {
     pub retention: Duration,
     pub max_rows: u64,
+    /// The bytes the rows may take in the database file (its free pages
+    /// not counted: they are handed back a few at a time).
+    pub max_bytes: u64,
 }
 
 pub struct Store {
@@ -269,14 +282,42 @@ pub struct Store {
 /// to stay within a few rows of the bound.
 const PRUNE_EVERY: u64 = 100;
 
+/// Over the byte bound, each table loses at most this many of its oldest
+/// rows per prune (and again at the next), so no insert waits on a long
+/// delete.
+const PRUNE_ROWS: i64 = 5_000;
+
+/// Free pages handed back to the filesystem per prune at most (4 MiB of
+/// the default 4 KiB pages): the file shrinks in bounded steps.
+const VACUUM_PAGES: u32 = 1024;
+
 impl Store {
     pub fn open(path: &Path, bounds: Bounds) -> Result<Store> {
+        // SQLite would create the file 0644; its -wal and -shm take the
+        // database's mode, so creating it first makes all three the owner's.
+        crate::atomic::options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .with_context(|| format!("cannot create the database {}", path.display()))?;
         let db = Connection::open(path)
             .with_context(|| format!("cannot open the database {}", path.display()))?;
-        db.pragma_update(None, "journal_mode", "WAL")
+        // Incremental auto-vacuum lets the file shrink as rows go; it takes
+        // effect on a new database at once, on an older one after a VACUUM
+        // (once, before the server listens).
+        db.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .and_then(|()| db.pragma_update(None, "journal_mode", "WAL"))
             .and_then(|()| db.pragma_update(None, "synchronous", "NORMAL"))
+            // The WAL is cut back to this after each checkpoint.
+            .and_then(|()| db.pragma_update(None, "journal_size_limit", 4 << 20))
             .and_then(|()| db.execute_batch(SCHEMA))
             .with_context(|| format!("cannot set up the database {}", path.display()))?;
+        let mode: i64 = db.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
+        if mode != 2 {
+            db.execute_batch("VACUUM")
+                .with_context(|| format!("cannot vacuum the database {}", path.display()))?;
+        }
         Ok(Store {
             db,
             bounds,
@@ -336,7 +377,40 @@ impl Store {
                 })
                 .with_context(|| format!("cannot prune {table}"))?;
         }
+        if self.used_bytes()? > self.bounds.max_bytes {
+            // Over the byte bound: every table loses its oldest rows alike,
+            // so the plots keep the same span of each.
+            for table in TABLES {
+                self.db
+                    .execute(
+                        &format!(
+                            "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id LIMIT \
+                             MAX(1, MIN(?1, (SELECT COUNT(*) FROM {table}) / 10)))"
+                        ),
+                        params![PRUNE_ROWS],
+                    )
+                    .with_context(|| format!("cannot prune {table}"))?;
+            }
+        }
+        // The pragma frees a page per step: stepped to its end.
+        self.db
+            .prepare(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES})"))
+            .and_then(|mut stmt| {
+                let mut rows = stmt.query([])?;
+                while rows.next()?.is_some() {}
+                Ok(())
+            })
+            .context("cannot hand free database pages back")?;
         Ok(())
+    }
+
+    /// The bytes the database's pages in use take (free pages not counted).
+    pub fn used_bytes(&self) -> Result<u64> {
+        let pragma = |name: &str| -> Result<u64> {
+            let n: i64 = self.db.pragma_query_value(None, name, |r| r.get(0))?;
+            Ok(n.unsigned_abs())
+        };
+        Ok((pragma("page_count")? - pragma("freelist_count")?) * pragma("page_size")?)
     }
 
     pub fn count(&self, table: &str) -> Result<u64> {
@@ -552,6 +626,12 @@ mod tests {
         assert!(!alive(&Latest::default(), NOW).alive);
     }
 
+    const HOUR_50_ROWS: Bounds = Bounds {
+        retention: Duration::from_secs(3600),
+        max_rows: 50,
+        max_bytes: 1 << 30,
+    };
+
     fn temp_db(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("zcell-store-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -562,10 +642,7 @@ mod tests {
     #[test]
     fn the_store_keeps_the_latest_and_prunes_by_age_and_count() {
         let path = temp_db("prune");
-        let bounds = Bounds {
-            retention: Duration::from_secs(3600),
-            max_rows: 50,
-        };
+        let bounds = HOUR_50_ROWS;
         let mut store = Store::open(&path, bounds).unwrap();
         for i in 0..300 {
             let t = NOW - 300.0 + f64::from(i);
@@ -611,6 +688,109 @@ mod tests {
         // Reopening keeps what was stored.
         let store = Store::open(&path, bounds).unwrap();
         assert_eq!(store.count("events").unwrap(), 2);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    fn device(ts: f64, filler: usize) -> Posted {
+        Posted::data(
+            json!({"timestamp": ts, "properties": {"electricLevel": 50, "x": "y".repeat(filler)}}),
+            None,
+            ts,
+        )
+        .unwrap()
+    }
+
+    fn file_bytes(path: &std::path::Path) -> u64 {
+        std::fs::metadata(path).unwrap().len()
+    }
+
+    #[test]
+    fn the_database_stays_within_its_bytes_and_gives_space_back() {
+        let path = temp_db("bytes");
+        let mut bounds = Bounds {
+            retention: Duration::from_secs(1 << 30),
+            max_rows: 1_000_000,
+            max_bytes: 1 << 20,
+        };
+        let mut store = Store::open(&path, bounds).unwrap();
+        for i in 0..4000 {
+            let t = NOW + f64::from(i);
+            store.insert(&device(t, 1000), t).unwrap();
+        }
+        store.prune(NOW + 4000.0).unwrap();
+        let used = store.used_bytes().unwrap();
+        // Near the bound: a tenth goes at a time, checked every 100 inserts.
+        assert!(used <= (1 << 20) * 5 / 4, "{used}");
+        let kept = store.count("device_samples").unwrap();
+        assert!(kept < 4000 && kept > 500, "{kept}");
+        let latest = store.latest().unwrap();
+        assert_eq!(latest.device.unwrap().0, NOW + 3999.0);
+        store
+            .db
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+        let full = file_bytes(&path);
+        drop(store);
+        // A shorter retention empties the table; the file shrinks in
+        // bounded steps as the prunes go on.
+        bounds.retention = Duration::from_secs(1);
+        let mut store = Store::open(&path, bounds).unwrap();
+        store.prune(NOW + 10_000.0).unwrap();
+        assert_eq!(store.count("device_samples").unwrap(), 0);
+        store
+            .db
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+        let after = file_bytes(&path);
+        assert!(after < full / 2, "{full} -> {after}");
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn an_older_database_is_vacuumed_once_into_shrinking() {
+        let path = temp_db("convert");
+        let db = Connection::open(&path).unwrap();
+        db.execute_batch(SCHEMA).unwrap();
+        drop(db);
+        let bounds = HOUR_50_ROWS;
+        let store = Store::open(&path, bounds).unwrap();
+        let mode: i64 = store
+            .db
+            .pragma_query_value(None, "auto_vacuum", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, 2);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn stored_bytes_count_the_body_kept() {
+        assert_eq!(
+            Posted::Meter {
+                ts: NOW,
+                power_w: 1.0
+            }
+            .stored_bytes(),
+            0
+        );
+        assert!(device(NOW, 5000).stored_bytes() > 5000);
+    }
+
+    #[test]
+    fn the_database_and_its_journals_are_the_owners_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = temp_db("mode");
+        let bounds = HOUR_50_ROWS;
+        let mut store = Store::open(&path, bounds).unwrap();
+        let meter = Posted::Meter {
+            ts: NOW,
+            power_w: 1.0,
+        };
+        store.insert(&meter, NOW).unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = format!("{}{suffix}", path.display());
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{file}: {mode:o}");
+        }
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 }
