@@ -310,3 +310,246 @@ async fn posted_status_and_samples_show_as_live_status_and_series() {
     let (_, status) = s.get("api/status").await;
     assert_eq!(status["live"]["alive"], false);
 }
+
+/// The schedule file's bytes and the events stored, to show a refused
+/// request changed nothing.
+async fn stored(s: &Server) -> (Option<Vec<u8>>, Value) {
+    let (_, status) = s.get("api/status").await;
+    (
+        std::fs::read(s.schedule_file()).ok(),
+        status["events"].clone(),
+    )
+}
+
+#[tokio::test]
+async fn cross_site_writes_are_refused_with_or_without_a_token() {
+    for serve in [json!({}), json!({"token_file": "TOKEN"})] {
+        let s = Server::start(serve.clone()).await;
+        let token = format!("Bearer {TOKEN}");
+        let before = stored(&s).await;
+        let charge = json!({"key": "********0000", "value": 2400}).to_string();
+        let stop = json!({"type": "stop"}).to_string();
+        let own = s.url.trim_end_matches('/').to_string();
+        let host = own.trim_start_matches("http://").to_string();
+        for (method, path, body, headers, code) in [
+            // What a form or a `no-cors` fetch from another page sends.
+            (
+                "POST",
+                "schedule/api/charge_schedule_api.php",
+                &charge,
+                vec![
+                    ("Content-Type", "text/plain;charset=UTF-8".to_string()),
+                    ("Origin", "http://127.0.0.2:9".to_string()),
+                    ("Sec-Fetch-Site", "cross-site".to_string()),
+                ],
+                403,
+            ),
+            (
+                "POST",
+                "api/status",
+                &stop,
+                vec![
+                    ("Content-Type", "text/plain".to_string()),
+                    ("Origin", "http://evil.example".to_string()),
+                ],
+                403,
+            ),
+            // Another port of the same machine is another origin.
+            (
+                "PUT",
+                "schedule/api/charge_schedule_api.php",
+                &charge,
+                vec![
+                    ("Content-Type", "application/json".to_string()),
+                    ("Origin", "http://127.0.0.1:9".to_string()),
+                    ("Authorization", token.clone()),
+                ],
+                403,
+            ),
+            (
+                "POST",
+                "api/status",
+                &stop,
+                vec![
+                    ("Content-Type", "application/json".to_string()),
+                    ("Sec-Fetch-Site", "same-site".to_string()),
+                    ("Authorization", token.clone()),
+                ],
+                403,
+            ),
+            // No browser, but no JSON either: a form post by any means.
+            (
+                "POST",
+                "api/status",
+                &stop,
+                vec![
+                    (
+                        "Content-Type",
+                        "application/x-www-form-urlencoded".to_string(),
+                    ),
+                    ("Authorization", token.clone()),
+                ],
+                415,
+            ),
+            (
+                "DELETE",
+                "schedule/api/charge_schedule_api.php",
+                &charge,
+                vec![("Authorization", token.clone())],
+                415,
+            ),
+        ] {
+            let response = s.request(method, path, body, &headers).await;
+            let status = response.status().as_u16();
+            let answer: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+            assert_eq!(
+                status, code,
+                "{serve} {method} {path} {headers:?}: {answer}"
+            );
+            assert_eq!(answer["success"], false);
+            assert!(
+                answer["error"].as_str().unwrap().contains("Content-Type")
+                    || answer["error"].as_str().unwrap().contains("cross-site"),
+                "{answer}"
+            );
+        }
+        assert_eq!(
+            stored(&s).await,
+            before,
+            "{serve}: a refused write changed nothing"
+        );
+        // The page's own requests and a program's still write.
+        let response = s
+            .request(
+                "POST",
+                "schedule/api/charge_schedule_api.php",
+                &charge,
+                &[
+                    ("Content-Type", "application/json".to_string()),
+                    ("Origin", own.clone()),
+                    ("Sec-Fetch-Site", "same-origin".to_string()),
+                    ("Authorization", token.clone()),
+                ],
+            )
+            .await;
+        assert_eq!(response.status().as_u16(), 200, "{serve} from {host}");
+        let (code, _) = s.send("POST", "api/status", json!({"type": "start"})).await;
+        assert_eq!(code, 200);
+    }
+}
+
+#[tokio::test]
+async fn only_the_servers_own_host_names_are_answered() {
+    let s = Server::start(json!({"allowed_hosts": ["zendure.lan"]})).await;
+    let port = s.url.rsplit(':').next().unwrap().trim_end_matches('/');
+    s.send("POST", "api/status", json!({"type": "start"})).await;
+    // A page on a name its DNS points here (rebinding) reads nothing.
+    for host in [format!("evil.example:{port}"), "127.0.0.1:9".to_string()] {
+        for path in ["api/status", "api/schedule", "api/data?hours=744", ""] {
+            let response = s.request("GET", path, "", &[("Host", host.clone())]).await;
+            assert_eq!(response.status().as_u16(), 421, "{host} {path}");
+            let answer: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+            assert_eq!(answer["success"], false);
+            assert!(
+                answer["error"].as_str().unwrap().contains("allowed_hosts"),
+                "{answer}"
+            );
+        }
+    }
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        "zendure.lan".to_string(),
+        format!("ZENDURE.lan:{port}"),
+    ] {
+        let response = s
+            .request("GET", "api/status", "", &[("Host", host.clone())])
+            .await;
+        assert_eq!(response.status().as_u16(), 200, "{host}");
+    }
+}
+
+#[tokio::test]
+async fn every_answer_has_the_security_headers() {
+    let s = Server::start(json!({})).await;
+    for (method, path) in [
+        ("GET", ""),
+        ("GET", "assets/app.js"),
+        ("GET", "api/status"),
+        ("GET", "no/such/thing"),
+        ("POST", "api/status"),
+    ] {
+        let response = s.request(method, path, "{}", &[]).await;
+        let h = response.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        for part in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(part), "{path}: {csp}");
+        }
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn every_error_is_json_and_head_answers_like_get() {
+    let s = Server::start(json!({"max_body": 1024})).await;
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(4096));
+    let json = [("Content-Type", "application/json".to_string())];
+    for (method, path, body, code, says) in [
+        ("GET", "no/such/thing", "", 404, "no such path"),
+        (
+            "DELETE",
+            "api/status",
+            "{}",
+            405,
+            "does not take this method",
+        ),
+        (
+            "POST",
+            "api/status",
+            big.as_str(),
+            413,
+            "max_body (1024 bytes)",
+        ),
+        ("GET", "api/data?hours=many", "", 400, "hours"),
+        (
+            "GET",
+            "schedule/api/automation_status_api.php?limit=-1",
+            "",
+            400,
+            "limit",
+        ),
+    ] {
+        let response = s.request(method, path, body, &json).await;
+        assert_eq!(response.status().as_u16(), code, "{method} {path}");
+        let kind = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let text = response.text().await.unwrap();
+        assert!(
+            kind.starts_with("application/json"),
+            "{path}: {kind} {text}"
+        );
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(answer["success"], false, "{answer}");
+        assert_eq!(answer["errors"], json!([]), "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains(says), "{answer}");
+    }
+    let api = "schedule/api/charge_schedule_api.php?date=20261124";
+    let get = s.request("GET", api, "", &[]).await;
+    let head = s.request("HEAD", api, "", &[]).await;
+    assert_eq!(head.status().as_u16(), 200);
+    assert_eq!(head.headers()["etag"], get.headers()["etag"]);
+    assert_eq!(
+        head.headers()["content-type"],
+        get.headers()["content-type"]
+    );
+    assert_eq!(head.text().await.unwrap(), "");
+    assert!(get.text().await.unwrap().contains("20261124"));
+}

@@ -38,6 +38,7 @@ fn write_prices(s: &Server) {
 async fn plan(s: &Server, body: Value, if_match: Option<&str>, token: bool) -> (u16, Value) {
     let mut request = reqwest::Client::new()
         .post(format!("{}api/schedule/plan", s.url))
+        .header("Content-Type", "application/json")
         .body(body.to_string());
     if let Some(etag) = if_match {
         request = request.header("If-Match", etag);

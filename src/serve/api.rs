@@ -220,7 +220,8 @@ pub(super) async fn reference_schedule(
     body: Bytes,
 ) -> ApiResult {
     match method {
-        Method::GET => {
+        // HEAD as GET; the body is left off on the way out.
+        Method::GET | Method::HEAD => {
             authorize(&state, &headers, false)?;
             let now = local_now(state.config.time_zone);
             // As the reference: a missing or malformed date means today.
@@ -269,7 +270,7 @@ pub(super) async fn reference_schedule(
         }
         _ => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            "use GET, PUT, POST or DELETE",
+            "use GET, HEAD, PUT, POST or DELETE",
         )),
     }
 }

@@ -29,10 +29,18 @@ pub struct ServeConfig {
     /// The controller counts as alive while it posted within this.
     pub alive_after: Duration,
     pub time_zone: Tz,
+    /// Host names (besides the listen address and `localhost`) the server
+    /// answers to; any other `Host` is refused, against DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// A connection must send its request's headers within this.
+    pub header_timeout: Duration,
+    /// Connections served at once; more wait in the kernel's queue.
+    pub max_connections: usize,
 }
 
 const KEYS: &str = "listen, schedule_file, database, token_file, open_reads, retention, \
-                    max_rows, max_body, alive_after, time_zone";
+                    max_rows, max_body, alive_after, time_zone, allowed_hosts, header_timeout, \
+                    max_connections";
 
 fn string<'a>(key: &str, v: &'a Value) -> Result<&'a str> {
     v.as_str()
@@ -50,6 +58,32 @@ fn whole(key: &str, v: &Value, min: u64) -> Result<u64> {
     v.as_u64()
         .filter(|n| *n >= min)
         .with_context(|| format!("serve.{key}: must be a whole number of at least {min}, not {v}"))
+}
+
+/// `allowed_hosts`: plain host names, compared without case or a final dot.
+fn host_names(v: &Value) -> Result<Vec<String>> {
+    let names = v
+        .as_array()
+        .with_context(|| format!("serve.allowed_hosts: must be a list of host names, not {v}"))?;
+    names
+        .iter()
+        .map(|name| {
+            let name = name
+                .as_str()
+                .map(|n| n.trim_end_matches('.').to_ascii_lowercase())
+                .filter(|n| {
+                    !n.is_empty()
+                        && n.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+                })
+                .with_context(|| {
+                    format!(
+                        "serve.allowed_hosts: {name} is not a host name (letters, digits, - and .)"
+                    )
+                })?;
+            Ok(name)
+        })
+        .collect()
 }
 
 /// Parses the whole config document: the `serve` object, falling back to
@@ -73,6 +107,9 @@ pub fn parse(doc: &Value, system_zone: impl FnOnce() -> Result<Tz>) -> Result<Se
         max_body: 64 * 1024,
         alive_after: Duration::from_secs(120),
         time_zone: Tz::UTC,
+        allowed_hosts: Vec::new(),
+        header_timeout: Duration::from_secs(10),
+        max_connections: 256,
     };
     let mut zone = None;
     for (key, v) in serve.iter().filter(|(_, v)| !v.is_null()) {
@@ -94,6 +131,9 @@ pub fn parse(doc: &Value, system_zone: impl FnOnce() -> Result<Tz>) -> Result<Se
             "max_rows" => config.max_rows = whole(key, v, 100)?,
             "max_body" => config.max_body = whole(key, v, 1024)? as usize,
             "alive_after" => config.alive_after = seconds(key, v)?,
+            "allowed_hosts" => config.allowed_hosts = host_names(v)?,
+            "header_timeout" => config.header_timeout = seconds(key, v)?,
+            "max_connections" => config.max_connections = whole(key, v, 1)? as usize,
             "time_zone" => {
                 zone = Some(tz::parse_zone(string(key, v)?).context("serve.time_zone")?);
             }
@@ -153,7 +193,8 @@ mod tests {
             &json!({"serve": {
                 "listen": "0.0.0.0:9000", "schedule_file": "/s.json", "database": "/d.sqlite",
                 "token_file": "/t", "open_reads": false, "retention": 0.5, "max_rows": 100,
-                "max_body": 2048, "alive_after": 2.5, "time_zone": "Europe/Amsterdam"
+                "max_body": 2048, "alive_after": 2.5, "time_zone": "Europe/Amsterdam",
+                "allowed_hosts": ["Zendure.LAN."], "header_timeout": 0.25, "max_connections": 4
             }}),
             utc,
         )
@@ -167,6 +208,9 @@ mod tests {
         assert_eq!((c.max_rows, c.max_body), (100, 2048));
         assert_eq!(c.alive_after, Duration::from_millis(2500));
         assert_eq!(c.time_zone, chrono_tz::Europe::Amsterdam);
+        assert_eq!(c.allowed_hosts, ["zendure.lan"]);
+        assert_eq!(c.header_timeout, Duration::from_millis(250));
+        assert_eq!(c.max_connections, 4);
     }
 
     #[test]
@@ -192,6 +236,18 @@ mod tests {
                 "serve.time_zone",
             ),
             (json!({"serve": 3}), "serve: must be an object"),
+            (
+                json!({"serve": {"allowed_hosts": ["a b"]}}),
+                "serve.allowed_hosts",
+            ),
+            (
+                json!({"serve": {"allowed_hosts": "pi.local"}}),
+                "serve.allowed_hosts",
+            ),
+            (
+                json!({"serve": {"max_connections": 0}}),
+                "serve.max_connections",
+            ),
         ] {
             let err = format!("{:#}", parse(&doc, utc).unwrap_err());
             assert!(err.contains(says), "{doc}: {err}");

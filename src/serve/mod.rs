@@ -4,6 +4,8 @@
 
 pub mod api;
 pub mod config;
+mod connections;
+pub mod guard;
 pub mod page;
 pub mod plan;
 pub mod schedule;
@@ -70,6 +72,8 @@ pub async fn command(args: ServeArgs) -> Result<(), Failure> {
         .local_addr()
         .context("the listening address")
         .or_exit(Exit::Usage)?;
+    // The Host check compares against the port actually bound.
+    config.listen = address;
     let state = Arc::new(AppState {
         schedule: ScheduleFile::new(&config.schedule_file),
         schedule_edit: tokio::sync::Mutex::new(()),
@@ -84,11 +88,11 @@ pub async fn command(args: ServeArgs) -> Result<(), Failure> {
     let stop = async move {
         signalled.await;
     };
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(stop)
-        .await
-        .context("the server failed")
-        .or_exit(Exit::Fallback)?;
+    let limits = connections::Limits {
+        header_timeout: state.config.header_timeout,
+        max: state.config.max_connections,
+    };
+    connections::serve(listener, router(state), limits, stop).await;
     log("stopped");
     Ok(())
 }
@@ -117,5 +121,9 @@ fn router(state: api::Shared) -> Router {
         )
         .route("/data/api/data_api.php", any(api::reference_data))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
         .with_state(state)
 }

@@ -161,7 +161,8 @@ impl Server {
         self.dir.join("schedule.json")
     }
 
-    /// Any request; the body as text.
+    /// Any request with a JSON content type, as programs send; the body as
+    /// text.
     pub async fn raw(
         &self,
         method: &str,
@@ -169,16 +170,31 @@ impl Server {
         body: &str,
         token: Option<&str>,
     ) -> (u16, String) {
+        let mut headers = vec![("Content-Type", "application/json".to_string())];
+        if let Some(token) = token {
+            headers.push(("Authorization", format!("Bearer {token}")));
+        }
+        let response = self.request(method, path, body, &headers).await;
+        let code = response.status().as_u16();
+        (code, response.text().await.unwrap())
+    }
+
+    /// Any request with exactly these headers (and those reqwest adds).
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        headers: &[(&str, String)],
+    ) -> reqwest::Response {
         let mut request = self
             .http
             .request(method.parse().unwrap(), format!("{}{path}", self.url))
             .body(body.to_string());
-        if let Some(token) = token {
-            request = request.header("Authorization", format!("Bearer {token}"));
+        for (name, value) in headers {
+            request = request.header(*name, value);
         }
-        let response = request.send().await.expect("the server answers");
-        let code = response.status().as_u16();
-        (code, response.text().await.unwrap())
+        request.send().await.expect("the server answers")
     }
 
     /// A JSON request with the server's token, if it has one.
@@ -218,6 +234,7 @@ impl Server {
             .http
             .put(format!("{}api/schedule", self.url))
             .header("If-Match", etag)
+            .header("Content-Type", "application/json")
             .body(doc.to_string());
         if let Some(token) = self.token {
             request = request.header("Authorization", format!("Bearer {token}"));
