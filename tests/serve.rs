@@ -5,6 +5,8 @@
 
 mod serve_env;
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use serve_env::{Server, TOKEN};
 
@@ -552,4 +554,39 @@ async fn every_error_is_json_and_head_answers_like_get() {
     );
     assert_eq!(head.text().await.unwrap(), "");
     assert!(get.text().await.unwrap().contains("20261124"));
+}
+
+#[tokio::test]
+async fn half_open_connections_are_closed_and_lock_no_one_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Server::start(json!({"header_timeout": 0.5, "max_connections": 4})).await;
+    let address = s.url.trim_start_matches("http://").trim_end_matches('/');
+    // Three times the cap: a request line and one header, never finished.
+    let mut half_open = Vec::new();
+    for _ in 0..12 {
+        let mut c = tokio::net::TcpStream::connect(address).await.unwrap();
+        c.write_all(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .await
+            .unwrap();
+        half_open.push(c);
+    }
+    // Served once the timeouts free the slots ahead of it.
+    let (code, _) = tokio::time::timeout(Duration::from_secs(20), s.get("api/status"))
+        .await
+        .expect("a normal request is answered while half-open connections wait");
+    assert_eq!(code, 200);
+    for mut c in half_open {
+        let mut buf = [0u8; 1024];
+        // The server ends each one (closed, or a 408 before closing).
+        let read = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match c.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "a half-open connection was left open");
+    }
 }
