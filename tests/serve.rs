@@ -590,3 +590,74 @@ async fn half_open_connections_are_closed_and_lock_no_one_out() {
         assert!(read.is_ok(), "a half-open connection was left open");
     }
 }
+
+#[tokio::test]
+async fn the_servers_clock_decides_what_is_current_and_alive() {
+    let s = Server::start(json!({"alive_after": 30})).await;
+    let now = serve_env::unix_now();
+    // Milliseconds for seconds, and 1e308: refused, naming field and skew.
+    for (path, body) in [
+        (
+            "api/data",
+            json!({"timestamp": now * 1000.0, "total_power": 4321}),
+        ),
+        ("api/data", json!({"timestamp": 1e308, "total_power": 4321})),
+        (
+            "api/status",
+            json!({"type": "stop", "timestamp": now + 3600.0}),
+        ),
+    ] {
+        let (code, answer) = s.send("POST", path, body.clone()).await;
+        assert_eq!(code, 400, "{body}: {answer}");
+        let error = answer["error"].as_str().unwrap();
+        assert!(
+            error.contains("`timestamp`") && error.contains("300 s ahead"),
+            "{error}"
+        );
+    }
+    let (_, status) = s.get("api/status").await;
+    assert_eq!(status["live"]["meter_w"], Value::Null, "nothing was stored");
+    assert_eq!(status["events"], json!([]));
+
+    // A reading a little ahead (within the skew), then a newer one: the
+    // one received last is current.
+    for w in [4321, 35] {
+        let at = if w == 4321 { now + 200.0 } else { now };
+        let (code, _) = s
+            .send(
+                "POST",
+                "api/data",
+                json!({"timestamp": at, "total_power": w}),
+            )
+            .await;
+        assert_eq!(code, 200);
+    }
+    let (_, status) = s.get("api/status").await;
+    assert_eq!(status["live"]["meter_w"], 35.0, "{status}");
+    // A controller whose clock is a day behind is alive when it posts, and
+    // a stop received after its start stops it, whatever the stamps say.
+    s.send(
+        "POST",
+        "api/status",
+        json!({"type": "start", "timestamp": now + 100.0}),
+    )
+    .await;
+    let (_, status) = s.get("api/status").await;
+    assert_eq!(status["live"]["alive"], true, "{status}");
+    s.send(
+        "POST",
+        "api/status",
+        json!({"type": "stop", "timestamp": now - 86_400.0}),
+    )
+    .await;
+    let (_, status) = s.get("api/status").await;
+    assert_eq!(status["live"]["alive"], false, "{status}");
+    s.send(
+        "POST",
+        "api/status",
+        json!({"type": "start", "timestamp": now - 86_400.0}),
+    )
+    .await;
+    let (_, status) = s.get("api/status").await;
+    assert_eq!(status["live"]["alive"], true, "{status}");
+}
