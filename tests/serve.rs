@@ -661,3 +661,57 @@ async fn the_servers_clock_decides_what_is_current_and_alive() {
     let (_, status) = s.get("api/status").await;
     assert_eq!(status["live"]["alive"], true, "{status}");
 }
+
+#[tokio::test]
+async fn wrong_types_repeated_keys_and_malformed_dates_change_nothing() {
+    let s = Server::start(json!({})).await;
+    let api = "schedule/api/charge_schedule_api.php";
+    s.send("PUT", api, json!({"key": "********0700", "value": 500}))
+        .await;
+    let before = std::fs::read(s.schedule_file()).unwrap();
+    for original in [json!(700), json!(["********0700"]), json!({"k": 1})] {
+        let (code, body) = s
+            .send(
+                "PUT",
+                api,
+                json!({"key": "********0800", "value": 100, "originalKey": original}),
+            )
+            .await;
+        assert_eq!(code, 400, "{original}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("originalKey"),
+            "{body}"
+        );
+    }
+    assert_eq!(std::fs::read(s.schedule_file()).unwrap(), before);
+
+    // The first value is invalid; the last would hide it.
+    let (_, etag) = s.get_with_etag("api/schedule").await;
+    let response = s
+        .request(
+            "PUT",
+            "api/schedule",
+            r#"{"********0700": "turbo", "********0700": 200}"#,
+            &[
+                ("Content-Type", "application/json".to_string()),
+                ("If-Match", etag),
+            ],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 422);
+    let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(body["errors"][0]["key"], "********0700", "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("more than once"),
+        "{body}"
+    );
+    assert_eq!(std::fs::read(s.schedule_file()).unwrap(), before);
+
+    // A malformed date is today, as the reference; not 2 Nov 2026.
+    let (_, today) = s.get(api).await;
+    for date in ["2026112", "202611023", "2026-11-02", "x"] {
+        let (code, day) = s.get(&format!("{api}?date={date}")).await;
+        assert_eq!(code, 200);
+        assert_eq!(day["date"], today["date"], "{date}");
+    }
+}

@@ -186,6 +186,12 @@ pub(super) async fn schedule_put(
         ));
     };
     let doc = parse_json(&body)?;
+    if let Some(key) = schedule::repeated_key(&body) {
+        return Err(ApiError::invalid(vec![EntryError {
+            key: Some(key),
+            error: "appears more than once: each key may be given once".into(),
+        }]));
+    }
     let _edit = state.schedule_edit.lock().await;
     let current = state.schedule.read().map_err(ApiError::internal)?;
     if if_match.trim() != current.etag {
@@ -225,9 +231,11 @@ pub(super) async fn reference_schedule(
             authorize(&state, &headers, false)?;
             let now = local_now(state.config.time_zone);
             // As the reference: a missing or malformed date means today.
+            // Eight digits exactly: chrono alone reads "2026112" as 2 Nov.
             let date = query
                 .date
                 .as_deref()
+                .filter(|d| d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|d| NaiveDate::parse_from_str(d, "%Y%m%d").ok())
                 .unwrap_or(now.date());
             let current = state.schedule.read().map_err(ApiError::internal)?;
@@ -247,7 +255,15 @@ pub(super) async fn reference_schedule(
             let (Some(key), Some(value)) = (key, input.get("value")) else {
                 return Err(ApiError::bad("missing key or value"));
             };
-            let original = input.get("originalKey").and_then(Value::as_str);
+            let original = match input.get("originalKey") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(original)) => Some(original.as_str()),
+                Some(other) => {
+                    return Err(ApiError::bad(format!(
+                        "`originalKey` must be the key string of the entry to rename, not {other}"
+                    )));
+                }
+            };
             let value = schedule::loose_value(value);
             edit(&state, |doc| {
                 if let Some(original) = original.filter(|o| *o != key) {
