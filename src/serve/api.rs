@@ -16,6 +16,7 @@ use super::schedule::{self, EntryError, ScheduleFile};
 use super::store::{DataKind, Posted, Store, summary};
 use crate::serve::config::ServeConfig;
 use crate::zendure::config::ZendureConfig;
+use crate::zendure::plan_prices::PriceCache;
 use crate::zendure::schedule::Schedule;
 
 pub struct AppState {
@@ -27,6 +28,7 @@ pub struct AppState {
     pub token: Option<String>,
     /// The `zendure` config for price plans, or why there is none.
     pub planning: Result<ZendureConfig, String>,
+    pub prices: PriceCache,
 }
 
 pub(super) type Shared = Arc<AppState>;
@@ -75,8 +77,17 @@ impl ApiError {
         }
     }
 
+    /// A failure of the server's own: told in full in its log, answered
+    /// without local paths.
     pub(super) fn internal(error: anyhow::Error) -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}"))
+        ApiError::private(StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}"))
+    }
+
+    /// An error whose words may name local files or URLs with secrets
+    /// (`?securityToken=`): in full in the server's log, answered redacted.
+    pub(super) fn private(status: StatusCode, message: String) -> ApiError {
+        crate::log(&message);
+        ApiError::new(status, redact(&message))
     }
 }
 
@@ -97,6 +108,40 @@ impl IntoResponse for ApiError {
 }
 
 pub(super) type ApiResult = Result<Response, ApiError>;
+
+/// `text` with each URL's user, query and fragment left off and each
+/// absolute path cut to its file name: what an error may show a client.
+pub fn redact(text: &str) -> String {
+    let ends = |c: char| c.is_whitespace() || "\"'`()<>,;".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| !ends(c)) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        let len = after.find(ends).unwrap_or(after.len());
+        let word = &after[..len];
+        // A colon or full stop after a URL or path is the sentence's.
+        let (word, trail) = word.split_at(word.trim_end_matches([':', '.']).len());
+        match word.split_once("://") {
+            Some((scheme, place)) => {
+                let place = place.rsplit_once('@').map_or(place, |(_, p)| p);
+                let kept = place.split(['?', '#']).next().unwrap_or_default();
+                out.push_str(&format!("{scheme}://{kept}"));
+                if kept.len() < place.len() {
+                    out.push_str("?…");
+                }
+            }
+            None if word.starts_with('/') => {
+                out.push_str(word.rsplit('/').next().unwrap_or_default())
+            }
+            None => out.push_str(word),
+        }
+        out.push_str(trail);
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    out
+}
 
 /// Constant time, so the answer's timing does not leak the token.
 fn same(a: &str, b: &str) -> bool {
@@ -453,4 +498,35 @@ pub(super) async fn data_get(
     // The page draws the home's clock, whatever the phone's zone.
     series["time_zone"] = json!(state.config.time_zone.name());
     Ok(json_ok(series))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn errors_show_no_secrets_and_no_local_paths() {
+        for (text, shown) in [
+            (
+                "prices from https://web-api.tp.entsoe.eu/api?securityToken=abc123&in=NL: timed out",
+                "prices from https://web-api.tp.entsoe.eu/api?…: timed out",
+            ),
+            (
+                "error sending request for url (http://user:pw@127.0.0.1:9/p?key=s#f)",
+                "error sending request for url (http://127.0.0.1:9/p?…)",
+            ),
+            (
+                "config file /etc/zcell-sched/config.json: zendure.prices: missing",
+                "config file config.json: zendure.prices: missing",
+            ),
+            (
+                "cannot read /var/lib/zcell-sched/schedule.json: Permission denied (os error 13)",
+                "cannot read schedule.json: Permission denied (os error 13)",
+            ),
+            ("plain words stay", "plain words stay"),
+        ] {
+            assert_eq!(redact(text), shown);
+            assert!(!redact(text).contains("abc123"));
+        }
+    }
 }

@@ -80,6 +80,7 @@ pub async fn command(args: ServeArgs) -> Result<(), Failure> {
         store: Mutex::new(store),
         token,
         planning: plan::planning(args.config.as_deref()),
+        prices: Default::default(),
         config,
     });
     // Tests and scripts wait for this line before they connect.

@@ -3,9 +3,11 @@
 //! the schedule and the list of the plan's entries.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde_json::Value;
 
@@ -18,7 +20,7 @@ use crate::zendure::http::Http;
 use crate::zendure::price_config::{PriceConfig, PriceSource};
 use crate::zendure::price_plan::Battery;
 use crate::zendure::price_schedule::{self, Owned, Proposal};
-use crate::zendure::prices::{self, PlanDay};
+use crate::zendure::prices::{self, PlanDay, PricePoint};
 use crate::zendure::schedule::Schedule;
 use crate::zendure::status;
 
@@ -57,6 +59,45 @@ async fn read_prices(source: &PriceSource, http: &Http) -> Result<String> {
     String::from_utf8(bytes).with_context(|| format!("{source}: not UTF-8 text"))
 }
 
+/// Day-ahead prices by date, fetched once and kept an hour: a plan proposed
+/// again (the page, a script) asks the source nothing, and a few days at
+/// most are held.
+#[derive(Default)]
+pub struct PriceCache {
+    /// One fetch at a time, so two requests for the same day never fetch
+    /// it twice.
+    days: tokio::sync::Mutex<Vec<CachedDay>>,
+}
+
+/// A date, when its prices were fetched, and the price points.
+type CachedDay = (NaiveDate, Instant, Arc<Vec<PricePoint>>);
+
+const CACHED_DAYS: usize = 4;
+const CACHED_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl PriceCache {
+    async fn points(
+        &self,
+        date: NaiveDate,
+        source: &PriceSource,
+        http: &Http,
+        tz: Tz,
+    ) -> Result<Arc<Vec<PricePoint>>> {
+        let mut days = self.days.lock().await;
+        days.retain(|(_, at, _)| at.elapsed() < CACHED_FOR);
+        if let Some((_, _, points)) = days.iter().find(|(d, _, _)| *d == date) {
+            return Ok(points.clone());
+        }
+        let text = read_prices(source, http).await?;
+        let points = Arc::new(prices::parse(&text, tz)?);
+        if days.len() >= CACHED_DAYS {
+            days.remove(0);
+        }
+        days.push((date, Instant::now(), points.clone()));
+        Ok(points)
+    }
+}
+
 /// A JSON file, or `None` when it does not exist.
 fn read_json(path: &Path) -> Result<Option<Value>> {
     match std::fs::read_to_string(path) {
@@ -91,7 +132,8 @@ pub fn read_owned(path: &Path) -> Result<Owned> {
 
 /// Reads the day's prices and plans it around the owner's entries of
 /// `current`. `soc`: the SoC to start from (default: for today, the running
-/// controller's reading, else `min_soc`).
+/// controller's reading, else `min_soc`). The prices come from `cache`
+/// when it holds the day.
 pub async fn propose(
     config: &ZendureConfig,
     day: PlanDay,
@@ -99,6 +141,7 @@ pub async fn propose(
     current: &Schedule,
     owned: &Owned,
     now: DateTime<Utc>,
+    cache: &PriceCache,
 ) -> Result<Proposal> {
     let price_config = config
         .prices
@@ -121,9 +164,9 @@ pub async fn propose(
     let (from, till) = prices::day_bounds(date, tz);
     let source = price_config.source.for_day(date, from, till);
     let http = Http::new(config.timings.http_timeout)?;
-    let slots = read_prices(&source, &http)
+    let slots = cache
+        .points(date, &source, &http, tz)
         .await
-        .and_then(|text| prices::parse(&text, tz))
         .and_then(|points| prices::day_slots(&points, date, tz, &price_config.tariff, now))
         .with_context(|| format!("prices from {source}"))?;
     Ok(price_schedule::propose(
@@ -165,9 +208,18 @@ pub async fn plan_prices(args: &PlanPricesArgs) -> Result<(), Failure> {
     };
     let owned_file = owned_path(&schedule_path);
     let owned = read_owned(&owned_file).or_exit(Exit::Fallback)?;
-    let proposal = propose(&config, args.date, args.soc, &current, &owned, Utc::now())
-        .await
-        .or_exit(Exit::Fallback)?;
+    let cache = PriceCache::default();
+    let proposal = propose(
+        &config,
+        args.date,
+        args.soc,
+        &current,
+        &owned,
+        Utc::now(),
+        &cache,
+    )
+    .await
+    .or_exit(Exit::Fallback)?;
     let tz = config.time_zone;
     if args.json {
         let mut doc = proposal.to_json(tz);
