@@ -245,6 +245,38 @@ fn listening_beyond_loopback_needs_a_token() {
 }
 
 #[tokio::test]
+async fn closed_reads_need_a_token_and_a_token_must_be_hard_to_guess() {
+    let out = serve_env::run_refused(json!({"open_reads": false}));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("serve.open_reads: false needs serve.token_file"),
+        "{err}"
+    );
+    let dir = std::env::temp_dir().join(format!("zcell-weak-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for weak in ["0000000000000000", "abababababababababab", "short-token"] {
+        let file = dir.join("token");
+        std::fs::write(&file, weak).unwrap();
+        let out = serve_env::run_refused(json!({"token_file": file}));
+        assert_eq!(out.status.code(), Some(2), "{weak}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("too easy to guess"), "{weak}: {err}");
+        assert!(err.contains("openssl rand -hex 32"), "{err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    // A token others may read: said, with the fix.
+    let s = Server::start(json!({"token_file": "TOKEN0644"})).await;
+    let warned = s.said.join("\n");
+    assert!(
+        warned.contains("can be read by other users (mode 644): chmod 600"),
+        "{warned}"
+    );
+    let s = Server::start(json!({"token_file": "TOKEN"})).await;
+    assert_eq!(s.said, Vec::<String>::new());
+}
+
+#[tokio::test]
 async fn posted_status_and_samples_show_as_live_status_and_series() {
     let s = Server::start(json!({"alive_after": 30})).await;
     let (_, etag) = s.get_with_etag("api/schedule").await;

@@ -11,6 +11,7 @@ pub mod plan;
 pub mod schedule;
 pub mod store;
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
@@ -27,7 +28,8 @@ use config::ServeConfig;
 use schedule::ScheduleFile;
 use store::{Bounds, Store};
 
-/// Reads the token file's first line.
+/// Reads the token file's first line, refusing a token that is easy to
+/// guess and warning when others may read the file.
 fn read_token(config: &ServeConfig) -> anyhow::Result<Option<String>> {
     let Some(path) = &config.token_file else {
         // Anyone who can reach the port could rewrite the schedule.
@@ -37,16 +39,36 @@ fn read_token(config: &ServeConfig) -> anyhow::Result<Option<String>> {
                 config.listen
             );
         }
+        anyhow::ensure!(
+            config.open_reads,
+            "serve.open_reads: false needs serve.token_file: reads can only be closed with a token"
+        );
         return Ok(None);
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read serve.token_file {}", path.display()))?;
     let token = text.lines().next().unwrap_or_default().trim().to_string();
+    let distinct = token
+        .chars()
+        .collect::<std::collections::HashSet<_>>()
+        .len();
     anyhow::ensure!(
-        token.len() >= 16,
-        "serve.token_file {}: the token must be at least 16 characters",
+        token.chars().count() >= 16 && distinct >= 6,
+        "serve.token_file {}: the token is too easy to guess (at least 16 characters, not \
+         nearly all the same); make one with `openssl rand -hex 32`",
         path.display()
     );
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("cannot read serve.token_file {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        log(&format!(
+            "warning: serve.token_file {0} can be read by other users (mode {1:o}): chmod 600 {0}",
+            path.display(),
+            mode & 0o777
+        ));
+    }
     Ok(Some(token))
 }
 

@@ -44,9 +44,14 @@ fn config(dir: &Path, serve: Value) -> (PathBuf, bool) {
     });
     let mut with_token = false;
     for (k, v) in serve.as_object().unwrap() {
-        if k == "token_file" && v == "TOKEN" {
-            std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
-            keys[k] = json!(dir.join("token"));
+        // "TOKEN0644": the same, in a file others may read.
+        if k == "token_file" && (v == "TOKEN" || v == "TOKEN0644") {
+            use std::os::unix::fs::PermissionsExt as _;
+            let file = dir.join("token");
+            std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
+            let mode = if v == "TOKEN" { 0o600 } else { 0o644 };
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            keys[k] = json!(file);
             with_token = true;
         } else {
             keys[k] = v.clone();
@@ -83,6 +88,8 @@ pub fn run_refused(serve: Value) -> Output {
 
 pub struct Server {
     child: Child,
+    /// What the server said on stderr up to its readiness line.
+    pub said: Vec<String>,
     pub url: String,
     pub dir: PathBuf,
     token: Option<&'static str>,
@@ -135,6 +142,7 @@ impl Server {
         let stderr = child.stderr.take().unwrap();
         let mut server = Server {
             child,
+            said: Vec::new(),
             url: String::new(),
             dir,
             token: with_token.then_some(TOKEN),
@@ -143,17 +151,21 @@ impl Server {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = line.split("serving ").nth(1) {
-                    let _ = tx.send(url.to_string());
-                } else {
-                    eprintln!("serve: {line}");
-                }
+                eprintln!("serve: {line}");
+                let _ = tx.send(line);
             }
         });
         // Dropping `server` on a panic here stops the process too.
-        server.url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("serve did not say where it listens");
+        loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("serve did not say where it listens");
+            if let Some(url) = line.split("serving ").nth(1) {
+                server.url = url.to_string();
+                break;
+            }
+            server.said.push(line);
+        }
         server
     }
 
