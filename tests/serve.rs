@@ -729,3 +729,25 @@ async fn wrong_types_repeated_keys_and_malformed_dates_change_nothing() {
         assert_eq!(day["date"], today["date"], "{date}");
     }
 }
+
+#[tokio::test]
+async fn answers_name_no_local_paths() {
+    let s = Server::start(json!({})).await;
+    // A schedule the server cannot read: its error names the file only.
+    std::fs::create_dir(s.schedule_file()).unwrap();
+    let folder = s.dir.to_str().unwrap();
+    let (code, status) = s.get("api/status").await;
+    assert_eq!(code, 200);
+    let error = status["schedule_error"].as_str().unwrap();
+    assert!(
+        error.contains("schedule.json") && !error.contains(folder),
+        "{error}"
+    );
+    let (code, day) = s.get("schedule/api/charge_schedule_api.php").await;
+    assert_eq!(code, 500);
+    let error = day["error"].as_str().unwrap();
+    assert!(
+        error.contains("schedule.json") && !error.contains(folder),
+        "{error}"
+    );
+}

@@ -372,9 +372,13 @@ pub(super) async fn status_post(
     store_posted(&state, Posted::event(doc, now_unix()))
 }
 
-/// The stored schedule, or why it cannot be used.
+/// The stored schedule, or why it cannot be used (without its path: the
+/// status is for any reader).
 fn stored_schedule(state: &AppState) -> Result<Schedule, String> {
-    let current = state.schedule.read().map_err(|e| format!("{e:#}"))?;
+    let current = state
+        .schedule
+        .read()
+        .map_err(|e| redact(&format!("{e:#}")))?;
     let doc = current.document().map_err(|e| format!("{e:#}"))?;
     schedule::validate(&Value::Object(doc)).map_err(|errors| {
         errors
