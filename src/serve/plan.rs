@@ -6,8 +6,9 @@
 //! page shows before anything is saved: every slot with its prices, value
 //! and expected SoC, the entries, the expected saving, and the ETag of the
 //! schedule it was made from. `"save": true` with `If-Match: <that ETag>`
-//! plans again and writes it (412 if the schedule changed meanwhile). The plan's entries are listed beside the
-//! schedule file; the owner's are never touched.
+//! plans again and writes it (412 if the schedule changed meanwhile). The
+//! plan's entries are listed beside the schedule file; the owner's are
+//! never touched.
 
 use std::path::Path;
 

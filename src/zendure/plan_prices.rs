@@ -59,9 +59,10 @@ async fn read_prices(source: &PriceSource, http: &Http) -> Result<String> {
     String::from_utf8(bytes).with_context(|| format!("{source}: not UTF-8 text"))
 }
 
-/// Day-ahead prices by date, fetched once and kept an hour: a plan proposed
-/// again (the page, a script) asks the source nothing, and a few days at
-/// most are held.
+/// Day-ahead prices from a URL by date, fetched once and kept an hour: a
+/// plan proposed again (the page, a script) asks the source nothing, and a
+/// few days at most are held. A price file is read each time (an edit
+/// shows at once).
 #[derive(Default)]
 pub struct PriceCache {
     /// One fetch at a time, so two requests for the same day never fetch
@@ -83,6 +84,12 @@ impl PriceCache {
         http: &Http,
         tz: Tz,
     ) -> Result<Arc<Vec<PricePoint>>> {
+        if let PriceSource::File(_) = source {
+            return Ok(Arc::new(prices::parse(
+                &read_prices(source, http).await?,
+                tz,
+            )?));
+        }
         let mut days = self.days.lock().await;
         days.retain(|(_, at, _)| at.elapsed() < CACHED_FOR);
         if let Some((_, _, points)) = days.iter().find(|(d, _, _)| *d == date) {
