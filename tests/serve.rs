@@ -618,6 +618,21 @@ async fn half_open_connections_are_closed_and_lock_no_one_out() {
         .await;
         assert!(read.is_ok(), "a half-open connection was left open");
     }
+    // Headers in time, then a body that never finishes: 408, in time.
+    let mut c = tokio::net::TcpStream::connect(address).await.unwrap();
+    c.write_all(
+        b"POST /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"type\"",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), c.read_to_end(&mut answer))
+        .await
+        .expect("a dripping body was waited on for ever")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("serve.header_timeout (0.5 s)"), "{answer}");
 }
 
 #[tokio::test]

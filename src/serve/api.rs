@@ -36,7 +36,7 @@ pub(super) type Shared = Arc<AppState>;
 /// A refused request: its status, what went wrong, and the bad entries.
 pub struct ApiError {
     status: StatusCode,
-    message: String,
+    pub(super) message: String,
     entries: Vec<EntryError>,
     etag: Option<String>,
 }

@@ -15,7 +15,10 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use http_body_util::BodyExt as _;
+
 use super::api::{ApiError, Shared};
+use super::config::ServeConfig;
 
 /// The page loads its own scripts, styles and icon and talks only to its
 /// own server; nothing may frame it.
@@ -147,9 +150,7 @@ async fn reshape(response: Response, path: &str, max_body: usize) -> Response {
                 .unwrap_or_default();
             format!("{path} does not take this method (it takes {allow})")
         }
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            format!("the body is larger than serve.max_body ({max_body} bytes)")
-        }
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(max_body).message,
         // The framework's own words (a bad query string says which part);
         // they are short, but read no more than a page of them.
         _ => match to_bytes(body, 4096).await {
@@ -165,6 +166,34 @@ async fn reshape(response: Response, path: &str, max_body: usize) -> Response {
         shaped_parts.headers[header::CONTENT_TYPE].clone(),
     );
     Response::from_parts(parts, Body::new(shaped_body))
+}
+
+fn too_large(max_body: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the body is larger than serve.max_body ({max_body} bytes)"),
+    )
+}
+
+/// The request with its body read whole, within `header_timeout` and
+/// `max_body`: a client that sends its headers and then drips the body
+/// must not hold a connection for ever.
+async fn read_body(request: Request, config: &ServeConfig) -> Result<Request, ApiError> {
+    let (parts, body) = request.into_parts();
+    let limited = http_body_util::Limited::new(body, config.max_body);
+    let read = tokio::time::timeout(config.header_timeout, limited.collect()).await;
+    match read {
+        Ok(Ok(collected)) => Ok(Request::from_parts(parts, Body::from(collected.to_bytes()))),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(config.max_body)),
+        Ok(Err(e)) => Err(ApiError::bad(format!("the body could not be read: {e}"))),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body did not arrive within serve.header_timeout ({} s)",
+                config.header_timeout.as_secs_f64()
+            ),
+        )),
+    }
 }
 
 pub async fn guard(State(state): State<Shared>, request: Request, next: Next) -> Response {
@@ -185,8 +214,12 @@ pub async fn guard(State(state): State<Shared>, request: Request, next: Next) ->
         }
         _ => write_allowed(request.method(), request.headers()),
     };
+    let checked = match checked {
+        Ok(()) => read_body(request, config).await,
+        Err(refused) => Err(refused),
+    };
     let mut response = match checked {
-        Ok(()) => next.run(request).await,
+        Ok(request) => next.run(request).await,
         Err(refused) => refused.into_response(),
     };
     if (response.status().is_client_error() || response.status().is_server_error())
