@@ -64,6 +64,7 @@ fn server(dir: &Path) -> Router {
         blocking: tokio::sync::Semaphore::new(BLOCKING),
         token: None,
         planning: Err("no prices in this test".into()),
+        prices: Default::default(),
         config,
     }))
 }
@@ -79,6 +80,10 @@ async fn send(
     let mut request = Request::builder().method(method).uri(path);
     if let Some(tag) = if_match {
         request = request.header(header::IF_MATCH, tag);
+    }
+    // A write must say it is JSON (the guard refuses cross-site forms).
+    if body.is_some() {
+        request = request.header(header::CONTENT_TYPE, "application/json");
     }
     let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
     let response = app

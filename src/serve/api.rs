@@ -17,6 +17,7 @@ use super::store::{DataKind, Posted, Store, summary};
 use crate::serve::config::ServeConfig;
 use crate::zendure::config::ZendureConfig;
 use crate::zendure::core::schedule::Resolver;
+use crate::zendure::io::prices::PriceCache;
 use crate::zendure::io::schedule_file::{self, EntryError, Parsed, ScheduleFile, Stale};
 
 pub struct AppState {
@@ -31,6 +32,7 @@ pub struct AppState {
     pub token: Option<String>,
     /// The `zendure` config for price plans, or why there is none.
     pub planning: Result<ZendureConfig, String>,
+    pub prices: PriceCache,
 }
 
 pub type Shared = Arc<AppState>;
@@ -38,7 +40,7 @@ pub type Shared = Arc<AppState>;
 /// A refused request: its status, what went wrong, and the bad entries.
 pub struct ApiError {
     status: StatusCode,
-    message: String,
+    pub(super) message: String,
     entries: Vec<EntryError>,
     etag: Option<String>,
 }
@@ -79,8 +81,17 @@ impl ApiError {
         }
     }
 
+    /// A failure of the server's own: told in full in its log, answered
+    /// without local paths.
     pub(super) fn internal(error: anyhow::Error) -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}"))
+        ApiError::private(StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}"))
+    }
+
+    /// An error whose words may name local files or URLs with secrets
+    /// (`?securityToken=`): in full in the server's log, answered redacted.
+    pub(super) fn private(status: StatusCode, message: String) -> ApiError {
+        crate::log(&message);
+        ApiError::new(status, redact(&message))
     }
 }
 
@@ -101,6 +112,40 @@ impl IntoResponse for ApiError {
 }
 
 pub(super) type ApiResult = Result<Response, ApiError>;
+
+/// `text` with each URL's user, query and fragment left off and each
+/// absolute path cut to its file name: what an error may show a client.
+pub fn redact(text: &str) -> String {
+    let ends = |c: char| c.is_whitespace() || "\"'`()<>,;".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| !ends(c)) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        let len = after.find(ends).unwrap_or(after.len());
+        let word = &after[..len];
+        // A colon or full stop after a URL or path is the sentence's.
+        let (word, trail) = word.split_at(word.trim_end_matches([':', '.']).len());
+        match word.split_once("://") {
+            Some((scheme, place)) => {
+                let place = place.rsplit_once('@').map_or(place, |(_, p)| p);
+                let kept = place.split(['?', '#']).next().unwrap_or_default();
+                out.push_str(&format!("{scheme}://{kept}"));
+                if kept.len() < place.len() {
+                    out.push_str("?…");
+                }
+            }
+            None if word.starts_with('/') => {
+                out.push_str(word.rsplit('/').next().unwrap_or_default())
+            }
+            None => out.push_str(word),
+        }
+        out.push_str(trail);
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    out
+}
 
 /// Constant time, so the answer's timing does not leak the token.
 fn same(a: &str, b: &str) -> bool {
@@ -208,6 +253,12 @@ pub(super) async fn schedule_put(
         ));
     };
     let doc = parse_json(&body)?;
+    if let Some(key) = schedule::repeated_key(&body) {
+        return Err(ApiError::invalid(vec![EntryError {
+            key: Some(key),
+            error: "appears more than once: each key may be given once".into(),
+        }]));
+    }
     let _edit = state.schedule_edit.lock().await;
     if let Err(Stale { etag }) = state
         .schedule
@@ -245,13 +296,16 @@ pub(super) async fn reference_schedule(
     body: Bytes,
 ) -> ApiResult {
     match method {
-        Method::GET => {
+        // HEAD as GET; the body is left off on the way out.
+        Method::GET | Method::HEAD => {
             authorize(&state, &headers, false)?;
             let now = local_now(state.config.time_zone);
             // As the reference: a missing or malformed date means today.
+            // Eight digits exactly: chrono alone reads "2026112" as 2 Nov.
             let date = query
                 .date
                 .as_deref()
+                .filter(|d| d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|d| NaiveDate::parse_from_str(d, "%Y%m%d").ok())
                 .unwrap_or(now.date());
             off_thread(&state, move |state| {
@@ -276,7 +330,15 @@ pub(super) async fn reference_schedule(
             let (Some(key), Some(value)) = (key, input.get("value")) else {
                 return Err(ApiError::bad("missing key or value"));
             };
-            let original = input.get("originalKey").and_then(Value::as_str);
+            let original = match input.get("originalKey") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(original)) => Some(original.as_str()),
+                Some(other) => {
+                    return Err(ApiError::bad(format!(
+                        "`originalKey` must be the key string of the entry to rename, not {other}"
+                    )));
+                }
+            };
             let value = schedule::loose_value(value);
             edit(&state, |doc| {
                 if let Some(original) = original.filter(|o| *o != key) {
@@ -299,7 +361,7 @@ pub(super) async fn reference_schedule(
         }
         _ => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            "use GET, PUT, POST or DELETE",
+            "use GET, HEAD, PUT, POST or DELETE",
         )),
     }
 }
@@ -350,9 +412,13 @@ pub(super) async fn status_post(
     store_posted(&state, Posted::event(doc, now_unix())).await
 }
 
-/// The stored schedule, validated and indexed, or why it cannot be used.
+/// The stored schedule, validated and indexed, or why it cannot be used
+/// (without its path: the status is for any reader).
 fn stored_schedule(state: &AppState) -> Result<Arc<Parsed>, String> {
-    let parsed = state.schedule.parsed().map_err(|e| format!("{e:#}"))?;
+    let parsed = state
+        .schedule
+        .parsed()
+        .map_err(|e| redact(&format!("{e:#}")))?;
     if let Err(errors) = &parsed.valid {
         return Err(errors
             .iter()
@@ -496,4 +562,35 @@ fn data(state: &AppState, hours: f64) -> ApiResult {
     // The page draws the home's clock, whatever the phone's zone.
     series["time_zone"] = json!(state.config.time_zone.name());
     Ok(json_ok(series))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn errors_show_no_secrets_and_no_local_paths() {
+        for (text, shown) in [
+            (
+                "prices from https://web-api.tp.entsoe.eu/api?securityToken=abc123&in=NL: timed out",
+                "prices from https://web-api.tp.entsoe.eu/api?…: timed out",
+            ),
+            (
+                "error sending request for url (http://user:pw@127.0.0.1:9/p?key=s#f)",
+                "error sending request for url (http://127.0.0.1:9/p?…)",
+            ),
+            (
+                "config file /etc/zcell-sched/config.json: zendure.prices: missing",
+                "config file config.json: zendure.prices: missing",
+            ),
+            (
+                "cannot read /var/lib/zcell-sched/schedule.json: Permission denied (os error 13)",
+                "cannot read schedule.json: Permission denied (os error 13)",
+            ),
+            ("plain words stay", "plain words stay"),
+        ] {
+            assert_eq!(redact(text), shown);
+            assert!(!redact(text).contains("abc123"));
+        }
+    }
 }

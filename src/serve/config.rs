@@ -36,10 +36,18 @@ pub struct ServeConfig {
     /// The controller counts as alive while it posted within this.
     pub alive_after: Duration,
     pub time_zone: Tz,
+    /// Host names (besides the listen address and `localhost`) the server
+    /// answers to; any other `Host` is refused, against DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// A connection must send its request's headers within this.
+    pub header_timeout: Duration,
+    /// Connections served at once; more wait in the kernel's queue.
+    pub max_connections: usize,
 }
 
 const KEYS: &str = "listen, schedule_file, database, token_file, open_reads, retention, \
-                    max_rows, max_database, max_body, max_stored_body, alive_after, time_zone";
+                    max_rows, max_database, max_body, max_stored_body, alive_after, time_zone, \
+                    allowed_hosts, header_timeout, max_connections";
 
 /// The `serve` object as written: every key optional, none unknown.
 #[derive(Debug, Default, Deserialize)]
@@ -57,6 +65,9 @@ struct ServeFile {
     max_stored_body: Option<u64>,
     alive_after: Option<Seconds>,
     time_zone: Option<String>,
+    allowed_hosts: Option<Vec<String>>,
+    header_timeout: Option<Seconds>,
+    max_connections: Option<u64>,
 }
 
 fn at_least(key: &str, n: Option<u64>, min: u64, default: u64) -> Result<u64> {
@@ -65,6 +76,26 @@ fn at_least(key: &str, n: Option<u64>, min: u64, default: u64) -> Result<u64> {
         Some(n) if n >= min => Ok(n),
         Some(n) => bail!("serve.{key}: must be a whole number of at least {min}, not {n}"),
     }
+}
+
+/// `allowed_hosts`: plain host names, compared without case or a final dot.
+fn host_names(names: Vec<String>) -> Result<Vec<String>> {
+    names
+        .into_iter()
+        .map(|name| {
+            let host = name.trim_end_matches('.').to_ascii_lowercase();
+            let plain = !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if !plain {
+                bail!(
+                    "serve.allowed_hosts: {name:?} is not a host name (letters, digits, - and .)"
+                );
+            }
+            Ok(host)
+        })
+        .collect()
 }
 
 /// Parses the whole config document: the `serve` object, falling back to
@@ -109,6 +140,9 @@ pub fn parse(doc: &Value, system_zone: impl FnOnce() -> Result<Tz>) -> Result<Se
             (None, Some(name)) => tz::parse_zone(name).context("zendure.time_zone")?,
             (None, None) => system_zone()?,
         },
+        allowed_hosts: host_names(file.allowed_hosts.unwrap_or_default())?,
+        header_timeout: file.header_timeout.map_or(Duration::from_secs(10), |s| s.0),
+        max_connections: at_least("max_connections", file.max_connections, 1, 256)? as usize,
     })
 }
 
@@ -154,7 +188,8 @@ mod tests {
                 "listen": "0.0.0.0:9000", "schedule_file": "/s.json", "database": "/d.sqlite",
                 "token_file": "/t", "open_reads": false, "retention": 0.5, "max_rows": 100,
                 "max_database": 2_000_000, "max_body": 2048, "max_stored_body": 512,
-                "alive_after": 2.5, "time_zone": "Europe/Amsterdam"
+                "alive_after": 2.5, "time_zone": "Europe/Amsterdam",
+                "allowed_hosts": ["Zendure.LAN."], "header_timeout": 0.25, "max_connections": 4
             }}),
             utc,
         )
@@ -169,6 +204,9 @@ mod tests {
         assert_eq!((c.max_database, c.max_stored_body), (2_000_000, 512));
         assert_eq!(c.alive_after, Duration::from_millis(2500));
         assert_eq!(c.time_zone, chrono_tz::Europe::Amsterdam);
+        assert_eq!(c.allowed_hosts, ["zendure.lan"]);
+        assert_eq!(c.header_timeout, Duration::from_millis(250));
+        assert_eq!(c.max_connections, 4);
     }
 
     #[test]
@@ -202,6 +240,18 @@ mod tests {
                 "serve.time_zone",
             ),
             (json!({"serve": 3}), "serve: must be an object"),
+            (
+                json!({"serve": {"allowed_hosts": ["a b"]}}),
+                "serve.allowed_hosts",
+            ),
+            (
+                json!({"serve": {"allowed_hosts": "pi.local"}}),
+                "serve.allowed_hosts",
+            ),
+            (
+                json!({"serve": {"max_connections": 0}}),
+                "serve.max_connections",
+            ),
         ] {
             let err = format!("{:#}", parse(&doc, utc).unwrap_err());
             assert!(err.contains(says), "{doc}: {err}");

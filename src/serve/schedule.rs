@@ -8,6 +8,42 @@ use serde_json::{Value, json};
 
 use crate::zendure::core::schedule::{Key, Resolver, Schedule};
 
+/// The first key that appears twice in a JSON object's text, if any.
+/// serde_json keeps the last of them silently, which would hide the first
+/// from validation; `None` too when `bytes` is no JSON object at all.
+pub fn repeated_key(bytes: &[u8]) -> Option<String> {
+    struct Repeated(Option<String>);
+    impl<'de> serde::Deserialize<'de> for Repeated {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Repeated, D::Error> {
+            d.deserialize_map(Repeated(None))
+        }
+    }
+    impl<'de> serde::de::Visitor<'de> for Repeated {
+        type Value = Repeated;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            mut self,
+            mut map: A,
+        ) -> Result<Repeated, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                if self.0.is_none() && seen.contains(&key) {
+                    self.0 = Some(key);
+                } else {
+                    seen.insert(key);
+                }
+            }
+            Ok(self)
+        }
+    }
+    serde_json::from_slice::<Repeated>(bytes)
+        .ok()
+        .and_then(|r| r.0)
+}
+
 /// A reference client's value: a number, a numeric string (the PHP API
 /// took "500"), or one of the two words.
 pub fn loose_value(value: &Value) -> Value {
@@ -100,6 +136,24 @@ pub fn steps(
 mod tests {
     use super::*;
     use crate::zendure::io::schedule_file::validate;
+
+    #[test]
+    fn a_key_twice_is_found_whatever_its_spelling() {
+        let twice = |text: &str| repeated_key(text.as_bytes());
+        assert_eq!(
+            twice(r#"{"********0700": 100, "********0800": 1, "********0700": 200}"#),
+            Some("********0700".into())
+        );
+        // The same key written with an escape is still the same key.
+        assert_eq!(
+            twice(r#"{"********0700": 1, "********070\u0030": 2}"#),
+            Some("********0700".into())
+        );
+        assert_eq!(twice(r#"{"a": {"b": 1, "b": 2}, "c": 1}"#), None);
+        assert_eq!(twice(r#"{"********0700": 1, "********0800": 1}"#), None);
+        assert_eq!(twice("[1, 1]"), None);
+        assert_eq!(twice("{not json"), None);
+    }
 
     #[test]
     fn numeric_strings_are_numbers_as_the_reference_took_them() {

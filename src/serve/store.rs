@@ -92,14 +92,25 @@ impl DataKind {
     }
 }
 
+/// How far a posted time may be ahead of the server's clock: clocks drift,
+/// but a reading from the future would stay "newest" until that time.
+pub const MAX_AHEAD_S: f64 = 300.0;
+
 fn timestamp(body: &Map<String, Value>, now: UnixSeconds) -> Result<UnixSeconds> {
-    match body.get("timestamp") {
-        None | Some(Value::Null) => Ok(now),
-        Some(v) => v
-            .as_f64()
-            .filter(|t| t.is_finite() && *t > 0.0)
-            .ok_or_else(|| anyhow!("`timestamp` must be unix seconds, not {v}")),
+    let Some(v) = body.get("timestamp").filter(|v| !v.is_null()) else {
+        return Ok(now);
+    };
+    let t = v
+        .as_f64()
+        .filter(|t| t.is_finite() && *t > 0.0)
+        .ok_or_else(|| anyhow!("`timestamp` must be unix seconds, not {v}"))?;
+    if t > now + MAX_AHEAD_S {
+        bail!(
+            "`timestamp` {v} is more than {MAX_AHEAD_S} s ahead of the server's clock ({now:.0}): \
+             it takes unix seconds (not milliseconds)"
+        );
     }
+    Ok(t)
 }
 
 fn number(props: &Map<String, Value>, key: &str) -> Option<f64> {
@@ -201,7 +212,7 @@ pub struct Latest {
     pub last_command: Option<(UnixSeconds, Value)>,
     pub meter: Option<(UnixSeconds, f64)>,
     pub device: Option<(UnixSeconds, Option<f64>, Option<f64>)>,
-    /// The last device sample's time and the last of any post.
+    /// When the server received the last post of any kind.
     pub last_post: Option<UnixSeconds>,
 }
 
@@ -421,6 +432,9 @@ impl Store {
         Ok(n.unsigned_abs())
     }
 
+    /// The newest rows in the order the server received them, and the
+    /// server's time of the last post: a client's clock, however wrong,
+    /// decides neither what is current nor whether the controller is alive.
     pub fn latest(&self) -> Result<Latest> {
         let db = &self.db;
         let one_event = |sql: &str| -> rusqlite::Result<Option<(f64, Option<String>)>> {
@@ -430,48 +444,51 @@ impl Store {
         let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
         let last_event = db
             .query_row(
-                "SELECT ts, type FROM events ORDER BY ts DESC, id DESC LIMIT 1",
+                "SELECT ts, type FROM events ORDER BY id DESC LIMIT 1",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let last_start = one_event(
-            "SELECT ts, NULL FROM events WHERE type = 'start' ORDER BY ts DESC, id DESC LIMIT 1",
-        )?
-        .map(|(t, _)| t);
+        let start: Option<(i64, f64)> = db
+            .query_row(
+                "SELECT id, ts FROM events WHERE type = 'start' ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let last_start = start.map(|(_, t)| t);
         let stopped_at = db
             .query_row(
-                "SELECT ts FROM events WHERE type = 'stop' AND ts >= ?1 ORDER BY ts DESC LIMIT 1",
-                params![last_start.unwrap_or(f64::MIN)],
+                "SELECT ts FROM events WHERE type = 'stop' AND id > ?1 ORDER BY id DESC LIMIT 1",
+                params![start.map_or(0, |(id, _)| id)],
                 |r| r.get(0),
             )
             .optional()?;
         let last_command = one_event(
-            "SELECT ts, new_value FROM events WHERE type IN ('change', 'command') ORDER BY ts DESC, id DESC LIMIT 1",
+            "SELECT ts, new_value FROM events WHERE type IN ('change', 'command') ORDER BY id DESC LIMIT 1",
         )?
         .map(|(t, v)| (t, json(v).unwrap_or(Value::Null)));
         let meter = db
             .query_row(
-                "SELECT ts, power_w FROM meter_samples ORDER BY ts DESC, id DESC LIMIT 1",
+                "SELECT ts, power_w FROM meter_samples ORDER BY id DESC LIMIT 1",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
         let device = db
             .query_row(
-                "SELECT ts, soc, battery_w FROM device_samples ORDER BY ts DESC, id DESC LIMIT 1",
+                "SELECT ts, soc, battery_w FROM device_samples ORDER BY id DESC LIMIT 1",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
-        let last_post = [
-            last_event.as_ref().map(|(t, _): &(f64, String)| *t),
-            meter.map(|(t, _): (f64, f64)| t),
-            device.map(|(t, _, _): (f64, Option<f64>, Option<f64>)| t),
-        ]
-        .into_iter()
-        .flatten()
-        .reduce(f64::max);
+        let last_post = db.query_row(
+            "SELECT MAX(received) FROM (SELECT MAX(received) AS received FROM events \
+             UNION ALL SELECT MAX(received) FROM meter_samples \
+             UNION ALL SELECT MAX(received) FROM device_samples)",
+            [],
+            |r| r.get(0),
+        )?;
         Ok(Latest {
             last_event,
             last_start,
@@ -558,6 +575,34 @@ mod tests {
             .to_string();
         assert!(err.contains("`timestamp` must be unix seconds"), "{err}");
         assert!(Posted::event(json!([1]), NOW).is_err());
+    }
+
+    #[test]
+    fn times_ahead_of_the_server_are_refused() {
+        let ahead = |t: Value| {
+            let meter = Posted::data(json!({"timestamp": t, "total_power": 1}), None, NOW);
+            let event = Posted::event(json!({"type": "stop", "timestamp": t}), NOW);
+            match (meter, event) {
+                (Ok(_), Ok(_)) => None,
+                (Err(m), Err(e)) => {
+                    assert_eq!(m.to_string(), e.to_string());
+                    Some(m.to_string())
+                }
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(ahead(json!(NOW + MAX_AHEAD_S)), None);
+        assert_eq!(ahead(json!(NOW - 86_400.0)), None);
+        // Milliseconds mistaken for seconds, and the largest double.
+        for t in [
+            json!(NOW * 1000.0),
+            json!(1e308),
+            json!(NOW + MAX_AHEAD_S + 1.0),
+        ] {
+            let err = ahead(t.clone()).unwrap_or_else(|| panic!("{t} was taken"));
+            assert!(err.contains("`timestamp`"), "{err}");
+            assert!(err.contains("300 s ahead of the server's clock"), "{err}");
+        }
     }
 
     #[test]
