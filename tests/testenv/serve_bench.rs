@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use chrono::{Datelike as _, NaiveDate, Timelike as _, Utc};
 use serde_json::{Map, Value, json};
 
@@ -316,7 +316,15 @@ async fn memory(binary: &Path, http: &reqwest::Client) -> Result<bool> {
         send(Method::POST, "api/schedule/plan", &json!({})),
     ];
     for call in calls {
-        call.timeout(TIMEOUT).send().await?.bytes().await?;
+        let answer = call.timeout(TIMEOUT).send().await?;
+        let (status, url) = (answer.status(), answer.url().clone());
+        answer.bytes().await?;
+        // A refused request would leave its route unused: only the plan's
+        // 409 (no prices here) is expected.
+        ensure!(
+            status.is_success() || status == reqwest::StatusCode::CONFLICT,
+            "{url}: {status}"
+        );
     }
     let (hwm, rss) = serve.memory()?;
     let met = hwm <= 15.0;
