@@ -1,7 +1,7 @@
 //! One run at a time: two runs interleaving their writes could leave a mix
 //! of two plans on the GX.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::path::Path;
 
 use anyhow::Context;
@@ -15,7 +15,7 @@ pub struct RunLock {
 }
 
 pub fn acquire(path: &Path) -> Result<RunLock, Failure> {
-    let file = OpenOptions::new()
+    let file = crate::atomic::options()
         .create(true)
         .truncate(false)
         .write(true)

@@ -94,6 +94,8 @@ async fn browser(driver: &Driver) -> Client {
                      "--window-size=1280,1700", "--lang=en-GB"],
         }),
     );
+    // The console, for the tests that need it to stay empty.
+    caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
         .connect(&driver.url)
@@ -318,4 +320,155 @@ async fn the_page_edits_the_schedule_and_shows_the_controller() {
     assert_eq!(wide, json!([]), "these run off a phone's screen");
     shot(&c, "6-phone").await;
     c.close().await.unwrap();
+}
+
+/// chromedriver's console log since it was last read (its own command,
+/// which fantoccini lets one send as is).
+#[derive(Debug)]
+struct ConsoleLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for ConsoleLog {
+    fn endpoint(
+        &self,
+        base: &reqwest::Url,
+        session: Option<&str>,
+    ) -> Result<reqwest::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &reqwest::Url) -> (axum::http::Method, Option<String>) {
+        (
+            axum::http::Method::POST,
+            Some(r#"{"type": "browser"}"#.into()),
+        )
+    }
+}
+
+async fn console(c: &Client) -> Vec<Value> {
+    let log = c.issue_cmd(ConsoleLog).await.expect("the console log");
+    log.as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_page_loads_and_edits_with_an_empty_console() {
+    let driver = Driver::start();
+    let server = Server::start(json!({"alive_after": 60})).await;
+    let now = serve_env::unix_now();
+    for body in [
+        json!({"timestamp": now - 600.0, "total_power": 400}),
+        json!({"timestamp": now - 5.0, "total_power": 35}),
+        json!({"timestamp": now - 600.0, "properties": {"electricLevel": 80, "outputPackPower": 600}}),
+        json!({"timestamp": now - 5.0, "properties": {"electricLevel": 57, "packInputPower": 320}}),
+    ] {
+        let (code, answer) = server.send("POST", "api/data", body).await;
+        assert_eq!(code, 200, "{answer}");
+    }
+    let c = browser(&driver).await;
+    c.goto(&server.url).await.unwrap();
+    wait_count(&c, "#timeline-today .seg", 1).await;
+    wait_text(&c, "#status-soc", "57 %").await;
+    assert!(
+        count(&c, "#plot canvas").await >= 1,
+        "uPlot draws under the CSP"
+    );
+
+    // The W field shows only for charge and discharge.
+    for (kind, shown) in [
+        ("netzero", false),
+        ("netzero+", false),
+        ("idle", false),
+        ("discharge", true),
+        ("charge", true),
+    ] {
+        click(&c, &format!("input[name=kind][value='{kind}']")).await;
+        assert_eq!(visible(&c, "#entry-watts").await, shown, "{kind}");
+    }
+    fill(&c, "#entry-key", "********0600").await;
+    fill(&c, "#entry-watts", "800").await;
+    click(&c, "#entry-save").await;
+    wait_count(&c, "#timeline-today .seg.charge", 1).await;
+    click(&c, "input[name=kind][value=netzero]").await;
+    fill(&c, "#entry-key", "********1800").await;
+    click(&c, "#entry-save").await;
+    wait_count(&c, "#timeline-today .seg.netzero", 1).await;
+    let (_, stored) = server.get("api/schedule").await;
+    assert_eq!(
+        stored,
+        json!({"********0600": 800, "********1800": "netzero"})
+    );
+    shot(&c, "7-netzero-no-watts").await;
+    // No 404 (icon), no CSP violation, no script error.
+    assert_eq!(console(&c).await, Vec::<Value>::new());
+    c.close().await.unwrap();
+}
+
+/// A page on another origin of this machine that tries what the issue
+/// found: a `no-cors` POST setting 2400 W all day, a cross-site status
+/// `stop`, and a JSON POST (which needs a preflight). It puts what it
+/// saw in its title.
+fn attack_page(target: &str) -> String {
+    format!(
+        r#"<!doctype html><title>attacking</title><script>
+const t = "{target}";
+const charge = '{{"key":"********0000","value":2400}}';
+Promise.allSettled([
+  fetch(t + "schedule/api/charge_schedule_api.php", {{method: "POST", mode: "no-cors", body: charge}}),
+  fetch(t + "schedule/api/charge_schedule_api.php", {{method: "PUT", mode: "no-cors", body: charge,
+    headers: {{"Content-Type": "text/plain"}}}}),
+  fetch(t + "api/status", {{method: "POST", mode: "no-cors", body: '{{"type":"stop"}}'}}),
+  fetch(t + "api/status", {{method: "POST", body: '{{"type":"stop"}}',
+    headers: {{"Content-Type": "application/json"}}}}),
+]).then(r => {{ document.title = "done " + r.map(x => x.status).join(","); }});
+</script>"#
+    )
+}
+
+#[tokio::test]
+async fn a_page_on_another_origin_cannot_write() {
+    let driver = Driver::start();
+    let server = Server::start(json!({})).await;
+    let (code, _) = server
+        .send("POST", "api/status", json!({"type": "start"}))
+        .await;
+    assert_eq!(code, 200);
+    let (_, before) = server.get("api/status").await;
+    assert_eq!(before["live"]["alive"], true);
+
+    let page = attack_page(&server.url);
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let page = page.clone();
+            async move { axum::response::Html(page) }
+        }),
+    );
+    // 127.0.0.2: another origin and another site, on loopback.
+    let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let attacker = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let c = browser(&driver).await;
+    c.goto(&attacker).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let title = loop {
+        let title = c.title().await.unwrap();
+        if title.starts_with("done") || Instant::now() > deadline {
+            break title;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        title.starts_with("done"),
+        "the attack page never finished: {title}"
+    );
+    c.close().await.unwrap();
+
+    assert!(
+        !server.schedule_file().exists(),
+        "the schedule was written: {:?}",
+        std::fs::read_to_string(server.schedule_file())
+    );
+    let (_, after) = server.get("api/status").await;
+    assert_eq!(after["live"]["alive"], true, "{after}");
+    assert_eq!(after["events"], before["events"], "no event was stored");
 }

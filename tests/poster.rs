@@ -34,6 +34,7 @@ fn config(port: u16, queue: &Path, max_queued: usize) -> PosterConfig {
         token: None,
         queue_file: queue.to_path_buf(),
         max_queued,
+        max_queued_bytes: 1 << 20,
         http_timeout: Duration::from_secs(2),
         retry: Duration::from_millis(50),
     }

@@ -4,6 +4,9 @@
 
 mod serve_env;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use serde_json::{Value, json};
 use serve_env::{Server, TOKEN};
 
@@ -22,6 +25,10 @@ fn zendure() -> Value {
 }
 
 fn write_prices(s: &Server) {
+    std::fs::write(s.dir.join("prices.json"), prices().to_string()).unwrap();
+}
+
+fn prices() -> Value {
     let list: Vec<Value> = (0..24)
         .map(|h| {
             let p = match h {
@@ -32,12 +39,13 @@ fn write_prices(s: &Server) {
             json!({"start": format!("{DATE}T{h:02}:00:00+01:00"), "price": p})
         })
         .collect();
-    std::fs::write(s.dir.join("prices.json"), Value::Array(list).to_string()).unwrap();
+    Value::Array(list)
 }
 
 async fn plan(s: &Server, body: Value, if_match: Option<&str>, token: bool) -> (u16, Value) {
     let mut request = reqwest::Client::new()
         .post(format!("{}api/schedule/plan", s.url))
+        .header("Content-Type", "application/json")
         .body(body.to_string());
     if let Some(etag) = if_match {
         request = request.header("If-Match", etag);
@@ -60,7 +68,10 @@ async fn propose_then_save_beside_the_owners_entries() {
     write_prices(&s);
     std::fs::write(s.schedule_file(), OWNER).unwrap();
 
-    let (code, proposal) = plan(&s, json!({"date": DATE}), None, false).await;
+    // A proposal fetches prices: a write, so the token applies.
+    let (code, body) = plan(&s, json!({"date": DATE}), None, false).await;
+    assert_eq!(code, 401, "{body}");
+    let (code, proposal) = plan(&s, json!({"date": DATE}), None, true).await;
     assert_eq!(code, 200, "{proposal}");
     assert_eq!(proposal["written"], false);
     assert_eq!(proposal["slots"].as_array().unwrap().len(), 24);
@@ -109,6 +120,10 @@ async fn without_prices_in_the_config_plans_are_off() {
     let (code, body) = plan(&s, json!({}), None, false).await;
     assert_eq!(code, 409, "{body}");
     assert!(
+        !body.to_string().contains(s.dir.to_str().unwrap()),
+        "no local path: {body}"
+    );
+    assert!(
         body["error"]
             .as_str()
             .unwrap()
@@ -117,4 +132,48 @@ async fn without_prices_in_the_config_plans_are_off() {
     );
     let (code, body) = plan(&s, json!({"colour": 1}), None, false).await;
     assert_eq!(code, 400, "{body}");
+}
+
+/// A price source on loopback that counts its fetches; `/broken` fails.
+async fn price_source() -> (String, Arc<AtomicUsize>) {
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let counted = fetches.clone();
+    let app = axum::Router::new()
+        .route(
+            "/prices",
+            axum::routing::get(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async { axum::Json(prices()) }
+            }),
+        )
+        .route(
+            "/broken",
+            axum::routing::get(|| async { (axum::http::StatusCode::BAD_GATEWAY, "down") }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, fetches)
+}
+
+#[tokio::test]
+async fn prices_are_fetched_once_per_day_and_errors_keep_secrets() {
+    let (source, fetches) = price_source().await;
+    let mut config = zendure();
+    config["prices"]["source"] = json!(format!("{source}/prices?securityToken=s3cret&d={{date}}"));
+    let s = Server::start_with(json!({}), config, "127.0.0.1:0").await;
+    for _ in 0..21 {
+        let (code, body) = plan(&s, json!({"date": DATE}), None, false).await;
+        assert_eq!(code, 200, "{body}");
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "21 proposals, one fetch");
+
+    let mut config = zendure();
+    config["prices"]["source"] = json!(format!("{source}/broken?securityToken=s3cret"));
+    let s = Server::start_with(json!({}), config, "127.0.0.1:0").await;
+    let (code, body) = plan(&s, json!({"date": DATE}), None, false).await;
+    assert_eq!(code, 502, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("/broken?…"), "{error}");
+    assert!(!error.contains("s3cret"), "{error}");
 }

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use zcell_sched::serve::api::AppState;
 use zcell_sched::serve::config;
-use zcell_sched::serve::router;
 use zcell_sched::serve::store::{Bounds, Store};
+use zcell_sched::serve::{BLOCKING, router};
 use zcell_sched::zendure::io::schedule_file::ScheduleFile;
 
 struct Folder(PathBuf);
@@ -53,6 +53,7 @@ fn server(dir: &Path) -> Router {
         Bounds {
             retention: Duration::from_secs(3600),
             max_rows: 1000,
+            max_bytes: config.max_database,
         },
     )
     .unwrap();
@@ -60,8 +61,10 @@ fn server(dir: &Path) -> Router {
         schedule: ScheduleFile::new(&config.schedule_file),
         schedule_edit: tokio::sync::Mutex::new(()),
         store: Mutex::new(store),
+        blocking: tokio::sync::Semaphore::new(BLOCKING),
         token: None,
         planning: Err("no prices in this test".into()),
+        prices: Default::default(),
         config,
     }))
 }
@@ -77,6 +80,10 @@ async fn send(
     let mut request = Request::builder().method(method).uri(path);
     if let Some(tag) = if_match {
         request = request.header(header::IF_MATCH, tag);
+    }
+    // A write must say it is JSON (the guard refuses cross-site forms).
+    if body.is_some() {
+        request = request.header(header::CONTENT_TYPE, "application/json");
     }
     let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
     let response = app

@@ -157,9 +157,18 @@ async fn plan_prices(args: &PlanPricesArgs) -> Result<(), Failure> {
     };
     let current = file.load().or_exit(Exit::Fallback)?.unwrap_or_default();
     let owned = file.plan_entries().or_exit(Exit::Fallback)?;
-    let proposal = prices::propose(&config, args.date, args.soc, &current, &owned, Utc::now())
-        .await
-        .or_exit(Exit::Fallback)?;
+    let cache = prices::PriceCache::default();
+    let proposal = prices::propose(
+        &config,
+        args.date,
+        args.soc,
+        &current,
+        &owned,
+        Utc::now(),
+        &cache,
+    )
+    .await
+    .or_exit(Exit::Fallback)?;
     let tz = config.time_zone;
     if args.json {
         let mut doc = proposal.to_json(tz);
@@ -174,10 +183,11 @@ async fn plan_prices(args: &PlanPricesArgs) -> Result<(), Failure> {
     file.write_plan(&owned, &proposal).or_exit(Exit::Fallback)?;
     if !args.json {
         println!(
-            "written: {} ({} plan entries replaced by {}; owner entries kept)",
+            "written: {} ({} plan entries replaced by {}, {} of days that are over removed; owner entries kept)",
             file.path().display(),
             proposal.replaced,
-            proposal.entries.len()
+            proposal.entries.len(),
+            proposal.pruned
         );
     }
     Ok(())

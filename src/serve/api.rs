@@ -16,8 +16,9 @@ use super::schedule;
 use super::store::{DataKind, Posted, Store, summary};
 use crate::serve::config::ServeConfig;
 use crate::zendure::config::ZendureConfig;
-use crate::zendure::core::schedule::Schedule;
-use crate::zendure::io::schedule_file::{self, EntryError, ScheduleFile, Stale};
+use crate::zendure::core::schedule::Resolver;
+use crate::zendure::io::prices::PriceCache;
+use crate::zendure::io::schedule_file::{self, EntryError, Parsed, ScheduleFile, Stale};
 
 pub struct AppState {
     pub config: ServeConfig,
@@ -25,9 +26,13 @@ pub struct AppState {
     /// One schedule edit at a time: read, check, write.
     pub schedule_edit: tokio::sync::Mutex<()>,
     pub store: Mutex<Store>,
+    /// Work done off the runtime's thread (resolution, database reads and
+    /// writes), at most this many at a time.
+    pub blocking: tokio::sync::Semaphore,
     pub token: Option<String>,
     /// The `zendure` config for price plans, or why there is none.
     pub planning: Result<ZendureConfig, String>,
+    pub prices: PriceCache,
 }
 
 pub type Shared = Arc<AppState>;
@@ -35,7 +40,7 @@ pub type Shared = Arc<AppState>;
 /// A refused request: its status, what went wrong, and the bad entries.
 pub struct ApiError {
     status: StatusCode,
-    message: String,
+    pub(super) message: String,
     entries: Vec<EntryError>,
     etag: Option<String>,
 }
@@ -76,8 +81,17 @@ impl ApiError {
         }
     }
 
+    /// A failure of the server's own: told in full in its log, answered
+    /// without local paths.
     pub(super) fn internal(error: anyhow::Error) -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}"))
+        ApiError::private(StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}"))
+    }
+
+    /// An error whose words may name local files or URLs with secrets
+    /// (`?securityToken=`): in full in the server's log, answered redacted.
+    pub(super) fn private(status: StatusCode, message: String) -> ApiError {
+        crate::log(&message);
+        ApiError::new(status, redact(&message))
     }
 }
 
@@ -98,6 +112,40 @@ impl IntoResponse for ApiError {
 }
 
 pub(super) type ApiResult = Result<Response, ApiError>;
+
+/// `text` with each URL's user, query and fragment left off and each
+/// absolute path cut to its file name: what an error may show a client.
+pub fn redact(text: &str) -> String {
+    let ends = |c: char| c.is_whitespace() || "\"'`()<>,;".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| !ends(c)) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        let len = after.find(ends).unwrap_or(after.len());
+        let word = &after[..len];
+        // A colon or full stop after a URL or path is the sentence's.
+        let (word, trail) = word.split_at(word.trim_end_matches([':', '.']).len());
+        match word.split_once("://") {
+            Some((scheme, place)) => {
+                let place = place.rsplit_once('@').map_or(place, |(_, p)| p);
+                let kept = place.split(['?', '#']).next().unwrap_or_default();
+                out.push_str(&format!("{scheme}://{kept}"));
+                if kept.len() < place.len() {
+                    out.push_str("?…");
+                }
+            }
+            None if word.starts_with('/') => {
+                out.push_str(word.rsplit('/').next().unwrap_or_default())
+            }
+            None => out.push_str(word),
+        }
+        out.push_str(trail);
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    out
+}
 
 /// Constant time, so the answer's timing does not leak the token.
 fn same(a: &str, b: &str) -> bool {
@@ -160,6 +208,24 @@ pub(super) fn with_etag(mut response: Response, etag: &str) -> Response {
     response
 }
 
+/// Runs `work` on the blocking pool, at most `AppState::blocking` at once,
+/// so the runtime's one thread stays free for the page and its assets
+/// while a schedule is resolved or the database read.
+async fn off_thread<T: Send + 'static>(
+    state: &Shared,
+    work: impl FnOnce(&AppState) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let _permit = state
+        .blocking
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(e.into()))?;
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || work(&state))
+        .await
+        .map_err(|e| ApiError::internal(e.into()))
+}
+
 // ---- the clean REST schedule API ----
 
 pub(super) async fn schedule_get(State(state): State<Shared>, headers: HeaderMap) -> ApiResult {
@@ -187,6 +253,12 @@ pub(super) async fn schedule_put(
         ));
     };
     let doc = parse_json(&body)?;
+    if let Some(key) = schedule::repeated_key(&body) {
+        return Err(ApiError::invalid(vec![EntryError {
+            key: Some(key),
+            error: "appears more than once: each key may be given once".into(),
+        }]));
+    }
     let _edit = state.schedule_edit.lock().await;
     if let Err(Stale { etag }) = state
         .schedule
@@ -224,20 +296,28 @@ pub(super) async fn reference_schedule(
     body: Bytes,
 ) -> ApiResult {
     match method {
-        Method::GET => {
+        // HEAD as GET; the body is left off on the way out.
+        Method::GET | Method::HEAD => {
             authorize(&state, &headers, false)?;
             let now = local_now(state.config.time_zone);
             // As the reference: a missing or malformed date means today.
+            // Eight digits exactly: chrono alone reads "2026112" as 2 Nov.
             let date = query
                 .date
                 .as_deref()
+                .filter(|d| d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|d| NaiveDate::parse_from_str(d, "%Y%m%d").ok())
                 .unwrap_or(now.date());
-            let current = state.schedule.read().map_err(ApiError::internal)?;
-            let doc = current.document().map_err(ApiError::internal)?;
-            let parsed = schedule_file::validate(&Value::Object(doc)).map_err(ApiError::invalid)?;
-            let day = schedule::reference_day(&parsed, date, now);
-            Ok(with_etag(json_ok(day), &current.etag))
+            off_thread(&state, move |state| {
+                let parsed = state.schedule.parsed().map_err(ApiError::internal)?;
+                let (schedule, resolver) = parsed
+                    .valid
+                    .as_ref()
+                    .map_err(|errors| ApiError::invalid(errors.clone()))?;
+                let day = schedule::reference_day(schedule, resolver, date, now);
+                Ok(with_etag(json_ok(day), &parsed.etag))
+            })
+            .await?
         }
         Method::PUT | Method::POST => {
             authorize(&state, &headers, true)?;
@@ -250,7 +330,15 @@ pub(super) async fn reference_schedule(
             let (Some(key), Some(value)) = (key, input.get("value")) else {
                 return Err(ApiError::bad("missing key or value"));
             };
-            let original = input.get("originalKey").and_then(Value::as_str);
+            let original = match input.get("originalKey") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(original)) => Some(original.as_str()),
+                Some(other) => {
+                    return Err(ApiError::bad(format!(
+                        "`originalKey` must be the key string of the entry to rename, not {other}"
+                    )));
+                }
+            };
             let value = schedule::loose_value(value);
             edit(&state, |doc| {
                 if let Some(original) = original.filter(|o| *o != key) {
@@ -273,7 +361,7 @@ pub(super) async fn reference_schedule(
         }
         _ => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            "use GET, PUT, POST or DELETE",
+            "use GET, HEAD, PUT, POST or DELETE",
         )),
     }
 }
@@ -295,12 +383,22 @@ async fn edit(
 
 // ---- status and data ----
 
-fn store_posted(state: &AppState, posted: Result<Posted, anyhow::Error>) -> ApiResult {
+async fn store_posted(state: &Shared, posted: Result<Posted, anyhow::Error>) -> ApiResult {
     let posted = posted.map_err(|e| ApiError::bad(format!("{e:#}")))?;
-    let mut store = state.store.lock().unwrap_or_else(|e| e.into_inner());
-    store
-        .insert(&posted, now_unix())
-        .map_err(ApiError::internal)?;
+    let (size, max) = (posted.stored_bytes(), state.config.max_stored_body);
+    if size > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body to store is {size} bytes, more than serve.max_stored_body ({max})"),
+        ));
+    }
+    off_thread(state, move |state| {
+        let mut store = state.store.lock().unwrap_or_else(|e| e.into_inner());
+        store
+            .insert(&posted, now_unix())
+            .map_err(ApiError::internal)
+    })
+    .await??;
     Ok(json_ok(json!({"success": true})))
 }
 
@@ -311,29 +409,42 @@ pub(super) async fn status_post(
 ) -> ApiResult {
     authorize(&state, &headers, true)?;
     let doc = parse_json(&body)?;
-    store_posted(&state, Posted::event(doc, now_unix()))
+    store_posted(&state, Posted::event(doc, now_unix())).await
 }
 
-/// The stored schedule, or why it cannot be used.
-fn stored_schedule(state: &AppState) -> Result<Schedule, String> {
-    let current = state.schedule.read().map_err(|e| format!("{e:#}"))?;
-    let doc = current.document().map_err(|e| format!("{e:#}"))?;
-    schedule_file::validate(&Value::Object(doc)).map_err(|errors| {
-        errors
+/// The stored schedule, validated and indexed, or why it cannot be used
+/// (without its path: the status is for any reader).
+fn stored_schedule(state: &AppState) -> Result<Arc<Parsed>, String> {
+    let parsed = state
+        .schedule
+        .parsed()
+        .map_err(|e| redact(&format!("{e:#}")))?;
+    if let Err(errors) = &parsed.valid {
+        return Err(errors
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
-            .join("; ")
-    })
+            .join("; "));
+    }
+    Ok(parsed)
+}
+
+fn resolver(parsed: &Arc<Parsed>) -> Option<&Resolver> {
+    parsed.valid.as_ref().ok().map(|(_, r)| r)
 }
 
 pub(super) async fn status_get(State(state): State<Shared>, headers: HeaderMap) -> ApiResult {
     authorize(&state, &headers, false)?;
-    let parsed = stored_schedule(&state);
+    off_thread(&state, status).await?
+}
+
+fn status(state: &AppState) -> ApiResult {
+    let parsed = stored_schedule(state);
     let in_force = parsed
         .as_ref()
         .ok()
-        .map(|s| schedule::in_force(s, state.config.time_zone, Utc::now()));
+        .and_then(resolver)
+        .map(|r| schedule::in_force(r, state.config.time_zone, Utc::now()));
     let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
     let latest = store.latest().map_err(ApiError::internal)?;
     let recent = store.events(20, None).map_err(ApiError::internal)?;
@@ -361,6 +472,10 @@ pub(super) async fn reference_status_get(
 ) -> ApiResult {
     authorize(&state, &headers, false)?;
     let limit = query.limit.unwrap_or(1).clamp(1, 1000);
+    off_thread(&state, move |state| reference_status(state, limit)).await?
+}
+
+fn reference_status(state: &AppState, limit: u32) -> ApiResult {
     let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
     let changes = store
         .events(limit, Some("change"))
@@ -395,7 +510,7 @@ pub(super) async fn data_post(
     let kind =
         DataKind::from_query(query.kind.as_deref()).map_err(|e| ApiError::bad(format!("{e:#}")))?;
     let doc = parse_json(&body)?;
-    store_posted(&state, Posted::data(doc, kind, now_unix()))
+    store_posted(&state, Posted::data(doc, kind, now_unix())).await
 }
 
 pub(super) async fn reference_data(
@@ -426,11 +541,18 @@ pub(super) async fn data_get(
 ) -> ApiResult {
     authorize(&state, &headers, false)?;
     let hours = query.hours.unwrap_or(24.0).clamp(0.01, 24.0 * 31.0);
+    off_thread(&state, move |state| data(state, hours)).await?
+}
+
+fn data(state: &AppState, hours: f64) -> ApiResult {
     let end = Utc::now();
     let start = end - chrono::TimeDelta::milliseconds((hours * 3_600_000.0) as i64);
     let (now, from) = (unix(end), unix(start));
-    let steps = stored_schedule(&state)
-        .map(|s| schedule::steps(&s, state.config.time_zone, start, end))
+    let steps = stored_schedule(state)
+        .ok()
+        .as_ref()
+        .and_then(resolver)
+        .map(|r| schedule::steps(r, state.config.time_zone, start, end))
         .unwrap_or_default();
     let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
     let mut series = store.series(from).map_err(ApiError::internal)?;
@@ -440,4 +562,35 @@ pub(super) async fn data_get(
     // The page draws the home's clock, whatever the phone's zone.
     series["time_zone"] = json!(state.config.time_zone.name());
     Ok(json_ok(series))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn errors_show_no_secrets_and_no_local_paths() {
+        for (text, shown) in [
+            (
+                "prices from https://web-api.tp.entsoe.eu/api?securityToken=abc123&in=NL: timed out",
+                "prices from https://web-api.tp.entsoe.eu/api?…: timed out",
+            ),
+            (
+                "error sending request for url (http://user:pw@127.0.0.1:9/p?key=s#f)",
+                "error sending request for url (http://127.0.0.1:9/p?…)",
+            ),
+            (
+                "config file /etc/zcell-sched/config.json: zendure.prices: missing",
+                "config file config.json: zendure.prices: missing",
+            ),
+            (
+                "cannot read /var/lib/zcell-sched/schedule.json: Permission denied (os error 13)",
+                "cannot read schedule.json: Permission denied (os error 13)",
+            ),
+            ("plain words stay", "plain words stay"),
+        ] {
+            assert_eq!(redact(text), shown);
+            assert!(!redact(text).contains("abc123"));
+        }
+    }
 }

@@ -28,14 +28,26 @@ pub struct ServeConfig {
     pub open_reads: bool,
     pub retention: Duration,
     pub max_rows: u64,
+    /// The bytes the stored rows may take in the database.
+    pub max_database: u64,
     pub max_body: usize,
+    /// The largest event or device body stored, in bytes.
+    pub max_stored_body: usize,
     /// The controller counts as alive while it posted within this.
     pub alive_after: Duration,
     pub time_zone: Tz,
+    /// Host names (besides the listen address and `localhost`) the server
+    /// answers to; any other `Host` is refused, against DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// A connection must send its request's headers within this.
+    pub header_timeout: Duration,
+    /// Connections served at once; more wait in the kernel's queue.
+    pub max_connections: usize,
 }
 
 const KEYS: &str = "listen, schedule_file, database, token_file, open_reads, retention, \
-                    max_rows, max_body, alive_after, time_zone";
+                    max_rows, max_database, max_body, max_stored_body, alive_after, time_zone, \
+                    allowed_hosts, header_timeout, max_connections";
 
 /// The `serve` object as written: every key optional, none unknown.
 #[derive(Debug, Default, Deserialize)]
@@ -48,9 +60,14 @@ struct ServeFile {
     open_reads: Option<bool>,
     retention: Option<Seconds>,
     max_rows: Option<u64>,
+    max_database: Option<u64>,
     max_body: Option<u64>,
+    max_stored_body: Option<u64>,
     alive_after: Option<Seconds>,
     time_zone: Option<String>,
+    allowed_hosts: Option<Vec<String>>,
+    header_timeout: Option<Seconds>,
+    max_connections: Option<u64>,
 }
 
 fn at_least(key: &str, n: Option<u64>, min: u64, default: u64) -> Result<u64> {
@@ -59,6 +76,26 @@ fn at_least(key: &str, n: Option<u64>, min: u64, default: u64) -> Result<u64> {
         Some(n) if n >= min => Ok(n),
         Some(n) => bail!("serve.{key}: must be a whole number of at least {min}, not {n}"),
     }
+}
+
+/// `allowed_hosts`: plain host names, compared without case or a final dot.
+fn host_names(names: Vec<String>) -> Result<Vec<String>> {
+    names
+        .into_iter()
+        .map(|name| {
+            let host = name.trim_end_matches('.').to_ascii_lowercase();
+            let plain = !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if !plain {
+                bail!(
+                    "serve.allowed_hosts: {name:?} is not a host name (letters, digits, - and .)"
+                );
+            }
+            Ok(host)
+        })
+        .collect()
 }
 
 /// Parses the whole config document: the `serve` object, falling back to
@@ -94,13 +131,18 @@ pub fn parse(doc: &Value, system_zone: impl FnOnce() -> Result<Tz>) -> Result<Se
             .retention
             .map_or(Duration::from_secs(14 * 86_400), |s| s.0),
         max_rows: at_least("max_rows", file.max_rows, 100, 2_000_000)?,
+        max_database: at_least("max_database", file.max_database, 1 << 20, 256 << 20)?,
         max_body: at_least("max_body", file.max_body, 1024, 64 * 1024)? as usize,
+        max_stored_body: at_least("max_stored_body", file.max_stored_body, 256, 8 * 1024)? as usize,
         alive_after: file.alive_after.map_or(Duration::from_secs(120), |s| s.0),
         time_zone: match (zone, zendure_zone) {
             (Some(zone), _) => zone,
             (None, Some(name)) => tz::parse_zone(name).context("zendure.time_zone")?,
             (None, None) => system_zone()?,
         },
+        allowed_hosts: host_names(file.allowed_hosts.unwrap_or_default())?,
+        header_timeout: file.header_timeout.map_or(Duration::from_secs(10), |s| s.0),
+        max_connections: at_least("max_connections", file.max_connections, 1, 256)? as usize,
     })
 }
 
@@ -145,7 +187,9 @@ mod tests {
             &json!({"serve": {
                 "listen": "0.0.0.0:9000", "schedule_file": "/s.json", "database": "/d.sqlite",
                 "token_file": "/t", "open_reads": false, "retention": 0.5, "max_rows": 100,
-                "max_body": 2048, "alive_after": 2.5, "time_zone": "Europe/Amsterdam"
+                "max_database": 2_000_000, "max_body": 2048, "max_stored_body": 512,
+                "alive_after": 2.5, "time_zone": "Europe/Amsterdam",
+                "allowed_hosts": ["Zendure.LAN."], "header_timeout": 0.25, "max_connections": 4
             }}),
             utc,
         )
@@ -157,8 +201,12 @@ mod tests {
         assert!(!c.open_reads);
         assert_eq!(c.retention, Duration::from_millis(500));
         assert_eq!((c.max_rows, c.max_body), (100, 2048));
+        assert_eq!((c.max_database, c.max_stored_body), (2_000_000, 512));
         assert_eq!(c.alive_after, Duration::from_millis(2500));
         assert_eq!(c.time_zone, chrono_tz::Europe::Amsterdam);
+        assert_eq!(c.allowed_hosts, ["zendure.lan"]);
+        assert_eq!(c.header_timeout, Duration::from_millis(250));
+        assert_eq!(c.max_connections, 4);
     }
 
     #[test]
@@ -178,12 +226,32 @@ mod tests {
             (json!({"serve": {"port": 1}}), "serve.port: unknown key"),
             (json!({"serve": {"retention": -1}}), "serve.retention"),
             (json!({"serve": {"max_rows": 3}}), "serve.max_rows"),
+            (
+                json!({"serve": {"max_database": 1000}}),
+                "serve.max_database",
+            ),
+            (
+                json!({"serve": {"max_stored_body": 10}}),
+                "serve.max_stored_body",
+            ),
             (json!({"serve": {"open_reads": "yes"}}), "serve.open_reads"),
             (
                 json!({"serve": {"time_zone": "Mars/Base"}}),
                 "serve.time_zone",
             ),
             (json!({"serve": 3}), "serve: must be an object"),
+            (
+                json!({"serve": {"allowed_hosts": ["a b"]}}),
+                "serve.allowed_hosts",
+            ),
+            (
+                json!({"serve": {"allowed_hosts": "pi.local"}}),
+                "serve.allowed_hosts",
+            ),
+            (
+                json!({"serve": {"max_connections": 0}}),
+                "serve.max_connections",
+            ),
         ] {
             let err = format!("{:#}", parse(&doc, utc).unwrap_err());
             assert!(err.contains(says), "{doc}: {err}");

@@ -4,12 +4,15 @@
 
 pub mod api;
 pub mod config;
+mod connections;
+pub mod guard;
 pub mod page;
 pub mod plan;
 pub mod schedule;
 pub mod store;
 
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -26,7 +29,11 @@ use api::AppState;
 use config::ServeConfig;
 use store::{Bounds, Store};
 
-/// Reads the token file's first line.
+/// Requests worked on off the runtime's thread at once: the Pi's cores.
+pub const BLOCKING: usize = 4;
+
+/// Reads the token file's first line, refusing a token that is easy to
+/// guess and warning when others may read the file.
 fn read_token(config: &ServeConfig) -> anyhow::Result<Option<String>> {
     let Some(path) = &config.token_file else {
         // Anyone who can reach the port could rewrite the schedule.
@@ -36,16 +43,36 @@ fn read_token(config: &ServeConfig) -> anyhow::Result<Option<String>> {
                 config.listen
             );
         }
+        anyhow::ensure!(
+            config.open_reads,
+            "serve.open_reads: false needs serve.token_file: reads can only be closed with a token"
+        );
         return Ok(None);
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read serve.token_file {}", path.display()))?;
     let token = text.lines().next().unwrap_or_default().trim().to_string();
+    let distinct = token
+        .chars()
+        .collect::<std::collections::HashSet<_>>()
+        .len();
     anyhow::ensure!(
-        token.len() >= 16,
-        "serve.token_file {}: the token must be at least 16 characters",
+        token.chars().count() >= 16 && distinct >= 6,
+        "serve.token_file {}: the token is too easy to guess (at least 16 characters, not \
+         nearly all the same); make one with `openssl rand -hex 32`",
         path.display()
     );
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("cannot read serve.token_file {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        log(&format!(
+            "warning: serve.token_file {0} can be read by other users (mode {1:o}): chmod 600 {0}",
+            path.display(),
+            mode & 0o777
+        ));
+    }
     Ok(Some(token))
 }
 
@@ -62,6 +89,7 @@ pub async fn run(config_file: Option<&Path>, listen: Option<SocketAddr>) -> Resu
         Bounds {
             retention: config.retention,
             max_rows: config.max_rows,
+            max_bytes: config.max_database,
         },
     )
     .or_exit(Exit::Usage)?;
@@ -73,12 +101,16 @@ pub async fn run(config_file: Option<&Path>, listen: Option<SocketAddr>) -> Resu
         .local_addr()
         .context("the listening address")
         .or_exit(Exit::Usage)?;
+    // The Host check compares against the port actually bound.
+    config.listen = address;
     let state = Arc::new(AppState {
         schedule: ScheduleFile::new(&config.schedule_file),
         schedule_edit: tokio::sync::Mutex::new(()),
         store: Mutex::new(store),
+        blocking: tokio::sync::Semaphore::new(BLOCKING),
         token,
         planning: plan::planning(config_file),
+        prices: Default::default(),
         config,
     });
     // Tests and scripts wait for this line before they connect.
@@ -87,11 +119,11 @@ pub async fn run(config_file: Option<&Path>, listen: Option<SocketAddr>) -> Resu
     let stop = async move {
         signalled.await;
     };
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(stop)
-        .await
-        .context("the server failed")
-        .or_exit(Exit::Fallback)?;
+    let limits = connections::Limits {
+        header_timeout: state.config.header_timeout,
+        max: state.config.max_connections,
+    };
+    connections::serve(listener, router(state), limits, stop).await;
     log("stopped");
     Ok(())
 }
@@ -121,5 +153,9 @@ pub fn router(state: api::Shared) -> Router {
         )
         .route("/data/api/data_api.php", any(api::reference_data))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
         .with_state(state)
 }

@@ -8,7 +8,7 @@ use axum::response::{Html, IntoResponse, Response};
 const INDEX: &str = include_str!("page/index.html");
 
 /// (name, content type, bytes)
-const ASSETS: [(&str, &str, &[u8]); 5] = [
+const ASSETS: [(&str, &str, &[u8]); 6] = [
     (
         "app.js",
         "text/javascript; charset=utf-8",
@@ -24,6 +24,8 @@ const ASSETS: [(&str, &str, &[u8]); 5] = [
         "text/css; charset=utf-8",
         include_bytes!("page/app.css"),
     ),
+    // The tab's icon, so no load asks for a /favicon.ico that is not there.
+    ("icon.svg", "image/svg+xml", include_bytes!("page/icon.svg")),
     // uPlot (MIT licence, see page/uPlot.LICENSE), vendored from npm.
     (
         "uPlot.iife.min.js",

@@ -1,12 +1,14 @@
 //! `POST /api/schedule/plan`: a price plan for a day, into the server's
-//! schedule. The body `{"date": "YYYY-MM-DD" | "today" | "tomorrow", "soc":
+//! schedule. Every call is a write (the token applies): even a proposal
+//! costs a price fetch, though each day's prices are fetched once an hour
+//! at most. The body `{"date": "YYYY-MM-DD" | "today" | "tomorrow", "soc":
 //! PERCENT, "save": false}` (all optional) answers the proposal, which the
 //! page shows before anything is saved: every slot with its prices, value
 //! and expected SoC, the entries, the expected saving, and the ETag of the
 //! schedule it was made from. `"save": true` with `If-Match: <that ETag>`
-//! plans again and writes it (a write: the token applies; 412 if the
-//! schedule changed meanwhile). The plan's entries are listed beside the
-//! schedule file; the owner's are never touched.
+//! plans again and writes it (412 if the schedule changed meanwhile). The
+//! plan's entries are listed beside the schedule file; the owner's are
+//! never touched.
 
 use std::path::Path;
 
@@ -49,9 +51,10 @@ pub async fn plan_post(State(state): State<Shared>, headers: HeaderMap, body: By
         serde_json::from_value(parse_json(&body)?)
             .map_err(|e| ApiError::bad(format!("plan request: {e}")))?
     };
-    authorize(&state, &headers, request.save)?;
+    // Even a proposal fetches prices upstream and costs the server: a write.
+    authorize(&state, &headers, true)?;
     let zendure = state.planning.as_ref().map_err(|why| {
-        ApiError::new(StatusCode::CONFLICT, format!("price plans are off: {why}"))
+        ApiError::private(StatusCode::CONFLICT, format!("price plans are off: {why}"))
     })?;
     let day = PlanDay::parse(request.date.as_deref().unwrap_or("today"))
         .map_err(|e| ApiError::bad(format!("date: {e:#}")))?;
@@ -90,9 +93,17 @@ pub async fn plan_post(State(state): State<Shared>, headers: HeaderMap, body: By
         )
     })?;
     let owned = state.schedule.plan_entries().map_err(ApiError::internal)?;
-    let proposal = prices::propose(zendure, day, request.soc, &existing, &owned, Utc::now())
-        .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("{e:#}")))?;
+    let proposal = prices::propose(
+        zendure,
+        day,
+        request.soc,
+        &existing,
+        &owned,
+        Utc::now(),
+        &state.prices,
+    )
+    .await
+    .map_err(|e| ApiError::private(StatusCode::BAD_GATEWAY, format!("{e:#}")))?;
     let mut doc = proposal.to_json(zendure.time_zone);
     doc["success"] = json!(true);
     let etag = if request.save {

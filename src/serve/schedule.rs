@@ -6,9 +6,43 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
-use crate::zendure::core::schedule::{
-    Key, Schedule, next_change_instant, resolve_day, value_at_instant,
-};
+use crate::zendure::core::schedule::{Key, Resolver, Schedule};
+
+/// The first key that appears twice in a JSON object's text, if any.
+/// serde_json keeps the last of them silently, which would hide the first
+/// from validation; `None` too when `bytes` is no JSON object at all.
+pub fn repeated_key(bytes: &[u8]) -> Option<String> {
+    struct Repeated(Option<String>);
+    impl<'de> serde::Deserialize<'de> for Repeated {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Repeated, D::Error> {
+            d.deserialize_map(Repeated(None))
+        }
+    }
+    impl<'de> serde::de::Visitor<'de> for Repeated {
+        type Value = Repeated;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            mut self,
+            mut map: A,
+        ) -> Result<Repeated, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                if self.0.is_none() && seen.contains(&key) {
+                    self.0 = Some(key);
+                } else {
+                    seen.insert(key);
+                }
+            }
+            Ok(self)
+        }
+    }
+    serde_json::from_slice::<Repeated>(bytes)
+        .ok()
+        .and_then(|r| r.0)
+}
 
 /// A reference client's value: a number, a numeric string (the PHP API
 /// took "500"), or one of the two words.
@@ -20,13 +54,19 @@ pub fn loose_value(value: &Value) -> Value {
 }
 
 /// The reference API's GET answer for `date`, at local time `now`.
-pub fn reference_day(schedule: &Schedule, date: NaiveDate, now: NaiveDateTime) -> Value {
+pub fn reference_day(
+    schedule: &Schedule,
+    resolver: &Resolver,
+    date: NaiveDate,
+    now: NaiveDateTime,
+) -> Value {
     let entries: Vec<Value> = schedule
         .entries()
         .map(|(k, v)| json!({"key": k.as_str(), "value": v.to_json()}))
         .collect();
-    let resolved: Vec<Value> = resolve_day(schedule, date)
-        .into_iter()
+    let resolved: Vec<Value> = resolver
+        .day(date)
+        .iter()
         .map(|r| {
             // No match is null in the reference, not 0, so a client can
             // tell "nothing scheduled" from "0 W scheduled".
@@ -54,13 +94,13 @@ fn unix(t: DateTime<Utc>) -> f64 {
 
 /// The value in force at `now` and the instant it took over (looking back
 /// at most a week; a value older than that is "since a week ago").
-pub fn in_force(schedule: &Schedule, zone: Tz, now: DateTime<Utc>) -> (Value, f64) {
-    let week = steps(schedule, zone, now - TimeDelta::days(7), now);
+pub fn in_force(resolver: &Resolver, zone: Tz, now: DateTime<Utc>) -> (Value, f64) {
+    let week = steps(resolver, zone, now - TimeDelta::days(7), now);
     week.last()
         .map(|(at, value)| (value.clone(), *at))
         .unwrap_or_else(|| {
             (
-                value_at_instant(schedule, &zone, now).value.to_json(),
+                resolver.value_at_instant(&zone, now).value.to_json(),
                 unix(now),
             )
         })
@@ -69,19 +109,19 @@ pub fn in_force(schedule: &Schedule, zone: Tz, now: DateTime<Utc>) -> (Value, f6
 /// The schedule over `[from, to]` as (instant, value) steps, for the plots'
 /// background: the value at `from`, then each change.
 pub fn steps(
-    schedule: &Schedule,
+    resolver: &Resolver,
     zone: Tz,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Vec<(f64, Value)> {
     let mut out = vec![(
         unix(from),
-        value_at_instant(schedule, &zone, from).value.to_json(),
+        resolver.value_at_instant(&zone, from).value.to_json(),
     )];
     let mut after = from;
     // A day has at most 24 + (explicit times) changes; this bounds a month.
     for _ in 0..10_000 {
-        match next_change_instant(schedule, &zone, after) {
+        match resolver.next_change_instant(&zone, after) {
             Some(change) if change.at <= to => {
                 out.push((unix(change.at), change.value.to_json()));
                 after = change.at;
@@ -98,6 +138,24 @@ mod tests {
     use crate::zendure::io::schedule_file::validate;
 
     #[test]
+    fn a_key_twice_is_found_whatever_its_spelling() {
+        let twice = |text: &str| repeated_key(text.as_bytes());
+        assert_eq!(
+            twice(r#"{"********0700": 100, "********0800": 1, "********0700": 200}"#),
+            Some("********0700".into())
+        );
+        // The same key written with an escape is still the same key.
+        assert_eq!(
+            twice(r#"{"********0700": 1, "********070\u0030": 2}"#),
+            Some("********0700".into())
+        );
+        assert_eq!(twice(r#"{"a": {"b": 1, "b": 2}, "c": 1}"#), None);
+        assert_eq!(twice(r#"{"********0700": 1, "********0800": 1}"#), None);
+        assert_eq!(twice("[1, 1]"), None);
+        assert_eq!(twice("{not json"), None);
+    }
+
+    #[test]
     fn numeric_strings_are_numbers_as_the_reference_took_them() {
         assert_eq!(loose_value(&json!("500")), json!(500));
         assert_eq!(loose_value(&json!(" -20 ")), json!(-20));
@@ -110,7 +168,7 @@ mod tests {
         let schedule = validate(&json!({"********0700": 500, "202611231730": "netzero"})).unwrap();
         let date = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
         let now = date.and_hms_opt(9, 41, 0).unwrap();
-        let day = reference_day(&schedule, date, now);
+        let day = reference_day(&schedule, &Resolver::new(&schedule), date, now);
         assert_eq!(day["success"], true);
         assert_eq!(day["date"], "20261123");
         assert_eq!(day["currentHour"], "0900");
@@ -136,6 +194,7 @@ mod tests {
     #[test]
     fn in_force_and_steps_follow_the_home_clock() {
         let schedule = validate(&json!({"********0700": 500, "********1800": "netzero"})).unwrap();
+        let schedule = Resolver::new(&schedule);
         let zone = chrono_tz::Europe::Amsterdam;
         // 09:00 in Amsterdam (UTC+1 in November).
         let now: DateTime<Utc> = "2026-11-23T08:00:00Z".parse().unwrap();

@@ -92,14 +92,25 @@ impl DataKind {
     }
 }
 
+/// How far a posted time may be ahead of the server's clock: clocks drift,
+/// but a reading from the future would stay "newest" until that time.
+pub const MAX_AHEAD_S: f64 = 300.0;
+
 fn timestamp(body: &Map<String, Value>, now: UnixSeconds) -> Result<UnixSeconds> {
-    match body.get("timestamp") {
-        None | Some(Value::Null) => Ok(now),
-        Some(v) => v
-            .as_f64()
-            .filter(|t| t.is_finite() && *t > 0.0)
-            .ok_or_else(|| anyhow!("`timestamp` must be unix seconds, not {v}")),
+    let Some(v) = body.get("timestamp").filter(|v| !v.is_null()) else {
+        return Ok(now);
+    };
+    let t = v
+        .as_f64()
+        .filter(|t| t.is_finite() && *t > 0.0)
+        .ok_or_else(|| anyhow!("`timestamp` must be unix seconds, not {v}"))?;
+    if t > now + MAX_AHEAD_S {
+        bail!(
+            "`timestamp` {v} is more than {MAX_AHEAD_S} s ahead of the server's clock ({now:.0}): \
+             it takes unix seconds (not milliseconds)"
+        );
     }
+    Ok(t)
 }
 
 fn number(props: &Map<String, Value>, key: &str) -> Option<f64> {
@@ -178,6 +189,16 @@ impl Posted {
     }
 }
 
+impl Posted {
+    /// The bytes its stored body takes (a meter sample keeps none).
+    pub fn stored_bytes(&self) -> usize {
+        match self {
+            Posted::Event { body, .. } | Posted::Device { body, .. } => body.to_string().len(),
+            Posted::Meter { .. } => 0,
+        }
+    }
+}
+
 /// The latest rows, as read from the database.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Latest {
@@ -191,7 +212,7 @@ pub struct Latest {
     pub last_command: Option<(UnixSeconds, Value)>,
     pub meter: Option<(UnixSeconds, f64)>,
     pub device: Option<(UnixSeconds, Option<f64>, Option<f64>)>,
-    /// The last device sample's time and the last of any post.
+    /// When the server received the last post of any kind.
     pub last_post: Option<UnixSeconds>,
 }
 
@@ -257,6 +278,9 @@ pub fn summary(
 pub struct Bounds {
     pub retention: Duration,
     pub max_rows: u64,
+    /// The bytes the rows may take in the database file (its free pages
+    /// not counted: they are handed back a few at a time).
+    pub max_bytes: u64,
 }
 
 pub struct Store {
@@ -269,14 +293,42 @@ pub struct Store {
 /// to stay within a few rows of the bound.
 const PRUNE_EVERY: u64 = 100;
 
+/// Over the byte bound, each table loses at most this many of its oldest
+/// rows per prune (and again at the next), so no insert waits on a long
+/// delete.
+const PRUNE_ROWS: i64 = 5_000;
+
+/// Free pages handed back to the filesystem per prune at most (4 MiB of
+/// the default 4 KiB pages): the file shrinks in bounded steps.
+const VACUUM_PAGES: u32 = 1024;
+
 impl Store {
     pub fn open(path: &Path, bounds: Bounds) -> Result<Store> {
+        // SQLite would create the file 0644; its -wal and -shm take the
+        // database's mode, so creating it first makes all three the owner's.
+        crate::atomic::options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .with_context(|| format!("cannot create the database {}", path.display()))?;
         let db = Connection::open(path)
             .with_context(|| format!("cannot open the database {}", path.display()))?;
-        db.pragma_update(None, "journal_mode", "WAL")
+        // Incremental auto-vacuum lets the file shrink as rows go; it takes
+        // effect on a new database at once, on an older one after a VACUUM
+        // (once, before the server listens).
+        db.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .and_then(|()| db.pragma_update(None, "journal_mode", "WAL"))
             .and_then(|()| db.pragma_update(None, "synchronous", "NORMAL"))
+            // The WAL is cut back to this after each checkpoint.
+            .and_then(|()| db.pragma_update(None, "journal_size_limit", 4 << 20))
             .and_then(|()| db.execute_batch(SCHEMA))
             .with_context(|| format!("cannot set up the database {}", path.display()))?;
+        let mode: i64 = db.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
+        if mode != 2 {
+            db.execute_batch("VACUUM")
+                .with_context(|| format!("cannot vacuum the database {}", path.display()))?;
+        }
         Ok(Store {
             db,
             bounds,
@@ -336,7 +388,40 @@ impl Store {
                 })
                 .with_context(|| format!("cannot prune {table}"))?;
         }
+        if self.used_bytes()? > self.bounds.max_bytes {
+            // Over the byte bound: every table loses its oldest rows alike,
+            // so the plots keep the same span of each.
+            for table in TABLES {
+                self.db
+                    .execute(
+                        &format!(
+                            "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id LIMIT \
+                             MAX(1, MIN(?1, (SELECT COUNT(*) FROM {table}) / 10)))"
+                        ),
+                        params![PRUNE_ROWS],
+                    )
+                    .with_context(|| format!("cannot prune {table}"))?;
+            }
+        }
+        // The pragma frees a page per step: stepped to its end.
+        self.db
+            .prepare(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES})"))
+            .and_then(|mut stmt| {
+                let mut rows = stmt.query([])?;
+                while rows.next()?.is_some() {}
+                Ok(())
+            })
+            .context("cannot hand free database pages back")?;
         Ok(())
+    }
+
+    /// The bytes the database's pages in use take (free pages not counted).
+    pub fn used_bytes(&self) -> Result<u64> {
+        let pragma = |name: &str| -> Result<u64> {
+            let n: i64 = self.db.pragma_query_value(None, name, |r| r.get(0))?;
+            Ok(n.unsigned_abs())
+        };
+        Ok((pragma("page_count")? - pragma("freelist_count")?) * pragma("page_size")?)
     }
 
     pub fn count(&self, table: &str) -> Result<u64> {
@@ -347,6 +432,9 @@ impl Store {
         Ok(n.unsigned_abs())
     }
 
+    /// The newest rows in the order the server received them, and the
+    /// server's time of the last post: a client's clock, however wrong,
+    /// decides neither what is current nor whether the controller is alive.
     pub fn latest(&self) -> Result<Latest> {
         let db = &self.db;
         let one_event = |sql: &str| -> rusqlite::Result<Option<(f64, Option<String>)>> {
@@ -356,48 +444,51 @@ impl Store {
         let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
         let last_event = db
             .query_row(
-                "SELECT ts, type FROM events ORDER BY ts DESC, id DESC LIMIT 1",
+                "SELECT ts, type FROM events ORDER BY id DESC LIMIT 1",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let last_start = one_event(
-            "SELECT ts, NULL FROM events WHERE type = 'start' ORDER BY ts DESC, id DESC LIMIT 1",
-        )?
-        .map(|(t, _)| t);
+        let start: Option<(i64, f64)> = db
+            .query_row(
+                "SELECT id, ts FROM events WHERE type = 'start' ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let last_start = start.map(|(_, t)| t);
         let stopped_at = db
             .query_row(
-                "SELECT ts FROM events WHERE type = 'stop' AND ts >= ?1 ORDER BY ts DESC LIMIT 1",
-                params![last_start.unwrap_or(f64::MIN)],
+                "SELECT ts FROM events WHERE type = 'stop' AND id > ?1 ORDER BY id DESC LIMIT 1",
+                params![start.map_or(0, |(id, _)| id)],
                 |r| r.get(0),
             )
             .optional()?;
         let last_command = one_event(
-            "SELECT ts, new_value FROM events WHERE type IN ('change', 'command') ORDER BY ts DESC, id DESC LIMIT 1",
+            "SELECT ts, new_value FROM events WHERE type IN ('change', 'command') ORDER BY id DESC LIMIT 1",
         )?
         .map(|(t, v)| (t, json(v).unwrap_or(Value::Null)));
         let meter = db
             .query_row(
-                "SELECT ts, power_w FROM meter_samples ORDER BY ts DESC, id DESC LIMIT 1",
+                "SELECT ts, power_w FROM meter_samples ORDER BY id DESC LIMIT 1",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
         let device = db
             .query_row(
-                "SELECT ts, soc, battery_w FROM device_samples ORDER BY ts DESC, id DESC LIMIT 1",
+                "SELECT ts, soc, battery_w FROM device_samples ORDER BY id DESC LIMIT 1",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
-        let last_post = [
-            last_event.as_ref().map(|(t, _): &(f64, String)| *t),
-            meter.map(|(t, _): (f64, f64)| t),
-            device.map(|(t, _, _): (f64, Option<f64>, Option<f64>)| t),
-        ]
-        .into_iter()
-        .flatten()
-        .reduce(f64::max);
+        let last_post = db.query_row(
+            "SELECT MAX(received) FROM (SELECT MAX(received) AS received FROM events \
+             UNION ALL SELECT MAX(received) FROM meter_samples \
+             UNION ALL SELECT MAX(received) FROM device_samples)",
+            [],
+            |r| r.get(0),
+        )?;
         Ok(Latest {
             last_event,
             last_start,
@@ -487,6 +578,34 @@ mod tests {
     }
 
     #[test]
+    fn times_ahead_of_the_server_are_refused() {
+        let ahead = |t: Value| {
+            let meter = Posted::data(json!({"timestamp": t, "total_power": 1}), None, NOW);
+            let event = Posted::event(json!({"type": "stop", "timestamp": t}), NOW);
+            match (meter, event) {
+                (Ok(_), Ok(_)) => None,
+                (Err(m), Err(e)) => {
+                    assert_eq!(m.to_string(), e.to_string());
+                    Some(m.to_string())
+                }
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(ahead(json!(NOW + MAX_AHEAD_S)), None);
+        assert_eq!(ahead(json!(NOW - 86_400.0)), None);
+        // Milliseconds mistaken for seconds, and the largest double.
+        for t in [
+            json!(NOW * 1000.0),
+            json!(1e308),
+            json!(NOW + MAX_AHEAD_S + 1.0),
+        ] {
+            let err = ahead(t.clone()).unwrap_or_else(|| panic!("{t} was taken"));
+            assert!(err.contains("`timestamp`"), "{err}");
+            assert!(err.contains("300 s ahead of the server's clock"), "{err}");
+        }
+    }
+
+    #[test]
     fn samples_are_told_apart_by_shape_or_by_type() {
         let m = Posted::data(json!({"timestamp": 5, "total_power": -420}), None, NOW).unwrap();
         assert_eq!(
@@ -552,6 +671,12 @@ mod tests {
         assert!(!alive(&Latest::default(), NOW).alive);
     }
 
+    const HOUR_50_ROWS: Bounds = Bounds {
+        retention: Duration::from_secs(3600),
+        max_rows: 50,
+        max_bytes: 1 << 30,
+    };
+
     fn temp_db(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("zcell-store-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -562,10 +687,7 @@ mod tests {
     #[test]
     fn the_store_keeps_the_latest_and_prunes_by_age_and_count() {
         let path = temp_db("prune");
-        let bounds = Bounds {
-            retention: Duration::from_secs(3600),
-            max_rows: 50,
-        };
+        let bounds = HOUR_50_ROWS;
         let mut store = Store::open(&path, bounds).unwrap();
         for i in 0..300 {
             let t = NOW - 300.0 + f64::from(i);
@@ -611,6 +733,109 @@ mod tests {
         // Reopening keeps what was stored.
         let store = Store::open(&path, bounds).unwrap();
         assert_eq!(store.count("events").unwrap(), 2);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    fn device(ts: f64, filler: usize) -> Posted {
+        Posted::data(
+            json!({"timestamp": ts, "properties": {"electricLevel": 50, "x": "y".repeat(filler)}}),
+            None,
+            ts,
+        )
+        .unwrap()
+    }
+
+    fn file_bytes(path: &std::path::Path) -> u64 {
+        std::fs::metadata(path).unwrap().len()
+    }
+
+    #[test]
+    fn the_database_stays_within_its_bytes_and_gives_space_back() {
+        let path = temp_db("bytes");
+        let mut bounds = Bounds {
+            retention: Duration::from_secs(1 << 30),
+            max_rows: 1_000_000,
+            max_bytes: 1 << 20,
+        };
+        let mut store = Store::open(&path, bounds).unwrap();
+        for i in 0..4000 {
+            let t = NOW + f64::from(i);
+            store.insert(&device(t, 1000), t).unwrap();
+        }
+        store.prune(NOW + 4000.0).unwrap();
+        let used = store.used_bytes().unwrap();
+        // Near the bound: a tenth goes at a time, checked every 100 inserts.
+        assert!(used <= (1 << 20) * 5 / 4, "{used}");
+        let kept = store.count("device_samples").unwrap();
+        assert!(kept < 4000 && kept > 500, "{kept}");
+        let latest = store.latest().unwrap();
+        assert_eq!(latest.device.unwrap().0, NOW + 3999.0);
+        store
+            .db
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+        let full = file_bytes(&path);
+        drop(store);
+        // A shorter retention empties the table; the file shrinks in
+        // bounded steps as the prunes go on.
+        bounds.retention = Duration::from_secs(1);
+        let mut store = Store::open(&path, bounds).unwrap();
+        store.prune(NOW + 10_000.0).unwrap();
+        assert_eq!(store.count("device_samples").unwrap(), 0);
+        store
+            .db
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+        let after = file_bytes(&path);
+        assert!(after < full / 2, "{full} -> {after}");
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn an_older_database_is_vacuumed_once_into_shrinking() {
+        let path = temp_db("convert");
+        let db = Connection::open(&path).unwrap();
+        db.execute_batch(SCHEMA).unwrap();
+        drop(db);
+        let bounds = HOUR_50_ROWS;
+        let store = Store::open(&path, bounds).unwrap();
+        let mode: i64 = store
+            .db
+            .pragma_query_value(None, "auto_vacuum", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, 2);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn stored_bytes_count_the_body_kept() {
+        assert_eq!(
+            Posted::Meter {
+                ts: NOW,
+                power_w: 1.0
+            }
+            .stored_bytes(),
+            0
+        );
+        assert!(device(NOW, 5000).stored_bytes() > 5000);
+    }
+
+    #[test]
+    fn the_database_and_its_journals_are_the_owners_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = temp_db("mode");
+        let bounds = HOUR_50_ROWS;
+        let mut store = Store::open(&path, bounds).unwrap();
+        let meter = Posted::Meter {
+            ts: NOW,
+            power_w: 1.0,
+        };
+        store.insert(&meter, NOW).unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = format!("{}{suffix}", path.display());
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{file}: {mode:o}");
+        }
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 }

@@ -289,6 +289,8 @@ pub struct ReportConfig {
     pub token_file: Option<PathBuf>,
     /// Reports kept on disk while the server is down.
     pub queue_max: usize,
+    /// The bytes they may take there.
+    pub queue_max_bytes: u64,
 }
 
 impl ZendureConfig {
@@ -314,7 +316,7 @@ const KEYS: &str = "device, sn, meter, schedule, time_zone, max_charge_w, max_di
                     min_soc, max_soc, status_file, lock_file, state_dir, interval, \
                     schedule_refresh, meter_timeout, min_write_interval, min_direction_change, \
                     reassert, http_timeout, meter_lag, deadband_w, step_w, hysteresis_w, \
-                    status_url, data_url, report_token_file, report_queue_max, prices, \
+                    status_url, data_url, report_token_file, report_queue_max, report_queue_max_bytes, prices, \
                     rediscover_after, discover_for";
 const METER_KEYS: &str = "kind, address, token_file, ca_file, telegram_period";
 
@@ -455,6 +457,9 @@ pub fn parse(value: &Value, system_zone: impl FnOnce() -> Result<Tz>) -> Result<
             token_file: string_at("report_token_file")?.map(PathBuf::from),
             queue_max: get("report_queue_max").map_or(Ok(20_000), |v| {
                 integer(&named("report_queue_max"), v, 10..=10_000_000).map(|n| n as usize)
+            })?,
+            queue_max_bytes: get("report_queue_max_bytes").map_or(Ok(8 << 20), |v| {
+                integer(&named("report_queue_max_bytes"), v, 65_536..=1 << 30).map(|n| n as u64)
             })?,
         },
         prices: get("prices").map(price_config::parse).transpose()?,
@@ -610,14 +615,20 @@ mod tests {
     fn report_urls_and_queue() {
         let none = parse_ok(minimal()).report;
         assert_eq!(
-            (none.status_url, none.data_url, none.queue_max),
-            (None, None, 20_000)
+            (
+                none.status_url,
+                none.data_url,
+                none.queue_max,
+                none.queue_max_bytes
+            ),
+            (None, None, 20_000, 8 << 20)
         );
         let mut v = minimal();
         v["status_url"] = json!("http://pi.local:8080/api/status");
         v["data_url"] = json!("http://pi.local:8080/api/data");
         v["report_token_file"] = json!("/etc/zcell-sched/token");
         v["report_queue_max"] = json!(500);
+        v["report_queue_max_bytes"] = json!(100_000);
         let r = parse_ok(v.clone()).report;
         assert_eq!(
             r.status_url.as_deref(),
@@ -625,7 +636,7 @@ mod tests {
         );
         assert_eq!(r.data_url.as_deref(), Some("http://pi.local:8080/api/data"));
         assert_eq!(r.token_file, Some(PathBuf::from("/etc/zcell-sched/token")));
-        assert_eq!(r.queue_max, 500);
+        assert_eq!((r.queue_max, r.queue_max_bytes), (500, 100_000));
         v["status_url"] = json!("pi.local/api/status");
         let err = format!("{:#}", parse(&v, || Ok(Tz::UTC)).unwrap_err());
         assert!(err.contains("zendure.status_url"), "{err}");

@@ -44,9 +44,14 @@ fn config(dir: &Path, serve: Value) -> (PathBuf, bool) {
     });
     let mut with_token = false;
     for (k, v) in serve.as_object().unwrap() {
-        if k == "token_file" && v == "TOKEN" {
-            std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
-            keys[k] = json!(dir.join("token"));
+        // "TOKEN0644": the same, in a file others may read.
+        if k == "token_file" && (v == "TOKEN" || v == "TOKEN0644") {
+            use std::os::unix::fs::PermissionsExt as _;
+            let file = dir.join("token");
+            std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
+            let mode = if v == "TOKEN" { 0o600 } else { 0o644 };
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            keys[k] = json!(file);
             with_token = true;
         } else {
             keys[k] = v.clone();
@@ -83,6 +88,8 @@ pub fn run_refused(serve: Value) -> Output {
 
 pub struct Server {
     child: Child,
+    /// What the server said on stderr up to its readiness line.
+    pub said: Vec<String>,
     pub url: String,
     pub dir: PathBuf,
     token: Option<&'static str>,
@@ -135,6 +142,7 @@ impl Server {
         let stderr = child.stderr.take().unwrap();
         let mut server = Server {
             child,
+            said: Vec::new(),
             url: String::new(),
             dir,
             token: with_token.then_some(TOKEN),
@@ -143,17 +151,21 @@ impl Server {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = line.split("serving ").nth(1) {
-                    let _ = tx.send(url.to_string());
-                } else {
-                    eprintln!("serve: {line}");
-                }
+                eprintln!("serve: {line}");
+                let _ = tx.send(line);
             }
         });
         // Dropping `server` on a panic here stops the process too.
-        server.url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("serve did not say where it listens");
+        loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("serve did not say where it listens");
+            if let Some(url) = line.split("serving ").nth(1) {
+                server.url = url.to_string();
+                break;
+            }
+            server.said.push(line);
+        }
         server
     }
 
@@ -161,7 +173,8 @@ impl Server {
         self.dir.join("schedule.json")
     }
 
-    /// Any request; the body as text.
+    /// Any request with a JSON content type, as programs send; the body as
+    /// text.
     pub async fn raw(
         &self,
         method: &str,
@@ -169,16 +182,31 @@ impl Server {
         body: &str,
         token: Option<&str>,
     ) -> (u16, String) {
+        let mut headers = vec![("Content-Type", "application/json".to_string())];
+        if let Some(token) = token {
+            headers.push(("Authorization", format!("Bearer {token}")));
+        }
+        let response = self.request(method, path, body, &headers).await;
+        let code = response.status().as_u16();
+        (code, response.text().await.unwrap())
+    }
+
+    /// Any request with exactly these headers (and those reqwest adds).
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        headers: &[(&str, String)],
+    ) -> reqwest::Response {
         let mut request = self
             .http
             .request(method.parse().unwrap(), format!("{}{path}", self.url))
             .body(body.to_string());
-        if let Some(token) = token {
-            request = request.header("Authorization", format!("Bearer {token}"));
+        for (name, value) in headers {
+            request = request.header(*name, value);
         }
-        let response = request.send().await.expect("the server answers");
-        let code = response.status().as_u16();
-        (code, response.text().await.unwrap())
+        request.send().await.expect("the server answers")
     }
 
     /// A JSON request with the server's token, if it has one.
@@ -218,6 +246,7 @@ impl Server {
             .http
             .put(format!("{}api/schedule", self.url))
             .header("If-Match", etag)
+            .header("Content-Type", "application/json")
             .body(doc.to_string());
         if let Some(token) = self.token {
             request = request.header("Authorization", format!("Bearer {token}"));

@@ -19,8 +19,9 @@
 //! on the autumn day the repeated hour repeats its values, as the wall clock
 //! does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{
     DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, TimeZone,
@@ -396,55 +397,215 @@ impl Schedule {
         times.dedup();
         times
     }
+}
 
-    /// The winner among the entries matching `date` at candidate time `at`.
-    fn winner(&self, date: NaiveDate, at: NaiveTime) -> Option<(&Key, ScheduleValue)> {
-        let mut best: Option<(&Key, ScheduleValue)> = None;
-        for (key, value) in self.entries.iter().filter(|(k, _)| k.matches_date(date)) {
-            let time = key.time();
-            if time.is_some_and(|t| t > at) {
-                continue;
-            }
-            let better = match best {
-                None => true,
-                Some((held, _)) => match (time, held.time()) {
-                    (Some(t), Some(h)) => t > h || (t == h && key.beats(held)),
-                    (Some(_), None) => true,
-                    (None, Some(_)) => false,
-                    (None, None) => key.beats(held),
-                },
-            };
-            if better {
-                best = Some((key, *value));
-            }
+/// One entry as resolution needs it: parsed once, not on every comparison.
+#[derive(Debug)]
+struct Indexed {
+    key: Key,
+    value: ScheduleValue,
+    /// The date part, `*` kept.
+    date: [u8; 8],
+    time: Option<NaiveTime>,
+}
+
+impl Indexed {
+    fn matches(&self, digits: &[u8; 8]) -> bool {
+        self.date
+            .iter()
+            .zip(digits)
+            .all(|(k, d)| *k == b'*' || k == d)
+    }
+}
+
+fn date_digits(date: NaiveDate) -> [u8; 8] {
+    let text = format!("{:04}{:02}{:02}", date.year(), date.month(), date.day());
+    let mut digits = [b'0'; 8];
+    digits.copy_from_slice(&text.as_bytes()[..8]);
+    digits
+}
+
+/// Days a `Resolver` keeps resolved; a month of plots and a week ahead fit.
+const CACHED_DAYS: usize = 64;
+
+/// A schedule indexed for resolution: its entries parsed and its candidate
+/// times sorted once, and each date resolved in one sweep (entries by time)
+/// and kept, so a month of steps costs a few resolved days, not a scan of
+/// every entry at every candidate. Build one per schedule version; it can
+/// be shared between threads.
+#[derive(Debug)]
+pub struct Resolver {
+    entries: Vec<Indexed>,
+    times: Vec<NaiveTime>,
+    days: std::sync::Mutex<HashMap<NaiveDate, Arc<[Resolved]>>>,
+}
+
+impl Resolver {
+    pub fn new(schedule: &Schedule) -> Resolver {
+        let entries = schedule
+            .entries
+            .iter()
+            .map(|(key, value)| {
+                let mut date = [0; 8];
+                date.copy_from_slice(&key.0.as_bytes()[..8]);
+                Indexed {
+                    key: key.clone(),
+                    value: *value,
+                    date,
+                    time: key.time(),
+                }
+            })
+            .collect();
+        Resolver {
+            entries,
+            times: schedule.candidate_times(),
+            days: std::sync::Mutex::new(HashMap::new()),
         }
-        best
     }
 
-    fn resolve_at(&self, date: NaiveDate, at: NaiveTime) -> Resolved {
-        match self.winner(date, at) {
-            Some((key, value)) => Resolved {
-                time: at,
-                value,
-                key: Some(key.clone()),
-            },
-            None => Resolved {
-                time: at,
-                value: ScheduleValue::IDLE,
-                key: None,
-            },
+    /// The day resolved at every candidate time.
+    pub fn day(&self, date: NaiveDate) -> Arc<[Resolved]> {
+        let mut days = self.days.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(day) = days.get(&date) {
+            return day.clone();
         }
+        let day: Arc<[Resolved]> = self.sweep(date).into();
+        if days.len() >= CACHED_DAYS {
+            days.clear();
+        }
+        days.insert(date, day.clone());
+        day
+    }
+
+    /// The module's rule, in one pass: explicit times in order, each
+    /// candidate taking the latest time not after it (ties by `beats`),
+    /// else the best entry with a `*` in its time.
+    fn sweep(&self, date: NaiveDate) -> Vec<Resolved> {
+        let digits = date_digits(date);
+        let matching = self.entries.iter().filter(|e| e.matches(&digits));
+        let mut explicit: Vec<(NaiveTime, &Indexed)> = Vec::new();
+        let mut fallback: Option<&Indexed> = None;
+        for entry in matching {
+            match entry.time {
+                Some(time) => explicit.push((time, entry)),
+                None => {
+                    if fallback.is_none_or(|held| entry.key.beats(&held.key)) {
+                        fallback = Some(entry);
+                    }
+                }
+            }
+        }
+        // Stable: equal times keep the key order, as a scan would see them.
+        explicit.sort_by_key(|(time, _)| *time);
+        let mut next = explicit.iter().peekable();
+        let mut best: Option<(NaiveTime, &Indexed)> = None;
+        self.times
+            .iter()
+            .map(|&at| {
+                while let Some(&&(time, entry)) = next.peek() {
+                    if time > at {
+                        break;
+                    }
+                    if best.is_none_or(|(held_time, held)| {
+                        time > held_time || entry.key.beats(&held.key)
+                    }) {
+                        best = Some((time, entry));
+                    }
+                    next.next();
+                }
+                match best.map(|(_, e)| e).or(fallback) {
+                    Some(entry) => Resolved {
+                        time: at,
+                        value: entry.value,
+                        key: Some(entry.key.clone()),
+                    },
+                    None => Resolved {
+                        time: at,
+                        value: ScheduleValue::IDLE,
+                        key: None,
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// Where the latest candidate <= `at` sits in a resolved day.
+    fn index(&self, at: NaiveTime) -> usize {
+        // 00:00 is always a candidate, so there is one.
+        self.times.partition_point(|t| *t <= at).max(1) - 1
+    }
+
+    /// The value in force at a local wall-clock moment.
+    pub fn value_at(&self, at: NaiveDateTime) -> InForce {
+        let i = self.index(at.time());
+        let resolved = self.day(at.date())[i].clone();
+        InForce {
+            since: at.date().and_time(resolved.time),
+            value: resolved.value,
+            key: resolved.key,
+        }
+    }
+
+    /// The next local wall-clock moment after `after` at which the value
+    /// changes, looking at most `LOOKAHEAD_DAYS` ahead.
+    pub fn next_change(&self, after: NaiveDateTime) -> Option<Change<NaiveDateTime>> {
+        let current = self.value_at(after).value;
+        // The first candidate after `after` on its own day; every one after.
+        let first = self.times.partition_point(|t| *t <= after.time());
+        (0..=LOOKAHEAD_DAYS)
+            .filter_map(|d| after.date().checked_add_days(chrono::Days::new(d.into())))
+            .find_map(|date| {
+                let day = self.day(date);
+                let skip = if date == after.date() { first } else { 0 };
+                day[skip..]
+                    .iter()
+                    .find(|r| r.value != current)
+                    .map(|r| Change {
+                        at: date.and_time(r.time),
+                        value: r.value,
+                        key: r.key.clone(),
+                    })
+            })
+    }
+
+    /// The value in force at an instant, in the home's zone.
+    pub fn value_at_instant<Tz: TimeZone>(&self, zone: &Tz, at: DateTime<chrono::Utc>) -> InForce {
+        self.value_at(local(zone, at))
+    }
+
+    /// The next change after an instant, as an instant and the value the
+    /// wall clock shows then (a change inside a skipped hour lands on the
+    /// hour after it, where a later entry may already win).
+    pub fn next_change_instant<Tz: TimeZone>(
+        &self,
+        zone: &Tz,
+        after: DateTime<chrono::Utc>,
+    ) -> Option<Change<DateTime<chrono::Utc>>> {
+        let current = self.value_at_instant(zone, after).value;
+        let mut from = local(zone, after);
+        // Each step moves the wall clock forward; a few steps pass any DST
+        // transition.
+        for _ in 0..8 {
+            let change = self.next_change(from)?;
+            let at = instant(zone, change.at, after)?;
+            let shown = self.value_at_instant(zone, at);
+            if shown.value != current {
+                return Some(Change {
+                    at,
+                    value: shown.value,
+                    key: shown.key,
+                });
+            }
+            from = local(zone, at).max(change.at);
+        }
+        None
     }
 }
 
 /// The day resolved at every candidate time (the reference API's
 /// `resolved` list).
 pub fn resolve_day(schedule: &Schedule, date: NaiveDate) -> Vec<Resolved> {
-    schedule
-        .candidate_times()
-        .into_iter()
-        .map(|t| schedule.resolve_at(date, t))
-        .collect()
+    Resolver::new(schedule).sweep(date)
 }
 
 /// The day as changes: the first candidate (00:00) and every candidate whose
@@ -461,36 +622,13 @@ pub fn day_changes(schedule: &Schedule, date: NaiveDate) -> Vec<Resolved> {
 
 /// The value in force at a local wall-clock moment.
 pub fn value_at(schedule: &Schedule, at: NaiveDateTime) -> InForce {
-    let date = at.date();
-    let candidate = schedule
-        .candidate_times()
-        .into_iter()
-        .rfind(|t| *t <= at.time())
-        .unwrap_or(NaiveTime::MIN);
-    let resolved = schedule.resolve_at(date, candidate);
-    InForce {
-        since: date.and_time(candidate),
-        value: resolved.value,
-        key: resolved.key,
-    }
+    Resolver::new(schedule).value_at(at)
 }
 
 /// The next local wall-clock moment after `after` at which the value
 /// changes, looking at most `LOOKAHEAD_DAYS` ahead.
 pub fn next_change(schedule: &Schedule, after: NaiveDateTime) -> Option<Change<NaiveDateTime>> {
-    let current = value_at(schedule, after).value;
-    let times = schedule.candidate_times();
-    (0..=LOOKAHEAD_DAYS)
-        .filter_map(|d| after.date().checked_add_days(chrono::Days::new(d.into())))
-        .flat_map(|date| times.iter().map(move |t| date.and_time(*t)))
-        .filter(|moment| *moment > after)
-        .map(|moment| (moment, schedule.resolve_at(moment.date(), moment.time())))
-        .find(|(_, r)| r.value != current)
-        .map(|(at, r)| Change {
-            at,
-            value: r.value,
-            key: r.key,
-        })
+    Resolver::new(schedule).next_change(after)
 }
 
 /// The wall-clock moment of `at` in `zone`.
@@ -527,35 +665,16 @@ pub fn value_at_instant<Tz: TimeZone>(
     zone: &Tz,
     at: DateTime<chrono::Utc>,
 ) -> InForce {
-    value_at(schedule, local(zone, at))
+    Resolver::new(schedule).value_at_instant(zone, at)
 }
 
-/// The next change after an instant, as an instant and the value the wall
-/// clock shows then (a change inside a skipped hour lands on the hour after
-/// it, where a later entry may already win).
+/// The next change after an instant (see `Resolver::next_change_instant`).
 pub fn next_change_instant<Tz: TimeZone>(
     schedule: &Schedule,
     zone: &Tz,
     after: DateTime<chrono::Utc>,
 ) -> Option<Change<DateTime<chrono::Utc>>> {
-    let current = value_at_instant(schedule, zone, after).value;
-    let mut from = local(zone, after);
-    // Each step moves the wall clock forward; a few steps pass any DST
-    // transition.
-    for _ in 0..8 {
-        let change = next_change(schedule, from)?;
-        let at = instant(zone, change.at, after)?;
-        let shown = value_at_instant(schedule, zone, at);
-        if shown.value != current {
-            return Some(Change {
-                at,
-                value: shown.value,
-                key: shown.key,
-            });
-        }
-        from = local(zone, at).max(change.at);
-    }
-    None
+    Resolver::new(schedule).next_change_instant(zone, after)
 }
 
 #[cfg(test)]
@@ -995,6 +1114,133 @@ mod tests {
                 Just(json!("netzero")),
                 Just(json!("netzero+")),
             ]
+        }
+
+        /// The rule as first written, kept as the reference the indexed
+        /// `Resolver` must agree with: at each candidate, scan every entry.
+        mod reference {
+            use super::super::*;
+
+            fn winner(
+                s: &Schedule,
+                date: NaiveDate,
+                at: NaiveTime,
+            ) -> Option<(&Key, ScheduleValue)> {
+                let mut best: Option<(&Key, ScheduleValue)> = None;
+                for (key, value) in s.entries().filter(|(k, _)| k.matches_date(date)) {
+                    let time = key.time();
+                    if time.is_some_and(|t| t > at) {
+                        continue;
+                    }
+                    let better = match best {
+                        None => true,
+                        Some((held, _)) => match (time, held.time()) {
+                            (Some(t), Some(h)) => t > h || (t == h && key.beats(held)),
+                            (Some(_), None) => true,
+                            (None, Some(_)) => false,
+                            (None, None) => key.beats(held),
+                        },
+                    };
+                    if better {
+                        best = Some((key, value));
+                    }
+                }
+                best
+            }
+
+            pub fn resolve_at(s: &Schedule, date: NaiveDate, at: NaiveTime) -> Resolved {
+                let won = winner(s, date, at);
+                Resolved {
+                    time: at,
+                    value: won.map_or(ScheduleValue::IDLE, |(_, v)| v),
+                    key: won.map(|(k, _)| k.clone()),
+                }
+            }
+
+            pub fn value_at(s: &Schedule, at: NaiveDateTime) -> InForce {
+                let candidate = s
+                    .candidate_times()
+                    .into_iter()
+                    .rfind(|t| *t <= at.time())
+                    .unwrap_or(NaiveTime::MIN);
+                let r = resolve_at(s, at.date(), candidate);
+                InForce {
+                    since: at.date().and_time(candidate),
+                    value: r.value,
+                    key: r.key,
+                }
+            }
+
+            pub fn next_change(
+                s: &Schedule,
+                after: NaiveDateTime,
+            ) -> Option<Change<NaiveDateTime>> {
+                let current = value_at(s, after).value;
+                let times = s.candidate_times();
+                (0..=LOOKAHEAD_DAYS)
+                    .filter_map(|d| after.date().checked_add_days(chrono::Days::new(d.into())))
+                    .flat_map(|date| times.iter().map(move |t| date.and_time(*t)))
+                    .filter(|moment| *moment > after)
+                    .map(|moment| (moment, resolve_at(s, moment.date(), moment.time())))
+                    .find(|(_, r)| r.value != current)
+                    .map(|(at, r)| Change {
+                        at,
+                        value: r.value,
+                        key: r.key,
+                    })
+            }
+        }
+
+        /// Keys over a few nearby dates and a few times, so entries match
+        /// some days and not others and tie often.
+        fn any_key() -> impl Strategy<Value = String> {
+            (
+                proptest::collection::vec(0u8..3, 8),
+                prop_oneof![
+                    Just(None),
+                    (0u32..24, prop_oneof![Just(0u32), Just(30), 0u32..60]).prop_map(Some)
+                ],
+                0usize..4,
+            )
+                .prop_map(|(stars, time, date)| {
+                    let date = ["20261123", "20261124", "20261130", "20261201"][date];
+                    let mut k: String = date
+                        .chars()
+                        .zip(stars)
+                        .map(|(c, s)| if s == 0 { '*' } else { c })
+                        .collect();
+                    match time {
+                        Some((h, m)) => k.push_str(&format!("{h:02}{m:02}")),
+                        None => k.push_str(["****", "**00", "1***"][k.len() % 3]),
+                    }
+                    k
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+            #[test]
+            fn the_resolver_agrees_with_the_reference_rule(
+                pairs in proptest::collection::vec((any_key(), value_strategy()), 0..40),
+                day in 0u64..12,
+                minute in 0u32..1440,
+            ) {
+                let obj: Map<String, Value> = pairs.into_iter().collect();
+                let Ok(s) = Schedule::from_object(&obj) else { return Ok(()); };
+                let resolver = Resolver::new(&s);
+                let date = d("2026-11-20") + chrono::Days::new(day);
+                let expected: Vec<Resolved> = s
+                    .candidate_times()
+                    .into_iter()
+                    .map(|t| reference::resolve_at(&s, date, t))
+                    .collect();
+                prop_assert_eq!(&resolver.day(date)[..], &expected[..]);
+                prop_assert_eq!(resolve_day(&s, date), expected);
+                let when = date.and_hms_opt(minute / 60, minute % 60, 0).unwrap();
+                prop_assert_eq!(resolver.value_at(when), reference::value_at(&s, when));
+                prop_assert_eq!(resolver.next_change(when), reference::next_change(&s, when));
+                prop_assert_eq!(next_change(&s, when), reference::next_change(&s, when));
+            }
         }
 
         proptest! {

@@ -5,18 +5,18 @@
 //! The controller's calls never wait: `HttpReporter` hands each report to a
 //! task that posts it. While the server answers, nothing touches the disk
 //! (a Pi's SD card must not be written every few seconds); when it does
-//! not, reports queue in a file, in order, up to `max_queued`; when full,
-//! the oldest tenth goes and is counted in `PosterStats::dropped`. When the
+//! not, reports queue in a file, in order, up to `max_queued` reports and
+//! `max_queued_bytes`; when full, the oldest tenth goes and is counted in `PosterStats::dropped`. When the
 //! server is back the queue is delivered oldest first, and new reports wait
 //! behind it, so the server sees them in order and nothing within the bound
 //! is lost.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
@@ -90,6 +90,8 @@ pub struct PosterConfig {
     /// The queue file (in the persistent state folder).
     pub queue_file: PathBuf,
     pub max_queued: usize,
+    /// The bytes the queued reports may take.
+    pub max_queued_bytes: u64,
     pub http_timeout: Duration,
     /// How long to wait after a failed post before trying the queue again.
     pub retry: Duration,
@@ -109,32 +111,77 @@ impl PosterConfig {
     }
 }
 
-/// The bounded on-disk queue: one JSON line per report, oldest first.
+/// The bounded on-disk queue: one JSON line per report, oldest first,
+/// appended to `path`; `<path>.cursor` holds the byte offset of the first
+/// report not yet delivered.
+///
+/// Delivering a batch rewrites only the cursor (21 bytes in place), never
+/// the reports: an SD card sees each report written once. A queue drained
+/// to the end is removed; one that never empties (reports arriving as fast
+/// as they go) has its delivered head cut off once that head is as large
+/// as the queue's bound, so the file stays under twice `max_bytes` and each
+/// report is written at most once more. Delivery is at least once: a
+/// report whose delivery the cursor has not recorded yet (a crash between
+/// the post and the cursor's write, or a power cut before the cursor
+/// reached the card) is posted again on the next run.
 pub struct DiskQueue {
     path: PathBuf,
+    cursor_path: PathBuf,
     max: usize,
+    max_bytes: u64,
+    /// Where the first report not delivered starts.
+    start: u64,
+    /// The file's length: where the next report goes.
+    end: u64,
     len: usize,
 }
 
+/// The delivered head is cut off only once it is at least this large (or
+/// the queue's bound, if larger), so a short queue is never rewritten.
+const COMPACT_AT: u64 = 64 * 1024;
+
 impl DiskQueue {
     /// Opens the queue left by an earlier run, if any, making its folder.
-    pub fn open(path: &Path, max: usize) -> Result<DiskQueue> {
+    /// `max` bounds the reports kept, `max_bytes` the bytes they take.
+    pub fn open(path: &Path, max: usize, max_bytes: u64) -> Result<DiskQueue> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        let mut queue = DiskQueue {
-            path: path.to_path_buf(),
-            max: max.max(10),
-            len: 0,
+        let mut bytes = match fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        let reports = queue.read_all()?;
-        queue.len = reports.len();
-        // A line cut short by a crash would swallow the next one appended.
-        let whole = fs::read(path).map_or(true, |b| b.is_empty() || b.ends_with(b"\n"));
-        if !whole {
-            queue.rewrite(&reports)?;
+        // A line cut short by a crash mid-append would swallow the next
+        // one appended: it goes.
+        let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        if whole < bytes.len() {
+            bytes.truncate(whole);
+            fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|f| f.set_len(whole as u64))
+                .with_context(|| format!("cannot cut the last line of {}", path.display()))?;
         }
-        Ok(queue)
+        let cursor_path = PathBuf::from(format!("{}.cursor", path.display()));
+        // A cursor that does not point at the start of a line (lost, torn,
+        // or from another file) delivers the whole file again rather than
+        // skip a report.
+        let start = fs::read_to_string(&cursor_path)
+            .ok()
+            .and_then(|t| t.trim().parse::<usize>().ok())
+            .filter(|&at| at == 0 || (at <= bytes.len() && bytes[at - 1] == b'\n'))
+            .unwrap_or(0);
+        let len = Self::parse(&bytes[start..], usize::MAX).len();
+        Ok(DiskQueue {
+            path: path.to_path_buf(),
+            cursor_path,
+            max: max.max(10),
+            max_bytes,
+            start: start as u64,
+            end: bytes.len() as u64,
+            len,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -145,71 +192,136 @@ impl DiskQueue {
         self.len == 0
     }
 
-    fn read_all(&self) -> Result<Vec<Report>> {
-        let text = match fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot read {}", self.path.display()));
+    /// Up to `n` reports from `bytes` (whole lines), each with the offset
+    /// just past its line. A line that does not parse (cut by a crash before
+    /// it was whole) is skipped, and its bytes go with the next report.
+    fn parse(bytes: &[u8], n: usize) -> Vec<(Report, u64)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        for line in bytes.split_inclusive(|b| *b == b'\n') {
+            if out.len() == n {
+                break;
             }
-        };
-        // A line cut short by a crash mid-append is the only one skipped.
-        Ok(text
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect())
+            at += line.len() as u64;
+            if let Ok(report) = serde_json::from_slice(line) {
+                out.push((report, at));
+            }
+        }
+        out
     }
 
-    fn rewrite(&mut self, reports: &[Report]) -> Result<()> {
-        let mut text = String::new();
-        for r in reports {
-            text.push_str(&serde_json::to_string(r)?);
-            text.push('\n');
-        }
-        atomic::write(&self.path, text.as_bytes())?;
-        self.len = reports.len();
-        Ok(())
+    /// The file from `at` to its end.
+    fn read_from(&self, at: u64) -> Result<Vec<u8>> {
+        use std::io::{Read as _, Seek as _};
+        let mut bytes = Vec::new();
+        fs::File::open(&self.path)
+            .and_then(|mut file| {
+                file.seek(std::io::SeekFrom::Start(at))?;
+                file.read_to_end(&mut bytes)
+            })
+            .with_context(|| format!("cannot read {}", self.path.display()))?;
+        Ok(bytes)
+    }
+
+    /// The first `n` reports not delivered, with the offsets past them.
+    fn head(&self, n: usize) -> Result<Vec<(Report, u64)>> {
+        let bytes = self.read_from(self.start)?;
+        Ok(Self::parse(&bytes, n)
+            .into_iter()
+            .map(|(r, at)| (r, self.start + at))
+            .collect())
     }
 
     /// Appends a report; returns how many old ones were dropped for room.
     pub fn push(&mut self, report: &Report) -> Result<u64> {
-        let mut dropped = 0;
-        if self.len >= self.max {
-            // A tenth at a time, so a long outage rewrites the file once
-            // per max/10 reports, not on every one.
-            let all = self.read_all()?;
-            let cut = (self.max / 10).max(1).min(all.len());
-            dropped = cut as u64;
-            self.rewrite(&all[cut..])?;
-        }
         let mut line = serde_json::to_string(report)?;
         line.push('\n');
-        OpenOptions::new()
+        let size = line.len() as u64;
+        if size > self.max_bytes {
+            bail!(
+                "a report of {size} bytes is larger than the queue may hold (report_queue_max_bytes {})",
+                self.max_bytes
+            );
+        }
+        let mut dropped = 0;
+        while self.len >= self.max || self.end - self.start + size > self.max_bytes {
+            // A tenth at a time, so a long outage moves the cursor once per
+            // tenth of the queue, not on every report.
+            let cut = (self.len / 10).max(1);
+            dropped += cut as u64;
+            self.pop(cut)?;
+        }
+        atomic::options()
             .create(true)
             .append(true)
             .open(&self.path)
             .and_then(|mut f| f.write_all(line.as_bytes()))
             .with_context(|| format!("cannot append to {}", self.path.display()))?;
+        self.end += size;
         self.len += 1;
         Ok(dropped)
     }
 
     pub fn front(&self, n: usize) -> Result<Vec<Report>> {
-        Ok(self.read_all()?.into_iter().take(n).collect())
+        Ok(self.head(n)?.into_iter().map(|(r, _)| r).collect())
     }
 
-    /// Removes the `n` oldest (delivered) reports.
+    /// Marks the `n` oldest reports delivered.
     pub fn pop(&mut self, n: usize) -> Result<()> {
-        let all = self.read_all()?;
-        if n >= all.len() {
-            if self.path.exists() {
-                fs::remove_file(&self.path)
-                    .with_context(|| format!("cannot remove {}", self.path.display()))?;
-            }
-            self.len = 0;
+        if n == 0 {
             return Ok(());
         }
-        self.rewrite(&all[n..])
+        if n >= self.len {
+            for file in [&self.path, &self.cursor_path] {
+                match fs::remove_file(file) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(e).with_context(|| format!("cannot remove {}", file.display()));
+                    }
+                    _ => {}
+                }
+            }
+            (self.start, self.end, self.len) = (0, 0, 0);
+            return Ok(());
+        }
+        let Some((_, past)) = self.head(n)?.pop() else {
+            bail!("{} holds fewer reports than counted", self.path.display());
+        };
+        self.start = past;
+        self.len -= n;
+        if self.start >= COMPACT_AT.max(self.max_bytes) {
+            self.compact()
+        } else {
+            self.write_cursor()
+        }
+    }
+
+    /// Rewrites the cursor in place: fixed width, so a write never leaves
+    /// a longer old number's tail behind.
+    fn write_cursor(&self) -> Result<()> {
+        use std::os::unix::fs::FileExt as _;
+        atomic::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.cursor_path)
+            .and_then(|f| f.write_all_at(format!("{:020}\n", self.start).as_bytes(), 0))
+            .with_context(|| format!("cannot write {}", self.cursor_path.display()))
+    }
+
+    /// Cuts the delivered head off. The cursor goes to 0 first: a crash
+    /// before the file is replaced delivers the head again rather than
+    /// skip reports the shorter file would hold at the old offset.
+    fn compact(&mut self) -> Result<()> {
+        let rest = self.read_from(self.start)?;
+        let start = std::mem::replace(&mut self.start, 0);
+        self.write_cursor()?;
+        if let Err(e) = atomic::write(&self.path, &rest) {
+            self.start = start;
+            self.write_cursor()?;
+            return Err(e);
+        }
+        self.end = rest.len() as u64;
+        Ok(())
     }
 }
 
@@ -399,7 +511,11 @@ impl HttpReporter {
     /// Opens the queue file and starts the posting task on the current
     /// runtime.
     pub fn start(config: PosterConfig) -> Result<(HttpReporter, PosterHandle)> {
-        let queue = DiskQueue::open(&config.queue_file, config.max_queued)?;
+        let queue = DiskQueue::open(
+            &config.queue_file,
+            config.max_queued,
+            config.max_queued_bytes,
+        )?;
         let http = Http::new(config.http_timeout).context("reports")?;
         let stats = PosterStats {
             queued: queue.len(),
@@ -483,6 +599,7 @@ impl PosterConfig {
             token,
             queue_file: config.state_dir.join("zendure-reports.jsonl"),
             max_queued: report.queue_max,
+            max_queued_bytes: report.queue_max_bytes,
             http_timeout: config.timings.http_timeout,
             retry: config.timings.interval,
         }))
@@ -560,6 +677,7 @@ mod tests {
             token: None,
             queue_file: PathBuf::new(),
             max_queued: 10,
+            max_queued_bytes: 1 << 20,
             http_timeout: Duration::from_secs(1),
             retry: Duration::from_secs(1),
         };
@@ -577,12 +695,12 @@ mod tests {
     #[test]
     fn the_queue_keeps_order_across_reopening() {
         let path = temp("order");
-        let mut q = DiskQueue::open(&path, 100).unwrap();
+        let mut q = DiskQueue::open(&path, 100, 1 << 20).unwrap();
         for n in 0..5 {
             assert_eq!(q.push(&report(n)).unwrap(), 0);
         }
         q.pop(2).unwrap();
-        let q = DiskQueue::open(&path, 100).unwrap();
+        let q = DiskQueue::open(&path, 100, 1 << 20).unwrap();
         assert_eq!(q.len(), 3);
         let stamps: Vec<Value> = q
             .front(10)
@@ -602,15 +720,15 @@ mod tests {
             .parent()
             .unwrap()
             .join("state/sub/queue.jsonl");
-        let mut q = DiskQueue::open(&path, 10).unwrap();
+        let mut q = DiskQueue::open(&path, 10, 1 << 20).unwrap();
         q.push(&report(1)).unwrap();
-        assert_eq!(DiskQueue::open(&path, 10).unwrap().len(), 1);
+        assert_eq!(DiskQueue::open(&path, 10, 1 << 20).unwrap().len(), 1);
     }
 
     #[test]
     fn a_full_queue_drops_the_oldest_tenth() {
         let path = temp("full");
-        let mut q = DiskQueue::open(&path, 20).unwrap();
+        let mut q = DiskQueue::open(&path, 20, 1 << 20).unwrap();
         let mut dropped = 0;
         for n in 0..25 {
             dropped += q.push(&report(n)).unwrap();
@@ -622,17 +740,127 @@ mod tests {
         assert_eq!(first, json!(6));
     }
 
+    /// A queue of its own holding reports 0..n.
+    fn filled(name: &str, n: i64) -> (PathBuf, DiskQueue) {
+        let path = temp(name);
+        let mut q = DiskQueue::open(&path, 1000, 1 << 20).unwrap();
+        for n in 0..n {
+            q.push(&report(n)).unwrap();
+        }
+        (path, q)
+    }
+
+    fn log_and_cursor(path: &Path) -> (Vec<u8>, String) {
+        let cursor = fs::read_to_string(format!("{}.cursor", path.display())).unwrap_or_default();
+        (fs::read(path).unwrap(), cursor)
+    }
+
+    #[test]
+    fn delivering_moves_a_cursor_and_never_rewrites_the_reports() {
+        use std::os::unix::fs::MetadataExt as _;
+        let (path, mut q) = filled("cursor", 300);
+        let (log, _) = log_and_cursor(&path);
+        let inode = fs::metadata(&path).unwrap().ino();
+        q.pop(100).unwrap();
+        q.pop(100).unwrap();
+        let (after, cursor) = log_and_cursor(&path);
+        assert_eq!(after, log);
+        assert_eq!(fs::metadata(&path).unwrap().ino(), inode);
+        assert_eq!(cursor.len(), 21, "{cursor:?}");
+        // What a kill -9 leaves is what the next run delivers: nothing
+        // acknowledged comes back, nothing unacknowledged is lost.
+        let q = DiskQueue::open(&path, 1000, 1 << 20).unwrap();
+        assert_eq!(q.len(), 100);
+        assert_eq!(q.front(1).unwrap()[0].body["timestamp"], json!(200));
+    }
+
+    #[test]
+    fn a_cursor_that_points_nowhere_delivers_everything_again() {
+        let (path, mut q) = filled("badcursor", 5);
+        q.pop(2).unwrap();
+        let cursor = format!("{}.cursor", path.display());
+        for bad in ["00000000000000000005\n", "junk", "99999999999999999999\n"] {
+            fs::write(&cursor, bad).unwrap();
+            let q = DiskQueue::open(&path, 1000, 1 << 20).unwrap();
+            assert_eq!(q.len(), 5, "{bad}");
+            assert_eq!(q.front(1).unwrap()[0].body["timestamp"], json!(0));
+        }
+    }
+
+    #[test]
+    fn a_queue_that_never_empties_has_its_delivered_head_cut_off() {
+        let path = temp("compact");
+        let mut q = DiskQueue::open(&path, 100_000, COMPACT_AT).unwrap();
+        let mut n = 0;
+        let mut push = |q: &mut DiskQueue, count| {
+            for _ in 0..count {
+                assert_eq!(q.push(&report(n)).unwrap(), 0);
+                n += 1;
+            }
+        };
+        push(&mut q, 1100);
+        q.pop(1000).unwrap();
+        push(&mut q, 1000);
+        let full = fs::metadata(&path).unwrap().len();
+        assert!(full > COMPACT_AT, "{full}");
+        q.pop(1000).unwrap();
+        assert!(fs::metadata(&path).unwrap().len() < full / 10);
+        let q = DiskQueue::open(&path, 100_000, COMPACT_AT).unwrap();
+        assert_eq!(q.len(), 100);
+        assert_eq!(q.front(1).unwrap()[0].body["timestamp"], json!(2000));
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes() {
+        let path = temp("bytes");
+        let line = serde_json::to_string(&report(1_000_000)).unwrap().len() as u64 + 1;
+        let mut q = DiskQueue::open(&path, 100_000, 100 * line).unwrap();
+        let mut dropped = 0;
+        for n in 1_000_000..1_000_250 {
+            dropped += q.push(&report(n)).unwrap();
+        }
+        let (log, cursor) = log_and_cursor(&path);
+        let start: usize = cursor.trim().parse().unwrap_or(0);
+        assert!((log.len() - start) as u64 <= 100 * line);
+        assert_eq!(q.len() as u64 + dropped, 250);
+        assert!(q.len() >= 90, "{}", q.len());
+        let big = Report::meter(&MeterSample {
+            timestamp: 1,
+            total_power: 1,
+        });
+        let mut tiny = DiskQueue::open(&temp("tiny"), 10, 10).unwrap();
+        let err = tiny.push(&big).unwrap_err();
+        assert!(format!("{err}").contains("report_queue_max_bytes"), "{err}");
+    }
+
+    #[test]
+    fn the_queue_files_are_the_owners_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = temp("mode");
+        let mut q = DiskQueue::open(&path, 100, 1 << 20).unwrap();
+        q.push(&report(1)).unwrap();
+        q.push(&report(2)).unwrap();
+        q.pop(1).unwrap();
+        for file in [
+            path.clone(),
+            PathBuf::from(format!("{}.cursor", path.display())),
+        ] {
+            let mode = fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}: {mode:o}", file.display());
+        }
+    }
+
     #[test]
     fn a_line_cut_by_a_crash_is_skipped() {
         let path = temp("cut");
-        let mut q = DiskQueue::open(&path, 20).unwrap();
+        let mut q = DiskQueue::open(&path, 20, 1 << 20).unwrap();
         q.push(&report(1)).unwrap();
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"{\"to\":\"meter\",\"bo").unwrap();
-        let mut q = DiskQueue::open(&path, 20).unwrap();
+        let mut q = DiskQueue::open(&path, 20, 1 << 20).unwrap();
         assert_eq!(q.len(), 1);
         q.push(&report(2)).unwrap();
-        let q = DiskQueue::open(&path, 20).unwrap();
+        let q = DiskQueue::open(&path, 20, 1 << 20).unwrap();
         assert_eq!(q.len(), 2);
     }
 }

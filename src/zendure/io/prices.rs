@@ -2,15 +2,19 @@
 //! owner's entries (see `core::prices::entries`); `core::prices::view` shows it. The
 //! command and the server write it through `schedule_file`.
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use anyhow::{Context, Result};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
 
 use crate::log;
 use crate::zendure::config::ZendureConfig;
 use crate::zendure::core::prices::config::{PriceConfig, PriceSource};
 use crate::zendure::core::prices::entries::{self, Owned, Proposal};
 use crate::zendure::core::prices::plan::Battery;
-use crate::zendure::core::prices::tariff::{self, PlanDay};
+use crate::zendure::core::prices::tariff::{self, PlanDay, PricePoint};
 use crate::zendure::core::schedule::Schedule;
 use crate::zendure::io::http::Http;
 use crate::zendure::io::status;
@@ -50,9 +54,56 @@ async fn read_prices(source: &PriceSource, http: &Http) -> Result<String> {
     String::from_utf8(bytes).with_context(|| format!("{source}: not UTF-8 text"))
 }
 
+/// Day-ahead prices from a URL by date, fetched once and kept an hour: a
+/// plan proposed again (the page, a script) asks the source nothing, and a
+/// few days at most are held. A price file is read each time (an edit
+/// shows at once).
+#[derive(Default)]
+pub struct PriceCache {
+    /// One fetch at a time, so two requests for the same day never fetch
+    /// it twice.
+    days: tokio::sync::Mutex<Vec<CachedDay>>,
+}
+
+/// A date, when its prices were fetched, and the price points.
+type CachedDay = (NaiveDate, Instant, Arc<Vec<PricePoint>>);
+
+const CACHED_DAYS: usize = 4;
+const CACHED_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl PriceCache {
+    async fn points(
+        &self,
+        date: NaiveDate,
+        source: &PriceSource,
+        http: &Http,
+        tz: Tz,
+    ) -> Result<Arc<Vec<PricePoint>>> {
+        if let PriceSource::File(_) = source {
+            return Ok(Arc::new(tariff::parse(
+                &read_prices(source, http).await?,
+                tz,
+            )?));
+        }
+        let mut days = self.days.lock().await;
+        days.retain(|(_, at, _)| at.elapsed() < CACHED_FOR);
+        if let Some((_, _, points)) = days.iter().find(|(d, _, _)| *d == date) {
+            return Ok(points.clone());
+        }
+        let text = read_prices(source, http).await?;
+        let points = Arc::new(tariff::parse(&text, tz)?);
+        if days.len() >= CACHED_DAYS {
+            days.remove(0);
+        }
+        days.push((date, Instant::now(), points.clone()));
+        Ok(points)
+    }
+}
+
 /// Reads the day's prices and plans it around the owner's entries of
 /// `current`. `soc`: the SoC to start from (default: for today, the running
-/// controller's reading, else `min_soc`).
+/// controller's reading, else `min_soc`). The prices come from `cache`
+/// when it holds the day.
 pub async fn propose(
     config: &ZendureConfig,
     day: PlanDay,
@@ -60,6 +111,7 @@ pub async fn propose(
     current: &Schedule,
     owned: &Owned,
     now: DateTime<Utc>,
+    cache: &PriceCache,
 ) -> Result<Proposal> {
     let price_config = config
         .prices
@@ -82,9 +134,9 @@ pub async fn propose(
     let (from, till) = tariff::day_bounds(date, tz);
     let source = price_config.source.for_day(date, from, till);
     let http = Http::new(config.timings.http_timeout)?;
-    let slots = read_prices(&source, &http)
+    let slots = cache
+        .points(date, &source, &http, tz)
         .await
-        .and_then(|text| tariff::parse(&text, tz))
         .and_then(|points| tariff::day_slots(&points, date, tz, &price_config.tariff, now))
         .with_context(|| format!("prices from {source}"))?;
     Ok(entries::propose(

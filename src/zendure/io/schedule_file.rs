@@ -8,6 +8,7 @@
 //! makes an older `If-Match` stale.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -15,7 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::atomic;
 use crate::zendure::core::prices::entries::{Owned, Proposal};
-use crate::zendure::core::schedule::{Key, Schedule, ScheduleValue};
+use crate::zendure::core::schedule::{Key, Resolver, Schedule, ScheduleValue};
 
 /// One bad entry (or the document as a whole when `key` is None).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -125,15 +126,47 @@ pub struct Stale {
     pub etag: String,
 }
 
+/// One version of the file, validated and indexed once: while the bytes
+/// stay the same, requests reuse it instead of validating and resolving the
+/// schedule again.
+pub struct Parsed {
+    pub etag: String,
+    pub valid: Result<(Schedule, Resolver), Vec<EntryError>>,
+}
+
 pub struct ScheduleFile {
     path: PathBuf,
+    /// The last version parsed.
+    parsed: Mutex<Option<Arc<Parsed>>>,
 }
 
 impl ScheduleFile {
     pub fn new(path: &Path) -> ScheduleFile {
         ScheduleFile {
             path: path.to_path_buf(),
+            parsed: Mutex::new(None),
         }
+    }
+
+    /// The file as it is now (read afresh, so a hand edit shows at once),
+    /// validated and indexed, from the cache when its ETag is unchanged.
+    pub fn parsed(&self) -> Result<Arc<Parsed>> {
+        let current = self.read()?;
+        let mut cache = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(parsed) = cache.as_ref().filter(|p| p.etag == current.etag) {
+            return Ok(parsed.clone());
+        }
+        let doc = current.document()?;
+        let valid = validate(&Value::Object(doc)).map(|schedule| {
+            let resolver = Resolver::new(&schedule);
+            (schedule, resolver)
+        });
+        let parsed = Arc::new(Parsed {
+            etag: current.etag,
+            valid,
+        });
+        *cache = Some(parsed.clone());
+        Ok(parsed)
     }
 
     pub fn path(&self) -> &Path {
@@ -286,6 +319,25 @@ mod tests {
             std::env::temp_dir().join(format!("zcell-schedfile-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
+    }
+
+    #[test]
+    fn a_version_is_parsed_once_and_a_change_is_seen_at_once() {
+        let dir = folder("parsed");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = ScheduleFile::new(&dir.join("schedule.json"));
+        std::fs::write(file.path(), r#"{"********0700": 500}"#).unwrap();
+        let first = file.parsed().unwrap();
+        assert!(Arc::ptr_eq(&first, &file.parsed().unwrap()));
+        // A hand edit: new bytes, new version.
+        std::fs::write(file.path(), r#"{"********0700": 600}"#).unwrap();
+        let second = file.parsed().unwrap();
+        assert!(!Arc::ptr_eq(&first, &second));
+        let (schedule, _) = second.valid.as_ref().unwrap();
+        assert_eq!(schedule.to_json(), json!({"********0700": 600}));
+        std::fs::write(file.path(), r#"{"********07": 600}"#).unwrap();
+        assert!(file.parsed().unwrap().valid.is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -18,6 +18,11 @@
 //! the slots it plans, by the reference's own rule (the later explicit time
 //! wins). So an owner who edits one of the plan's entries takes the rest of
 //! that day over from it, until their next entry.
+//!
+//! A plan also removes the plan's entries of days before the day before the
+//! one it plans: those days are over (a dated entry never reaches past its
+//! own date), and left in place months of them would make every read of the
+//! schedule slower. The owner's entries of any day stay.
 
 use std::collections::BTreeMap;
 
@@ -55,6 +60,8 @@ pub struct Proposal {
     pub entries: Vec<(Key, ScheduleValue)>,
     /// How many of the earlier plan's entries these replace.
     pub replaced: usize,
+    /// How many of the earlier plans' entries of days that are over go.
+    pub pruned: usize,
     /// The schedule with the new entries, and the new list of plan entries.
     pub schedule: Schedule,
     pub owned: Owned,
@@ -225,13 +232,21 @@ pub fn propose(
             && key.matches_date(date)
             && key.time().is_some_and(|t| date.and_time(t) >= first)
     };
+    // The plan is for today or tomorrow: a day before the one before it
+    // is over.
+    let over = date.pred_opt().unwrap_or(date);
+    let past_plan = |key: &Key, value: ScheduleValue| {
+        owned.holds(key, value)
+            && NaiveDate::parse_from_str(&key.as_str()[..8], "%Y%m%d").is_ok_and(|d| d < over)
+    };
     let replaced = current
         .entries()
         .filter(|(k, v)| replaced_by_plan(k, *v))
         .count();
+    let pruned = current.entries().filter(|(k, v)| past_plan(k, *v)).count();
     let mut merged: BTreeMap<Key, ScheduleValue> = current
         .entries()
-        .filter(|(k, v)| !replaced_by_plan(k, *v))
+        .filter(|(k, v)| !replaced_by_plan(k, *v) && !past_plan(k, *v))
         .map(|(k, v)| (k.clone(), v))
         .collect();
     let mut new_owned = Owned {
@@ -269,6 +284,7 @@ pub fn propose(
         plan,
         entries,
         replaced,
+        pruned,
         schedule: Schedule::from_entries(merged),
         owned: new_owned,
     }
@@ -332,6 +348,7 @@ impl Proposal {
             "slots": slots,
             "entries": entries,
             "replaced": self.replaced,
+            "pruned": self.pruned,
             "expected_saving_eur": self.plan.expected.saving_eur,
             "charged_kwh": self.plan.expected.charged_kwh,
             "discharged_kwh": self.plan.expected.discharged_kwh,
@@ -481,6 +498,34 @@ mod tests {
         };
         assert_eq!(before_noon(&later.schedule), before_noon(&morning.schedule));
         assert!(before_noon(&morning.schedule) > 0);
+    }
+
+    #[test]
+    fn the_plans_entries_of_days_that_are_over_go_and_the_owners_stay() {
+        // What plans of 20-23 November left, and the owner's own entries.
+        let mut doc = json!({"202611200700": 42, "********0000": "netzero"});
+        let mut owned = Owned::default();
+        for (day, value) in [(20, 300), (21, -200), (22, 500), (23, -400)] {
+            let key = format!("202611{day}0100");
+            doc[&key] = json!(value);
+            owned.entries.insert(key, json!(value));
+        }
+        // The owner edited the plan's 21 November entry: it is theirs now.
+        doc["202611210100"] = json!(-250);
+        let p = propose_on(&schedule(doc), &owned, "2026-11-23T12:00:00Z");
+        let kept: Vec<&str> = p
+            .schedule
+            .entries()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| k.starts_with("2026") && k < &"20261124")
+            .collect();
+        // Planning the 24th: the plan's 20th and 22nd go, its 23rd (the day
+        // before) stays, and so do the owner's.
+        assert_eq!(kept, ["202611200700", "202611210100", "202611230100"]);
+        assert_eq!(p.pruned, 1 + 1);
+        assert!(!p.owned.entries.contains_key("202611200100"));
+        assert!(p.owned.entries.contains_key("202611230100"));
+        assert_eq!(p.to_json(Amsterdam)["pruned"], 2);
     }
 
     #[test]
