@@ -409,7 +409,11 @@ pub(super) async fn status_post(
 ) -> ApiResult {
     authorize(&state, &headers, true)?;
     let doc = parse_json(&body)?;
-    store_posted(&state, Posted::event(doc, now_unix())).await
+    store_posted(
+        &state,
+        Posted::event(doc, now_unix(), state.config.time_zone),
+    )
+    .await
 }
 
 /// The stored schedule, validated and indexed, or why it cannot be used
@@ -461,6 +465,9 @@ fn status(state: &AppState) -> ApiResult {
 #[derive(Deserialize)]
 pub(super) struct LimitQuery {
     limit: Option<u32>,
+    /// `all` for every type of event; otherwise (the default) the changes.
+    #[serde(rename = "type")]
+    kind: Option<String>,
 }
 
 /// The reference status API's GET: the last `limit` changes and when the
@@ -471,14 +478,20 @@ pub(super) async fn reference_status_get(
     Query(query): Query<LimitQuery>,
 ) -> ApiResult {
     authorize(&state, &headers, false)?;
-    let limit = query.limit.unwrap_or(1).clamp(1, 1000);
-    off_thread(&state, move |state| reference_status(state, limit)).await?
+    // As the reference: the last change by default, the last ten of any
+    // type with `?type=all`.
+    let all = query.kind.as_deref() == Some("all");
+    let limit = query
+        .limit
+        .unwrap_or(if all { 10 } else { 1 })
+        .clamp(1, 1000);
+    off_thread(&state, move |state| reference_status(state, limit, all)).await?
 }
 
-fn reference_status(state: &AppState, limit: u32) -> ApiResult {
+fn reference_status(state: &AppState, limit: u32, all: bool) -> ApiResult {
     let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
     let changes = store
-        .events(limit, Some("change"))
+        .events(limit, (!all).then_some("change"))
         .map_err(ApiError::internal)?;
     let latest = store.latest().map_err(ApiError::internal)?;
     let now = now_unix();
@@ -510,7 +523,11 @@ pub(super) async fn data_post(
     let kind =
         DataKind::from_query(query.kind.as_deref()).map_err(|e| ApiError::bad(format!("{e:#}")))?;
     let doc = parse_json(&body)?;
-    store_posted(&state, Posted::data(doc, kind, now_unix())).await
+    store_posted(
+        &state,
+        Posted::data(doc, kind, now_unix(), state.config.time_zone),
+    )
+    .await
 }
 
 pub(super) async fn reference_data(
@@ -522,9 +539,36 @@ pub(super) async fn reference_data(
 ) -> ApiResult {
     match method {
         Method::POST | Method::PUT => data_post(state, headers, query, body).await,
+        Method::GET | Method::HEAD => {
+            authorize(&state, &headers, false)?;
+            let kind = DataKind::from_query(query.kind.as_deref())
+                .map_err(|e| ApiError::bad(format!("{e:#}")))?
+                .ok_or_else(|| ApiError::bad("give ?type=zendure or ?type=zendure_p1"))?;
+            off_thread(&state, move |state| reference_sample(state, kind)).await?
+        }
         _ => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            "this server takes the controller's samples here (POST); read them at GET /api/data",
+            "this path takes the controller's samples (POST) and gives back the last one (GET)",
+        )),
+    }
+}
+
+/// The reference's read of a kind: the last sample posted, as posted.
+fn reference_sample(state: &AppState, kind: DataKind) -> ApiResult {
+    let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
+    match store
+        .last_sample(kind, state.config.time_zone)
+        .map_err(ApiError::internal)?
+    {
+        Some((received, data)) => Ok(json_ok(json!({
+            "success": true,
+            "data": data,
+            "file": kind.reference_file(),
+            "timestamp": received as i64,
+        }))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no {} sample has been posted yet", kind.reference_file()),
         )),
     }
 }

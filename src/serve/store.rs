@@ -8,7 +8,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use chrono::{DateTime, NaiveDateTime, TimeZone};
+use chrono_tz::Tz;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -21,7 +23,7 @@ const SCHEMA: &str = "
         id INTEGER PRIMARY KEY,
         ts REAL NOT NULL,          -- when it happened (controller clock)
         received REAL NOT NULL,    -- when the server stored it
-        type TEXT NOT NULL,        -- start, stop, change, heartbeat, command
+        type TEXT NOT NULL,        -- start, stop, change, heartbeat, command, Rescan, ... as posted
         old_value TEXT,            -- JSON
         new_value TEXT,            -- JSON
         body TEXT NOT NULL         -- the whole posted JSON
@@ -49,7 +51,8 @@ const TABLES: [&str; 3] = ["events", "meter_samples", "device_samples"];
 
 /// The status event kinds: the reference controller's four, and `command`
 /// (what was written to the device).
-const EVENT_TYPES: [&str; 5] = ["start", "stop", "change", "heartbeat", "command"];
+/// Longest event type stored (the reference's are single words).
+const MAX_TYPE_CHARS: usize = 64;
 
 /// A body the controller posted, understood.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +85,14 @@ pub enum DataKind {
 }
 
 impl DataKind {
+    /// The reference's file for the kind, which its page names.
+    pub fn reference_file(self) -> &'static str {
+        match self {
+            DataKind::Meter => "zendure_p1_data.json",
+            DataKind::Device => "zendure_data.json",
+        }
+    }
+
     pub fn from_query(kind: Option<&str>) -> Result<Option<DataKind>> {
         Ok(match kind {
             None => None,
@@ -96,14 +107,22 @@ impl DataKind {
 /// but a reading from the future would stay "newest" until that time.
 pub const MAX_AHEAD_S: f64 = 300.0;
 
-fn timestamp(body: &Map<String, Value>, now: UnixSeconds) -> Result<UnixSeconds> {
+/// A posted time: unix seconds, or ISO-8601 as the reference's client sends
+/// it (`2026-12-05T06:21:38.858184`, local time without an offset: the
+/// server's zone; with an offset or `Z`: as it says).
+fn timestamp(body: &Map<String, Value>, now: UnixSeconds, zone: Tz) -> Result<UnixSeconds> {
     let Some(v) = body.get("timestamp").filter(|v| !v.is_null()) else {
         return Ok(now);
     };
-    let t = v
-        .as_f64()
-        .filter(|t| t.is_finite() && *t > 0.0)
-        .ok_or_else(|| anyhow!("`timestamp` must be unix seconds, not {v}"))?;
+    let t = match v {
+        Value::String(text) => iso8601(text, zone)?,
+        _ => v
+            .as_f64()
+            .filter(|t| t.is_finite() && *t > 0.0)
+            .ok_or_else(|| {
+                anyhow!("`timestamp` must be unix seconds or an ISO-8601 time, not {v}")
+            })?,
+    };
     if t > now + MAX_AHEAD_S {
         bail!(
             "`timestamp` {v} is more than {MAX_AHEAD_S} s ahead of the server's clock ({now:.0}): \
@@ -113,25 +132,49 @@ fn timestamp(body: &Map<String, Value>, now: UnixSeconds) -> Result<UnixSeconds>
     Ok(t)
 }
 
+fn iso8601(text: &str, zone: Tz) -> Result<UnixSeconds> {
+    let unix = |t: DateTime<chrono::Utc>| t.timestamp_micros() as f64 / 1e6;
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(unix(t.to_utc()));
+    }
+    let local = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f"))
+        .map_err(|_| anyhow!("`timestamp` {text:?} is not unix seconds or an ISO-8601 time"))?;
+    // The repeated hour in autumn: the earlier; the skipped one in spring
+    // cannot be a clock reading.
+    let t = zone.from_local_datetime(&local).earliest().ok_or_else(|| {
+        anyhow!(
+            "`timestamp` {text:?} does not exist in {} (skipped by DST)",
+            zone.name()
+        )
+    })?;
+    Ok(unix(t.to_utc()))
+}
+
 fn number(props: &Map<String, Value>, key: &str) -> Option<f64> {
     props.get(key).and_then(Value::as_f64)
 }
 
 impl Posted {
-    /// A status event `{type, timestamp?, oldValue?, newValue?, ...}`.
-    pub fn event(body: Value, now: UnixSeconds) -> Result<Posted> {
+    /// A status event `{type, timestamp?, oldValue?, newValue?, ...}`. Any
+    /// type is taken, as the reference takes any (its client posts `Rescan`
+    /// after every schedule refresh); `start` and `stop` tell whether the
+    /// controller runs.
+    pub fn event(body: Value, now: UnixSeconds, zone: Tz) -> Result<Posted> {
         let object = body
             .as_object()
             .ok_or_else(|| anyhow!("a status event must be a JSON object"))?;
         let kind = object
             .get("type")
             .and_then(Value::as_str)
-            .ok_or_else(|| anyhow!("missing `type` (one of {})", EVENT_TYPES.join(", ")))?;
-        if !EVENT_TYPES.contains(&kind) {
-            bail!("`type` {kind:?} is not one of {}", EVENT_TYPES.join(", "));
-        }
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| anyhow!("missing `type` (a word such as start, stop or change)"))?;
+        ensure!(
+            kind.chars().count() <= MAX_TYPE_CHARS && !kind.chars().any(char::is_control),
+            "`type` must be at most {MAX_TYPE_CHARS} printable characters"
+        );
         let field = |k: &str| object.get(k).filter(|v| !v.is_null()).cloned();
-        let ts = timestamp(object, now)?;
+        let ts = timestamp(object, now, zone)?;
         let kind = kind.to_string();
         let (old_value, new_value) = (field("oldValue"), field("newValue"));
         // Stored with its time, as the reference stores every entry.
@@ -148,7 +191,7 @@ impl Posted {
 
     /// A meter sample `{timestamp, total_power}` or a device sample
     /// `{timestamp, properties, packData}`.
-    pub fn data(body: Value, kind: Option<DataKind>, now: UnixSeconds) -> Result<Posted> {
+    pub fn data(body: Value, kind: Option<DataKind>, now: UnixSeconds, zone: Tz) -> Result<Posted> {
         let object = body
             .as_object()
             .ok_or_else(|| anyhow!("a sample must be a JSON object"))?;
@@ -158,7 +201,7 @@ impl Posted {
             None if object.contains_key("properties") => DataKind::Device,
             None => bail!("a sample holds `total_power` (meter) or `properties` (device)"),
         };
-        let ts = timestamp(object, now)?;
+        let ts = timestamp(object, now, zone)?;
         match kind {
             DataKind::Meter => {
                 let power_w = number(object, "total_power")
@@ -501,6 +544,52 @@ impl Store {
     }
 
     /// The samples since `from`, for the page's plots.
+    /// The last sample of a kind as the reference serves it back: the
+    /// posted document (a meter's rebuilt from what is kept: its time in
+    /// `zone`, without an offset, and `total_power`), and when it arrived.
+    pub fn last_sample(&self, kind: DataKind, zone: Tz) -> Result<Option<(UnixSeconds, Value)>> {
+        let sample = match kind {
+            DataKind::Meter => self
+                .db
+                .query_row(
+                    "SELECT ts, received, power_w FROM meter_samples ORDER BY id DESC LIMIT 1",
+                    [],
+                    |r| {
+                        Ok((
+                            r.get::<_, f64>(0)?,
+                            r.get::<_, f64>(1)?,
+                            r.get::<_, f64>(2)?,
+                        ))
+                    },
+                )
+                .optional()?
+                .map(|(ts, received, power_w)| {
+                    let local = DateTime::from_timestamp_micros((ts * 1e6) as i64).map(|t| {
+                        t.with_timezone(&zone)
+                            .naive_local()
+                            .format("%Y-%m-%dT%H:%M:%S%.6f")
+                            .to_string()
+                    });
+                    (
+                        received,
+                        json!({"timestamp": local, "total_power": power_w}),
+                    )
+                }),
+            DataKind::Device => self
+                .db
+                .query_row(
+                    "SELECT received, body FROM device_samples ORDER BY id DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get::<_, f64>(0)?, r.get::<_, String>(1)?)),
+                )
+                .optional()?
+                .map(|(received, body)| {
+                    (received, serde_json::from_str(&body).unwrap_or(Value::Null))
+                }),
+        };
+        Ok(sample)
+    }
+
     pub fn series(&self, from: UnixSeconds) -> Result<Value> {
         let rows = |sql: &str, width: usize| -> Result<Vec<Value>> {
             let mut stmt = self.db.prepare(sql)?;
@@ -538,12 +627,14 @@ mod tests {
     use super::*;
 
     const NOW: f64 = 1_800_000_000.0;
+    const ZONE: Tz = chrono_tz::Europe::Amsterdam;
 
     #[test]
-    fn events_need_a_known_type_and_default_their_time() {
+    fn events_take_any_type_and_default_their_time() {
         let e = Posted::event(
             json!({"type": "change", "oldValue": 0, "newValue": "netzero"}),
             NOW,
+            ZONE,
         )
         .unwrap();
         let Posted::Event {
@@ -559,29 +650,75 @@ mod tests {
         assert_eq!((ts, kind.as_str()), (NOW, "change"));
         assert_eq!(new_value, Some(json!("netzero")));
         assert_eq!(old_value, Some(json!(0)));
-        let err = Posted::event(json!({"type": "explode"}), NOW)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("\"explode\" is not one of start, stop"),
-            "{err}"
-        );
-        let err = Posted::event(json!({"newValue": 3}), NOW)
+        // The reference's client posts `Rescan` after every schedule refresh.
+        let Posted::Event { kind, .. } =
+            Posted::event(json!({"type": "Rescan", "oldValue": null}), NOW, ZONE).unwrap()
+        else {
+            panic!("not an event")
+        };
+        assert_eq!(kind, "Rescan");
+        for bad in [json!(""), json!("x".repeat(65)), json!("a\nb"), json!(7)] {
+            assert!(
+                Posted::event(json!({"type": bad}), NOW, ZONE).is_err(),
+                "{bad}"
+            );
+        }
+        let err = Posted::event(json!({"newValue": 3}), NOW, ZONE)
             .unwrap_err()
             .to_string();
         assert!(err.contains("missing `type`"), "{err}");
-        let err = Posted::event(json!({"type": "start", "timestamp": "soon"}), NOW)
+        let err = Posted::event(json!({"type": "start", "timestamp": "soon"}), NOW, ZONE)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("`timestamp` must be unix seconds"), "{err}");
-        assert!(Posted::event(json!([1]), NOW).is_err());
+        assert!(
+            err.contains("not unix seconds or an ISO-8601 time"),
+            "{err}"
+        );
+        assert!(Posted::event(json!([1]), NOW, ZONE).is_err());
+    }
+
+    #[test]
+    fn iso_times_as_the_reference_client_sends_them() {
+        // NOW is 2027-01-15 08:00 UTC, 09:00 in Amsterdam (winter).
+        let at = |t: &str| {
+            let posted = Posted::data(json!({"timestamp": t, "total_power": 137}), None, NOW, ZONE);
+            match posted {
+                Ok(Posted::Meter { ts, .. }) => Ok(ts),
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        assert_eq!(at("2027-01-15T09:00:00"), Ok(NOW));
+        assert_eq!(at("2027-01-15T09:00:00.500000"), Ok(NOW + 0.5));
+        assert_eq!(at("2027-01-15 09:00:00"), Ok(NOW));
+        assert_eq!(at("2027-01-15T08:00:00Z"), Ok(NOW));
+        assert_eq!(at("2027-01-15T10:00:00+02:00"), Ok(NOW));
+        // The hour repeated in autumn: the first; the one skipped in spring
+        // was never on a clock.
+        assert_eq!(at("2026-10-25T02:30:00"), Ok(1_792_888_200.0));
+        assert!(
+            at("2026-03-29T02:30:00")
+                .unwrap_err()
+                .contains("does not exist")
+        );
+        assert!(
+            at("tomorrow")
+                .unwrap_err()
+                .contains("not unix seconds or an ISO-8601 time")
+        );
+        // An hour ahead is the future, however it is written.
+        assert!(
+            at("2027-01-15T10:00:00")
+                .unwrap_err()
+                .contains("ahead of the server's clock")
+        );
     }
 
     #[test]
     fn times_ahead_of_the_server_are_refused() {
         let ahead = |t: Value| {
-            let meter = Posted::data(json!({"timestamp": t, "total_power": 1}), None, NOW);
-            let event = Posted::event(json!({"type": "stop", "timestamp": t}), NOW);
+            let meter = Posted::data(json!({"timestamp": t, "total_power": 1}), None, NOW, ZONE);
+            let event = Posted::event(json!({"type": "stop", "timestamp": t}), NOW, ZONE);
             match (meter, event) {
                 (Ok(_), Ok(_)) => None,
                 (Err(m), Err(e)) => {
@@ -607,7 +744,13 @@ mod tests {
 
     #[test]
     fn samples_are_told_apart_by_shape_or_by_type() {
-        let m = Posted::data(json!({"timestamp": 5, "total_power": -420}), None, NOW).unwrap();
+        let m = Posted::data(
+            json!({"timestamp": 5, "total_power": -420}),
+            None,
+            NOW,
+            ZONE,
+        )
+        .unwrap();
         assert_eq!(
             m,
             Posted::Meter {
@@ -616,25 +759,26 @@ mod tests {
             }
         );
         let body = json!({"timestamp": 6, "properties": {"electricLevel": 55, "outputPackPower": 0, "packInputPower": 300}, "packData": []});
-        let Posted::Device { soc, battery_w, .. } = Posted::data(body, None, NOW).unwrap() else {
+        let Posted::Device { soc, battery_w, .. } = Posted::data(body, None, NOW, ZONE).unwrap()
+        else {
             panic!("not a device sample")
         };
         assert_eq!((soc, battery_w), (Some(55.0), Some(-300.0)));
         let charging = json!({"properties": {"outputPackPower": 800}});
         let Posted::Device { battery_w, soc, .. } =
-            Posted::data(charging, Some(DataKind::Device), NOW).unwrap()
+            Posted::data(charging, Some(DataKind::Device), NOW, ZONE).unwrap()
         else {
             panic!("not a device sample")
         };
         assert_eq!((battery_w, soc), (Some(800.0), None));
-        let err = Posted::data(json!({"x": 1}), None, NOW)
+        let err = Posted::data(json!({"x": 1}), None, NOW, ZONE)
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("`total_power` (meter) or `properties`"),
             "{err}"
         );
-        let err = Posted::data(json!({"total_power": "lots"}), None, NOW)
+        let err = Posted::data(json!({"total_power": "lots"}), None, NOW, ZONE)
             .unwrap_err()
             .to_string();
         assert!(err.contains("must be a number of W"), "{err}");
@@ -714,10 +858,12 @@ mod tests {
         assert_eq!(store.count("meter_samples").unwrap(), 50);
         let latest = store.latest().unwrap();
         assert_eq!(latest.meter, Some((NOW - 1.0, 299.0)));
-        let start = Posted::event(json!({"type": "start", "timestamp": NOW - 20.0}), NOW).unwrap();
+        let start =
+            Posted::event(json!({"type": "start", "timestamp": NOW - 20.0}), NOW, ZONE).unwrap();
         let change = Posted::event(
             json!({"type": "change", "timestamp": NOW - 10.0, "oldValue": 0, "newValue": -300}),
             NOW,
+            ZONE,
         )
         .unwrap();
         store.insert(&start, NOW).unwrap();
@@ -741,6 +887,7 @@ mod tests {
             json!({"timestamp": ts, "properties": {"electricLevel": 50, "x": "y".repeat(filler)}}),
             None,
             ts,
+            ZONE,
         )
         .unwrap()
     }

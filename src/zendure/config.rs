@@ -726,11 +726,19 @@ mod tests {
         assert_eq!(c.timings.meter_lag, None);
         let c = parse(&json!({"device": "d", "meter": {"kind": "zendure-p1", "address": "m"}, "schedule": "s"}), || Ok(chrono_tz::Europe::Berlin)).unwrap();
         assert_eq!(c.time_zone, chrono_tz::Europe::Berlin);
-        let period = |meter: Value| match parse_ok(json!({"device": "d", "schedule": "s", "meter": meter})).meter {
-            MeterConfig::DsmrTcp { telegram_period, .. } => telegram_period,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(period(json!({"kind": "dsmr-tcp", "address": "m:2000"})), Duration::from_secs(10));
+        let period =
+            |meter: Value| match parse_ok(json!({"device": "d", "schedule": "s", "meter": meter}))
+                .meter
+            {
+                MeterConfig::DsmrTcp {
+                    telegram_period, ..
+                } => telegram_period,
+                other => panic!("{other:?}"),
+            };
+        assert_eq!(
+            period(json!({"kind": "dsmr-tcp", "address": "m:2000"})),
+            Duration::from_secs(10)
+        );
         assert_eq!(
             period(json!({"kind": "dsmr-tcp", "address": "m:2000", "telegram_period": 1})),
             Duration::from_secs(1)

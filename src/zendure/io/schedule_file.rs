@@ -102,19 +102,25 @@ fn write_json(path: &Path, value: &Value) -> Result<Vec<u8>> {
 pub struct Current {
     pub bytes: Vec<u8>,
     pub etag: String,
+    path: PathBuf,
 }
 
 impl Current {
-    /// The document; an absent file is the empty schedule.
+    /// The document; an absent file is the empty schedule. A file that is
+    /// not one is named with what is wrong (line and column), so whoever
+    /// edited it by hand can mend it.
     pub fn document(&self) -> Result<Map<String, Value>> {
         if self.bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Map::new());
         }
-        let doc: Value =
-            serde_json::from_slice(&self.bytes).context("the schedule file is not JSON")?;
+        let doc: Value = serde_json::from_slice(&self.bytes)
+            .with_context(|| format!("the schedule file {} is not JSON", self.path.display()))?;
         match doc {
             Value::Object(map) => Ok(map),
-            _ => anyhow::bail!("the schedule file is not a JSON object"),
+            _ => anyhow::bail!(
+                "the schedule file {} is not a JSON object",
+                self.path.display()
+            ),
         }
     }
 }
@@ -178,6 +184,7 @@ impl ScheduleFile {
         Ok(Current {
             etag: etag(&bytes),
             bytes,
+            path: self.path.clone(),
         })
     }
 

@@ -87,10 +87,7 @@ fn split_at_owner_times(slots: Vec<PriceSlot>, owner: &Schedule, tz: Tz) -> Vec<
             let offset = start.date().and_time(*t) - start;
             if offset > chrono::TimeDelta::zero() && offset < length {
                 let at = slot.start + offset;
-                out.push(PriceSlot {
-                    end: at,
-                    ..piece
-                });
+                out.push(PriceSlot { end: at, ..piece });
                 piece.start = at;
             }
         }

@@ -60,13 +60,11 @@ impl AnyMeter {
             )),
             MeterConfig::DsmrTcp {
                 telegram_period, ..
-            } => {
-                AnyMeter::Dsmr(dsmr::DsmrTcp::new(
-                    &address.with_port(0),
-                    http.timeout(),
-                    *telegram_period,
-                ))
-            }
+            } => AnyMeter::Dsmr(dsmr::DsmrTcp::new(
+                &address.with_port(0),
+                http.timeout(),
+                *telegram_period,
+            )),
         })
     }
 }
