@@ -7,49 +7,15 @@
 
 use std::path::PathBuf;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use chrono_tz::Europe::Amsterdam;
 use serde_json::{Map, Value, json};
+use testenv_price_days::BATTERY;
 use zcell_sched::zendure::core::prices::entries::{Owned, propose};
-use zcell_sched::zendure::core::prices::plan::Battery;
-use zcell_sched::zendure::core::prices::tariff::{self, Export, PriceSlot, Tariff};
 use zcell_sched::zendure::core::schedule::Schedule;
 
-const BATTERY: Battery = Battery {
-    capacity_wh: 1920.0,
-    min_soc_percent: 10.0,
-    max_soc_percent: 100.0,
-    max_charge_w: 800.0,
-    max_discharge_w: 800.0,
-    round_trip_efficiency: 0.85,
-};
-
-fn price_days() -> Vec<(String, Vec<PriceSlot>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/testenv/data/prices");
-    let tariff = Tariff {
-        vat_percent: 21.0,
-        markup_eur_per_kwh: 0.13,
-        export: Export::NetMetering,
-    };
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .map(|path| {
-            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-            let date = NaiveDate::parse_from_str(&name[..10], "%Y-%m-%d").unwrap();
-            let text = std::fs::read_to_string(path).unwrap();
-            let points = tariff::parse(&text, Amsterdam).unwrap();
-            let slots =
-                tariff::day_slots(&points, date, Amsterdam, &tariff, DateTime::<Utc>::MIN_UTC)
-                    .unwrap();
-            (name, slots)
-        })
-        .collect()
-}
+#[path = "testenv/price_days.rs"]
+mod testenv_price_days;
 
 /// A small deterministic generator, so a failure can be replayed.
 struct Lcg(u64);
@@ -103,7 +69,9 @@ fn the_written_schedule_carries_out_the_plan_on_every_price_day() {
     let mut rng = Lcg(20261205);
     let mut failures = Vec::new();
     let mut checked = 0;
-    for (name, slots) in price_days() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/testenv/data/prices");
+    for path in testenv_price_days::paths(&dir).unwrap() {
+        let (name, slots) = testenv_price_days::load(&path).unwrap();
         let date = zcell_sched::zendure::core::schedule::local(&Amsterdam, slots[0].start).date();
         let mut owners = vec![
             ("empty".to_string(), json!({})),

@@ -14,29 +14,16 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Europe::Amsterdam;
+use price_days::{BATTERY, TARIFF};
 use zcell_sched::zendure::core::prices::entries::{Owned, propose};
 use zcell_sched::zendure::core::prices::tariff::PriceSlot;
-use zcell_sched::zendure::price_plan::{self, Battery, Slot};
-use zcell_sched::zendure::prices::{self, Export, Tariff};
+use zcell_sched::zendure::price_plan::{self, Slot};
 use zcell_sched::zendure::schedule::{Schedule, ScheduleValue};
 
-/// A SolarFlow 800 Pro on a Dutch dynamic contract (2026 energy tax plus a
-/// supplier's margin, 21% VAT, net metering).
-const BATTERY: Battery = Battery {
-    capacity_wh: 1920.0,
-    min_soc_percent: 10.0,
-    max_soc_percent: 100.0,
-    max_charge_w: 800.0,
-    max_discharge_w: 800.0,
-    round_trip_efficiency: 0.85,
-};
-const TARIFF: Tariff = Tariff {
-    vat_percent: 21.0,
-    markup_eur_per_kwh: 0.13,
-    export: Export::NetMetering,
-};
+#[path = "price_days.rs"]
+mod price_days;
+
 const THRESHOLD_EUR_PER_KWH: f64 = 0.02;
 const START_SOC_PERCENT: f64 = 10.0;
 const RUNS: usize = 21;
@@ -104,18 +91,7 @@ fn as_written(day: &Day, owner: &Schedule) -> (f64, f64) {
 }
 
 fn load(path: &Path) -> Result<Day> {
-    let name = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .context("file name")?
-        .to_string();
-    let date = NaiveDate::parse_from_str(name.get(..10).unwrap_or(""), "%Y-%m-%d")
-        .with_context(|| format!("{}: name does not start with YYYY-MM-DD", path.display()))?;
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let points = prices::parse(&text, Amsterdam).with_context(|| path.display().to_string())?;
-    let start_of_time = DateTime::<Utc>::MIN_UTC;
-    let priced = prices::day_slots(&points, date, Amsterdam, &TARIFF, start_of_time)?;
+    let (name, priced) = price_days::load(path)?;
     let slots: Vec<Slot> = priced
         .iter()
         .map(|p| Slot {
@@ -169,12 +145,7 @@ fn run() -> Result<bool> {
         .nth(1)
         .map(PathBuf::from)
         .context("usage: zcell-test-price-bench DIR")?;
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
-    paths.retain(|p| p.extension().is_some_and(|e| e == "json"));
-    paths.sort();
+    let paths = price_days::paths(&dir)?;
     println!(
         "battery {} Wh, {}-{}% SoC, {}/{} W, round trip {}, from {}% SoC; \
          VAT {}%, markup {} EUR/kWh, threshold {} EUR/kWh",
