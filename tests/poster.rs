@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde_json::{Map, json};
 use serve_env::Server;
 use tokio::sync::watch;
-use zcell_sched::zendure::poster::{HttpReporter, PosterConfig, PosterStats};
-use zcell_sched::zendure::report::{DeviceSample, MeterSample, Reporter, StatusEvent};
+use zcell_sched::zendure::core::report::{DeviceSample, MeterSample, Reporter, StatusEvent};
+use zcell_sched::zendure::io::poster::{HttpReporter, PosterConfig, PosterStats};
 
 /// A loopback port nothing listens on (yet).
 fn free_port() -> u16 {

@@ -265,7 +265,7 @@ fn the_written_schedule_passes_the_schema() {
 fn the_kept_price_days_are_whole_days() {
     use chrono::{DateTime, NaiveDate, Utc};
     use chrono_tz::Europe::Amsterdam;
-    use zcell_sched::zendure::prices::{self, Export, Tariff};
+    use zcell_sched::zendure::core::prices::tariff::{self as prices, Export, Tariff};
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/testenv/data/prices");
     let tariff = Tariff {
         vat_percent: 21.0,

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use serde_json::Value;
-use zcell_sched::zendure::schedule::{Schedule, resolve_day};
+use zcell_sched::zendure::core::schedule::{Schedule, resolve_day};
 
 fn fixture() -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

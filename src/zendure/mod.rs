@@ -12,8 +12,3 @@ pub mod config;
 pub mod controller;
 pub mod core;
 pub mod io;
-
-// The paths the tests and test doubles were written against.
-pub use self::core::prices::{plan as price_plan, tariff as prices};
-pub use self::core::{report, schedule};
-pub use self::io::{http, poster};

@@ -17,9 +17,9 @@ use anyhow::{Context, Result};
 use chrono_tz::Europe::Amsterdam;
 use price_days::{BATTERY, TARIFF};
 use zcell_sched::zendure::core::prices::entries::{Owned, propose};
+use zcell_sched::zendure::core::prices::plan::{self as price_plan, Slot};
 use zcell_sched::zendure::core::prices::tariff::PriceSlot;
-use zcell_sched::zendure::price_plan::{self, Slot};
-use zcell_sched::zendure::schedule::{Schedule, ScheduleValue};
+use zcell_sched::zendure::core::schedule::{Schedule, ScheduleValue};
 
 #[path = "price_days.rs"]
 mod price_days;
