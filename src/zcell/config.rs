@@ -211,6 +211,8 @@ pub fn parse(text: &str) -> Result<Config> {
             }
             // The Zendure system's section, read by its own loader.
             "zendure" => {}
+            // Home Assistant over MQTT, read by `crate::homeassistant`.
+            "homeassistant" => {}
             // The server's section, read by `serve`.
             "serve" => {}
             "holidays" => {

@@ -4,6 +4,7 @@
 
 pub mod controller;
 pub mod law;
+pub mod manual;
 pub mod prices;
 pub mod reading;
 pub mod report;
