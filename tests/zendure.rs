@@ -937,6 +937,12 @@ mod homeassistant {
         ha.until_payload(&topic("availability"), |p| p == "offline");
         let ctl = Controller::start(&config);
         ctl.wait_log("override kept: discharge 300 W until cleared");
+        let status = run(&["zendure", "status", "--config", config.to_str().unwrap()]);
+        assert!(
+            stdout(&status).contains("override      discharge 300 W until cleared"),
+            "{}",
+            stdout(&status)
+        );
         ha.until_payload(&topic("availability"), |p| p == "online");
         ha.publish(&topic("override_mode/set"), "auto");
         state_until(&ha, |s| s["override"].is_null());

@@ -14,7 +14,7 @@ use crate::zendure::core::law::{
     self, Command, Decision, DevicePower, Inputs, Lag, Limits, Moment, Reason, Response, Sample,
     Tuning, WriteLog, WriteReason,
 };
-use crate::zendure::core::manual::{Override, OverrideMode, OverrideRequest};
+use crate::zendure::core::manual::{Override, OverrideRequest};
 use crate::zendure::core::reading::DeviceReading;
 use crate::zendure::core::report::{DeviceSample, MeterSample, PosterStats, StatusEvent};
 use crate::zendure::core::schedule::{self, FetchError, Schedule, ScheduleValue};
@@ -311,10 +311,7 @@ impl Core {
             Event::Override { wall, request } => self.overridden(wall, request),
             Event::Restored(manual) => {
                 self.manual = Some(manual);
-                vec![log(
-                    Level::Info,
-                    format!("override kept: {}", override_text(&manual)),
-                )]
+                vec![log(Level::Info, format!("override kept: {manual}"))]
             }
             Event::Meter { at, wall, result } => self.metered(at, wall, result),
             Event::Device { at, wall, result } => self.device_read(at, wall, result),
@@ -569,10 +566,7 @@ impl Core {
             self.value = Some(in_force.value);
         }
         if let Some(manual) = self.manual.filter(|m| m.ended(wall)) {
-            out.push(log(
-                Level::Info,
-                format!("override ended: {}", override_text(&manual)),
-            ));
+            out.push(log(Level::Info, format!("override ended: {manual}")));
             self.manual = None;
             out.push(Effect::SaveOverride(None));
         }
@@ -767,24 +761,10 @@ impl Core {
         }
         self.manual = manual;
         let said = match &manual {
-            Some(m) => format!("override: {}", override_text(m)),
+            Some(m) => format!("override: {m}"),
             None => "override cleared: following the schedule".to_string(),
         };
         vec![log(Level::Info, said), Effect::SaveOverride(manual)]
-    }
-}
-
-/// `charge 300 W until 2026-12-05 12:00:00 UTC`.
-fn override_text(manual: &Override) -> String {
-    let what = match manual.mode {
-        OverrideMode::Charge | OverrideMode::Discharge => {
-            format!("{} {} W", manual.mode, manual.watts)
-        }
-        mode => mode.to_string(),
-    };
-    match manual.until {
-        Some(until) => format!("{what} until {until}"),
-        None => format!("{what} until cleared"),
     }
 }
 

@@ -86,6 +86,22 @@ impl Override {
     }
 }
 
+/// `charge 300 W until 2026-12-05 12:00:00 UTC`, `netzero until cleared`.
+impl std::fmt::Display for Override {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.mode {
+            OverrideMode::Charge | OverrideMode::Discharge => {
+                write!(f, "{} {} W", self.mode, self.watts)?
+            }
+            mode => write!(f, "{mode}")?,
+        }
+        match self.until {
+            Some(until) => write!(f, " until {}", until.format("%Y-%m-%d %H:%M:%S UTC")),
+            None => f.write_str(" until cleared"),
+        }
+    }
+}
+
 /// What the owner asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OverrideRequest {
@@ -178,6 +194,13 @@ mod tests {
         let o = set(None).resolve(now, None).unwrap();
         assert_eq!(o.until, None);
         assert!(!o.ended(at("2099-01-01T00:00:00Z")));
+        assert_eq!(o.to_string(), "charge 300 W until cleared");
+        let o = Override {
+            mode: OverrideMode::NetZeroPlus,
+            watts: 300,
+            until: next,
+        };
+        assert_eq!(o.to_string(), "netzero+ until 2026-12-05 12:00:00 UTC");
         assert_eq!(OverrideRequest::Clear.resolve(now, next), None);
     }
 }
