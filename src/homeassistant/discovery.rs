@@ -204,8 +204,7 @@ impl Entity {
 }
 
 /// The device's discovery message: the device, the origin, every entity
-/// as a component, and the options they share (the state topic and the
-/// availability topic).
+/// as a component, and the state topic they share.
 pub fn payload(topics: &Topics, device: &Device, entities: &[Entity]) -> Value {
     let mut dev = Map::new();
     dev.insert("ids".into(), json!([topics.node_id()]));
@@ -227,11 +226,17 @@ pub fn payload(topics: &Topics, device: &Device, entities: &[Entity]) -> Value {
         "o": {"name": "zcell-sched", "sw": env!("CARGO_PKG_VERSION")},
         "cmps": cmps,
         "state_topic": topics.state(),
-        "availability_topic": topics.availability(),
-        "payload_available": ONLINE,
-        "payload_not_available": OFFLINE,
         "qos": 0,
     })
+}
+
+/// `payload` for a device that is there only while its process runs: its
+/// entities turn unavailable on the availability topic's `offline`.
+pub fn with_availability(mut payload: Value, topics: &Topics) -> Value {
+    payload["availability_topic"] = json!(topics.availability());
+    payload["payload_available"] = json!(ONLINE);
+    payload["payload_not_available"] = json!(OFFLINE);
+    payload
 }
 
 /// `value_json.<path>`, or none (HA: unknown) while the state has no such
@@ -322,6 +327,8 @@ mod tests {
             serial: Some("HOA1".into()),
         };
         let p = payload(&topics(), &device, &entities());
+        assert!(p.get("availability_topic").is_none());
+        let p = with_availability(p, &topics());
         assert_eq!(p["dev"]["ids"], json!(["Zs_1"]));
         assert_eq!(p["dev"]["mf"], "Zendure");
         assert_eq!(p["dev"]["mdl"], "solarFlow800");

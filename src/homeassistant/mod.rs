@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod discovery;
+pub mod gx;
 #[cfg(feature = "mqtt")]
 pub mod session;
 #[cfg(all(feature = "mqtt", feature = "zendure"))]

@@ -46,7 +46,7 @@ pub async fn run(
     mut content: watch::Receiver<Option<Content>>,
     commands: mpsc::Sender<Command>,
 ) -> Result<()> {
-    let (client, mut eventloop) = AsyncClient::new(options(&config, &topics)?, 64);
+    let (client, mut eventloop) = AsyncClient::new(options(&config, &topics, true)?, 64);
     let mut session = Session {
         client,
         topics,
@@ -116,7 +116,56 @@ pub async fn run(
     Ok(())
 }
 
-fn options(config: &HaConfig, topics: &Topics) -> Result<rumqttc::MqttOptions> {
+/// Publishes `content` once, retained, and disconnects: for a program that
+/// runs and exits (the GX's `run`), so without availability. Bounded by
+/// `config.reconnect`.
+pub async fn publish_once(config: &HaConfig, topics: &Topics, content: &Content) -> Result<()> {
+    let (client, mut eventloop) = AsyncClient::new(options(config, topics, false)?, 8);
+    let broker = &config.broker;
+    let exchange = async {
+        let mut acked = 0;
+        loop {
+            let event = eventloop
+                .poll()
+                .await
+                .with_context(|| format!("homeassistant: {broker}"))?;
+            match event {
+                Event::Incoming(Packet::ConnAck(ack)) => {
+                    anyhow::ensure!(
+                        ack.code == ConnectReturnCode::Success,
+                        "homeassistant: {broker} refused the connection: {:?}",
+                        ack.code
+                    );
+                    for (topic, payload) in [
+                        (topics.config(), &content.discovery),
+                        (topics.state(), &content.state),
+                    ] {
+                        client.try_publish(topic, QoS::AtLeastOnce, true, payload.to_string())?;
+                    }
+                }
+                // The broker holds both: done.
+                Event::Incoming(Packet::PubAck(_)) => {
+                    acked += 1;
+                    if acked == 2 {
+                        client.try_disconnect()?;
+                    }
+                }
+                Event::Outgoing(rumqttc::Outgoing::Disconnect) => return Ok(()),
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(config.reconnect, exchange)
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "homeassistant: {broker} did not take the messages within {:?}",
+                config.reconnect
+            )
+        })?
+}
+
+fn options(config: &HaConfig, topics: &Topics, will: bool) -> Result<rumqttc::MqttOptions> {
     let credentials = match &config.user {
         Some(user) => {
             let password = match &config.password_file {
@@ -148,12 +197,14 @@ fn options(config: &HaConfig, topics: &Topics) -> Result<rumqttc::MqttOptions> {
         credentials,
         tls,
     );
-    options.set_last_will(LastWill::new(
-        topics.availability(),
-        OFFLINE,
-        QoS::AtLeastOnce,
-        true,
-    ));
+    if will {
+        options.set_last_will(LastWill::new(
+            topics.availability(),
+            OFFLINE,
+            QoS::AtLeastOnce,
+            true,
+        ));
+    }
     Ok(options)
 }
 

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
 use super::config::HaConfig;
-use super::discovery::{Device, Entity, Kind, Topics, optional, payload};
+use super::discovery::{Device, Entity, Kind, Topics, optional, payload, with_availability};
 use super::session::{self, Command, Content};
 use crate::zendure::core::law::Limits;
 use crate::zendure::core::manual::{OverrideMode, OverrideRequest};
@@ -263,7 +263,7 @@ pub async fn run(
     ));
     let publish = |doc: &StatusDoc, controls: Controls| {
         content_tx.send_replace(Some(Content {
-            discovery: payload(&topics, &device(doc), &entities),
+            discovery: with_availability(payload(&topics, &device(doc), &entities), &topics),
             state: state(doc, controls),
         }));
     };
