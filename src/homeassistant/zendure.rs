@@ -301,13 +301,9 @@ pub async fn run(
 mod tests {
     use super::*;
 
+    /// An 800 W device.
     fn limits() -> Limits {
-        Limits {
-            max_charge_w: 800,
-            max_discharge_w: 600,
-            min_soc_pct: 10,
-            max_soc_pct: 100,
-        }
+        crate::zendure::core::controller::tests::settings().limits
     }
 
     fn command(control: &str, payload: &str) -> Command {
