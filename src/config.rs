@@ -5,10 +5,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// A number of seconds as written, fractions allowed, before its range is
 /// checked.
@@ -133,6 +133,7 @@ fn plain(expected: &str) -> &str {
         "a sequence" => "a list",
         "a map" => "an object",
         "path string" => "a path (a string)",
+        "f64" => "a number",
         e if e.starts_with("struct ") => "an object",
         e => e,
     }
@@ -199,27 +200,6 @@ pub fn section<T: DeserializeOwned>(prefix: &str, value: &Value) -> Result<T> {
             Problem::Missing => anyhow!("{at}: missing"),
             Problem::Bad(said) => anyhow!("{at}: {said}"),
         }
-    })
-}
-
-pub fn string<'a>(key: &str, v: &'a Value) -> Result<&'a str> {
-    v.as_str()
-        .with_context(|| format!("`{key}` must be a string, not {v}"))
-}
-
-pub fn object<'a>(key: &str, v: &'a Value) -> Result<&'a Map<String, Value>> {
-    v.as_object()
-        .with_context(|| format!("`{key}` must be an object, not {v}"))
-}
-
-/// A number (fractions allowed) within `range`.
-pub fn number(key: &str, v: &Value, range: std::ops::RangeInclusive<f64>) -> Result<f64> {
-    v.as_f64().filter(|n| range.contains(n)).with_context(|| {
-        format!(
-            "`{key}` must be a number from {} to {}, not {v}",
-            range.start(),
-            range.end()
-        )
     })
 }
 
