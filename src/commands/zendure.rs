@@ -257,7 +257,7 @@ async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
     #[cfg(feature = "discover")]
     let (device, meter) = {
         use crate::zendure::io::auto::{AutoDevice, AutoMeter};
-        let meter = AutoMeter::new(&config, http.clone(), meter).or_exit(Exit::Usage)?;
+        let meter = AutoMeter::new(&config, http.clone(), meter);
         (AutoDevice::new(&config, http.clone(), device), meter)
     };
     let settings = Settings::new(&config, meter.describe(), device.describe());

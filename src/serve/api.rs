@@ -18,7 +18,7 @@ use crate::serve::config::ServeConfig;
 use crate::zendure::config::ZendureConfig;
 use crate::zendure::core::schedule::Resolver;
 use crate::zendure::io::prices::PriceCache;
-use crate::zendure::io::schedule_file::{self, EntryError, Parsed, ScheduleFile, Stale};
+use crate::zendure::io::schedule_file::{EntryError, Parsed, ScheduleFile, Stale};
 
 pub struct AppState {
     pub config: ServeConfig,
@@ -273,8 +273,11 @@ pub(super) async fn schedule_put(
             )
         });
     }
-    let parsed = schedule_file::validate(&doc).map_err(ApiError::invalid)?;
-    let etag = state.schedule.write(&parsed).map_err(ApiError::internal)?;
+    let etag = state
+        .schedule
+        .write_document(&doc)
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::invalid)?;
     Ok(with_etag(
         json_ok(json!({"success": true, "etag": etag})),
         &etag,
@@ -373,11 +376,11 @@ async fn edit(
     change: impl FnOnce(&mut serde_json::Map<String, Value>),
 ) -> ApiResult {
     let _edit = state.schedule_edit.lock().await;
-    let current = state.schedule.read().map_err(ApiError::internal)?;
-    let mut doc = current.document().map_err(ApiError::internal)?;
-    change(&mut doc);
-    let parsed = schedule_file::validate(&Value::Object(doc)).map_err(ApiError::invalid)?;
-    let etag = state.schedule.write(&parsed).map_err(ApiError::internal)?;
+    let etag = state
+        .schedule
+        .edit(change)
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::invalid)?;
     Ok(with_etag(json_ok(json!({"success": true})), &etag))
 }
 

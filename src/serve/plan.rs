@@ -17,13 +17,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use chrono::Utc;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::api::{ApiError, ApiResult, Shared, authorize, json_ok, parse_json, with_etag};
 use crate::zendure::config::{self, ZendureConfig};
 use crate::zendure::core::prices::tariff::PlanDay;
 use crate::zendure::io::prices;
-use crate::zendure::io::schedule_file::{self, Stale};
+use crate::zendure::io::schedule_file::Stale;
 
 /// The `zendure` config that plans need, or why the server cannot plan.
 pub fn planning(config_file: Option<&Path>) -> Result<ZendureConfig, String> {
@@ -84,14 +84,16 @@ pub async fn plan_post(State(state): State<Shared>, headers: HeaderMap, body: By
             "the schedule changed since the plan was proposed; nothing was written: propose again",
         )
     })?;
-    let document = current.document().map_err(ApiError::internal)?;
-    let existing = schedule_file::validate(&Value::Object(document)).map_err(|errors| {
-        let said: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        ApiError::new(
-            StatusCode::CONFLICT,
-            format!("the schedule file is invalid: {}", said.join("; ")),
-        )
-    })?;
+    let existing = current
+        .schedule()
+        .map_err(ApiError::internal)?
+        .map_err(|errors| {
+            let said: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            ApiError::new(
+                StatusCode::CONFLICT,
+                format!("the schedule file is invalid: {}", said.join("; ")),
+            )
+        })?;
     let owned = state.schedule.plan_entries().map_err(ApiError::internal)?;
     let proposal = prices::propose(
         zendure,

@@ -15,6 +15,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use crate::zendure::io::device;
+
 /// Unix time in seconds, fractions allowed (the controller's clock).
 pub type UnixSeconds = f64;
 
@@ -213,18 +215,11 @@ impl Posted {
                     .get("properties")
                     .and_then(Value::as_object)
                     .ok_or_else(|| anyhow!("`properties` must be an object"))?;
-                // outputPackPower flows into the pack, packInputPower out of it.
-                let battery_w = match (
-                    number(props, "outputPackPower"),
-                    number(props, "packInputPower"),
-                ) {
-                    (None, None) => None,
-                    (charge, discharge) => Some(charge.unwrap_or(0.0) - discharge.unwrap_or(0.0)),
-                };
+                let figures = device::sample_figures(props);
                 Ok(Posted::Device {
                     ts,
-                    soc: number(props, "electricLevel"),
-                    battery_w,
+                    soc: figures.soc_pct,
+                    battery_w: figures.battery_w,
                     body: body.clone(),
                 })
             }
