@@ -229,6 +229,7 @@ async fn execute<D: Device, M: Meter, R: Reporter>(
                 Reported::Status(e) => parts.reporter.status(e),
                 Reported::Meter(s) => parts.reporter.meter(s),
                 Reported::Device(s) => parts.reporter.device(s),
+                Reported::Energy(h) => parts.reporter.energy(h),
             },
         }
     }

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::*;
 use crate::zendure::core::controller::tests::settings;
+use crate::zendure::core::energy::HourRecord;
 use crate::zendure::core::law::Command;
 use crate::zendure::core::reading::DeviceReading;
 use crate::zendure::core::report::{DeviceSample, MeterSample, StatusEvent};
@@ -90,6 +91,7 @@ impl Reporter for Events {
     }
     fn meter(&mut self, _: MeterSample) {}
     fn device(&mut self, _: DeviceSample) {}
+    fn energy(&mut self, _: HourRecord) {}
 }
 
 fn dir(name: &str) -> PathBuf {

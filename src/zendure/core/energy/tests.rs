@@ -348,11 +348,11 @@ proptest! {
         let (mut net_wh, mut covered) = (0.0, 0.0);
         let mut last: Option<i32> = None;
         for (dt, grid, battery) in steps {
-            if let Some(g) = last {
-                if dt <= 30 {
-                    net_wh += f64::from(g) * dt as f64 / 3600.0;
-                    covered += dt as f64;
-                }
+            if let Some(g) = last
+                && dt <= 30
+            {
+                net_wh += f64::from(g) * dt as f64 / 3600.0;
+                covered += dt as f64;
             }
             if last.is_some() {
                 t += TimeDelta::seconds(dt);
