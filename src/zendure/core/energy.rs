@@ -339,5 +339,118 @@ pub fn hour_prices(slots: &[PriceSlot], hour: i64) -> Option<(f64, f64)> {
     (seconds == HOUR_S).then(|| (buy / HOUR_S as f64, sell / HOUR_S as f64))
 }
 
+/// An hour as the server keeps it: the runs' sums added up, and the
+/// hour's buy and sell prices when they were known.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StoredHour {
+    pub hour: i64,
+    pub sums: Sums,
+    pub prices: Option<(f64, f64)>,
+}
+
+/// An hour of a day, in kWh and EUR, for the API and the page.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DayHour {
+    pub hour: i64,
+    /// Local start, `HH:MM` (a DST day shows an hour twice or skips one).
+    pub local: String,
+    pub import_kwh: f64,
+    pub export_kwh: f64,
+    pub charged_kwh: f64,
+    pub discharged_kwh: f64,
+    pub device_kwh: f64,
+    /// The share of the hour the meter readings covered, 0 to 1.
+    pub covered: f64,
+    pub cost_eur: Option<f64>,
+    pub without_battery_eur: Option<f64>,
+}
+
+/// A local day: its hours, totals and money.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Day {
+    pub date: NaiveDate,
+    /// 23, 24 or 25.
+    pub hours_in_day: i64,
+    pub hours: Vec<DayHour>,
+    pub import_kwh: f64,
+    pub export_kwh: f64,
+    pub charged_kwh: f64,
+    pub discharged_kwh: f64,
+    pub device_kwh: f64,
+    /// Hours the meter covered.
+    pub covered_hours: f64,
+    /// Over the priced hours; None when none was priced.
+    pub cost_eur: Option<f64>,
+    pub saving_eur: Option<f64>,
+    pub priced_hours: usize,
+    /// What the price planner expected to save, for a day it planned.
+    pub expected_saving_eur: Option<f64>,
+}
+
+/// Groups hours (in order) by the local day of `zone`, with the planner's
+/// expected savings beside them; a planned day without hours shows too.
+pub fn days(hours: &[StoredHour], zone: Tz, expected: &BTreeMap<NaiveDate, f64>) -> Vec<Day> {
+    let mut by_day: BTreeMap<NaiveDate, Vec<&StoredHour>> = BTreeMap::new();
+    for h in hours {
+        by_day.entry(local_day(h.hour, zone)).or_default().push(h);
+    }
+    for date in expected.keys() {
+        by_day.entry(*date).or_default();
+    }
+    let kwh = |wh: f64| wh / 1000.0;
+    by_day
+        .into_iter()
+        .map(|(date, hours)| {
+            let (start, end) = crate::zendure::core::prices::tariff::day_bounds(date, zone);
+            let mut total = Sums::default();
+            let (mut cost, mut saving, mut priced) = (0.0, 0.0, 0);
+            let hours: Vec<DayHour> = hours
+                .into_iter()
+                .map(|h| {
+                    total.add(&h.sums);
+                    let money = h.prices.map(|(buy, sell)| Money::of(&h.sums, buy, sell));
+                    if let Some(m) = money {
+                        cost += m.cost_eur;
+                        saving += m.saving_eur();
+                        priced += 1;
+                    }
+                    let s = &h.sums;
+                    DayHour {
+                        hour: h.hour,
+                        local: DateTime::from_timestamp(h.hour, 0)
+                            .unwrap_or_default()
+                            .with_timezone(&zone)
+                            .format("%H:%M")
+                            .to_string(),
+                        import_kwh: kwh(s.import_wh),
+                        export_kwh: kwh(s.export_wh),
+                        charged_kwh: kwh(s.charged_wh),
+                        discharged_kwh: kwh(s.discharged_wh),
+                        device_kwh: kwh(s.device_wh),
+                        covered: (s.grid_s / HOUR_S as f64).min(1.0),
+                        cost_eur: money.map(|m| m.cost_eur),
+                        without_battery_eur: money.map(|m| m.without_battery_eur),
+                    }
+                })
+                .collect();
+            Day {
+                date,
+                hours_in_day: (end - start).num_hours(),
+                hours,
+                import_kwh: kwh(total.import_wh),
+                export_kwh: kwh(total.export_wh),
+                charged_kwh: kwh(total.charged_wh),
+                discharged_kwh: kwh(total.discharged_wh),
+                device_kwh: kwh(total.device_wh),
+                covered_hours: total.grid_s / HOUR_S as f64,
+                cost_eur: (priced > 0).then_some(cost),
+                saving_eur: (priced > 0).then_some(saving),
+                priced_hours: priced,
+                expected_saving_eur: expected.get(&date).copied(),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests;

@@ -170,13 +170,24 @@ fn dst_days_have_23_and_25_hours_in_amsterdam() {
         let end_of_day = to - TimeDelta::seconds(1);
         let today = i.today(end_of_day);
         records.extend(i.stop(to));
-        let of_day: Vec<_> = records
+        let stored: Vec<StoredHour> = records
             .iter()
-            .filter(|r| local_day(r.hour, AMSTERDAM) == date)
+            .map(|r| StoredHour {
+                hour: r.hour,
+                sums: r.sums,
+                prices: None,
+            })
             .collect();
-        assert_eq!(of_day.len(), hours, "{date}");
-        let kwh: f64 = of_day.iter().map(|r| r.sums.import_wh).sum::<f64>() / 1000.0;
-        assert!(close(kwh, f64::from(hours as u32)), "{date}: {kwh}");
+        let grouped = days(&stored, AMSTERDAM, &BTreeMap::new());
+        let day = grouped.iter().find(|d| d.date == date).unwrap();
+        assert_eq!(day.hours.len(), hours, "{date}");
+        assert_eq!(day.hours_in_day, hours as i64);
+        assert!(
+            close(day.import_kwh, f64::from(hours as u32)),
+            "{date}: {day:?}"
+        );
+        assert!(close(day.covered_hours, f64::from(hours as u32)));
+        assert_eq!(day.cost_eur, None);
         assert!(close(today.import_wh / 1000.0, f64::from(hours as u32)));
         // The next local day starts from zero.
         assert_eq!(i.today(to), Sums::default());
@@ -298,6 +309,41 @@ fn money_of_a_hand_computed_day() {
         ),
     ];
     let money: Vec<Money> = hours.iter().map(|(s, b, v)| Money::of(s, *b, *v)).collect();
+    // The same day as the server groups it, one hour unpriced, the
+    // planner's expectation beside it.
+    let date = NaiveDate::from_ymd_opt(2026, 12, 5).unwrap();
+    let midnight = at("2026-12-04T23:00:00Z").timestamp();
+    let mut stored: Vec<StoredHour> = [0, 12, 18]
+        .iter()
+        .zip(&hours)
+        .map(|(h, (sums, buy, sell))| StoredHour {
+            hour: midnight + h * 3600,
+            sums: *sums,
+            prices: Some((*buy, *sell)),
+        })
+        .collect();
+    stored.push(StoredHour {
+        hour: midnight + 20 * 3600,
+        sums: Sums {
+            import_wh: 500.0,
+            grid_s: 1800.0,
+            ..Sums::default()
+        },
+        prices: None,
+    });
+    let grouped = days(&stored, AMSTERDAM, &[(date, 0.35)].into());
+    assert_eq!(grouped.len(), 1);
+    let day = &grouped[0];
+    assert_eq!(
+        (day.date, day.hours_in_day, day.priced_hours),
+        (date, 24, 3)
+    );
+    assert_eq!(day.hours[0].local, "00:00");
+    assert_eq!(day.hours[3].local, "20:00");
+    assert!(close(day.cost_eur.unwrap(), 0.02) && close(day.saving_eur.unwrap(), 0.28));
+    assert_eq!(day.expected_saving_eur, Some(0.35));
+    assert!(close(day.import_kwh, 2.8) && close(day.covered_hours, 0.5));
+    assert_eq!(day.hours[3].cost_eur, None);
     let expect = [(0.20, 0.10), (-0.30, -0.40), (0.12, 0.60)];
     for (m, (cost, without)) in money.iter().zip(expect) {
         assert!(
