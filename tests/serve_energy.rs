@@ -6,50 +6,15 @@
 
 mod serve_env;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
-use chrono_tz::Europe::Amsterdam;
+use chrono::{Duration, Utc};
 use serde_json::{Value, json};
-use serve_env::Server;
-
-/// The local hour's start, UTC.
-fn hour(date: chrono::NaiveDate, h: u32) -> DateTime<Utc> {
-    Amsterdam
-        .from_local_datetime(&date.and_hms_opt(h, 0, 0).unwrap())
-        .earliest()
-        .unwrap()
-        .to_utc()
-}
-
-fn record(at: DateTime<Utc>, run: &str, import_wh: f64, without_wh: f64, grid_s: f64) -> Value {
-    json!({"hour": at.timestamp(), "run": run, "import_wh": import_wh, "export_wh": 0.0,
-        "charged_wh": 0.0, "discharged_wh": 250.0, "device_wh": -10.0,
-        "import_without_wh": without_wh, "export_without_wh": 0.0,
-        "grid_s": grid_s, "device_s": grid_s})
-}
+use serve_env::energy::{hour, priced_server, record, today};
 
 #[tokio::test]
 async fn hours_add_up_per_run_once_and_are_priced_per_local_day() {
-    let today = Utc::now().with_timezone(&Amsterdam).date_naive();
+    let today = today();
     let yesterday = today - Duration::days(1);
-    // Every quarter hour of yesterday and today: 0.20 EUR/kWh at noon
-    // yesterday, 0.10 otherwise; no VAT or markup, export netted.
-    let mut t = hour(yesterday, 0);
-    let mut points = Vec::new();
-    while t < hour(today, 23) + Duration::hours(1) {
-        let noon = t >= hour(yesterday, 12) && t < hour(yesterday, 13);
-        points.push(json!({"start": t.to_rfc3339(), "price": if noon { 0.20 } else { 0.10 }}));
-        t += Duration::minutes(15);
-    }
-    let zendure = json!({
-        "device": "127.0.0.1:9",
-        "meter": {"kind": "homewizard", "address": "127.0.0.1:9"},
-        "schedule": "DIR/schedule.json",
-        "time_zone": "Europe/Amsterdam",
-        "prices": {"source": "DIR/prices.json", "capacity_wh": 1920, "vat_percent": 0,
-                   "markup_eur_per_kwh": 0},
-    });
-    let s = Server::start_with(json!({}), zendure, "127.0.0.1:0").await;
-    std::fs::write(s.dir.join("prices.json"), Value::Array(points).to_string()).unwrap();
+    let s = priced_server(json!({})).await;
 
     let noon = hour(yesterday, 12);
     for (path, body) in [

@@ -369,6 +369,8 @@ pub struct DayHour {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Day {
     pub date: NaiveDate,
+    /// The local day's start, Unix seconds.
+    pub start: i64,
     /// 23, 24 or 25.
     pub hours_in_day: i64,
     pub hours: Vec<DayHour>,
@@ -435,6 +437,7 @@ pub fn days(hours: &[StoredHour], zone: Tz, expected: &BTreeMap<NaiveDate, f64>)
                 .collect();
             Day {
                 date,
+                start: start.timestamp(),
                 hours_in_day: (end - start).num_hours(),
                 hours,
                 import_kwh: kwh(total.import_wh),
