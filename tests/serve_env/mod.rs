@@ -260,6 +260,22 @@ impl Server {
     }
 }
 
+/// A `zendure` object for `Server::start_with` whose prices come from
+/// `DIR/prices.json`, with the `tariff` keys given (VAT, markup, ...).
+pub fn zendure(tariff: Value) -> Value {
+    let mut prices = json!({"source": "DIR/prices.json", "capacity_wh": 1920});
+    for (k, v) in tariff.as_object().unwrap() {
+        prices[k] = v.clone();
+    }
+    json!({
+        "device": "127.0.0.1:9",
+        "meter": {"kind": "homewizard", "address": "127.0.0.1:9"},
+        "schedule": "DIR/schedule.json",
+        "time_zone": "Europe/Amsterdam",
+        "prices": prices,
+    })
+}
+
 /// A server with `zendure.prices` from a file in its folder: every quarter
 /// hour of yesterday and today (the home's, Europe/Amsterdam) at 0.10
 /// EUR/kWh, 0.20 at noon yesterday; no VAT or markup, export netted.
@@ -306,14 +322,7 @@ pub mod energy {
             points.push(json!({"start": t.to_rfc3339(), "price": if noon { 0.20 } else { 0.10 }}));
             t += Duration::minutes(15);
         }
-        let zendure = json!({
-            "device": "127.0.0.1:9",
-            "meter": {"kind": "homewizard", "address": "127.0.0.1:9"},
-            "schedule": "DIR/schedule.json",
-            "time_zone": "Europe/Amsterdam",
-            "prices": {"source": "DIR/prices.json", "capacity_wh": 1920, "vat_percent": 0,
-                       "markup_eur_per_kwh": 0},
-        });
+        let zendure = super::zendure(json!({"vat_percent": 0, "markup_eur_per_kwh": 0}));
         let s = Server::start_with(serve, zendure, "127.0.0.1:0").await;
         std::fs::write(s.dir.join("prices.json"), Value::Array(points).to_string()).unwrap();
         s

@@ -348,17 +348,36 @@ pub struct StoredHour {
     pub prices: Option<(f64, f64)>,
 }
 
+/// Energies in kWh, for the API and the page.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct DayKwh {
+    pub import_kwh: f64,
+    pub export_kwh: f64,
+    pub charged_kwh: f64,
+    pub discharged_kwh: f64,
+    pub device_kwh: f64,
+}
+
+impl From<&Sums> for DayKwh {
+    fn from(s: &Sums) -> DayKwh {
+        DayKwh {
+            import_kwh: s.import_wh / 1000.0,
+            export_kwh: s.export_wh / 1000.0,
+            charged_kwh: s.charged_wh / 1000.0,
+            discharged_kwh: s.discharged_wh / 1000.0,
+            device_kwh: s.device_wh / 1000.0,
+        }
+    }
+}
+
 /// An hour of a day, in kWh and EUR, for the API and the page.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DayHour {
     pub hour: i64,
     /// Local start, `HH:MM` (a DST day shows an hour twice or skips one).
     pub local: String,
-    pub import_kwh: f64,
-    pub export_kwh: f64,
-    pub charged_kwh: f64,
-    pub discharged_kwh: f64,
-    pub device_kwh: f64,
+    #[serde(flatten)]
+    pub kwh: DayKwh,
     /// The share of the hour the meter readings covered, 0 to 1.
     pub covered: f64,
     pub cost_eur: Option<f64>,
@@ -374,11 +393,8 @@ pub struct Day {
     /// 23, 24 or 25.
     pub hours_in_day: i64,
     pub hours: Vec<DayHour>,
-    pub import_kwh: f64,
-    pub export_kwh: f64,
-    pub charged_kwh: f64,
-    pub discharged_kwh: f64,
-    pub device_kwh: f64,
+    #[serde(flatten)]
+    pub kwh: DayKwh,
     /// Hours the meter covered.
     pub covered_hours: f64,
     /// Over the priced hours; None when none was priced.
@@ -399,7 +415,6 @@ pub fn days(hours: &[StoredHour], zone: Tz, expected: &BTreeMap<NaiveDate, f64>)
     for date in expected.keys() {
         by_day.entry(*date).or_default();
     }
-    let kwh = |wh: f64| wh / 1000.0;
     by_day
         .into_iter()
         .map(|(date, hours)| {
@@ -424,11 +439,7 @@ pub fn days(hours: &[StoredHour], zone: Tz, expected: &BTreeMap<NaiveDate, f64>)
                             .with_timezone(&zone)
                             .format("%H:%M")
                             .to_string(),
-                        import_kwh: kwh(s.import_wh),
-                        export_kwh: kwh(s.export_wh),
-                        charged_kwh: kwh(s.charged_wh),
-                        discharged_kwh: kwh(s.discharged_wh),
-                        device_kwh: kwh(s.device_wh),
+                        kwh: DayKwh::from(s),
                         covered: (s.grid_s / HOUR_S as f64).min(1.0),
                         cost_eur: money.map(|m| m.cost_eur),
                         without_battery_eur: money.map(|m| m.without_battery_eur),
@@ -440,11 +451,7 @@ pub fn days(hours: &[StoredHour], zone: Tz, expected: &BTreeMap<NaiveDate, f64>)
                 start: start.timestamp(),
                 hours_in_day: (end - start).num_hours(),
                 hours,
-                import_kwh: kwh(total.import_wh),
-                export_kwh: kwh(total.export_wh),
-                charged_kwh: kwh(total.charged_wh),
-                discharged_kwh: kwh(total.discharged_wh),
-                device_kwh: kwh(total.device_wh),
+                kwh: DayKwh::from(&total),
                 covered_hours: total.grid_s / HOUR_S as f64,
                 cost_eur: (priced > 0).then_some(cost),
                 saving_eur: (priced > 0).then_some(saving),

@@ -47,6 +47,18 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-6
 }
 
+/// One hour, 10:00 to 11:00 UTC: (grid W, battery W) for its first half,
+/// then for its second, read every 2 s.
+fn halves(first: (i32, i32), second: (i32, i32)) -> Sums {
+    let mut i = integrator("a");
+    let (from, to) = (at("2026-12-05T10:00:00Z"), at("2026-12-05T11:00:00Z"));
+    let half = at("2026-12-05T10:30:00Z");
+    let pick = move |t| if t < half { first } else { second };
+    let mut records = feed(&mut i, from, to, 2, move |t| pick(t).0, move |t| pick(t).1);
+    records.extend(i.stop(to));
+    sum(&records)
+}
+
 #[test]
 fn a_constant_hour() {
     let mut i = integrator("a");
@@ -65,21 +77,9 @@ fn a_constant_hour() {
 
 #[test]
 fn steps_split_import_export_and_the_battery() {
-    let mut i = integrator("a");
-    let (from, to) = (at("2026-12-05T10:00:00Z"), at("2026-12-05T11:00:00Z"));
-    let half = at("2026-12-05T10:30:00Z");
     // Half an hour importing 500 W while charging 800 W, then exporting
     // 300 W while discharging 400 W.
-    let mut records = feed(
-        &mut i,
-        from,
-        to,
-        5,
-        |t| if t < half { 500 } else { -300 },
-        |t| if t < half { 800 } else { -400 },
-    );
-    records.extend(i.stop(to));
-    let s = sum(&records);
+    let s = halves((500, 800), (-300, -400));
     assert!(close(s.import_wh, 250.0), "{s:?}");
     assert!(close(s.export_wh, 150.0));
     assert!(close(s.charged_wh, 400.0));
@@ -183,7 +183,7 @@ fn dst_days_have_23_and_25_hours_in_amsterdam() {
         assert_eq!(day.hours.len(), hours, "{date}");
         assert_eq!(day.hours_in_day, hours as i64);
         assert!(
-            close(day.import_kwh, f64::from(hours as u32)),
+            close(day.kwh.import_kwh, f64::from(hours as u32)),
             "{date}: {day:?}"
         );
         assert!(close(day.covered_hours, f64::from(hours as u32)));
@@ -342,7 +342,7 @@ fn money_of_a_hand_computed_day() {
     assert_eq!(day.hours[3].local, "20:00");
     assert!(close(day.cost_eur.unwrap(), 0.02) && close(day.saving_eur.unwrap(), 0.28));
     assert_eq!(day.expected_saving_eur, Some(0.35));
-    assert!(close(day.import_kwh, 2.8) && close(day.covered_hours, 0.5));
+    assert!(close(day.kwh.import_kwh, 2.8) && close(day.covered_hours, 0.5));
     assert_eq!(day.hours[3].cost_eur, None);
     let expect = [(0.20, 0.10), (-0.30, -0.40), (0.12, 0.60)];
     for (m, (cost, without)) in money.iter().zip(expect) {
@@ -360,19 +360,7 @@ fn money_of_a_hand_computed_day() {
 fn an_hour_crossing_zero_is_priced_per_reading() {
     // Half an hour importing 1 kW, half exporting 1 kW: the net is zero,
     // but at 0.30 buy and 0.10 sell the hour costs 0.10 EUR.
-    let mut i = integrator("a");
-    let (from, to) = (at("2026-12-05T10:00:00Z"), at("2026-12-05T11:00:00Z"));
-    let half = at("2026-12-05T10:30:00Z");
-    let mut records = feed(
-        &mut i,
-        from,
-        to,
-        2,
-        |t| if t < half { 1000 } else { -1000 },
-        |_| 0,
-    );
-    records.extend(i.stop(to));
-    let m = Money::of(&sum(&records), 0.30, 0.10);
+    let m = Money::of(&halves((1000, 0), (-1000, 0)), 0.30, 0.10);
     assert!(close(m.cost_eur, 0.10), "{m:?}");
     assert!(close(m.saving_eur(), 0.0));
 }
