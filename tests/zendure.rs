@@ -713,6 +713,11 @@ fn status_schedule_and_once_commands() {
     let text = stdout(&out);
     assert!(text.contains("controller    running"), "{text}");
     assert!(text.contains("SoC 61 %"), "{text}");
+    assert!(text.contains("today         "), "{text}");
+    assert!(
+        doc["controller"]["status"]["energy"]["today"]["grid_import_kwh"].is_number(),
+        "{doc}"
+    );
     assert_eq!(ctl.terminate().code(), Some(0));
     let out = run(&["zendure", "status", "--config", &c, "--json"]);
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -771,6 +776,15 @@ fn the_controller_posts_to_serve() {
         !rig.path("state/zendure-reports.jsonl").exists(),
         "nothing left queued"
     );
+    // The hour in progress went at the stop, and the server took it.
+    let (_, energy) = rt.block_on(server.get("api/energy?days=2"));
+    let covered: f64 = energy["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["covered_hours"].as_f64().unwrap())
+        .sum();
+    assert!(covered > 0.0, "{energy}");
 }
 
 #[test]
