@@ -411,3 +411,58 @@ proptest! {
         }
     }
 }
+
+/// Readings `(seconds after the one before, grid W)` from `start`, into
+/// `i`; the records it sent on the way, and the last reading's time.
+fn run_trace(
+    i: &mut Integrator,
+    start: DateTime<Utc>,
+    steps: &[(i64, i32)],
+) -> (Vec<HourRecord>, DateTime<Utc>) {
+    let mut t = start;
+    let mut out = Vec::new();
+    for (dt, grid) in steps {
+        t += TimeDelta::seconds(*dt);
+        i.meter(t, *grid);
+        out.extend(i.finished(t));
+    }
+    (out, t)
+}
+
+proptest! {
+    /// A restart between two readings loses exactly the span between
+    /// them and nothing else: the two runs' records add up to one run's
+    /// over the same readings, less that span when it would have counted.
+    #[test]
+    fn a_restart_loses_only_the_span_it_falls_in(
+        steps in proptest::collection::vec((1i64..60, -3000i32..3000), 2..300),
+        split in 0usize..1000,
+    ) {
+        let split = 1 + split % (steps.len() - 1);
+        let start = at("2026-03-29T00:30:00Z");
+        let mut one = integrator("one");
+        let (mut whole, end) = run_trace(&mut one, start, &steps);
+        whole.extend(one.stop(end));
+
+        let mut first = integrator("first");
+        let (mut parts, stopped) = run_trace(&mut first, start, &steps[..split]);
+        parts.extend(first.stop(stopped));
+        let mut second = integrator("second");
+        let (rest, end2) = run_trace(&mut second, stopped, &steps[split..]);
+        parts.extend(rest);
+        parts.extend(second.stop(end2));
+
+        let (w, p) = (sum(&whole), sum(&parts));
+        let lost = steps[split].0;
+        let lost_s = if lost <= 30 { lost as f64 } else { 0.0 };
+        prop_assert!(close(w.grid_s - p.grid_s, lost_s), "{} {} {lost}", w.grid_s, p.grid_s);
+        let lost_wh = lost_s * f64::from(steps[split - 1].1) / 3600.0;
+        prop_assert!(close((w.import_wh - w.export_wh) - (p.import_wh - p.export_wh), lost_wh));
+        for run in ["first", "second"] {
+            let mut hours: Vec<i64> = parts.iter().filter(|r| r.run == run).map(|r| r.hour).collect();
+            let n = hours.len();
+            hours.dedup();
+            prop_assert_eq!(hours.len(), n, "{} sent an hour twice", run);
+        }
+    }
+}
