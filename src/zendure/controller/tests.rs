@@ -135,6 +135,7 @@ fn start(name: &str, schedule: serde_json::Value, house_w: i32) -> Run {
         saved_schedule: d.join("state/saved.json"),
         status_file: d.join("status.json"),
         report_stats: None,
+        prices: None,
     };
     let handle = tokio::spawn(run(settings(), parts, shutdown));
     Run {

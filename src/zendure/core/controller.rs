@@ -15,6 +15,7 @@ use crate::zendure::core::law::{
     self, Command, Decision, DevicePower, Inputs, Lag, Limits, Moment, Reason, Response, Sample,
     Tuning, WriteLog, WriteReason,
 };
+use crate::zendure::core::prices::tariff::PriceSlot;
 use crate::zendure::core::reading::DeviceReading;
 use crate::zendure::core::report::{DeviceSample, MeterSample, PosterStats, StatusEvent};
 use crate::zendure::core::schedule::{self, FetchError, Schedule, ScheduleValue};
@@ -80,6 +81,8 @@ pub enum Event {
     },
     /// What the poster has done so far (only when reports are posted).
     Reports(PosterStats),
+    /// The day's price slots (only with `zendure.prices`), to cost energy.
+    Prices(Vec<PriceSlot>),
     /// SIGTERM/SIGINT: command 0 W and stop.
     Stopping {
         at: Moment,
@@ -315,6 +318,12 @@ impl Core {
             Event::Tick { at, wall } => self.tick(at, wall),
             Event::Reports(stats) => {
                 self.reports = Some(stats);
+                Vec::new()
+            }
+            Event::Prices(slots) => {
+                if let Some((_, energy)) = &mut self.energy {
+                    energy.set_prices(slots);
+                }
                 Vec::new()
             }
             Event::Written {
@@ -759,13 +768,19 @@ impl Core {
             writes: self.write_count,
             direction_changes: self.direction_changes,
             reports: self.reports.clone(),
-            energy: self.energy.as_ref().map(|(since, energy)| EnergyStatus {
-                since: *since,
-                total: energy.total().kwh(),
-                today: TodayEnergy {
-                    date: wall.with_timezone(&self.settings.zone).date_naive(),
-                    kwh: energy.today(wall).kwh(),
-                },
+            energy: self.energy.as_ref().map(|(since, energy)| {
+                let (today, money) = energy.today(wall);
+                let cents = |eur: f64| (eur * 100.0).round() / 100.0;
+                EnergyStatus {
+                    since: *since,
+                    total: energy.total().kwh(),
+                    today: TodayEnergy {
+                        date: wall.with_timezone(&self.settings.zone).date_naive(),
+                        kwh: today.kwh(),
+                        cost_eur: money.map(|m| cents(m.cost_eur)),
+                        saving_eur: money.map(|m| cents(m.saving_eur())),
+                    },
+                }
             }),
         }
     }

@@ -147,7 +147,11 @@ pub struct Integrator {
     /// Hours not yet sent, by start.
     open: BTreeMap<i64, Sums>,
     total: Sums,
-    today: Option<(NaiveDate, Sums)>,
+    /// Today's sums, and its money over the readings a price covered.
+    today: Option<(NaiveDate, Sums, Option<Money>)>,
+    /// Price slots, when prices are configured: each reading's span is
+    /// priced at the slot it starts in.
+    prices: Vec<PriceSlot>,
 }
 
 impl Integrator {
@@ -161,7 +165,13 @@ impl Integrator {
             open: BTreeMap::new(),
             total: Sums::default(),
             today: None,
+            prices: Vec::new(),
         }
+    }
+
+    /// The prices to cost today's readings with (the day's slots).
+    pub fn set_prices(&mut self, slots: Vec<PriceSlot>) {
+        self.prices = slots;
     }
 
     /// Since the run started.
@@ -169,12 +179,13 @@ impl Integrator {
         self.total
     }
 
-    /// Today (local) so far, as this run measured it.
-    pub fn today(&self, now: DateTime<Utc>) -> Sums {
+    /// Today (local) so far, as this run measured it, and its money when
+    /// prices covered any of it.
+    pub fn today(&self, now: DateTime<Utc>) -> (Sums, Option<Money>) {
         let date = now.with_timezone(&self.zone).date_naive();
         match self.today {
-            Some((day, sums)) if day == date => sums,
-            _ => Sums::default(),
+            Some((day, sums, money)) if day == date => (sums, money),
+            _ => (Sums::default(), None),
         }
     }
 
@@ -195,10 +206,22 @@ impl Integrator {
             f(&mut piece, seconds);
             self.open.entry(hour).or_default().add(&piece);
             self.total.add(&piece);
+            let priced = self
+                .prices
+                .iter()
+                .find(|slot| slot.start <= at && at < slot.end)
+                .map(|slot| Money::of(&piece, slot.buy_eur_per_kwh, slot.sell_eur_per_kwh));
             let date = at.with_timezone(&self.zone).date_naive();
             match &mut self.today {
-                Some((day, sums)) if *day == date => sums.add(&piece),
-                _ => self.today = Some((date, piece)),
+                Some((day, sums, money)) if *day == date => {
+                    sums.add(&piece);
+                    if let Some(p) = priced {
+                        let m = money.get_or_insert(Money::default());
+                        m.cost_eur += p.cost_eur;
+                        m.without_battery_eur += p.without_battery_eur;
+                    }
+                }
+                _ => self.today = Some((date, piece, priced)),
             }
             at = till;
         }
@@ -298,7 +321,7 @@ pub fn local_day(hour: i64, zone: Tz) -> NaiveDate {
 
 /// What an hour cost at the given prices (EUR/kWh), and what it would
 /// have cost without the battery.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Money {
     pub cost_eur: f64,
     pub without_battery_eur: f64,

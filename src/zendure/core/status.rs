@@ -55,6 +55,12 @@ pub struct TodayEnergy {
     pub date: NaiveDate,
     #[serde(flatten)]
     pub kwh: EnergyKwh,
+    /// With `zendure.prices`: what the grid cost over the readings a price
+    /// covered, and what the battery saved against its absence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_eur: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saving_eur: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

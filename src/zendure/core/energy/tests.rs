@@ -168,7 +168,7 @@ fn dst_days_have_23_and_25_hours_in_amsterdam() {
         let mut i = integrator("a");
         let mut records = feed(&mut i, from, to, 10, |_| 1000, |_| 0);
         let end_of_day = to - TimeDelta::seconds(1);
-        let today = i.today(end_of_day);
+        let (today, _) = i.today(end_of_day);
         records.extend(i.stop(to));
         let stored: Vec<StoredHour> = records
             .iter()
@@ -190,7 +190,7 @@ fn dst_days_have_23_and_25_hours_in_amsterdam() {
         assert_eq!(day.cost_eur, None);
         assert!(close(today.import_wh / 1000.0, f64::from(hours as u32)));
         // The next local day starts from zero.
-        assert_eq!(i.today(to), Sums::default());
+        assert_eq!(i.today(to), (Sums::default(), None));
     }
 }
 
@@ -354,6 +354,38 @@ fn money_of_a_hand_computed_day() {
     let cost: f64 = money.iter().map(|m| m.cost_eur).sum();
     let saving: f64 = money.iter().map(Money::saving_eur).sum();
     assert!(close(cost, 0.02) && close(saving, 0.28), "{cost} {saving}");
+}
+
+#[test]
+fn today_is_priced_per_reading_at_its_slot() {
+    // 11:00-11:30 at 0.30 buy / 0.10 sell, 11:30-12:00 at 0.20 / 0.20;
+    // no price before 11:00.
+    let mut i = integrator("a");
+    i.set_prices(vec![
+        slot("2026-12-05T11:00:00Z", 30, 0.30, 0.10),
+        slot("2026-12-05T11:30:00Z", 30, 0.20, 0.20),
+    ]);
+    // 10:30-12:00: import 1 kW, export 1 kW from 11:15, the battery
+    // discharging 500 W throughout (without it: 500 W more import).
+    let (from, to) = (at("2026-12-05T10:30:00Z"), at("2026-12-05T12:00:00Z"));
+    let turn = at("2026-12-05T11:15:00Z");
+    feed(
+        &mut i,
+        from,
+        to,
+        2,
+        |t| if t < turn { 1000 } else { -1000 },
+        |_| -500,
+    );
+    let (sums, money) = i.today(to);
+    assert!(close(sums.import_wh, 750.0), "{sums:?}");
+    let m = money.unwrap();
+    // With: 0.25 kWh × 0.30 - 0.25 × 0.10 - 0.5 × 0.20 = -0.05.
+    // Without (+500 W): 0.375 × 0.30 - 0.125 × 0.10 - 0.25 × 0.20 = 0.05.
+    assert!(
+        close(m.cost_eur, -0.05) && close(m.saving_eur(), 0.10),
+        "{m:?}"
+    );
 }
 
 #[test]
