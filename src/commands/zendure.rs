@@ -278,6 +278,7 @@ async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
         saved_schedule: config.saved_schedule(),
         status_file: config.status_file.clone(),
         report_stats: poster.as_ref().map(PosterHandle::watch),
+        prices: config.prices.is_some().then(|| config.clone()),
     };
     let outcome = controller::run(settings, parts, shutdown).await;
     // The controller has dropped its reporter: deliver or keep what waits.

@@ -211,7 +211,7 @@ pub(super) fn with_etag(mut response: Response, etag: &str) -> Response {
 /// Runs `work` on the blocking pool, at most `AppState::blocking` at once,
 /// so the runtime's one thread stays free for the page and its assets
 /// while a schedule is resolved or the database read.
-async fn off_thread<T: Send + 'static>(
+pub(super) async fn off_thread<T: Send + 'static>(
     state: &Shared,
     work: impl FnOnce(&AppState) -> T + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -523,6 +523,9 @@ pub(super) async fn data_post(
     body: Bytes,
 ) -> ApiResult {
     authorize(&state, &headers, true)?;
+    if query.kind.as_deref() == Some(super::energy::TYPE) {
+        return super::energy::post(&state, &body).await;
+    }
     let kind =
         DataKind::from_query(query.kind.as_deref()).map_err(|e| ApiError::bad(format!("{e:#}")))?;
     let doc = parse_json(&body)?;

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod config;
 mod connections;
+pub mod energy;
 pub mod guard;
 pub mod page;
 pub mod plan;
@@ -142,6 +143,7 @@ pub fn router(state: api::Shared) -> Router {
         .route("/api/schedule/plan", post(plan::plan_post))
         .route("/api/status", get(api::status_get).post(api::status_post))
         .route("/api/data", get(api::data_get).post(api::data_post))
+        .route("/api/energy", get(energy::get))
         // The reference server's paths, for the tools written against it.
         .route(
             "/schedule/api/charge_schedule_api.php",

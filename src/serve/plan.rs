@@ -19,7 +19,9 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api::{ApiError, ApiResult, Shared, authorize, json_ok, parse_json, with_etag};
+use super::api::{
+    ApiError, ApiResult, Shared, authorize, json_ok, off_thread, parse_json, with_etag,
+};
 use crate::zendure::config::{self, ZendureConfig};
 use crate::zendure::core::prices::tariff::PlanDay;
 use crate::zendure::io::prices;
@@ -109,10 +111,21 @@ pub async fn plan_post(State(state): State<Shared>, headers: HeaderMap, body: By
     let mut doc = proposal.to_json(zendure.time_zone);
     doc["success"] = json!(true);
     let etag = if request.save {
-        state
+        let etag = state
             .schedule
             .write_plan(&owned, &proposal)
-            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+        // Kept beside the day's realised saving (`GET /api/energy`).
+        let (date, saving) = (proposal.date, proposal.expected.saving_eur);
+        let now = Utc::now().timestamp_millis() as f64 / 1000.0;
+        off_thread(&state, move |state| {
+            let mut store = state.store.lock().unwrap_or_else(|e| e.into_inner());
+            store
+                .insert_planned(date, saving, now)
+                .map_err(ApiError::internal)
+        })
+        .await??;
+        etag
     } else {
         current.etag
     };

@@ -3,6 +3,7 @@
 //! decides.
 
 pub mod controller;
+pub mod energy;
 pub mod law;
 pub mod prices;
 pub mod reading;
