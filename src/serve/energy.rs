@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api::{ApiError, ApiResult, AppState, Shared, authorize, json_ok, off_thread};
+use super::reply::{ApiError, ApiResult, json_ok};
+use super::state::{AppState, Shared, authorize, off_thread};
 use super::store::MAX_AHEAD_S;
 use crate::log;
 use crate::zendure::core::energy::{self, HourRecord};

@@ -19,9 +19,8 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api::{
-    ApiError, ApiResult, Shared, authorize, json_ok, off_thread, parse_json, with_etag,
-};
+use super::reply::{ApiError, ApiResult, json_ok, parse_json, with_etag};
+use super::state::{Shared, authorize, off_thread};
 use crate::zendure::config::{self, ZendureConfig};
 use crate::zendure::core::prices::tariff::PlanDay;
 use crate::zendure::io::prices;
