@@ -402,6 +402,37 @@ async fn the_page_loads_and_edits_with_an_empty_console() {
     c.close().await.unwrap();
 }
 
+#[tokio::test]
+async fn the_page_shows_the_energy_chart_and_each_days_cost_and_saving() {
+    use serve_env::energy::{hour, priced_server, record, today};
+    let driver = Driver::start();
+    let server = priced_server(json!({})).await;
+    let yesterday = today() - chrono::Duration::days(1);
+    for body in [
+        record(hour(yesterday, 12), "run-a", 1500.0, 2200.0, 3600.0),
+        record(hour(yesterday, 13), "run-a", 300.0, 300.0, 1800.0),
+    ] {
+        let (code, answer) = server
+            .send("POST", "api/data?type=zendure_energy", body)
+            .await;
+        assert_eq!(code, 200, "{answer}");
+    }
+    let c = browser(&driver).await;
+    c.goto(&server.url).await.unwrap();
+    // 1.5 kWh at 0.20 and 0.3 kWh at 0.10: cost 0.33, saving 0.14.
+    let row = format!("#energy-days tr[data-date='{yesterday}']");
+    let text = wait_text(&c, &row, "0.33").await;
+    assert!(text.contains("1.80") && text.contains("0.14"), "{text}");
+    assert!(text.contains("1.5 / "), "covered hours: {text}");
+    // Each hour: an import bar and a discharge bar.
+    wait_count(&c, "#energy-chart rect.bar-import", 2).await;
+    assert_eq!(count(&c, "#energy-chart rect.bar-discharged").await, 2);
+    assert!(!visible(&c, "#energy-priced").await);
+    shot(&c, "8-energy").await;
+    assert_eq!(console(&c).await, Vec::<Value>::new());
+    c.close().await.unwrap();
+}
+
 /// A page on another origin of this machine that tries what the issue
 /// found: a `no-cors` POST setting 2400 W all day, a cross-site status
 /// `stop`, and a JSON POST (which needs a preflight). It puts what it

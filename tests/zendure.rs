@@ -658,7 +658,22 @@ fn bad_config_exits_2_and_writes_nothing() {
 fn status_schedule_and_once_commands() {
     let rig = rig("commands", &["--load", "500", "--soc", "61"]);
     let schedule = rig.schedule_file(json!({"********0000": "netzero", "********2359": 5000}));
-    let config = rig.config("homewizard", &schedule, json!({"meter_lag": 0}));
+    // Hourly prices from two days ago to two days ahead: today's, in any
+    // zone, cost the energy account.
+    let hour = chrono::Utc::now().timestamp() / 3600 * 3600;
+    let prices: Vec<Value> = (-48..48)
+        .map(|h| {
+            let start = chrono::DateTime::from_timestamp(hour + h * 3600, 0).unwrap();
+            json!({"start": start.to_rfc3339(), "price": 0.25})
+        })
+        .collect();
+    let prices_file = rig.path("prices.json");
+    std::fs::write(&prices_file, Value::Array(prices).to_string()).unwrap();
+    let config = rig.config(
+        "homewizard",
+        &schedule,
+        json!({"meter_lag": 0, "prices": {"source": prices_file, "capacity_wh": 1920}}),
+    );
     let c = config.to_string_lossy().into_owned();
     let out = run(&[
         "zendure",
@@ -700,7 +715,9 @@ fn status_schedule_and_once_commands() {
     rig.wait_state("discharging after once", 5.0, |s| commanded(s) < -300);
 
     let ctl = Controller::start(&config);
-    wait_status(&rig, "a status file", |doc| doc["pid"].is_u64());
+    wait_status(&rig, "today's energy costed", |doc| {
+        doc["energy"]["today"]["cost_eur"].is_number()
+    });
     let out = run(&["zendure", "status", "--config", &c, "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -713,6 +730,12 @@ fn status_schedule_and_once_commands() {
     let text = stdout(&out);
     assert!(text.contains("controller    running"), "{text}");
     assert!(text.contains("SoC 61 %"), "{text}");
+    assert!(text.contains("today         "), "{text}");
+    assert!(text.contains("grid cost "), "{text}");
+    assert!(
+        doc["controller"]["status"]["energy"]["today"]["grid_import_kwh"].is_number(),
+        "{doc}"
+    );
     assert_eq!(ctl.terminate().code(), Some(0));
     let out = run(&["zendure", "status", "--config", &c, "--json"]);
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -771,6 +794,15 @@ fn the_controller_posts_to_serve() {
         !rig.path("state/zendure-reports.jsonl").exists(),
         "nothing left queued"
     );
+    // The hour in progress went at the stop, and the server took it.
+    let (_, energy) = rt.block_on(server.get("api/energy?days=2"));
+    let covered: f64 = energy["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["covered_hours"].as_f64().unwrap())
+        .sum();
+    assert!(covered > 0.0, "{energy}");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use chrono::{NaiveDateTime, NaiveTime, TimeDelta};
 use chrono_tz::Tz;
 use clap::Args;
 
-use crate::cli::EXIT_CODES;
+use crate::exit::EXIT_CODES;
 use crate::exit::{Exit, ExitContext, Failure};
 use crate::tz;
 use crate::zcell::bms::{BmsAddress, FetchOptions};

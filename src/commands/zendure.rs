@@ -259,7 +259,7 @@ async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
     #[cfg(feature = "discover")]
     let (device, meter) = {
         use crate::zendure::io::auto::{AutoDevice, AutoMeter};
-        let meter = AutoMeter::new(&config, http.clone(), meter).or_exit(Exit::Usage)?;
+        let meter = AutoMeter::new(&config, http.clone(), meter);
         (AutoDevice::new(&config, http.clone(), device), meter)
     };
     let settings = Settings::new(&config, meter.describe(), device.describe());
@@ -287,6 +287,7 @@ async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
         override_file: config.state_dir.join("zendure-override.json"),
         overrides,
         statuses: ha.as_ref().map(|ha| ha.statuses.clone()),
+        prices: config.prices.is_some().then(|| config.clone()),
     };
     let outcome = controller::run(settings, parts, shutdown).await;
     if let Some(ha) = ha {

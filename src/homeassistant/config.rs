@@ -11,9 +11,6 @@ use serde_json::Value;
 
 use crate::config::{Seconds, section};
 
-const KEYS: &str = "broker, user, password_file, ca_file, discovery_prefix, node_id, \
-                    state_every, reconnect, keep_alive";
-
 /// The broker's address, as `mqtt://HOST[:PORT]` or `mqtts://HOST[:PORT]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Broker {
@@ -113,7 +110,7 @@ pub fn from_document(doc: &Value) -> Result<Option<HaConfig>> {
 }
 
 pub fn parse(value: &Value) -> Result<HaConfig> {
-    let raw: Raw = section("homeassistant", value, KEYS)?;
+    let raw: Raw = section("homeassistant", value)?;
     let broker = Broker::parse(&raw.broker).context("homeassistant.broker")?;
     ensure!(
         !broker.tls || raw.ca_file.is_some(),
@@ -215,7 +212,7 @@ mod tests {
     #[test]
     fn mistakes_name_their_key() {
         for (value, says) in [
-            (json!({}), "homeassistant: missing field `broker`"),
+            (json!({}), "homeassistant.broker: missing"),
             (
                 json!({"broker": "http://h"}),
                 "homeassistant.broker: `http://h` is not an mqtt:// or mqtts:// URL",

@@ -10,16 +10,19 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use crate::zendure::core::energy::{HourRecord, Integrator};
 use crate::zendure::core::law::{
     self, Command, Decision, DevicePower, Inputs, Lag, Limits, Moment, Reason, Response, Sample,
     Tuning, WriteLog, WriteReason,
 };
 use crate::zendure::core::manual::{Override, OverrideRequest};
+use crate::zendure::core::prices::tariff::PriceSlot;
 use crate::zendure::core::reading::DeviceReading;
 use crate::zendure::core::report::{DeviceSample, MeterSample, PosterStats, StatusEvent};
 use crate::zendure::core::schedule::{self, FetchError, Schedule, ScheduleValue};
 use crate::zendure::core::status::{
-    CommandStatus, DeviceStatus, MeterStatus, NextChange, ScheduleStatus, StatusDoc, WrittenStatus,
+    CommandStatus, DeviceStatus, EnergyStatus, MeterStatus, NextChange, ScheduleStatus, StatusDoc,
+    TodayEnergy, WrittenStatus,
 };
 
 /// The fixed parts of the controller, from the config.
@@ -87,6 +90,8 @@ pub enum Event {
     /// The override in force when the controller last stopped, read at
     /// start.
     Restored(Override),
+    /// The day's price slots (only with `zendure.prices`), to cost energy.
+    Prices(Vec<PriceSlot>),
     /// SIGTERM/SIGINT: command 0 W and stop.
     Stopping {
         at: Moment,
@@ -124,6 +129,7 @@ pub enum Reported {
     Status(StatusEvent),
     Meter(MeterSample),
     Device(DeviceSample),
+    Energy(HourRecord),
 }
 
 /// The schedule in use, where it came from, and the source's last error:
@@ -227,6 +233,8 @@ pub struct Core {
     status_error: bool,
     stopping: bool,
     reports: Option<PosterStats>,
+    /// The energy account, from the start on.
+    energy: Option<(DateTime<Utc>, Integrator)>,
 }
 
 impl Core {
@@ -256,6 +264,7 @@ impl Core {
             status_error: false,
             stopping: false,
             reports: None,
+            energy: None,
         }
     }
 
@@ -285,18 +294,33 @@ impl Core {
 
     pub fn step(&mut self, event: Event) -> Vec<Effect> {
         match event {
-            Event::Started { wall } => vec![
-                log(
-                    Level::Info,
-                    format!(
-                        "started: device {}, meter {}, schedule {}",
-                        self.settings.device, self.settings.meter, self.settings.schedule_source
+            Event::Started { wall } => {
+                // Start time and process id tell this run's hours from an
+                // earlier or later run's of the same hour.
+                let run = format!(
+                    "{:x}-{:x}",
+                    wall.timestamp_nanos_opt().unwrap_or(wall.timestamp()),
+                    self.settings.pid
+                );
+                self.energy = Some((
+                    wall,
+                    Integrator::new(run, self.settings.zone, self.settings.tuning.meter_timeout),
+                ));
+                vec![
+                    log(
+                        Level::Info,
+                        format!(
+                            "started: device {}, meter {}, schedule {}",
+                            self.settings.device,
+                            self.settings.meter,
+                            self.settings.schedule_source
+                        ),
                     ),
-                ),
-                Effect::Report(Reported::Status(StatusEvent::Start {
-                    timestamp: wall.timestamp(),
-                })),
-            ],
+                    Effect::Report(Reported::Status(StatusEvent::Start {
+                        timestamp: wall.timestamp(),
+                    })),
+                ]
+            }
             Event::Saved(schedule) => {
                 self.schedule = ScheduleIn::LastGood {
                     schedule,
@@ -318,6 +342,12 @@ impl Core {
             Event::Tick { at, wall } => self.tick(at, wall),
             Event::Reports(stats) => {
                 self.reports = Some(stats);
+                Vec::new()
+            }
+            Event::Prices(slots) => {
+                if let Some((_, energy)) = &mut self.energy {
+                    energy.set_prices(slots);
+                }
                 Vec::new()
             }
             Event::Written {
@@ -345,6 +375,8 @@ impl Core {
                         out.push(Effect::Status(Box::new(self.status(at, wall))));
                     }
                 }
+                // The hour in progress goes partial: a later run adds to it.
+                out.extend(self.energy_records(|energy| energy.stop(wall)));
                 out.push(Effect::Report(Reported::Status(StatusEvent::Stop {
                     timestamp: wall.timestamp(),
                 })));
@@ -418,6 +450,9 @@ impl Core {
                 // last reading with its own time: keep it once.
                 if self.samples.back().is_none_or(|s| s.taken < at) {
                     self.samples.push_back(Sample { taken: at, grid_w });
+                    if let Some((_, energy)) = &mut self.energy {
+                        energy.meter(wall, grid_w);
+                    }
                     out.push(Effect::Report(Reported::Meter(MeterSample {
                         timestamp: wall.timestamp(),
                         total_power: grid_w,
@@ -447,6 +482,9 @@ impl Core {
                     out.push(log(Level::Info, format!("device answers again (was: {e})")));
                 }
                 self.power.push_back(reading.power(at));
+                if let Some((_, energy)) = &mut self.energy {
+                    energy.device(wall, reading.ac_w, reading.battery_w);
+                }
                 out.push(Effect::Report(Reported::Device(
                     reading.payload.sample(wall.timestamp()),
                 )));
@@ -546,6 +584,7 @@ impl Core {
             return out;
         }
         self.prune(at);
+        out.extend(self.energy_records(|energy| energy.finished(wall)));
         out.extend(self.update_lag());
         out.extend(self.update_response());
         let empty = Schedule::default();
@@ -668,6 +707,19 @@ impl Core {
         out
     }
 
+    /// The hour records `take` hands over, to be reported.
+    fn energy_records(
+        &mut self,
+        take: impl FnOnce(&mut Integrator) -> Vec<HourRecord>,
+    ) -> Vec<Effect> {
+        self.energy.as_mut().map_or(Vec::new(), |(_, energy)| {
+            take(energy)
+                .into_iter()
+                .map(|hour| Effect::Report(Reported::Energy(hour)))
+                .collect()
+        })
+    }
+
     /// The status document for this moment.
     pub fn status(&self, at: Moment, wall: DateTime<Utc>) -> StatusDoc {
         let age = |then: Moment| at.since(then).as_secs_f64();
@@ -748,6 +800,20 @@ impl Core {
             direction_changes: self.direction_changes,
             reports: self.reports.clone(),
             manual: self.manual,
+            energy: self.energy.as_ref().map(|(since, energy)| {
+                let (today, money) = energy.today(wall);
+                let cents = |eur: f64| (eur * 100.0).round() / 100.0;
+                EnergyStatus {
+                    since: *since,
+                    total: energy.total().kwh(),
+                    today: TodayEnergy {
+                        date: wall.with_timezone(&self.settings.zone).date_naive(),
+                        kwh: today.kwh(),
+                        cost_eur: money.map(|m| cents(m.cost_eur)),
+                        saving_eur: money.map(|m| cents(m.saving_eur())),
+                    },
+                }
+            }),
         }
     }
 

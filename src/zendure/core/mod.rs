@@ -3,6 +3,7 @@
 //! decides.
 
 pub mod controller;
+pub mod energy;
 pub mod law;
 pub mod manual;
 pub mod prices;

@@ -8,6 +8,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::zendure::core::energy::HourRecord;
+
 /// A status event, as the reference controller posts them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -94,6 +96,9 @@ pub trait Reporter: Send {
     fn status(&mut self, event: StatusEvent);
     fn meter(&mut self, sample: MeterSample);
     fn device(&mut self, sample: DeviceSample);
+    /// One run's energy account of an hour (at the hour's end, and the
+    /// partial hour at a clean stop).
+    fn energy(&mut self, hour: HourRecord);
 }
 
 /// Logs status events; samples only at debug level (they come every
@@ -112,5 +117,9 @@ impl Reporter for LogReporter {
 
     fn device(&mut self, sample: DeviceSample) {
         tracing::trace!(target: "zendure::report", timestamp = sample.timestamp, "device sample");
+    }
+
+    fn energy(&mut self, hour: HourRecord) {
+        tracing::debug!(target: "zendure::report", ?hour, "energy of an hour");
     }
 }

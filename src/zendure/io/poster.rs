@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::atomic;
 use crate::zendure::config::ZendureConfig;
+use crate::zendure::core::energy::HourRecord;
 pub use crate::zendure::core::report::PosterStats;
 use crate::zendure::core::report::{DeviceSample, LogReporter, MeterSample, Reporter, StatusEvent};
 use crate::zendure::io::http::Http;
@@ -34,6 +35,7 @@ pub enum Target {
     Status,
     Meter,
     Device,
+    Energy,
 }
 
 /// One report as posted (and as queued, one JSON line each).
@@ -76,6 +78,13 @@ impl Report {
             body: json!(sample),
         }
     }
+
+    pub fn energy(hour: &HourRecord) -> Report {
+        Report {
+            to: Target::Energy,
+            body: json!(hour),
+        }
+    }
 }
 
 /// Where and how to post.
@@ -83,7 +92,8 @@ impl Report {
 pub struct PosterConfig {
     pub status_url: Option<String>,
     /// The reference data API tells the kinds apart by `?type=`, which is
-    /// added here (`zendure_p1` for the meter, `zendure` for the device).
+    /// added here (`zendure_p1` for the meter, `zendure` for the device,
+    /// `zendure_energy` for the hours, which only `zcell-sched serve` takes).
     pub data_url: Option<String>,
     /// Sent as `Authorization: Bearer`.
     pub token: Option<String>,
@@ -107,6 +117,10 @@ impl PosterConfig {
             Target::Status => self.status_url.clone(),
             Target::Meter => self.data_url.as_ref().map(|u| with_type(u, "zendure_p1")),
             Target::Device => self.data_url.as_ref().map(|u| with_type(u, "zendure")),
+            Target::Energy => self
+                .data_url
+                .as_ref()
+                .map(|u| with_type(u, "zendure_energy")),
         }
     }
 }
@@ -572,6 +586,10 @@ impl Reporter for HttpReporter {
     fn device(&mut self, sample: DeviceSample) {
         self.send(Report::device(&sample));
     }
+
+    fn energy(&mut self, hour: HourRecord) {
+        self.send(Report::energy(&hour));
+    }
 }
 
 impl PosterConfig {
@@ -634,6 +652,13 @@ impl Reporter for Reporting {
             Reporting::Http(r) => r.device(sample),
         }
     }
+
+    fn energy(&mut self, hour: HourRecord) {
+        match self {
+            Reporting::Log(r) => r.energy(hour),
+            Reporting::Http(r) => r.energy(hour),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -688,6 +713,10 @@ mod tests {
         assert_eq!(
             config.url(Target::Device).unwrap(),
             "http://h/data_api.php?x=1&type=zendure"
+        );
+        assert_eq!(
+            config.url(Target::Energy).unwrap(),
+            "http://h/data_api.php?x=1&type=zendure_energy"
         );
         assert_eq!(config.url(Target::Status).unwrap(), "http://h/s");
     }

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use chrono::TimeDelta;
 use proptest::prelude::*;
 
 use super::*;
@@ -366,4 +367,82 @@ mod overrides {
         assert_eq!(saved(&cycle(&mut run)), None);
         assert_eq!(run.core.status(run.at, run.wall).manual, Some(kept));
     }
+}
+
+/// The hours a core reports, and the status it shows: the finished hour
+/// once no reading can change it, the partial one at the stop, before the
+/// stop event; today's totals in the status.
+#[test]
+fn energy_hours_are_reported_at_the_hour_and_at_the_stop() {
+    let mut core = Core::new(settings());
+    let start: DateTime<Utc> = "2026-12-05T10:59:00Z".parse().unwrap();
+    core.step(Event::Started { wall: start });
+    let mut hours = Vec::new();
+    let mut status = None;
+    for s in (0..=90).step_by(2) {
+        let (at, wall) = (
+            Moment(Duration::from_secs(s)),
+            start + TimeDelta::seconds(s as i64),
+        );
+        let mut effects = core.step(Event::Meter {
+            at,
+            wall,
+            result: Ok(2000),
+        });
+        effects.extend(core.step(Event::Device {
+            at,
+            wall,
+            result: Ok(reading(50, 400)),
+        }));
+        effects.extend(core.step(Event::Tick { at, wall }));
+        for effect in effects {
+            match effect {
+                Effect::Report(Reported::Energy(hour)) => hours.push((s, hour)),
+                Effect::Status(doc) => status = Some(doc),
+                _ => {}
+            }
+        }
+    }
+    // 11:00:00 plus the 8 s meter_timeout.
+    assert_eq!(hours.len(), 1, "{hours:?}");
+    let (sent_at, hour) = &hours[0];
+    assert_eq!(*sent_at, 68);
+    assert_eq!(
+        hour.hour,
+        "2026-12-05T10:00:00Z"
+            .parse::<DateTime<Utc>>()
+            .unwrap()
+            .timestamp()
+    );
+    assert!(
+        (hour.sums.import_wh - 2000.0 / 60.0).abs() < 1e-9,
+        "{hour:?}"
+    );
+    assert!((hour.sums.charged_wh - 400.0 / 60.0).abs() < 1e-9);
+    let energy = status.unwrap().energy.unwrap();
+    assert_eq!(energy.since, start);
+    assert_eq!(energy.total.grid_import_kwh, 0.05);
+    assert_eq!(energy.today.date.to_string(), "2026-12-05");
+    let wall = start + TimeDelta::seconds(91);
+    let effects = core.step(Event::Stopping {
+        at: Moment(Duration::from_secs(91)),
+        wall,
+    });
+    let reported: Vec<_> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Report(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    let [
+        Reported::Energy(partial),
+        Reported::Status(StatusEvent::Stop { .. }),
+    ] = reported[..]
+    else {
+        panic!("{reported:?}");
+    };
+    assert_eq!(partial.hour, hour.hour + 3600);
+    assert_eq!(partial.run, hour.run);
+    assert!((partial.sums.grid_s - 31.0).abs() < 1e-9, "{partial:?}");
 }
