@@ -939,6 +939,15 @@ mod homeassistant {
         let mode = components["schedule_value"].as_object().unwrap();
         assert!(!mode.contains_key("unit_of_measurement") && !mode.contains_key("state_class"));
         state_until(&ha, |s| s["device"]["soc_pct"].is_number());
+        // The Energy dashboard's totals, read by the energy sensors.
+        let s = state_until(&ha, |s| s["energy"]["grid_import_kwh"].is_number());
+        for total in [
+            "grid_export_kwh",
+            "battery_charged_kwh",
+            "battery_discharged_kwh",
+        ] {
+            assert!(s["energy"][total].is_number(), "{total}: {s}");
+        }
 
         // The override from HA: 300 W of charge for 3 s, then the schedule.
         ha.publish(&topic("override_watts/set"), "300");
