@@ -996,6 +996,32 @@ mod homeassistant {
     }
 
     #[test]
+    fn a_bad_homeassistant_object_exits_2_naming_the_key() {
+        let rig = rig("ha-bad", &[]);
+        let schedule = rig.schedule_file(json!({"********0000": 0}));
+        let path = rig.config("homewizard", &schedule, json!({}));
+        let mut doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        for (ha, says) in [
+            (
+                json!({"broker": "mqtt://127.0.0.1", "port": 1}),
+                "homeassistant.port: unknown key",
+            ),
+            (
+                json!({"broker": "mqtt://127.0.0.1", "user": "u",
+                       "password_file": rig.path("no-such-file")}),
+                "homeassistant.password_file",
+            ),
+        ] {
+            doc["homeassistant"] = ha;
+            std::fs::write(&path, doc.to_string()).unwrap();
+            let out = run(&["zendure", "run", "--config", path.to_str().unwrap()]);
+            assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+            assert!(stderr(&out).contains(says), "{}", stderr(&out));
+        }
+        assert!(!rig.path("run").exists(), "nothing is created");
+    }
+
+    #[test]
     fn after_the_broker_restarts_and_when_ha_comes_online_discovery_is_published_again() {
         let rig = rig("ha-reconnect", &["--load", "300"]);
         let mut broker = PlainBroker::start(&rig.path("mqtt"));

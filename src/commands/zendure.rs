@@ -244,6 +244,10 @@ async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
     let posting = PosterConfig::from_config(&config).or_exit(Exit::Usage)?;
     let ha = crate::homeassistant::config::load(path.unwrap_or(Path::new(config::DEFAULT_PATH)))
         .or_exit(Exit::Usage)?;
+    #[cfg(feature = "mqtt")]
+    if let Some(ha) = &ha {
+        crate::homeassistant::session::check(ha).or_exit(Exit::Usage)?;
+    }
     let _lock = match take_lock(&config.lock_file) {
         Err(f) if f.exit == Exit::Locked && if_not_running => return Ok(()),
         other => other?,

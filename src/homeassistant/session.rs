@@ -116,6 +116,13 @@ pub async fn run(
     Ok(())
 }
 
+/// Reads what connecting needs (the password file, the CA file), so a
+/// mistake in them is found at start, as a config error.
+pub fn check(config: &HaConfig) -> Result<()> {
+    let topics = Topics::new(&config.discovery_prefix, "check");
+    options(config, &topics, false).map(drop)
+}
+
 /// Publishes `content` once, retained, and disconnects: for a program that
 /// runs and exits (the GX's `run`), so without availability. Bounded by
 /// `config.reconnect`.
