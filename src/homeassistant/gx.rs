@@ -57,14 +57,15 @@ pub fn entities(record: &RunRecord) -> Vec<Entity> {
             "Owned slots",
             Kind::Text,
             "{{ value_json.slots | selectattr('after.day', 'ge', 0) | map(attribute='slot') \
-             | join(', ') }}"
+             | join(', ') or 'none' }}"
                 .into(),
         ),
         sensor(
             "owned_windows",
             "Owned windows",
             Kind::Text,
-            "{{ (value_json.windows | default([])) | map(attribute='window') | join(', ') }}"
+            "{{ (value_json.windows | default([])) | map(attribute='window') | join(', ') \
+             or 'none' }}"
                 .into(),
         ),
     ];
