@@ -14,8 +14,11 @@ pub mod config;
 #[cfg(feature = "discover")]
 pub mod discover;
 pub mod exit;
+pub mod homeassistant;
 pub mod http;
 pub mod lock;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
 #[cfg(feature = "serve")]
 pub mod serve;
 pub mod shutdown;

@@ -15,9 +15,11 @@ use crate::zendure::config::{ScheduleSource, ZendureConfig};
 use crate::zendure::core::controller::log;
 pub use crate::zendure::core::controller::{Core, Effect, Event, Level, Reported, Settings};
 use crate::zendure::core::law::Moment;
+use crate::zendure::core::manual::OverrideRequest;
 use crate::zendure::core::prices::tariff::{self, PriceSlot};
 use crate::zendure::core::report::{PosterStats, Reporter};
 use crate::zendure::core::schedule::{FetchError, Schedule};
+use crate::zendure::core::status::StatusDoc;
 use crate::zendure::io::device::Device;
 use crate::zendure::io::http::Http;
 use crate::zendure::io::meter::Meter;
@@ -55,6 +57,13 @@ pub struct Parts<D, M, R> {
     pub status_file: std::path::PathBuf,
     /// The poster's counts, for the status file.
     pub report_stats: Option<watch::Receiver<PosterStats>>,
+    /// Keeps an override across a restart.
+    pub override_file: std::path::PathBuf,
+    /// The owner's overrides (from Home Assistant); never closed-over
+    /// when nobody sends any.
+    pub overrides: mpsc::Receiver<OverrideRequest>,
+    /// Each status document as written, for Home Assistant.
+    pub statuses: Option<watch::Sender<Option<Box<StatusDoc>>>>,
     /// The config when it has `zendure.prices`: today's prices cost the
     /// energy account (fetched at the start and after each local midnight).
     pub prices: Option<ZendureConfig>,
@@ -105,6 +114,11 @@ where
         Ok(None) => {}
         Err(e) => effects.push(log(Level::Warn, format!("{e:#}; ignored"))),
     }
+    match crate::zendure::io::status::load_override(&parts.override_file) {
+        Ok(Some(manual)) => effects.extend(core.step(Event::Restored(manual))),
+        Ok(None) => {}
+        Err(e) => effects.push(log(Level::Warn, format!("{e:#}; ignored"))),
+    }
     // The first control step already follows the schedule.
     effects.extend(core.step(Event::Fetched(
         source::fetch(&parts.source, &parts.http).await,
@@ -141,6 +155,13 @@ where
             Some(fetched) = schedules.recv() => {
                 let effects = core.step(Event::Fetched(fetched));
                 execute(&mut core, &mut parts, clock, effects).await;
+            }
+            Some(request) = parts.overrides.recv() => {
+                let wall = clock.wall(Instant::now());
+                let effects = core.step(Event::Override { wall, request });
+                execute(&mut core, &mut parts, clock, effects).await;
+                // Obeyed now, not an interval later.
+                ticker.reset_immediately();
             }
             Some(slots) = prices.recv() => {
                 let effects = core.step(Event::Prices(slots));
@@ -245,10 +266,19 @@ async fn execute<D: Device, M: Meter, R: Reporter>(
                     tracing::warn!("{e:#}");
                 }
             }
+            Effect::SaveOverride(manual) => {
+                let path = &parts.override_file;
+                if let Err(e) = crate::zendure::io::status::save_override(path, manual.as_ref()) {
+                    tracing::warn!("{e:#}");
+                }
+            }
             Effect::Status(doc) => {
                 let result = crate::zendure::io::status::write(&parts.status_file, &doc)
                     .map_err(|e| format!("{e:#}"));
                 queue.extend(core.status_written(result));
+                if let Some(statuses) = &parts.statuses {
+                    statuses.send_replace(Some(doc));
+                }
             }
             Effect::Report(item) => match item {
                 Reported::Status(e) => parts.reporter.status(e),

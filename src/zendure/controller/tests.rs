@@ -135,6 +135,9 @@ fn start(name: &str, schedule: serde_json::Value, house_w: i32) -> Run {
         saved_schedule: d.join("state/saved.json"),
         status_file: d.join("status.json"),
         report_stats: None,
+        override_file: d.join("state/override.json"),
+        overrides: tokio::sync::mpsc::channel(1).1,
+        statuses: None,
         prices: None,
     };
     let handle = tokio::spawn(run(settings(), parts, shutdown));

@@ -15,6 +15,7 @@ use crate::zendure::core::law::{
     self, Command, Decision, DevicePower, Inputs, Lag, Limits, Moment, Reason, Response, Sample,
     Tuning, WriteLog, WriteReason,
 };
+use crate::zendure::core::manual::{Override, OverrideRequest};
 use crate::zendure::core::prices::tariff::PriceSlot;
 use crate::zendure::core::reading::DeviceReading;
 use crate::zendure::core::report::{DeviceSample, MeterSample, PosterStats, StatusEvent};
@@ -81,6 +82,14 @@ pub enum Event {
     },
     /// What the poster has done so far (only when reports are posted).
     Reports(PosterStats),
+    /// The owner overrides the schedule, or goes back to it.
+    Override {
+        wall: DateTime<Utc>,
+        request: OverrideRequest,
+    },
+    /// The override in force when the controller last stopped, read at
+    /// start.
+    Restored(Override),
     /// The day's price slots (only with `zendure.prices`), to cost energy.
     Prices(Vec<PriceSlot>),
     /// SIGTERM/SIGINT: command 0 W and stop.
@@ -100,9 +109,17 @@ pub enum Level {
 /// Something to do.
 #[derive(Debug)]
 pub enum Effect {
-    Write { sn: String, command: Command },
-    Log { level: Level, message: String },
+    Write {
+        sn: String,
+        command: Command,
+    },
+    Log {
+        level: Level,
+        message: String,
+    },
     SaveSchedule(Schedule),
+    /// Keep the override (none: there is none) across a restart.
+    SaveOverride(Option<Override>),
     Status(Box<StatusDoc>),
     Report(Reported),
 }
@@ -211,6 +228,7 @@ pub struct Core {
     response: Response,
     learnt_from: Option<Moment>,
     value: Option<ScheduleValue>,
+    manual: Option<Override>,
     decision: Option<Decision>,
     status_error: bool,
     stopping: bool,
@@ -241,6 +259,7 @@ impl Core {
             direction_changes: 0,
             lag,
             value: None,
+            manual: None,
             decision: None,
             status_error: false,
             stopping: false,
@@ -313,6 +332,11 @@ impl Core {
                 )]
             }
             Event::Fetched(result) => self.fetched(result),
+            Event::Override { wall, request } => self.overridden(wall, request),
+            Event::Restored(manual) => {
+                self.manual = Some(manual);
+                vec![log(Level::Info, format!("override kept: {manual}"))]
+            }
             Event::Meter { at, wall, result } => self.metered(at, wall, result),
             Event::Device { at, wall, result } => self.device_read(at, wall, result),
             Event::Tick { at, wall } => self.tick(at, wall),
@@ -580,13 +604,19 @@ impl Core {
             ));
             self.value = Some(in_force.value);
         }
+        if let Some(manual) = self.manual.filter(|m| m.ended(wall)) {
+            out.push(log(Level::Info, format!("override ended: {manual}")));
+            self.manual = None;
+            out.push(Effect::SaveOverride(None));
+        }
+        let value = self.manual.map_or(in_force.value, |m| m.value());
         let device = self
             .device
             .reading()
             .map(|(read, reading)| reading.state(read));
         let decision = law::decide(&Inputs {
             now: at,
-            value: in_force.value,
+            value,
             samples: self.samples.make_contiguous(),
             power: self.power.make_contiguous(),
             device,
@@ -732,6 +762,7 @@ impl Core {
             device: DeviceStatus {
                 device: self.settings.device.clone(),
                 sn: self.sn(),
+                product: report.and_then(|(_, r)| r.product.clone()),
                 error: self.device.error().cloned(),
                 age_s: report.map(|(read, _)| age(read)),
                 soc_pct: report.map(|(_, r)| r.soc_pct),
@@ -768,6 +799,7 @@ impl Core {
             writes: self.write_count,
             direction_changes: self.direction_changes,
             reports: self.reports.clone(),
+            manual: self.manual,
             energy: self.energy.as_ref().map(|(since, energy)| {
                 let (today, money) = energy.today(wall);
                 let cents = |eur: f64| (eur * 100.0).round() / 100.0;
@@ -783,6 +815,22 @@ impl Core {
                 }
             }),
         }
+    }
+
+    fn overridden(&mut self, wall: DateTime<Utc>, request: OverrideRequest) -> Vec<Effect> {
+        let empty = Schedule::default();
+        let schedule = self.schedule.schedule().unwrap_or(&empty);
+        let next = schedule::next_change_instant(schedule, &self.settings.zone, wall);
+        let manual = request.resolve(wall, next.map(|c| c.at));
+        if manual == self.manual {
+            return Vec::new();
+        }
+        self.manual = manual;
+        let said = match &manual {
+            Some(m) => format!("override: {m}"),
+            None => "override cleared: following the schedule".to_string(),
+        };
+        vec![log(Level::Info, said), Effect::SaveOverride(manual)]
     }
 }
 

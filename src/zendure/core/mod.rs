@@ -5,6 +5,7 @@
 pub mod controller;
 pub mod energy;
 pub mod law;
+pub mod manual;
 pub mod prices;
 pub mod reading;
 pub mod report;

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::zendure::core::energy::EnergyKwh;
 use crate::zendure::core::law::Command;
+use crate::zendure::core::manual::Override;
 use crate::zendure::core::reading::Pack;
 use crate::zendure::core::report::PosterStats;
 
@@ -34,6 +35,9 @@ pub struct StatusDoc {
     /// delivered, waiting on disk, dropped as the oldest of a full queue.
     #[serde(default)]
     pub reports: Option<PosterStats>,
+    /// The owner's override in force, replacing the schedule's value.
+    #[serde(default, rename = "override")]
+    pub manual: Option<Override>,
     /// Energy this run has measured (absent in files of older versions).
     #[serde(default)]
     pub energy: Option<EnergyStatus>,
@@ -102,6 +106,8 @@ pub struct MeterStatus {
 pub struct DeviceStatus {
     pub device: String,
     pub sn: Option<String>,
+    #[serde(default)]
+    pub product: Option<String>,
     pub error: Option<String>,
     pub age_s: Option<f64>,
     pub soc_pct: Option<u8>,

@@ -176,6 +176,12 @@ pub fn status(doc: &StatusDoc, alive: bool, age_s: f64) -> String {
                 c.at.format("%Y-%m-%d %H:%M")
             ))
     );
+    if let Some(manual) = &doc.manual {
+        let _ = writeln!(
+            out,
+            "override      {manual} (the schedule's value set aside)"
+        );
+    }
     let _ = writeln!(out, "target        {} ({})", doc.target.text, doc.reason);
     let _ = writeln!(
         out,

@@ -78,6 +78,10 @@ pub fn decode(body: &[u8]) -> Result<DeviceReading> {
     };
     Ok(DeviceReading {
         sn: doc.get("sn").and_then(Value::as_str).map(str::to_string),
+        product: doc
+            .get("product")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         soc_pct,
         ac_w: i32::try_from(drawn - delivered).unwrap_or(0),
         battery_w: int(INTO_PACK).unwrap_or(0) - int(OUT_OF_PACK).unwrap_or(0),
