@@ -254,6 +254,9 @@ fn say(fault: Fault) -> String {
                 named(season)
             )
         }
+        (Problem::Missing, _) if path.last().is_some_and(|k| k == "months") => {
+            format!("{} is missing (e.g. \"apr-sep\")", named(&path))
+        }
         (Problem::Missing, _) => format!("{} is missing", named(&path)),
         (Problem::Bad(said), _) if path.is_empty() => said,
         (Problem::Bad(said), _) if said.starts_with("must be") => {
@@ -430,7 +433,7 @@ mod tests {
             ),
             (
                 r#"{"seasons": [{"reserve_soc": 80}]}"#,
-                "`months` is missing",
+                "`seasons[0]`: `months` is missing (e.g. \"apr-sep\")",
             ),
             (r#"{"seasons": [{"months": "apr-sep"}]}"#, "changes nothing"),
             (
