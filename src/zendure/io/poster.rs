@@ -63,18 +63,10 @@ impl Report {
             // and shows them as text: the override said in words there, and
             // in fields that `zcell-sched serve` reads.
             StatusEvent::Override { manual, timestamp } => {
-                let mut body = override_fields(manual);
-                body["type"] = json!(StatusEvent::OVERRIDE);
-                body["timestamp"] = json!(timestamp);
-                body["newValue"] = json!(manual.to_string());
-                body
+                override_body(StatusEvent::OVERRIDE, "newValue", manual, *timestamp)
             }
             StatusEvent::OverrideEnded { manual, timestamp } => {
-                let mut body = override_fields(manual);
-                body["type"] = json!(StatusEvent::OVERRIDE_ENDED);
-                body["timestamp"] = json!(timestamp);
-                body["oldValue"] = json!(manual.to_string());
-                body
+                override_body(StatusEvent::OVERRIDE_ENDED, "oldValue", manual, *timestamp)
             }
         };
         Report {
@@ -105,15 +97,20 @@ impl Report {
     }
 }
 
-/// An override's mode, watts, end (unix seconds, null: until cleared) and
-/// who set it.
-fn override_fields(manual: &Override) -> Value {
-    json!({
+/// An override event: the override in words under `said` (`newValue` as
+/// it starts, `oldValue` as it ends), and its mode, watts, end (unix
+/// seconds, null: until cleared) and who set it.
+fn override_body(kind: &str, said: &str, manual: &Override, timestamp: i64) -> Value {
+    let mut body = json!({
+        "type": kind,
+        "timestamp": timestamp,
         "mode": manual.mode,
         "watts": manual.watts,
         "until": manual.until.map(|t| t.timestamp()),
         "by": Override::SET_BY,
-    })
+    });
+    body[said] = json!(manual.to_string());
+    body
 }
 
 /// Where and how to post.
