@@ -1,7 +1,8 @@
 //! The page in a real headless Chromium, driven over WebDriver
 //! (chromedriver): load it, add an entry and see the timeline change, see
-//! a validation error inline, see the live status once a controller posts,
-//! and see a stale edit refused. Screenshots go to
+//! a validation error inline, see the live status once a controller posts
+//! (and the owner's override while it is in force), and see a stale edit
+//! refused. Screenshots go to
 //! target/tmp/browser/*.png for a person to look at.
 //!
 //! Needs the Debian packages `chromium` and `chromium-driver`
@@ -273,6 +274,33 @@ async fn the_page_edits_the_schedule_and_shows_the_controller() {
     wait_text(&c, "#status-command", "-320").await;
     assert!(count(&c, "#plot canvas").await >= 1, "the plot is drawn");
     shot(&c, "4-live-status").await;
+
+    // An override from the owner: shown while in force, gone once ended,
+    // and gone once its time passed though no end came.
+    let hidden = "#status-override-row[hidden]";
+    assert_eq!(count(&c, hidden).await, 1, "no override yet");
+    let set = |until: f64| {
+        json!({"type": "override", "timestamp": serve_env::unix_now(),
+               "newValue": "charge 300 W", "mode": "charge", "watts": 300,
+               "until": until, "by": "homeassistant"})
+    };
+    let post = |body: Value| async {
+        let (code, answer) = server.send("POST", "api/status", body).await;
+        assert_eq!(code, 200, "{answer}");
+    };
+    post(set(now + 3600.0)).await;
+    let text = wait_text(&c, "#status-override-row", "charge 300 W until").await;
+    assert!(text.contains("set from homeassistant"), "{text}");
+    shot(&c, "4b-override").await;
+    post(
+        json!({"type": "override_end", "oldValue": "charge 300 W", "mode": "charge",
+                "watts": 300, "until": now + 3600.0, "by": "homeassistant"}),
+    )
+    .await;
+    wait_count(&c, hidden, 1).await;
+    post(set(serve_env::unix_now() + 20.0)).await;
+    wait_text(&c, "#status-override-row", "charge 300 W until").await;
+    wait_count(&c, hidden, 1).await;
 
     // A stale edit: someone else changes the schedule after the page read
     // it; the page's save is refused and both edits' effects are kept.

@@ -875,10 +875,11 @@ mod homeassistant {
         format!("homeassistant/device/{NODE}/config")
     }
 
-    /// The rig's config with a `homeassistant` object for `broker`.
-    fn config(rig: &Rig, broker: &PlainBroker, schedule: Value) -> PathBuf {
+    /// The rig's config, with `zendure` keys beside its own, and a
+    /// `homeassistant` object for `broker`.
+    fn config(rig: &Rig, broker: &PlainBroker, schedule: Value, zendure: Value) -> PathBuf {
         let schedule = rig.schedule_file(schedule);
-        let path = rig.config("homewizard", &schedule, json!({}));
+        let path = rig.config("homewizard", &schedule, zendure);
         let mut doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         doc["homeassistant"] = json!({
             "broker": format!("mqtt://127.0.0.1:{}", broker.port),
@@ -901,7 +902,7 @@ mod homeassistant {
         let rig = rig("ha", &["--load", "300"]);
         let broker = PlainBroker::start(&rig.path("mqtt"));
         let ha = Client::at(broker.port, "ha", "#");
-        let config = config(&rig, &broker, json!({"********0000": 0}));
+        let config = config(&rig, &broker, json!({"********0000": 0}), json!({}));
         let ctl = Controller::start(&config);
 
         // In this order: online, the device, its state.
@@ -995,6 +996,58 @@ mod homeassistant {
         ha.until_payload(&topic("availability"), |p| p == "offline");
     }
 
+    /// An override chosen in HA shows on the server's page while it is in
+    /// force, and goes when it ends.
+    #[cfg(feature = "serve")]
+    #[test]
+    fn the_override_shows_on_the_servers_page_until_it_ends() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = rt.block_on(serve_env::Server::start(json!({})));
+        let rig = rig("ha-serve", &["--load", "300"]);
+        let broker = PlainBroker::start(&rig.path("mqtt"));
+        let ha = Client::at(broker.port, "ha", "#");
+        let config = config(
+            &rig,
+            &broker,
+            json!({"********0000": 0}),
+            json!({"status_url": format!("{}api/status", server.url)}),
+        );
+        let ctl = Controller::start(&config);
+        ha.until_payload(&topic("availability"), |p| p == "online");
+        let status_until = |done: &dyn Fn(&Value) -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let (_, status) = rt.block_on(server.get("api/status"));
+                if done(&status) {
+                    return status;
+                }
+                assert!(Instant::now() < deadline, "never so: {status}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        };
+        ha.publish(&topic("override_watts/set"), "300");
+        ha.publish(&topic("override_duration/set"), "3");
+        ha.publish(&topic("override_mode/set"), "charge");
+        let status = status_until(&|s| s["live"]["override"]["mode"] == "charge");
+        let shown = &status["live"]["override"];
+        assert_eq!(shown["watts"], 300, "{status}");
+        assert_eq!(shown["by"], "homeassistant", "{status}");
+        let (since, until) = (shown["since"].as_f64(), shown["until"].as_f64());
+        assert_eq!(until.zip(since).map(|(u, s)| u - s), Some(3.0), "{status}");
+        // The controller ends it and says so.
+        status_until(&|s| {
+            s["events"]
+                .as_array()
+                .is_some_and(|events| events.iter().any(|e| e["type"] == "override_end"))
+        });
+        let (_, status) = rt.block_on(server.get("api/status"));
+        assert_eq!(status["live"]["override"], Value::Null, "{status}");
+        assert!(ctl.terminate().success());
+    }
+
     #[test]
     fn a_bad_homeassistant_object_exits_2_naming_the_key() {
         let rig = rig("ha-bad", &[]);
@@ -1026,7 +1079,7 @@ mod homeassistant {
         let rig = rig("ha-reconnect", &["--load", "300"]);
         let mut broker = PlainBroker::start(&rig.path("mqtt"));
         let ha = Client::at(broker.port, "ha", "#");
-        let config = config(&rig, &broker, json!({"********0000": 0}));
+        let config = config(&rig, &broker, json!({"********0000": 0}), json!({}));
         let _ctl = Controller::start(&config);
         ha.until_payload(&discovery(), |p| !p.is_empty());
         drop(ha);

@@ -7,6 +7,7 @@ pub mod config;
 mod connections;
 pub mod energy;
 pub mod guard;
+pub mod overrides;
 pub mod page;
 pub mod plan;
 pub mod reply;

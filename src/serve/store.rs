@@ -16,7 +16,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use super::overrides;
 use crate::zendure::core::energy::{HourRecord, StoredHour, Sums};
+use crate::zendure::core::report::StatusEvent;
 use crate::zendure::io::device;
 
 /// Unix time in seconds, fractions allowed (the controller's clock).
@@ -209,6 +211,10 @@ impl Posted {
         );
         let field = |k: &str| object.get(k).filter(|v| !v.is_null()).cloned();
         let ts = timestamp(object, now, zone)?;
+        // Refused now rather than left off the page later.
+        if kind == StatusEvent::OVERRIDE {
+            overrides::parse(object, ts)?;
+        }
         let kind = kind.to_string();
         let (old_value, new_value) = (field("oldValue"), field("newValue"));
         // Stored with its time, as the reference stores every entry.
@@ -284,6 +290,8 @@ pub struct Latest {
     pub device: Option<(UnixSeconds, Option<f64>, Option<f64>)>,
     /// When the server received the last post of any kind.
     pub last_post: Option<UnixSeconds>,
+    /// The last override event: (type, ts, body).
+    pub last_override: Option<(String, UnixSeconds, Value)>,
 }
 
 /// What the page shows as live status.
@@ -305,6 +313,9 @@ pub struct Summary {
     pub meter_at: Option<UnixSeconds>,
     /// Seconds since the meter sample was taken.
     pub meter_age: Option<f64>,
+    /// The owner's override in force, if any.
+    #[serde(rename = "override")]
+    pub manual: Option<overrides::Shown>,
     pub now: UnixSeconds,
 }
 
@@ -339,6 +350,13 @@ pub fn summary(
         meter_w: latest.meter.map(|(_, w)| w),
         meter_at: latest.meter.map(|(t, _)| t),
         meter_age: latest.meter.map(|(t, _)| (now - t).max(0.0)),
+        manual: overrides::in_force(
+            latest
+                .last_override
+                .as_ref()
+                .map(|(kind, ts, body)| (kind.as_str(), *ts, body)),
+            now,
+        ),
         now,
     }
 }
@@ -564,8 +582,17 @@ impl Store {
             [],
             |r| r.get(0),
         )?;
+        let last_override = db
+            .query_row(
+                "SELECT type, ts, body FROM events WHERE type IN (?1, ?2) ORDER BY id DESC LIMIT 1",
+                params![StatusEvent::OVERRIDE, StatusEvent::OVERRIDE_ENDED],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?)),
+            )
+            .optional()?
+            .map(|(kind, ts, body)| (kind, ts, json(Some(body)).unwrap_or(Value::Null)));
         Ok(Latest {
             last_event,
+            last_override,
             last_start,
             stopped_at,
             last_command,
@@ -959,6 +986,35 @@ mod tests {
         assert!(!stopped.alive);
         assert_eq!(stopped.since, Some(NOW - 5.0));
         assert!(!alive(&Latest::default(), NOW).alive);
+    }
+
+    #[test]
+    fn the_live_status_shows_the_last_override_in_force() {
+        let path = temp_db("override");
+        let mut store = Store::open(&path, HOUR_50_ROWS).unwrap();
+        let mut post = |body: Value| {
+            let posted = Posted::event(body, NOW, ZONE).unwrap();
+            store.insert(&posted, NOW).unwrap();
+            alive(&store.latest().unwrap(), NOW).manual
+        };
+        let set = json!({"type": "override", "timestamp": NOW - 9.0, "mode": "discharge",
+                         "watts": 250, "until": NOW + 60.0, "by": "homeassistant"});
+        let shown = post(set.clone()).unwrap();
+        assert_eq!((shown.watts, shown.since), (250, NOW - 9.0));
+        assert_eq!(shown.until, Some(NOW + 60.0));
+        // Other events (a stop too: a restart keeps it) leave it; an end
+        // ends it; the last received decides.
+        assert!(post(json!({"type": "stop"})).is_some());
+        assert!(post(json!({"type": "override_end", "mode": "discharge"})).is_none());
+        assert!(post(set).is_some());
+        let latest = store.latest().unwrap();
+        assert!(alive(&latest, NOW + 60.0).manual.is_none(), "expired");
+        // An override that cannot be shown is refused when posted.
+        let err = Posted::event(json!({"type": "override", "mode": "boost"}), NOW, ZONE)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`mode`"), "{err}");
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
     const HOUR_50_ROWS: Bounds = Bounds {

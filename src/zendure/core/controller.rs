@@ -608,6 +608,12 @@ impl Core {
             out.push(log(Level::Info, format!("override ended: {manual}")));
             self.manual = None;
             out.push(Effect::SaveOverride(None));
+            out.push(Effect::Report(Reported::Status(
+                StatusEvent::OverrideEnded {
+                    manual,
+                    timestamp: wall.timestamp(),
+                },
+            )));
         }
         let value = self.manual.map_or(in_force.value, |m| m.value());
         let device = self
@@ -825,12 +831,29 @@ impl Core {
         if manual == self.manual {
             return Vec::new();
         }
-        self.manual = manual;
-        let said = match &manual {
-            Some(m) => format!("override: {m}"),
-            None => "override cleared: following the schedule".to_string(),
+        let before = std::mem::replace(&mut self.manual, manual);
+        let timestamp = wall.timestamp();
+        // The server shows the override in force: a new one replaces the
+        // one before, a clear ends it.
+        let (said, event) = match (manual, before) {
+            (Some(m), _) => (
+                format!("override: {m}"),
+                Some(StatusEvent::Override {
+                    manual: m,
+                    timestamp,
+                }),
+            ),
+            (None, ended) => (
+                "override cleared: following the schedule".to_string(),
+                ended.map(|m| StatusEvent::OverrideEnded {
+                    manual: m,
+                    timestamp,
+                }),
+            ),
         };
-        vec![log(Level::Info, said), Effect::SaveOverride(manual)]
+        let mut out = vec![log(Level::Info, said), Effect::SaveOverride(manual)];
+        out.extend(event.map(|e| Effect::Report(Reported::Status(e))));
+        out
     }
 }
 

@@ -77,6 +77,9 @@ pub struct Override {
 }
 
 impl Override {
+    /// Who sets overrides: Home Assistant is the only way in.
+    pub const SET_BY: &'static str = "homeassistant";
+
     pub fn value(&self) -> ScheduleValue {
         self.mode.value(self.watts)
     }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::zendure::core::energy::HourRecord;
+use crate::zendure::core::manual::Override;
 
 /// A status event, as the reference controller posts them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -27,6 +28,24 @@ pub enum StatusEvent {
         new: i64,
         timestamp: i64,
     },
+    /// An override from the owner took over (or replaced another).
+    Override {
+        manual: Override,
+        timestamp: i64,
+    },
+    /// The override in force ended: cleared, or its time ran out.
+    OverrideEnded {
+        manual: Override,
+        timestamp: i64,
+    },
+}
+
+impl StatusEvent {
+    /// The posted `type` of an override that took over, and of one that
+    /// ended: words of our own, which the reference's server stores and
+    /// lists like any other type.
+    pub const OVERRIDE: &'static str = "override";
+    pub const OVERRIDE_ENDED: &'static str = "override_end";
 }
 
 /// A meter sample: `{timestamp, total_power}` (net W, import positive).

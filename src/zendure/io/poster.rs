@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, watch};
 use crate::atomic;
 use crate::zendure::config::ZendureConfig;
 use crate::zendure::core::energy::HourRecord;
+use crate::zendure::core::manual::Override;
 pub use crate::zendure::core::report::PosterStats;
 use crate::zendure::core::report::{DeviceSample, LogReporter, MeterSample, Reporter, StatusEvent};
 use crate::zendure::io::http::Http;
@@ -58,6 +59,15 @@ impl Report {
             } => {
                 json!({"type": "change", "timestamp": timestamp, "oldValue": old, "newValue": new})
             }
+            // The reference's server keeps only `oldValue` and `newValue`
+            // and shows them as text: the override said in words there, and
+            // in fields that `zcell-sched serve` reads.
+            StatusEvent::Override { manual, timestamp } => {
+                override_body(StatusEvent::OVERRIDE, "newValue", manual, *timestamp)
+            }
+            StatusEvent::OverrideEnded { manual, timestamp } => {
+                override_body(StatusEvent::OVERRIDE_ENDED, "oldValue", manual, *timestamp)
+            }
         };
         Report {
             to: Target::Status,
@@ -85,6 +95,22 @@ impl Report {
             body: json!(hour),
         }
     }
+}
+
+/// An override event: the override in words under `said` (`newValue` as
+/// it starts, `oldValue` as it ends), and its mode, watts, end (unix
+/// seconds, null: until cleared) and who set it.
+fn override_body(kind: &str, said: &str, manual: &Override, timestamp: i64) -> Value {
+    let mut body = json!({
+        "type": kind,
+        "timestamp": timestamp,
+        "mode": manual.mode,
+        "watts": manual.watts,
+        "until": manual.until.map(|t| t.timestamp()),
+        "by": Override::SET_BY,
+    });
+    body[said] = json!(manual.to_string());
+    body
 }
 
 /// Where and how to post.
@@ -696,6 +722,34 @@ mod tests {
             json!({"type": "start", "timestamp": 5})
         );
         assert_eq!(report(7).body, json!({"timestamp": 7, "total_power": 1}));
+        let manual = Override {
+            mode: crate::zendure::core::manual::OverrideMode::Charge,
+            watts: 300,
+            until: Some("2027-01-15T09:00:00Z".parse().unwrap()),
+        };
+        assert_eq!(
+            Report::status(&StatusEvent::Override {
+                manual,
+                timestamp: 9
+            })
+            .body,
+            json!({"type": "override", "timestamp": 9,
+                   "newValue": "charge 300 W until 2027-01-15 09:00:00 UTC",
+                   "mode": "charge", "watts": 300, "until": 1_800_003_600, "by": "homeassistant"})
+        );
+        let ended = Report::status(&StatusEvent::OverrideEnded {
+            manual: Override {
+                until: None,
+                ..manual
+            },
+            timestamp: 10,
+        });
+        assert_eq!(
+            ended.body,
+            json!({"type": "override_end", "timestamp": 10,
+                   "oldValue": "charge 300 W until cleared",
+                   "mode": "charge", "watts": 300, "until": null, "by": "homeassistant"})
+        );
         let config = PosterConfig {
             status_url: Some("http://h/s".into()),
             data_url: Some("http://h/data_api.php?x=1".into()),

@@ -283,6 +283,19 @@ mod overrides {
         })
     }
 
+    /// The override events among the effects, for the server's page.
+    fn told(effects: &[Effect]) -> Vec<&StatusEvent> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Report(Reported::Status(
+                    event @ (StatusEvent::Override { .. } | StatusEvent::OverrideEnded { .. }),
+                )) => Some(event),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Readings, then a control step; its effects.
     fn cycle(run: &mut Run) -> Vec<Effect> {
         run.apply(Op::Meter(Ok(0)));
@@ -304,6 +317,13 @@ mod overrides {
         let effects = run.step(Event::Override { wall, request });
         let set = saved(&effects).flatten().expect("the override is saved");
         assert_eq!(set.until, Some(at("2026-11-23T13:00:00Z")));
+        assert_eq!(
+            told(&effects),
+            [&StatusEvent::Override {
+                manual: set,
+                timestamp: wall.timestamp()
+            }]
+        );
         // The same request again: nothing to save.
         assert_eq!(saved(&run.step(Event::Override { wall, request })), None);
         // The first cycle's write holds the next one for min_write_interval.
@@ -323,7 +343,15 @@ mod overrides {
         run.apply(Op::Wait(3_589_000));
         assert_eq!(saved(&cycle(&mut run)), None, "still 12:59:59");
         run.apply(Op::Wait(1_000));
-        assert_eq!(saved(&cycle(&mut run)), Some(None), "it ends at 13:00");
+        let effects = cycle(&mut run);
+        assert_eq!(saved(&effects), Some(None), "it ends at 13:00");
+        assert_eq!(
+            told(&effects),
+            [&StatusEvent::OverrideEnded {
+                manual: set,
+                timestamp: at("2026-11-23T13:00:00Z").timestamp()
+            }]
+        );
         assert_eq!(run.core.status(run.at, run.wall).manual, None);
     }
 
@@ -341,11 +369,19 @@ mod overrides {
             saved(&effects).flatten().and_then(|o| o.until),
             Some(at("2026-11-23T12:01:30Z"))
         );
+        let set = saved(&effects).flatten().unwrap();
         let effects = run.step(Event::Override {
             wall,
             request: OverrideRequest::Clear,
         });
         assert_eq!(saved(&effects), Some(None));
+        assert_eq!(
+            told(&effects),
+            [&StatusEvent::OverrideEnded {
+                manual: set,
+                timestamp: wall.timestamp()
+            }]
+        );
     }
 
     #[test]
