@@ -244,6 +244,20 @@ pub fn with_availability(mut payload: Value, topics: &Topics) -> Value {
 /// them, and a template failing on a missing key leaves the entity in
 /// error.
 pub fn optional(path: &str) -> String {
+    guarded(path, "")
+}
+
+/// HA's longest state, in characters: a longer one is refused (logged as
+/// an error, the entity left unknown).
+pub const MAX_STATE_CHARS: usize = 255;
+
+/// `optional` for free text, cut to `MAX_STATE_CHARS`: an error chain
+/// naming a URL can be longer.
+pub fn optional_text(path: &str) -> String {
+    guarded(path, &format!("[:{MAX_STATE_CHARS}]"))
+}
+
+fn guarded(path: &str, filter: &str) -> String {
     let mut guard = Vec::new();
     let mut at = String::from("value_json");
     for part in path.split('.') {
@@ -251,7 +265,7 @@ pub fn optional(path: &str) -> String {
         guard.push(format!("{at} is defined"));
     }
     format!(
-        "{{{{ {at} if {} and {at} is not none else none }}}}",
+        "{{{{ {at}{filter} if {} and {at} is not none else none }}}}",
         guard.join(" and ")
     )
 }
@@ -401,6 +415,15 @@ mod tests {
             "{{ value_json.energy.grid_import_kwh if value_json.energy is defined and \
              value_json.energy.grid_import_kwh is defined and \
              value_json.energy.grid_import_kwh is not none else none }}"
+        );
+    }
+
+    #[test]
+    fn optional_text_is_cut_to_what_ha_takes() {
+        assert_eq!(
+            optional_text("reason"),
+            "{{ value_json.reason[:255] if value_json.reason is defined and \
+             value_json.reason is not none else none }}"
         );
     }
 

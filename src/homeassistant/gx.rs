@@ -7,7 +7,7 @@ use crate::zcell::record::RunRecord;
 
 use super::config::HaConfig;
 #[cfg(feature = "mqtt")]
-use super::discovery::{Device, Entity, Kind, Topics, optional, payload};
+use super::discovery::{Device, Entity, Kind, Topics, optional_text, payload};
 
 #[cfg(feature = "mqtt")]
 const OUTCOMES: &[&str] = &["applied", "planned", "fallback", "error"];
@@ -35,7 +35,7 @@ pub fn entities(record: &RunRecord) -> Vec<Entity> {
             "{{ value_json.outcome }}".into(),
         ),
         // Why it fell back; none after an applied run.
-        sensor("reason", "Reason", Kind::Text, optional("reason")),
+        sensor("reason", "Reason", Kind::Text, optional_text("reason")),
         sensor(
             "planning_day",
             "Planning day",

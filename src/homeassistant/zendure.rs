@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
 use super::config::HaConfig;
-use super::discovery::{Device, Entity, Kind, Topics, optional, payload, with_availability};
+use super::discovery::{
+    Device, Entity, Kind, Topics, optional, optional_text, payload, with_availability,
+};
 use super::session::{self, Command, Content};
 use crate::zendure::core::law::Limits;
 use crate::zendure::core::manual::{OverrideMode, OverrideRequest};
@@ -87,13 +89,7 @@ pub fn entities(limits: Limits) -> Vec<Entity> {
             Kind::Power,
             "{{ value_json.target.setpoint_w }}",
         ),
-        // HA keeps at most 255 characters of a state.
-        sensor(
-            "reason",
-            "Reason",
-            Kind::Text,
-            "{{ value_json.reason[:255] }}",
-        ),
+        sensor("reason", "Reason", Kind::Text, &optional_text("reason")),
         sensor(
             "last_command",
             "Last command",

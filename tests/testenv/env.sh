@@ -106,9 +106,8 @@ free_port() {
     return 1
 }
 
-# testenv_mqtt_up: a mosquitto broker on loopback and the flashmq emulator
-# bridging it to the simulated GX. Sets MQTT_URL.
-testenv_mqtt_up() {
+# testenv_mosquitto: a mosquitto broker on loopback. Sets MQTT_PORT.
+testenv_mosquitto() {
     local port fd line
     command -v mosquitto >/dev/null || {
         echo "mosquitto is missing: apt-get install mosquitto" >&2
@@ -128,9 +127,16 @@ testenv_mqtt_up() {
     done
     cat <&"$fd" >/dev/null &
     TESTENV_PIDS+=("$!")
-    testenv_start flashmq "$TARGET_DIR/examples/zcell-test-flashmq" --broker "127.0.0.1:$port" \
+    MQTT_PORT=$port
+}
+
+# testenv_mqtt_up: a mosquitto broker on loopback and the flashmq emulator
+# bridging it to the simulated GX. Sets MQTT_URL.
+testenv_mqtt_up() {
+    testenv_mosquitto
+    testenv_start flashmq "$TARGET_DIR/examples/zcell-test-flashmq" --broker "127.0.0.1:$MQTT_PORT" \
         --bus "$DBUS_SYSTEM_BUS_ADDRESS" --log "$TESTENV_DIR/w-messages.log"
-    export MQTT_URL=mqtt://127.0.0.1:$port
+    export MQTT_URL=mqtt://127.0.0.1:$MQTT_PORT
 }
 
 # The simulated Zendure home, for scripts/demo --zendure and
