@@ -519,11 +519,14 @@ fn own_draw(inputs: &Inputs, device: &DeviceState) -> i64 {
     }
 }
 
-/// The NetZero setpoint from the newest unambiguous sample: the device
-/// power that would have zeroed the grid the sample shows, less the
+/// The NetZero setpoints from the unambiguous samples, newest first: the
+/// device power that would have zeroed the grid a sample shows, less the
 /// device's own draw, and the grid now as corrected by the device's change
 /// since.
-fn net_zero_target(inputs: &Inputs, device: &DeviceState) -> Option<(i64, i64)> {
+fn net_zero_targets<'a>(
+    inputs: &'a Inputs<'a>,
+    device: &'a DeviceState,
+) -> impl Iterator<Item = (i64, i64)> + 'a {
     let fresh_after = inputs.now.minus(inputs.tuning.meter_timeout);
     let draw = own_draw(inputs, device);
     // Until it is told to move, the device is taken to have held its first
@@ -536,12 +539,12 @@ fn net_zero_target(inputs: &Inputs, device: &DeviceState) -> Option<(i64, i64)> 
         .samples
         .iter()
         .rev()
-        .take_while(|s| s.taken >= fresh_after)
+        .take_while(move |s| s.taken >= fresh_after)
         // A sample taken by the last change of command was known when it
         // was decided: judged again mid-transient it would only take the
         // decision back.
-        .take_while(|s| moving.is_none_or(|(from, _)| s.taken > from))
-        .find_map(|s| {
+        .take_while(move |s| moving.is_none_or(|(from, _)| s.taken > from))
+        .filter_map(move |s| {
             let window = inputs.lag.window(s.taken, inputs.tuning.meter_timeout);
             if moving.is_some_and(|(from, to)| window.1 >= from && window.0 < to) {
                 return None;
@@ -551,6 +554,27 @@ fn net_zero_target(inputs: &Inputs, device: &DeviceState) -> Option<(i64, i64)> 
             let grid_now = i64::from(s.grid_w) + i64::from(device.ac_w) - i64::from(then);
             Some((target, grid_now))
         })
+}
+
+/// The NetZero setpoint and the grid now, as the law judges them: from the
+/// newest unambiguous sample when it asks for a big change (a load step
+/// must be met at once), from the mean over all of them when the change is
+/// small (within `hysteresis_w`): a house near the deadband with a little
+/// noise would otherwise have single samples push a small command in and
+/// out of idle, a reversal each time.
+fn judged_target(inputs: &Inputs, device: &DeviceState, current_w: i64) -> Option<(i64, i64)> {
+    let (target, grid_now) = net_zero_targets(inputs, device).next()?;
+    if target.abs_diff(current_w) > u64::from(inputs.tuning.hysteresis_w) {
+        return Some((target, grid_now));
+    }
+    let (targets, grids, count) = net_zero_targets(inputs, device).fold(
+        (0i64, 0i64, 0i64),
+        |(targets, grids, count), (target, grid_now)| {
+            (targets + target, grids + grid_now, count + 1)
+        },
+    );
+    let mean = |sum: i64| (sum as f64 / count as f64).round() as i64;
+    Some((mean(targets), mean(grids)))
 }
 
 /// Whether the meter has been heard from within `meter_timeout`.
@@ -585,7 +609,7 @@ pub fn decide(inputs: &Inputs) -> Decision {
             } else {
                 i64::MIN
             };
-            let (wanted, reason) = match net_zero_target(inputs, &device) {
+            let (wanted, reason) = match judged_target(inputs, &device, current_w) {
                 None => (current_w, Reason::WaitingForMeter),
                 Some((target, grid_now))
                     if grid_now.unsigned_abs() <= u64::from(inputs.tuning.deadband_w) =>

@@ -1165,25 +1165,44 @@ fn arb_house() -> impl Strategy<Value = RandomHouse> {
         })
 }
 
-/// A case a random seed found: a house drawing about 10 W (within its
-/// noise of the deadband) makes the law alternate a 26 W discharge and
-/// idle every 10 s. Kept as a test the law must pass once mended.
+/// The changes of command `house` (one move, then noise) draws from the
+/// law, which must not take a small command back to idle and out again.
+fn assert_no_hunting(house: RandomHouse, lag: f64, (ramp, wake): (f64, f64)) {
+    let changes = play_house(&house, lag, (ramp, wake), 600.0);
+    let idles = changes.iter().filter(|(_, c)| c.is_idle()).count();
+    assert!(idles <= 1, "{changes:?}");
+}
+
+/// Cases random seeds found: a house drawing about 10 W (within its noise
+/// of the deadband) made the law alternate a 26 W discharge and idle every
+/// 10 s; one exporting about 17 W, a 26 W charge and idle. Single noisy
+/// samples drove those small changes: they are now judged on the mean.
 #[test]
-#[ignore = "known: the law hunts between idle and a small discharge at a house load near the deadband"]
 fn no_reversal_at_a_house_load_near_the_deadband() {
     let house = RandomHouse {
         moves: vec![(53.022382279891325, 10.434754688613188, 0.0)],
         noise: vec![13, 8, 0, 0, 0, 0, 0, 0, 0, -13, -8, 0, 0, 0, 14, 0, 0, 0, 0],
     };
-    let changes = play_house(&house, 5.428331690689863, (3.95514255186461, 0.0), 600.0);
-    let idles = changes.iter().filter(|(_, c)| c.is_idle()).count();
-    assert!(idles <= 1, "{changes:?}");
+    assert_no_hunting(house, 5.428331690689863, (3.95514255186461, 0.0));
+}
+
+#[test]
+fn no_reversal_at_a_small_export_near_the_deadband() {
+    let house = RandomHouse {
+        moves: vec![(0.0, -17.06160590471509, 5.039777539239508)],
+        noise: vec![0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, -9, 0],
+    };
+    assert_no_hunting(
+        house,
+        2.1122231205139697,
+        (2.4911681573356272, 2.470798501809635),
+    );
 }
 
 proptest! {
-    // A fixed seed, so every run checks the same 48 houses: with a random
-    // one, about one run in twelve drew a house like the ignored case above
-    // and failed for that known reason.
+    // A fixed seed, so every run checks the same 48 houses (ten other
+    // seeds at 96 houses each passed too when small changes came to be
+    // judged on the mean).
     #![proptest_config(ProptestConfig {
         cases: 48,
         rng_seed: proptest::test_runner::RngSeed::Fixed(20_261_205),
