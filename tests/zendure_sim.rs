@@ -830,14 +830,30 @@ fn metrics_score_a_known_trace() {
     // The oracles: discharge 500 W at once, 800 W when the load steps at
     // 600 s, seen at once or 20 s late; the 3 s ramp costs the instant one
     // 0.4 Wh, the late one 20 s of 300 W more (~2 Wh).
-    for (name, lag, excess) in [("instant", 0.0, 0.0), ("lagged", 20.0, 0.002)] {
-        let o = &m["oracle"][name];
+    // The polled one reads the meter (refreshed every 1 s) every 2 s: it
+    // sees the step 1 s after the lagged one, too little to show here; read
+    // every 30 s it sees it 11 s later (~0.9 Wh more).
+    let polled = std::process::Command::new(testenv::bin("zcell-test-zendure-metrics"))
+        .args(["--interval", "30", "--trace"])
+        .arg(&path)
+        .output()
+        .expect("metrics run");
+    let polled: Value = serde_json::from_slice(&polled.stdout).expect("metrics JSON");
+    for (o, lag, excess) in [
+        (&m["oracle"]["instant"], 0.0, 0.0),
+        (&m["oracle"]["lagged"], 20.0, 0.002),
+        (&m["oracle"]["polled"], 20.0, 0.002),
+        (&polled["oracle"]["polled"], 20.0, 0.003),
+    ] {
         assert_eq!(f(&o["lag_s"]), lag, "{o}");
-        assert_eq!(f(&o["excess_kwh"]), excess, "{name}: {o}");
+        assert_eq!(f(&o["excess_kwh"]), excess, "{o}");
         assert_eq!(o["writes"], 2, "{o}");
         assert_eq!(o["reversals"], 0);
         assert_eq!(f(&o["wrong_way_s"]), 0.0);
     }
+    assert_eq!(f(&m["oracle"]["polled"]["period_s"]), 1.0);
+    assert_eq!(f(&m["oracle"]["polled"]["interval_s"]), 2.0);
+    assert_eq!(f(&polled["oracle"]["polled"]["interval_s"]), 30.0);
 }
 
 #[test]

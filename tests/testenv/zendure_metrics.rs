@@ -11,6 +11,7 @@
 //!   [--flip-w W] [--settle S] [--flip-window S]       (50, 60, 300)
 //!   [--step-w W] [--step-window S]                    (100, 10)
 //!   [--min-direction-change S] [--oracle-step-w W]    the oracles' write rules (60, 20)
+//!   [--interval S]               the controller's control period, for the polled oracle (2)
 //!   [--reversal-window S] [--wrong-way-w W]           (30, 100)
 //! ```
 //! Durations are sim seconds.
@@ -25,8 +26,8 @@
 //!  "flips", "max_flips_in_window", "load_pv_steps",
 //!  "max_limit_writes_per_interval", "limit_writes_closer_than_interval",
 //!  "nonzero_writes_closer_than_interval", "reversals", "wrong_way_s",
-//!  "oracle": {"instant"|"lagged": {"lag_s", "excess_kwh", "writes",
-//!  "reversals", "wrong_way_s"}}}
+//!  "oracle": {"instant"|"lagged"|"polled": {"lag_s", "period_s",
+//!  "interval_s", "excess_kwh", "writes", "reversals", "wrong_way_s"}}}
 //! ```
 //! - The ideal is a shadow battery that follows the schedule perfectly and
 //!   at once, within the device's power limits and the SoC bounds, with the
@@ -53,8 +54,9 @@
 //!   charging while it imports more than that.
 //! - Oracles (zsim/oracle.rs): the same device model and write rules,
 //!   driven by the house's true consumption now ("instant") or as it was
-//!   the meter's lag ago ("lagged"); the header gives the device's ramp,
-//!   wake-up and standby and the meter's lag.
+//!   the meter's lag ago ("lagged"), or as the meter shows it (lag and
+//!   update period) read every `--interval` ("polled"); the header gives
+//!   the device's ramp, wake-up and standby and the meter's lag and period.
 
 #[path = "zsim/command.rs"]
 mod command;
@@ -107,6 +109,8 @@ struct Args {
     min_direction_change: f64,
     #[arg(long, default_value = "20")]
     oracle_step_w: f64,
+    #[arg(long, default_value = "2")]
+    interval: f64,
     #[arg(long, default_value = "30")]
     reversal_window: f64,
     #[arg(long, default_value = "100")]
@@ -497,12 +501,24 @@ fn main() -> Result<()> {
         Ok((cfg, soc, per_mille("soc_set")?, per_mille("min_soc")?))
     };
     let mut oracles = serde_json::Map::new();
-    for (name, lag) in [("instant", 0.0), ("lagged", number(&header, "meter_lag")?)] {
-        let run = oracle::run(&house, &schedule, oracle_device()?, &rules, lag, dt);
+    let lag = number(&header, "meter_lag")?;
+    let polled = oracle::Reading {
+        lag,
+        period: number(&header, "meter_period")?,
+        interval: args.interval,
+    };
+    for (name, reading) in [
+        ("instant", oracle::Reading::continuous(0.0)),
+        ("lagged", oracle::Reading::continuous(lag)),
+        ("polled", polled),
+    ] {
+        let run = oracle::run(&house, &schedule, oracle_device()?, &rules, reading, dt);
         oracles.insert(
             name.into(),
             json!({
-                "lag_s": lag,
+                "lag_s": reading.lag,
+                "period_s": reading.period,
+                "interval_s": reading.interval,
                 "excess_kwh": excess_kwh(run.series.iter().map(|&(_, g)| g), &ideal, dt),
                 "writes": run.writes.len(),
                 "reversals": reversals(&run.writes, args.reversal_window),
