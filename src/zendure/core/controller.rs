@@ -731,8 +731,8 @@ pub fn reason_text(reason: Reason) -> &'static str {
         Reason::Deadband => "grid within the deadband",
         Reason::WaitingForMeter => "waiting for a meter reading after the last change",
         Reason::MeterLost => "meter silent for meter_timeout: 0 W",
-        Reason::SocMin => "at or below min_soc: no discharging",
-        Reason::SocMax => "at or above max_soc: no charging",
+        Reason::SocMin => "below min_soc: no discharging",
+        Reason::SocMax => "above max_soc: no charging",
         Reason::DeviceUnknown => "device not read",
     }
 }

@@ -185,9 +185,9 @@ impl DeviceState {
 pub struct Limits {
     pub max_charge_w: u32,
     pub max_discharge_w: u32,
-    /// No discharging at or below this SoC, %.
+    /// No discharging below this SoC, %.
     pub min_soc_pct: u8,
-    /// No charging at or above this SoC, %.
+    /// No charging above this SoC, %.
     pub max_soc_pct: u8,
 }
 
@@ -408,9 +408,9 @@ pub enum Reason {
     WaitingForMeter,
     /// Meter silent for `meter_timeout` in a NetZero mode: 0 W.
     MeterLost,
-    /// At or below `min_soc`: no discharging.
+    /// Below `min_soc`: no discharging.
     SocMin,
-    /// At or above `max_soc`: no charging.
+    /// Above `max_soc`: no charging.
     SocMax,
     /// Device not read: nothing to decide on.
     DeviceUnknown,
@@ -450,7 +450,10 @@ pub enum WriteReason {
 }
 
 /// The signed power bounds in force: the configured limits, the device's
-/// own, and the SoC bounds.
+/// own, and the SoC bounds. The level is a rounded whole %: one at a bound
+/// may be half a percent short of it, so only one past it stops (the
+/// device's own `socSet`/`minSoc` stop it at the exact level); stopping at
+/// the bound left up to 1 % of the battery unused every day.
 fn bounds(limits: Limits, device: &DeviceState) -> (i64, i64, Option<Reason>) {
     let cap = |configured: u32, reported: Option<u32>| match reported {
         Some(r) if r > 0 => configured.min(r),
@@ -459,11 +462,11 @@ fn bounds(limits: Limits, device: &DeviceState) -> (i64, i64, Option<Reason>) {
     let mut max_charge = i64::from(cap(limits.max_charge_w, device.charge_max_w));
     let mut max_discharge = i64::from(cap(limits.max_discharge_w, device.discharge_max_w));
     let mut reason = None;
-    if device.soc_pct >= limits.max_soc_pct {
+    if device.soc_pct > limits.max_soc_pct {
         max_charge = 0;
         reason = Some(Reason::SocMax);
     }
-    if device.soc_pct <= limits.min_soc_pct {
+    if device.soc_pct < limits.min_soc_pct {
         max_discharge = 0;
         reason = Some(Reason::SocMin);
     }

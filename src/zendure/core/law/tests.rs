@@ -169,13 +169,15 @@ fn device_limits_lower_the_configured_ones_but_zero_means_unknown() {
 
 #[test]
 fn fixed_values_respect_soc_bounds() {
-    let d = Case::new(ScheduleValue::Watts(300), 0, 0).soc(95).decide();
+    let d = Case::new(ScheduleValue::Watts(300), 0, 0).soc(96).decide();
     assert_eq!((d.target, d.reason), (Command::Idle, Reason::SocMax));
-    let d = Case::new(ScheduleValue::Watts(300), 0, 0).soc(94).decide();
+    let d = Case::new(ScheduleValue::Watts(-300), 0, 0).soc(9).decide();
+    assert_eq!((d.target, d.reason), (Command::Idle, Reason::SocMin));
+    // A level at the bound is rounded: the battery may be half a percent
+    // short of it, so it keeps going.
+    let d = Case::new(ScheduleValue::Watts(300), 0, 0).soc(95).decide();
     assert_eq!(d.target, CHARGE_300);
     let d = Case::new(ScheduleValue::Watts(-300), 0, 0).soc(10).decide();
-    assert_eq!((d.target, d.reason), (Command::Idle, Reason::SocMin));
-    let d = Case::new(ScheduleValue::Watts(-300), 0, 0).soc(11).decide();
     assert_eq!(d.target, Command::Discharge { watts: 300 });
     // Discharging at max SoC and charging at min SoC stay allowed.
     let d = Case::new(ScheduleValue::Watts(-300), 0, 0)
@@ -190,7 +192,7 @@ fn fixed_values_respect_soc_bounds() {
 fn soc_stop_is_immediate_even_right_after_a_write() {
     let c = Case::new(ScheduleValue::Watts(-300), 0, -300)
         .written(999.0, Command::Discharge { watts: 300 })
-        .soc(10);
+        .soc(9);
     let d = c.decide();
     assert_eq!(d.command(), Some(Command::Idle));
     assert_eq!(d.reason, Reason::SocMin);
@@ -884,10 +886,10 @@ fn limits_hold(
         if let Some(cap) = discharge_cap.filter(|c| *c > 0) {
             prop_assert!(w >= -i64::from(cap));
         }
-        if soc >= 95 {
+        if soc > 95 {
             prop_assert!(w <= 0);
         }
-        if soc <= 10 {
+        if soc < 10 {
             prop_assert!(w >= 0);
         }
         if value == ScheduleValue::NetZeroPlus {
