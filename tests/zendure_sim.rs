@@ -727,6 +727,8 @@ fn metrics_score_a_known_trace() {
     let commands: Vec<(u32, f64, String)> = vec![
         (100, -500.0, discharge(500)),
         (200, -300.0, discharge(300)),
+        // A repeat of the command in force: no change, not paced.
+        (202, -300.0, discharge(300)),
         (300, -600.0, discharge(600)),
         (
             305,
@@ -792,8 +794,8 @@ fn metrics_score_a_known_trace() {
     assert_eq!(f(&m["ideal"]["import_kwh"]), kwh(ideal_import));
     assert_eq!(f(&m["ideal"]["export_kwh"]), 0.0);
     assert_eq!(f(&m["excess_import_kwh"]), kwh(import - ideal_import));
-    assert_eq!(m["writes"], 11);
-    assert_eq!(m["limit_writes"], 11);
+    assert_eq!(m["writes"], 12);
+    assert_eq!(m["limit_writes"], 12);
     assert_eq!(m["flash_writes"], 1);
     assert_eq!(m["direction_changes"], 6, "the idle shape has no acMode");
     // 200, 300, 305 (no step), 760, 850 and 855; not 620, 10 s after the

@@ -42,12 +42,14 @@
 //!   `--flip-w`, in opposite directions, with no load or PV step between
 //!   them, the first at least `--settle` after the last step. A step: load
 //!   or PV moving `--step-w` or more within `--step-window`.
-//! - Limit writes of 0 W are exempt from the write interval:
-//!   `max_limit_writes_per_interval` counts the non-zero ones in any
-//!   `--min-write-interval` window, `limit_writes_closer_than_interval`
-//!   the non-zero ones written sooner than that after any limit write (a
-//!   0 W write included), `nonzero_writes_closer_than_interval` those
-//!   sooner than that after the last non-zero one.
+//! - The write interval paces changes of command; limit writes of 0 W are
+//!   exempt, and so is a write that repeats the command in force (it
+//!   changes no setpoint): `max_limit_writes_per_interval` counts the
+//!   non-zero changes in any `--min-write-interval` window,
+//!   `limit_writes_closer_than_interval` the non-zero changes written
+//!   sooner than that after any change (one to 0 W included),
+//!   `nonzero_writes_closer_than_interval` those sooner than that after
+//!   the last non-zero change.
 //! - Reversals: a command, then 0 W, then the same direction again, all
 //!   within `--reversal-window`. Wrong-way seconds (NetZero modes):
 //!   discharging while the grid exports more than `--wrong-way-w`, or
@@ -455,7 +457,12 @@ fn main() -> Result<()> {
     let mut too_close = 0;
     let mut too_close_to_nonzero = 0;
     let mut nonzero: Vec<f64> = Vec::new();
+    let mut in_force = None;
     for &(t, command) in &count.limit_writes {
+        if in_force == Some(command) {
+            continue;
+        }
+        in_force = Some(command);
         if command != 0.0 {
             if t - last_limit_write < args.min_write_interval {
                 too_close += 1;

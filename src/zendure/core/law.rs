@@ -702,10 +702,13 @@ fn schedule_write(
 }
 
 /// The rate rules for one write: 0 W any time; other limits at most every
-/// `min_write_interval`, counted from the last non-zero write and from the
-/// last change of command (an idle write included: a command right after
-/// it would change the setpoint twice within the interval); a direction
-/// change at most every `min_direction_change` (idle meanwhile).
+/// `min_write_interval`, counted from the last change of command (an idle
+/// write included: a command right after it would change the setpoint
+/// twice within the interval); a direction change at most every
+/// `min_direction_change` (idle meanwhile). A repeat of the command in
+/// force (the re-assertion, a device that dropped it) changes no setpoint
+/// and starts no interval: counted, every re-assertion held the answer to
+/// a load step that followed it back by up to the whole interval.
 fn gate(inputs: &Inputs, command: Command, why: WriteReason) -> Option<(Command, WriteReason)> {
     if command.is_idle() {
         return Some((command, why));
@@ -719,11 +722,10 @@ fn gate(inputs: &Inputs, command: Command, why: WriteReason) -> Option<(Command,
         let already_idle = inputs.writes.last_command() == Some(Command::Idle);
         return (!already_idle).then_some((Command::Idle, WriteReason::DirectionHold));
     }
-    let changed = inputs.writes.change.map(|(at, _)| at);
-    if [inputs.writes.last_nonzero, changed]
-        .into_iter()
-        .flatten()
-        .any(|at| now.since(at) < tuning.min_write_interval)
+    if inputs
+        .writes
+        .change
+        .is_some_and(|(at, _)| now.since(at) < tuning.min_write_interval)
     {
         return None;
     }

@@ -976,9 +976,17 @@ proptest! {
                 log.push((now, cmd));
             }
         }
-        let nonzero: Vec<f64> = log.iter().filter(|(_, c)| !c.is_idle()).map(|(t, _)| *t).collect();
-        for w in nonzero.windows(2) {
-            prop_assert!(w[1] - w[0] >= t.min_write_interval.as_secs_f64() - 1e-9, "{log:?}");
+        // A non-zero write that changes the command comes at least
+        // min_write_interval after the last change (an idle write included).
+        let mut last: Option<(f64, Command)> = None;
+        for &(at, cmd) in &log {
+            if last.is_some_and(|(_, c)| c == cmd) {
+                continue;
+            }
+            if let Some((since, _)) = last.filter(|_| !cmd.is_idle()) {
+                prop_assert!(at - since >= t.min_write_interval.as_secs_f64() - 1e-9, "{log:?}");
+            }
+            last = Some((at, cmd));
         }
         let mut mode: Option<(AcMode, f64)> = None;
         for (at, cmd) in &log {
@@ -1230,6 +1238,24 @@ proptest! {
             prop_assert!(!(reversal && still), "lag {lag} ramp {ramp} wake {wake}: {changes:?}");
         }
     }
+}
+
+#[test]
+fn a_reassertion_does_not_hold_the_next_change_back() {
+    // Discharging 300 W since 900, re-asserted at 998; the house now
+    // imports 200 W more.
+    let c = Case::new(ScheduleValue::NetZero, 200, -300)
+        .written(900.0, Command::Discharge { watts: 300 })
+        .written(998.0, Command::Discharge { watts: 300 });
+    assert_eq!(
+        c.decide().command(),
+        Some(Command::Discharge { watts: 500 })
+    );
+    // A change at 998 does hold it.
+    let c = Case::new(ScheduleValue::NetZero, 200, -300)
+        .written(900.0, Command::Discharge { watts: 250 })
+        .written(998.0, Command::Discharge { watts: 300 });
+    assert_eq!(c.decide().command(), None);
 }
 
 #[test]
