@@ -505,13 +505,16 @@ fn steady_power(
 /// its AC power minus the setpoint it reports carrying out, once the last
 /// two power readings agree (not mid-ramp or waking). A difference beyond
 /// `hysteresis_w` is no draw but a device held back (a SoC cut-off, its own
-/// ceiling, standby): 0 then. Without it the setpoint that zeroes the AC
-/// side leaves the grid importing that draw for ever, inside the deadband.
+/// ceiling, standby): 0 then, and so is no AC power at all against a
+/// non-zero setpoint (at its own cut-off a device takes a small setpoint and
+/// does nothing; read as a draw, the setpoint moved it, and the law hunted).
+/// Without it the setpoint that zeroes the AC side leaves the grid
+/// importing that draw for ever, inside the deadband.
 fn own_draw(inputs: &Inputs, device: &DeviceState) -> i64 {
     let [.., before, latest] = inputs.power else {
         return 0;
     };
-    if before.ac_w.abs_diff(latest.ac_w) > inputs.tuning.step_w {
+    if before.ac_w.abs_diff(latest.ac_w) > inputs.tuning.step_w || device.ac_w == 0 {
         return 0;
     }
     let draw = i64::from(device.ac_w) - device.reported_setpoint_w();

@@ -305,6 +305,16 @@ fn the_devices_own_draw_is_left_out_of_the_setpoint() {
 }
 
 #[test]
+fn a_device_at_its_own_cut_off_is_no_draw() {
+    // Told to discharge 35 W, the device (at its own minSoc) gives nothing;
+    // the house imports 46 W. The setpoint follows the house, not the gap
+    // between the setpoint and nothing.
+    let c =
+        Case::new(ScheduleValue::NetZero, 46, 0).written(900.0, Command::Discharge { watts: 35 });
+    assert_eq!(c.decide().target, Command::Discharge { watts: 46 });
+}
+
+#[test]
 fn at_start_the_first_reading_stands_for_what_came_before() {
     // Just started: readings cover only the last 4 s, less than the lag.
     let mut c = Case::new(ScheduleValue::NetZero, -600, 0);
