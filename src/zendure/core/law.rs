@@ -505,20 +505,24 @@ fn steady_power(
 /// its AC power minus the setpoint it reports carrying out, once the last
 /// two power readings agree (not mid-ramp or waking). A difference beyond
 /// `hysteresis_w` is no draw but a device held back (a SoC cut-off, its own
-/// ceiling, standby): 0 then, and so is no AC power at all against a
-/// non-zero setpoint (at its own cut-off a device takes a small setpoint and
-/// does nothing; read as a draw, the setpoint moved it, and the law hunted).
-/// Without it the setpoint that zeroes the AC side leaves the grid
-/// importing that draw for ever, inside the deadband.
+/// ceiling, standby): 0 then. So is a difference below 0 (charging less
+/// than told) and one while told to discharge but delivering nothing: a
+/// draw only adds to the AC power. At its own cut-off a device takes a small
+/// setpoint and only draws for itself; read as a draw, the gap to the
+/// setpoint moved the setpoint, and the law hunted. Without the draw the
+/// setpoint that zeroes the AC side leaves the grid importing it for ever,
+/// inside the deadband.
 fn own_draw(inputs: &Inputs, device: &DeviceState) -> i64 {
     let [.., before, latest] = inputs.power else {
         return 0;
     };
-    if before.ac_w.abs_diff(latest.ac_w) > inputs.tuning.step_w || device.ac_w == 0 {
+    if before.ac_w.abs_diff(latest.ac_w) > inputs.tuning.step_w {
         return 0;
     }
-    let draw = i64::from(device.ac_w) - device.reported_setpoint_w();
-    if draw.unsigned_abs() <= u64::from(inputs.tuning.hysteresis_w) {
+    let setpoint = device.reported_setpoint_w();
+    let draw = i64::from(device.ac_w) - setpoint;
+    let delivering = setpoint >= 0 || device.ac_w < 0;
+    if delivering && (0..=i64::from(inputs.tuning.hysteresis_w)).contains(&draw) {
         draw
     } else {
         0

@@ -312,6 +312,24 @@ fn a_device_at_its_own_cut_off_is_no_draw() {
     let c =
         Case::new(ScheduleValue::NetZero, 46, 0).written(900.0, Command::Discharge { watts: 35 });
     assert_eq!(c.decide().target, Command::Discharge { watts: 46 });
+    // At its charge cut-off it draws its own 19 W whatever it was told: the
+    // setpoint it was told does not move the target.
+    let target = |told: u32| {
+        Case::new(ScheduleValue::NetZero, -50, 19)
+            .written(900.0, Command::Charge { watts: told })
+            .decide()
+            .target
+    };
+    assert_eq!(target(68), Command::Charge { watts: 69 });
+    assert_eq!(target(122), Command::Charge { watts: 69 });
+    // The same at the discharge cut-off.
+    let target = |told: u32| {
+        Case::new(ScheduleValue::NetZero, 46, 19)
+            .written(900.0, Command::Discharge { watts: told })
+            .decide()
+            .target
+    };
+    assert_eq!(target(35), target(90));
 }
 
 #[test]
