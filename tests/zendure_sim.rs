@@ -777,17 +777,21 @@ fn metrics_score_a_known_trace() {
         text.push_str(&format!("{line}\n"));
     }
     std::fs::write(&path, text).unwrap();
-    let out = std::process::Command::new(testenv::bin("zcell-test-zendure-metrics"))
-        .arg("--trace")
-        .arg(&path)
-        .output()
-        .expect("metrics run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let m: Value = serde_json::from_slice(&out.stdout).expect("metrics JSON");
+    let metrics = |args: &[&str]| -> Value {
+        let out = std::process::Command::new(testenv::bin("zcell-test-zendure-metrics"))
+            .args(args)
+            .arg("--trace")
+            .arg(&path)
+            .output()
+            .expect("metrics run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("metrics JSON")
+    };
+    let m = metrics(&[]);
     let kwh = |wh: f64| wh.round() / 1000.0;
     assert_eq!(f(&m["actual"]["import_kwh"]), kwh(import), "{m}");
     assert_eq!(f(&m["actual"]["export_kwh"]), kwh(export));
@@ -822,25 +826,14 @@ fn metrics_score_a_known_trace() {
     assert!(wrong_way > 0);
     // 760, 850 (0 W), 855: a reversal, but 95 s apart, not within 30 s.
     assert_eq!(m["reversals"], 0);
-    let wide = std::process::Command::new(testenv::bin("zcell-test-zendure-metrics"))
-        .args(["--reversal-window", "100", "--trace"])
-        .arg(&path)
-        .output()
-        .expect("metrics run");
-    let wide: Value = serde_json::from_slice(&wide.stdout).expect("metrics JSON");
-    assert_eq!(wide["reversals"], 1);
+    assert_eq!(metrics(&["--reversal-window", "100"])["reversals"], 1);
     // The oracles: discharge 500 W at once, 800 W when the load steps at
     // 600 s, seen at once or 20 s late; the 3 s ramp costs the instant one
     // 0.4 Wh, the late one 20 s of 300 W more (~2 Wh).
     // The polled one reads the meter (refreshed every 1 s) every 2 s: it
     // sees the step 1 s after the lagged one, too little to show here; read
     // every 30 s it sees it 11 s later (~0.9 Wh more).
-    let polled = std::process::Command::new(testenv::bin("zcell-test-zendure-metrics"))
-        .args(["--interval", "30", "--trace"])
-        .arg(&path)
-        .output()
-        .expect("metrics run");
-    let polled: Value = serde_json::from_slice(&polled.stdout).expect("metrics JSON");
+    let polled = metrics(&["--interval", "30"]);
     for (o, lag, excess) in [
         (&m["oracle"]["instant"], 0.0, 0.0),
         (&m["oracle"]["lagged"], 20.0, 0.002),
