@@ -1,7 +1,11 @@
 //! The command line's top: the commands of each system, whose options and
-//! handlers live beside each other in `commands`.
+//! handlers live beside each other in `commands`, and the dispatch to them.
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::commands::{self, until_signal};
 
 #[cfg(feature = "discover")]
 use crate::commands::discover::DiscoverArgs;
@@ -10,17 +14,7 @@ use crate::commands::serve::ServeArgs;
 use crate::commands::zcell::{DisableArgs, RunArgs, StatusArgs};
 #[cfg(feature = "zendure")]
 use crate::commands::zendure::ZendureCommand;
-
-/// The help's footer: what a caller (cron, a script) branches on.
-pub const EXIT_CODES: &str = "\
-Exit codes:
-  0         applied (or, with --dry-run, planned); status: everything read
-  1         fell back: the owned slots were disabled (BMS unreadable, zone unknown,
-            clock unset, no plan); status: the BMS could not be read
-  2         usage or configuration error: nothing was written
-  3         the GX settings (zendure: the device) could not be read or written
-  4         another run holds the lock
-  130, 143  stopped by SIGINT, SIGTERM";
+use crate::exit::EXIT_CODES;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +29,25 @@ Exit codes:
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Runs the command given, to its exit code.
+    pub async fn execute(self) -> ExitCode {
+        match self.command {
+            Command::Run(args) => until_signal(commands::zcell::run(args)).await,
+            Command::Status(args) => until_signal(commands::zcell::status(args)).await,
+            Command::Disable(args) => until_signal(commands::zcell::disable(args)).await,
+            #[cfg(feature = "discover")]
+            Command::Discover(args) => commands::outcome(commands::discover::discover(args).await),
+            // The server stops itself on SIGTERM/SIGINT, letting requests finish.
+            #[cfg(feature = "serve")]
+            Command::Serve(args) => commands::outcome(commands::serve::serve(args).await),
+            // The controller handles SIGTERM/SIGINT itself: 0 W, then exit 0.
+            #[cfg(feature = "zendure")]
+            Command::Zendure(command) => commands::zendure::execute(command).await,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

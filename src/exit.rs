@@ -4,6 +4,17 @@
 use std::fmt;
 use std::process::ExitCode;
 
+/// The help's footer: what a caller (cron, a script) branches on.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0         applied (or, with --dry-run, planned); status: everything read
+  1         fell back: the owned slots were disabled (BMS unreadable, zone unknown,
+            clock unset, no plan); status: the BMS could not be read
+  2         usage or configuration error: nothing was written
+  3         the GX settings (zendure: the device) could not be read or written
+  4         another run holds the lock
+  130, 143  stopped by SIGINT, SIGTERM";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// Applied, or a dry run planned.

@@ -3,7 +3,7 @@
 //! One folder per system (`zcell`: a Redflow ZCell on a Victron GX;
 //! `zendure`: a Zendure SolarFlow on the LAN), and
 //! the pieces they share at the top: exit codes, the lock, wall-clock
-//! spans, time zones, atomic files, config-file accessors. On top, the
+//! spans, time zones, atomic files, config-file types. On top, the
 //! command layer: `cli` is the command line's top, `commands` holds each
 //! system's options beside their handlers; nothing below imports them.
 
@@ -14,8 +14,11 @@ pub mod config;
 #[cfg(feature = "discover")]
 pub mod discover;
 pub mod exit;
+pub mod homeassistant;
 pub mod http;
 pub mod lock;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
 #[cfg(feature = "serve")]
 pub mod serve;
 pub mod shutdown;

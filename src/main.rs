@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use zcell_sched::cli::Cli;
 use zcell_sched::exit::Exit;
-use zcell_sched::{commands, log};
+use zcell_sched::log;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -11,7 +11,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime.block_on(commands::execute(cli)),
+        Ok(runtime) => runtime.block_on(cli.execute()),
         Err(e) => {
             log(&format!("error: cannot start the async runtime: {e}"));
             Exit::Usage.into()

@@ -1,7 +1,8 @@
 //! The page in a real headless Chromium, driven over WebDriver
 //! (chromedriver): load it, add an entry and see the timeline change, see
-//! a validation error inline, see the live status once a controller posts,
-//! and see a stale edit refused. Screenshots go to
+//! a validation error inline, see the live status once a controller posts
+//! (and the owner's override while it is in force), and see a stale edit
+//! refused. Screenshots go to
 //! target/tmp/browser/*.png for a person to look at.
 //!
 //! Needs the Debian packages `chromium` and `chromium-driver`
@@ -274,6 +275,33 @@ async fn the_page_edits_the_schedule_and_shows_the_controller() {
     assert!(count(&c, "#plot canvas").await >= 1, "the plot is drawn");
     shot(&c, "4-live-status").await;
 
+    // An override from the owner: shown while in force, gone once ended,
+    // and gone once its time passed though no end came.
+    let hidden = "#status-override-row[hidden]";
+    assert_eq!(count(&c, hidden).await, 1, "no override yet");
+    let set = |until: f64| {
+        json!({"type": "override", "timestamp": serve_env::unix_now(),
+               "newValue": "charge 300 W", "mode": "charge", "watts": 300,
+               "until": until, "by": "homeassistant"})
+    };
+    let post = |body: Value| async {
+        let (code, answer) = server.send("POST", "api/status", body).await;
+        assert_eq!(code, 200, "{answer}");
+    };
+    post(set(now + 3600.0)).await;
+    let text = wait_text(&c, "#status-override-row", "charge 300 W until").await;
+    assert!(text.contains("set from homeassistant"), "{text}");
+    shot(&c, "4b-override").await;
+    post(
+        json!({"type": "override_end", "oldValue": "charge 300 W", "mode": "charge",
+                "watts": 300, "until": now + 3600.0, "by": "homeassistant"}),
+    )
+    .await;
+    wait_count(&c, hidden, 1).await;
+    post(set(serve_env::unix_now() + 20.0)).await;
+    wait_text(&c, "#status-override-row", "charge 300 W until").await;
+    wait_count(&c, hidden, 1).await;
+
     // A stale edit: someone else changes the schedule after the page read
     // it; the page's save is refused and both edits' effects are kept.
     let row_edit = "#entries tr[data-key='********0600'] button.edit";
@@ -398,6 +426,37 @@ async fn the_page_loads_and_edits_with_an_empty_console() {
     );
     shot(&c, "7-netzero-no-watts").await;
     // No 404 (icon), no CSP violation, no script error.
+    assert_eq!(console(&c).await, Vec::<Value>::new());
+    c.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_page_shows_the_energy_chart_and_each_days_cost_and_saving() {
+    use serve_env::energy::{hour, priced_server, record, today};
+    let driver = Driver::start();
+    let server = priced_server(json!({})).await;
+    let yesterday = today() - chrono::Duration::days(1);
+    for body in [
+        record(hour(yesterday, 12), "run-a", 1500.0, 2200.0, 3600.0),
+        record(hour(yesterday, 13), "run-a", 300.0, 300.0, 1800.0),
+    ] {
+        let (code, answer) = server
+            .send("POST", "api/data?type=zendure_energy", body)
+            .await;
+        assert_eq!(code, 200, "{answer}");
+    }
+    let c = browser(&driver).await;
+    c.goto(&server.url).await.unwrap();
+    // 1.5 kWh at 0.20 and 0.3 kWh at 0.10: cost 0.33, saving 0.14.
+    let row = format!("#energy-days tr[data-date='{yesterday}']");
+    let text = wait_text(&c, &row, "0.33").await;
+    assert!(text.contains("1.80") && text.contains("0.14"), "{text}");
+    assert!(text.contains("1.5 / "), "covered hours: {text}");
+    // Each hour: an import bar and a discharge bar.
+    wait_count(&c, "#energy-chart rect.bar-import", 2).await;
+    assert_eq!(count(&c, "#energy-chart rect.bar-discharged").await, 2);
+    assert!(!visible(&c, "#energy-priced").await);
+    shot(&c, "8-energy").await;
     assert_eq!(console(&c).await, Vec::<Value>::new());
     c.close().await.unwrap();
 }

@@ -396,3 +396,45 @@ fn mqtt_options_without_mqtt_are_refused() {
         stderr(&out)
     );
 }
+
+/// With a `homeassistant` object, each run's record goes to Home
+/// Assistant as a retained state beside the device's discovery message.
+#[test]
+fn the_run_is_published_for_home_assistant() {
+    let env = env();
+    let gx = env.mqtt_url();
+    let config = env.dir.join("config.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({"homeassistant": {"broker": gx, "node_id": "gx1", "reconnect": 5}})
+            .to_string(),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    assert_exit(&run(&env, &gx, MONDAY, &["--config", config]), 0);
+    let ha = Client::new(&env, "ha", "homeassistant/device/gx1/config");
+    let discovery = ha.until_payload("homeassistant/device/gx1/config", |p| !p.is_empty());
+    let discovery: serde_json::Value = serde_json::from_str(&discovery).unwrap();
+    assert_eq!(discovery["o"]["name"], "zcell-sched");
+    assert_eq!(discovery["state_topic"], "zcell-sched/gx1/state");
+    let cmps = discovery["cmps"].as_object().unwrap();
+    for key in [
+        "last_run",
+        "outcome",
+        "reason",
+        "planning_day",
+        "maintenance_day",
+        "owned_slots",
+        "owned_windows",
+        "battery_1_maintenance",
+    ] {
+        assert_eq!(cmps[key]["unique_id"], format!("gx1_{key}"), "{key}");
+    }
+    assert!(discovery.get("availability_topic").is_none());
+    let ha = Client::new(&env, "ha-state", "zcell-sched/gx1/state");
+    let state = ha.until_payload("zcell-sched/gx1/state", |p| !p.is_empty());
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["outcome"], "applied");
+    assert_eq!(state["planning_day"]["kind"], "normal");
+    assert_eq!(state["batteries"].as_array().map(Vec::len), Some(1));
+}

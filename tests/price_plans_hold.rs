@@ -93,7 +93,7 @@ fn the_written_schedule_carries_out_the_plan_on_every_price_day() {
                 0.02,
                 Amsterdam,
             );
-            let claimed = p.plan.expected.saving_eur;
+            let claimed = p.expected.saving_eur;
             let realised = p.realised(&BATTERY, Amsterdam).saving_eur;
             checked += 1;
             if (realised - claimed).abs() > 0.01 * claimed.abs() + 1e-9 {

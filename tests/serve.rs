@@ -404,6 +404,91 @@ async fn posted_status_and_samples_show_as_live_status_and_series() {
     assert_eq!(status["live"]["alive"], false);
 }
 
+/// The owner's override, told by the controller's `override` and
+/// `override_end` events, shows in the live status while it is in force:
+/// not after its end, nor once its time has passed without one.
+#[tokio::test]
+async fn the_override_in_force_shows_in_the_live_status() {
+    let s = Server::start(json!({"token_file": "TOKEN"})).await;
+    let now = serve_env::unix_now();
+    let shown = |status: &Value| status["live"]["override"].clone();
+    let set = |until: Value| {
+        json!({"type": "override", "timestamp": now - 60.0,
+               "newValue": "charge 300 W until ...",
+               "mode": "charge", "watts": 300, "until": until, "by": "homeassistant"})
+    };
+    let (_, status) = s.get("api/status").await;
+    assert_eq!(shown(&status), Value::Null, "{status}");
+
+    // The same guard as any post: the token.
+    let body = set(json!(now + 600.0)).to_string();
+    let (code, _) = s.raw("POST", "api/status", &body, None).await;
+    assert_eq!(code, 401);
+    // The reference's path, as the controller posts it.
+    let (code, answer) = s
+        .send(
+            "POST",
+            "schedule/api/automation_status_api.php",
+            set(json!(now + 600.0)),
+        )
+        .await;
+    assert_eq!(code, 200, "{answer}");
+    let (_, status) = s.get("api/status").await;
+    assert_eq!(
+        shown(&status),
+        json!({"mode": "charge", "watts": 300, "until": now + 600.0,
+               "by": "homeassistant", "since": now - 60.0}),
+        "{status}"
+    );
+
+    // A malformed one is refused, naming the field, and changes nothing.
+    let mut bad = set(json!(now + 600.0));
+    bad["mode"] = json!("boost");
+    let (code, answer) = s.send("POST", "api/status", bad).await;
+    assert_eq!(code, 400, "{answer}");
+    assert!(answer.to_string().contains("`mode`"), "{answer}");
+    let (_, again) = s.get("api/status").await;
+    assert_eq!(shown(&again), shown(&status));
+
+    // Ended by the owner.
+    let end = json!({"type": "override_end", "timestamp": now - 30.0,
+                     "oldValue": "charge 300 W until ...", "mode": "charge", "watts": 300,
+                     "until": now + 600.0, "by": "homeassistant"});
+    let (code, _) = s.send("POST", "api/status", end).await;
+    assert_eq!(code, 200);
+    let (_, status) = s.get("api/status").await;
+    assert_eq!(shown(&status), Value::Null, "{status}");
+
+    // One whose time has passed is over though its end was lost.
+    let (code, _) = s.send("POST", "api/status", set(json!(now - 1.0))).await;
+    assert_eq!(code, 200);
+    let (_, status) = s.get("api/status").await;
+    assert_eq!(shown(&status), Value::Null, "{status}");
+    // Other events after it leave it as it is.
+    let (code, _) = s.send("POST", "api/status", set(Value::Null)).await;
+    assert_eq!(code, 200);
+    s.send(
+        "POST",
+        "api/status",
+        json!({"type": "change", "oldValue": 0, "newValue": 300}),
+    )
+    .await;
+    let (_, status) = s.get("api/status").await;
+    assert_eq!(shown(&status)["until"], Value::Null, "{status}");
+    assert_eq!(shown(&status)["mode"], "charge", "{status}");
+    // The reference status API lists them like any other type.
+    let (_, reference) = s
+        .get("schedule/api/automation_status_api.php?type=all&limit=3")
+        .await;
+    let kinds: Vec<&Value> = reference["lastChanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["type"])
+        .collect();
+    assert_eq!(kinds, ["change", "override_end", "override"], "{reference}");
+}
+
 /// The schedule file's bytes and the events stored, to show a refused
 /// request changed nothing.
 async fn stored(s: &Server) -> (Option<Vec<u8>>, Value) {

@@ -14,14 +14,7 @@ const DATE: &str = "2031-01-14";
 const OWNER: &str = r#"{"********0000": "netzero", "203101141800": -250}"#;
 
 fn zendure() -> Value {
-    json!({
-        "device": "127.0.0.1:9",
-        "meter": {"kind": "homewizard", "address": "127.0.0.1:9"},
-        "schedule": "DIR/schedule.json",
-        "time_zone": "Europe/Amsterdam",
-        "prices": {"source": "DIR/prices.json", "capacity_wh": 1920, "vat_percent": 21,
-                   "markup_eur_per_kwh": 0.13},
-    })
+    serve_env::zendure(json!({"vat_percent": 21, "markup_eur_per_kwh": 0.13}))
 }
 
 fn write_prices(s: &Server) {

@@ -658,7 +658,22 @@ fn bad_config_exits_2_and_writes_nothing() {
 fn status_schedule_and_once_commands() {
     let rig = rig("commands", &["--load", "500", "--soc", "61"]);
     let schedule = rig.schedule_file(json!({"********0000": "netzero", "********2359": 5000}));
-    let config = rig.config("homewizard", &schedule, json!({"meter_lag": 0}));
+    // Hourly prices from two days ago to two days ahead: today's, in any
+    // zone, cost the energy account.
+    let hour = chrono::Utc::now().timestamp() / 3600 * 3600;
+    let prices: Vec<Value> = (-48..48)
+        .map(|h| {
+            let start = chrono::DateTime::from_timestamp(hour + h * 3600, 0).unwrap();
+            json!({"start": start.to_rfc3339(), "price": 0.25})
+        })
+        .collect();
+    let prices_file = rig.path("prices.json");
+    std::fs::write(&prices_file, Value::Array(prices).to_string()).unwrap();
+    let config = rig.config(
+        "homewizard",
+        &schedule,
+        json!({"meter_lag": 0, "prices": {"source": prices_file, "capacity_wh": 1920}}),
+    );
     let c = config.to_string_lossy().into_owned();
     let out = run(&[
         "zendure",
@@ -700,7 +715,9 @@ fn status_schedule_and_once_commands() {
     rig.wait_state("discharging after once", 5.0, |s| commanded(s) < -300);
 
     let ctl = Controller::start(&config);
-    wait_status(&rig, "a status file", |doc| doc["pid"].is_u64());
+    wait_status(&rig, "today's energy costed", |doc| {
+        doc["energy"]["today"]["cost_eur"].is_number()
+    });
     let out = run(&["zendure", "status", "--config", &c, "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -713,6 +730,12 @@ fn status_schedule_and_once_commands() {
     let text = stdout(&out);
     assert!(text.contains("controller    running"), "{text}");
     assert!(text.contains("SoC 61 %"), "{text}");
+    assert!(text.contains("today         "), "{text}");
+    assert!(text.contains("grid cost "), "{text}");
+    assert!(
+        doc["controller"]["status"]["energy"]["today"]["grid_import_kwh"].is_number(),
+        "{doc}"
+    );
     assert_eq!(ctl.terminate().code(), Some(0));
     let out = run(&["zendure", "status", "--config", &c, "--json"]);
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -771,6 +794,15 @@ fn the_controller_posts_to_serve() {
         !rig.path("state/zendure-reports.jsonl").exists(),
         "nothing left queued"
     );
+    // The hour in progress went at the stop, and the server took it.
+    let (_, energy) = rt.block_on(server.get("api/energy?days=2"));
+    let covered: f64 = energy["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["covered_hours"].as_f64().unwrap())
+        .sum();
+    assert!(covered > 0.0, "{energy}");
 }
 
 #[test]
@@ -825,3 +857,242 @@ MAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIgDboCzeWgunQKZS+Qk52lBFgHwGgcIUmg
 5XYqbJyukJACIQDarmQhmG/FWLErtnP+tk81Q2hZb2+3w5glftk/w7MSfA==
 -----END CERTIFICATE-----
 ";
+
+/// Home Assistant over MQTT discovery, against a real mosquitto: what HA
+/// would see on the broker.
+#[cfg(feature = "mqtt")]
+mod homeassistant {
+    use super::*;
+    use testenv::mqtt::{Client, PlainBroker};
+
+    const NODE: &str = "zendure_ZSIM0000000001";
+
+    fn topic(leaf: &str) -> String {
+        format!("zcell-sched/{NODE}/{leaf}")
+    }
+
+    fn discovery() -> String {
+        format!("homeassistant/device/{NODE}/config")
+    }
+
+    /// The rig's config, with `zendure` keys beside its own, and a
+    /// `homeassistant` object for `broker`.
+    fn config(rig: &Rig, broker: &PlainBroker, schedule: Value, zendure: Value) -> PathBuf {
+        let schedule = rig.schedule_file(schedule);
+        let path = rig.config("homewizard", &schedule, zendure);
+        let mut doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        doc["homeassistant"] = json!({
+            "broker": format!("mqtt://127.0.0.1:{}", broker.port),
+            "state_every": 1, "reconnect": 0.2, "keep_alive": 5,
+        });
+        std::fs::write(&path, doc.to_string()).unwrap();
+        path
+    }
+
+    fn json(text: &str) -> Value {
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    fn state_until(ha: &Client, done: impl Fn(&Value) -> bool) -> Value {
+        json(&ha.until_payload(&topic("state"), |p| done(&json(p))))
+    }
+
+    #[test]
+    fn discovery_the_override_and_the_last_will() {
+        let rig = rig("ha", &["--load", "300"]);
+        let broker = PlainBroker::start(&rig.path("mqtt"));
+        let ha = Client::at(broker.port, "ha", "#");
+        let config = config(&rig, &broker, json!({"********0000": 0}), json!({}));
+        let ctl = Controller::start(&config);
+
+        // In this order: online, the device, its state.
+        ha.until_payload(&topic("availability"), |p| p == "online");
+        let device = json(&ha.until_payload(&discovery(), |p| !p.is_empty()));
+        assert_eq!(device["o"]["name"], "zcell-sched");
+        assert_eq!(device["dev"]["mf"], "Zendure");
+        assert_eq!(device["dev"]["mdl"], "solarFlow800Pro");
+        assert_eq!(device["dev"]["sn"], "ZSIM0000000001");
+        assert_eq!(device["availability_topic"], topic("availability"));
+        let components = device["cmps"].as_object().unwrap();
+        for key in [
+            "grid_power",
+            "battery_power",
+            "charging",
+            "soc",
+            "ac_power",
+            "schedule_value",
+            "target",
+            "reason",
+            "last_command",
+            "state",
+            "override_mode",
+            "override_watts",
+            "override_duration",
+            "grid_import",
+            "grid_export",
+            "battery_charged",
+            "battery_discharged",
+        ] {
+            let c = &components[key];
+            assert_eq!(c["unique_id"], format!("{NODE}_{key}"), "{key}");
+            assert!(c["default_entity_id"].is_string() && c.get("object_id").is_none());
+        }
+        let mode = components["schedule_value"].as_object().unwrap();
+        assert!(!mode.contains_key("unit_of_measurement") && !mode.contains_key("state_class"));
+        state_until(&ha, |s| s["device"]["soc_pct"].is_number());
+        // The Energy dashboard's totals, read by the energy sensors.
+        let s = state_until(&ha, |s| s["energy"]["grid_import_kwh"].is_number());
+        for total in [
+            "grid_export_kwh",
+            "battery_charged_kwh",
+            "battery_discharged_kwh",
+        ] {
+            assert!(s["energy"][total].is_number(), "{total}: {s}");
+        }
+
+        // The override from HA: 300 W of charge for 3 s, then the schedule.
+        ha.publish(&topic("override_watts/set"), "300");
+        ha.publish(&topic("override_duration/set"), "3");
+        ha.publish(&topic("override_mode/set"), "charge");
+        let s = state_until(&ha, |s| s["override"]["mode"] == "charge");
+        assert_eq!(s["override"]["watts"], 300);
+        assert_eq!(s["schedule"]["value"], 0, "the schedule stays untouched");
+        assert_eq!(
+            (
+                s["controls"]["watts"].as_f64(),
+                s["controls"]["duration_s"].as_f64()
+            ),
+            (Some(300.0), Some(3.0))
+        );
+        rig.wait_state("charging 300 W", 5.0, |s| commanded(s) == 300);
+        ctl.wait_log("override ended");
+        state_until(&ha, |s| s["override"].is_null());
+        rig.wait_state("back to the schedule's 0 W", 5.0, |s| commanded(s) == 0);
+
+        // Until the schedule's next change (it has none): kept across a
+        // restart, even after SIGKILL, whose will says offline.
+        ha.publish(&topic("override_duration/set"), "0");
+        ha.publish(&topic("override_mode/set"), "discharge");
+        state_until(&ha, |s| s["override"]["mode"] == "discharge");
+        assert!(rig.path("state/zendure-override.json").exists());
+        drop(ctl);
+        ha.until_payload(&topic("availability"), |p| p == "offline");
+        let ctl = Controller::start(&config);
+        ctl.wait_log("override kept: discharge 300 W until cleared");
+        let status = run(&["zendure", "status", "--config", config.to_str().unwrap()]);
+        assert!(
+            stdout(&status).contains("override      discharge 300 W until cleared"),
+            "{}",
+            stdout(&status)
+        );
+        ha.until_payload(&topic("availability"), |p| p == "online");
+        ha.publish(&topic("override_mode/set"), "auto");
+        state_until(&ha, |s| s["override"].is_null());
+        assert!(!rig.path("state/zendure-override.json").exists());
+
+        // A clean stop: the stopped state, then offline.
+        assert!(ctl.terminate().success());
+        state_until(&ha, |s| s["stopped"] == true);
+        ha.until_payload(&topic("availability"), |p| p == "offline");
+    }
+
+    /// An override chosen in HA shows on the server's page while it is in
+    /// force, and goes when it ends.
+    #[cfg(feature = "serve")]
+    #[test]
+    fn the_override_shows_on_the_servers_page_until_it_ends() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = rt.block_on(serve_env::Server::start(json!({})));
+        let rig = rig("ha-serve", &["--load", "300"]);
+        let broker = PlainBroker::start(&rig.path("mqtt"));
+        let ha = Client::at(broker.port, "ha", "#");
+        let config = config(
+            &rig,
+            &broker,
+            json!({"********0000": 0}),
+            json!({"status_url": format!("{}api/status", server.url)}),
+        );
+        let ctl = Controller::start(&config);
+        ha.until_payload(&topic("availability"), |p| p == "online");
+        let status_until = |done: &dyn Fn(&Value) -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let (_, status) = rt.block_on(server.get("api/status"));
+                if done(&status) {
+                    return status;
+                }
+                assert!(Instant::now() < deadline, "never so: {status}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        };
+        ha.publish(&topic("override_watts/set"), "300");
+        ha.publish(&topic("override_duration/set"), "3");
+        ha.publish(&topic("override_mode/set"), "charge");
+        let status = status_until(&|s| s["live"]["override"]["mode"] == "charge");
+        let shown = &status["live"]["override"];
+        assert_eq!(shown["watts"], 300, "{status}");
+        assert_eq!(shown["by"], "homeassistant", "{status}");
+        let (since, until) = (shown["since"].as_f64(), shown["until"].as_f64());
+        assert_eq!(until.zip(since).map(|(u, s)| u - s), Some(3.0), "{status}");
+        // The controller ends it and says so.
+        status_until(&|s| {
+            s["events"]
+                .as_array()
+                .is_some_and(|events| events.iter().any(|e| e["type"] == "override_end"))
+        });
+        let (_, status) = rt.block_on(server.get("api/status"));
+        assert_eq!(status["live"]["override"], Value::Null, "{status}");
+        assert!(ctl.terminate().success());
+    }
+
+    #[test]
+    fn a_bad_homeassistant_object_exits_2_naming_the_key() {
+        let rig = rig("ha-bad", &[]);
+        let schedule = rig.schedule_file(json!({"********0000": 0}));
+        let path = rig.config("homewizard", &schedule, json!({}));
+        let mut doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        for (ha, says) in [
+            (
+                json!({"broker": "mqtt://127.0.0.1", "port": 1}),
+                "homeassistant.port: unknown key",
+            ),
+            (
+                json!({"broker": "mqtt://127.0.0.1", "user": "u",
+                       "password_file": rig.path("no-such-file")}),
+                "homeassistant.password_file",
+            ),
+        ] {
+            doc["homeassistant"] = ha;
+            std::fs::write(&path, doc.to_string()).unwrap();
+            let out = run(&["zendure", "run", "--config", path.to_str().unwrap()]);
+            assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+            assert!(stderr(&out).contains(says), "{}", stderr(&out));
+        }
+        assert!(!rig.path("run").exists(), "nothing is created");
+    }
+
+    #[test]
+    fn after_the_broker_restarts_and_when_ha_comes_online_discovery_is_published_again() {
+        let rig = rig("ha-reconnect", &["--load", "300"]);
+        let mut broker = PlainBroker::start(&rig.path("mqtt"));
+        let ha = Client::at(broker.port, "ha", "#");
+        let config = config(&rig, &broker, json!({"********0000": 0}), json!({}));
+        let _ctl = Controller::start(&config);
+        ha.until_payload(&discovery(), |p| !p.is_empty());
+        drop(ha);
+        // The broker keeps nothing: all HA sees comes from the controller.
+        broker.restart();
+        let ha = Client::at(broker.port, "ha-again", "#");
+        ha.until_payload(&topic("availability"), |p| p == "online");
+        ha.until_payload(&discovery(), |p| !p.is_empty());
+        // HA restarted and forgot the device: it says so on its status.
+        ha.retain(&discovery(), "");
+        ha.until_payload(&discovery(), str::is_empty);
+        ha.publish("homeassistant/status", "online");
+        let device = json(&ha.until_payload(&discovery(), |p| !p.is_empty()));
+        assert_eq!(device["dev"]["ids"], json!([NODE]));
+    }
+}

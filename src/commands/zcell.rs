@@ -11,7 +11,7 @@ use chrono::{NaiveDateTime, NaiveTime, TimeDelta};
 use chrono_tz::Tz;
 use clap::Args;
 
-use crate::cli::EXIT_CODES;
+use crate::exit::EXIT_CODES;
 use crate::exit::{Exit, ExitContext, Failure};
 use crate::tz;
 use crate::zcell::bms::{BmsAddress, FetchOptions};
@@ -286,6 +286,16 @@ fn run_request(args: &RunArgs) -> RunRequest {
         &args.status_file,
         config.as_ref().unwrap_or(&Config::default()),
     );
+    // Read only when configured: a plain run sets nothing up for it.
+    let homeassistant = match config.as_ref().ok().and_then(|c| c.path.as_deref()) {
+        Some(path) => crate::homeassistant::config::load(path).or_exit(Exit::Usage),
+        None => Ok(None),
+    };
+    let settings = config.and_then(|config| run_settings(args, &config));
+    let (settings, homeassistant) = match homeassistant {
+        Ok(ha) => (settings, ha),
+        Err(failure) => (Err(failure), None),
+    };
     RunRequest {
         mode: RunMode {
             dry_run: args.dry_run,
@@ -294,7 +304,8 @@ fn run_request(args: &RunArgs) -> RunRequest {
             now: args.now,
         },
         status_file,
-        settings: config.and_then(|config| run_settings(args, &config)),
+        settings,
+        homeassistant,
     }
 }
 

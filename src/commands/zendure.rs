@@ -242,6 +242,12 @@ async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
         meter,
     } = adapters(&config).await?;
     let posting = PosterConfig::from_config(&config).or_exit(Exit::Usage)?;
+    let ha = crate::homeassistant::config::load(path.unwrap_or(Path::new(config::DEFAULT_PATH)))
+        .or_exit(Exit::Usage)?;
+    #[cfg(feature = "mqtt")]
+    if let Some(ha) = &ha {
+        crate::homeassistant::session::check(ha).or_exit(Exit::Usage)?;
+    }
     let _lock = match take_lock(&config.lock_file) {
         Err(f) if f.exit == Exit::Locked && if_not_running => return Ok(()),
         other => other?,
@@ -257,7 +263,7 @@ async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
     #[cfg(feature = "discover")]
     let (device, meter) = {
         use crate::zendure::io::auto::{AutoDevice, AutoMeter};
-        let meter = AutoMeter::new(&config, http.clone(), meter).or_exit(Exit::Usage)?;
+        let meter = AutoMeter::new(&config, http.clone(), meter);
         (AutoDevice::new(&config, http.clone(), device), meter)
     };
     let settings = Settings::new(&config, meter.describe(), device.describe());
@@ -268,6 +274,10 @@ async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
         }
         None => (Reporting::Log(LogReporter), None),
     };
+    let (override_tx, overrides) = tokio::sync::mpsc::channel(4);
+    let ha = ha
+        .map(|ha| HomeAssistant::start(ha, &config, override_tx))
+        .transpose()?;
     let parts = Parts {
         device,
         meter,
@@ -278,8 +288,15 @@ async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
         saved_schedule: config.saved_schedule(),
         status_file: config.status_file.clone(),
         report_stats: poster.as_ref().map(PosterHandle::watch),
+        override_file: config.state_dir.join("zendure-override.json"),
+        overrides,
+        statuses: ha.as_ref().map(|ha| ha.statuses.clone()),
+        prices: config.prices.is_some().then(|| config.clone()),
     };
     let outcome = controller::run(settings, parts, shutdown).await;
+    if let Some(ha) = ha {
+        ha.finish().await;
+    }
     // The controller has dropped its reporter: deliver or keep what waits.
     if let Some(poster) = poster {
         let stats = poster.finish().await;
@@ -294,6 +311,59 @@ async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
     outcome.or_exit(Exit::Fallback)?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The controller in Home Assistant: set up only when configured.
+struct HomeAssistant {
+    statuses: watch::Sender<Option<Box<crate::zendure::core::status::StatusDoc>>>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl HomeAssistant {
+    #[cfg(feature = "mqtt")]
+    fn start(
+        ha: crate::homeassistant::config::HaConfig,
+        config: &ZendureConfig,
+        overrides: tokio::sync::mpsc::Sender<crate::zendure::core::manual::OverrideRequest>,
+    ) -> Result<HomeAssistant, Failure> {
+        let (statuses, watching) = watch::channel(None);
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(crate::homeassistant::zendure::run(
+            ha,
+            config.limits,
+            watching,
+            overrides,
+            stopped,
+        ));
+        Ok(HomeAssistant {
+            statuses,
+            stop,
+            task,
+        })
+    }
+
+    #[cfg(not(feature = "mqtt"))]
+    fn start(
+        _: crate::homeassistant::config::HaConfig,
+        _: &ZendureConfig,
+        _: tokio::sync::mpsc::Sender<crate::zendure::core::manual::OverrideRequest>,
+    ) -> Result<HomeAssistant, Failure> {
+        Err(anyhow!(
+            "homeassistant: this build has no MQTT (the `mqtt` feature)"
+        ))
+        .or_exit(Exit::Usage)
+    }
+
+    /// After the controller's last status: `offline`, and disconnect.
+    async fn finish(self) {
+        let _ = self.stop.send(true);
+        match self.task.await {
+            Ok(Err(e)) => tracing::warn!("homeassistant: {e:#}"),
+            Err(e) => tracing::warn!("homeassistant: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }
 }
 
 fn init_tracing() {

@@ -1,189 +1,23 @@
 //! The HTTP routes: the reference-compatible schedule, status and data
 //! APIs, the clean REST schedule API, and the page.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::IntoResponse;
 use chrono::{NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::reply::{ApiError, ApiResult, json_ok, parse_json, redact, with_etag};
 use super::schedule;
-use super::store::{DataKind, Posted, Store, summary};
-use crate::serve::config::ServeConfig;
-use crate::zendure::config::ZendureConfig;
+use super::state::{AppState, Shared, authorize, off_thread};
+use super::store::{DataKind, Posted, summary};
 use crate::zendure::core::schedule::Resolver;
-use crate::zendure::io::prices::PriceCache;
-use crate::zendure::io::schedule_file::{self, EntryError, Parsed, ScheduleFile, Stale};
-
-pub struct AppState {
-    pub config: ServeConfig,
-    pub schedule: ScheduleFile,
-    /// One schedule edit at a time: read, check, write.
-    pub schedule_edit: tokio::sync::Mutex<()>,
-    pub store: Mutex<Store>,
-    /// Work done off the runtime's thread (resolution, database reads and
-    /// writes), at most this many at a time.
-    pub blocking: tokio::sync::Semaphore,
-    pub token: Option<String>,
-    /// The `zendure` config for price plans, or why there is none.
-    pub planning: Result<ZendureConfig, String>,
-    pub prices: PriceCache,
-}
-
-pub type Shared = Arc<AppState>;
-
-/// A refused request: its status, what went wrong, and the bad entries.
-pub struct ApiError {
-    status: StatusCode,
-    pub(super) message: String,
-    entries: Vec<EntryError>,
-    etag: Option<String>,
-}
-
-impl ApiError {
-    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            message: message.into(),
-            entries: Vec::new(),
-            etag: None,
-        }
-    }
-
-    pub(super) fn bad(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, message)
-    }
-
-    fn invalid(entries: Vec<EntryError>) -> ApiError {
-        let message = entries
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
-        ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            message: format!("invalid schedule: {message}"),
-            entries,
-            etag: None,
-        }
-    }
-
-    /// A 412 carrying the schedule's current ETag.
-    pub(super) fn stale(etag: String, message: impl Into<String>) -> ApiError {
-        ApiError {
-            etag: Some(etag),
-            ..ApiError::new(StatusCode::PRECONDITION_FAILED, message)
-        }
-    }
-
-    /// A failure of the server's own: told in full in its log, answered
-    /// without local paths.
-    pub(super) fn internal(error: anyhow::Error) -> ApiError {
-        ApiError::private(StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}"))
-    }
-
-    /// An error whose words may name local files or URLs with secrets
-    /// (`?securityToken=`): in full in the server's log, answered redacted.
-    pub(super) fn private(status: StatusCode, message: String) -> ApiError {
-        crate::log(&message);
-        ApiError::new(status, redact(&message))
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        // `success`/`error` as the reference answers, so its clients read it.
-        let body = json!({
-            "success": false,
-            "error": self.message,
-            "errors": self.entries,
-        });
-        let mut response = (self.status, axum::Json(body)).into_response();
-        if let Some(etag) = self.etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
-            response.headers_mut().insert(header::ETAG, etag);
-        }
-        response
-    }
-}
-
-pub(super) type ApiResult = Result<Response, ApiError>;
-
-/// `text` with each URL's user, query and fragment left off and each
-/// absolute path cut to its file name: what an error may show a client.
-pub fn redact(text: &str) -> String {
-    let ends = |c: char| c.is_whitespace() || "\"'`()<>,;".contains(c);
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find(|c: char| !ends(c)) {
-        out.push_str(&rest[..start]);
-        let after = &rest[start..];
-        let len = after.find(ends).unwrap_or(after.len());
-        let word = &after[..len];
-        // A colon or full stop after a URL or path is the sentence's.
-        let (word, trail) = word.split_at(word.trim_end_matches([':', '.']).len());
-        match word.split_once("://") {
-            Some((scheme, place)) => {
-                let place = place.rsplit_once('@').map_or(place, |(_, p)| p);
-                let kept = place.split(['?', '#']).next().unwrap_or_default();
-                out.push_str(&format!("{scheme}://{kept}"));
-                if kept.len() < place.len() {
-                    out.push_str("?…");
-                }
-            }
-            None if word.starts_with('/') => {
-                out.push_str(word.rsplit('/').next().unwrap_or_default())
-            }
-            None => out.push_str(word),
-        }
-        out.push_str(trail);
-        rest = &after[len..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Constant time, so the answer's timing does not leak the token.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
-pub(super) fn authorize(
-    state: &AppState,
-    headers: &HeaderMap,
-    write: bool,
-) -> Result<(), ApiError> {
-    let Some(token) = &state.token else {
-        return Ok(());
-    };
-    if !write && state.config.open_reads {
-        return Ok(());
-    }
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(given) if same(given.trim(), token) => Ok(()),
-        Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong token")),
-        None => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "this needs `Authorization: Bearer <token>` (the token in the server's token_file)",
-        )),
-    }
-}
-
-pub(super) fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("malformed JSON: {e}")))
-}
+use crate::zendure::io::schedule_file::{EntryError, Parsed, Stale};
 
 fn unix(t: chrono::DateTime<Utc>) -> f64 {
     t.timestamp_millis() as f64 / 1000.0
@@ -195,35 +29,6 @@ fn now_unix() -> f64 {
 
 fn local_now(zone: Tz) -> chrono::NaiveDateTime {
     Utc::now().with_timezone(&zone).naive_local()
-}
-
-pub(super) fn json_ok(value: Value) -> Response {
-    axum::Json(value).into_response()
-}
-
-pub(super) fn with_etag(mut response: Response, etag: &str) -> Response {
-    if let Ok(v) = HeaderValue::from_str(etag) {
-        response.headers_mut().insert(header::ETAG, v);
-    }
-    response
-}
-
-/// Runs `work` on the blocking pool, at most `AppState::blocking` at once,
-/// so the runtime's one thread stays free for the page and its assets
-/// while a schedule is resolved or the database read.
-async fn off_thread<T: Send + 'static>(
-    state: &Shared,
-    work: impl FnOnce(&AppState) -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    let _permit = state
-        .blocking
-        .acquire()
-        .await
-        .map_err(|e| ApiError::internal(e.into()))?;
-    let state = state.clone();
-    tokio::task::spawn_blocking(move || work(&state))
-        .await
-        .map_err(|e| ApiError::internal(e.into()))
 }
 
 // ---- the clean REST schedule API ----
@@ -265,16 +70,16 @@ pub(super) async fn schedule_put(
         .read_if(if_match)
         .map_err(ApiError::internal)?
     {
-        return Err(ApiError {
-            etag: Some(etag),
-            ..ApiError::new(
-                StatusCode::PRECONDITION_FAILED,
-                "the schedule changed since it was read; nothing was written: reload it and apply the edit again",
-            )
-        });
+        return Err(ApiError::stale(
+            etag,
+            "the schedule changed since it was read; nothing was written: reload it and apply the edit again",
+        ));
     }
-    let parsed = schedule_file::validate(&doc).map_err(ApiError::invalid)?;
-    let etag = state.schedule.write(&parsed).map_err(ApiError::internal)?;
+    let etag = state
+        .schedule
+        .write_document(&doc)
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::invalid)?;
     Ok(with_etag(
         json_ok(json!({"success": true, "etag": etag})),
         &etag,
@@ -373,11 +178,11 @@ async fn edit(
     change: impl FnOnce(&mut serde_json::Map<String, Value>),
 ) -> ApiResult {
     let _edit = state.schedule_edit.lock().await;
-    let current = state.schedule.read().map_err(ApiError::internal)?;
-    let mut doc = current.document().map_err(ApiError::internal)?;
-    change(&mut doc);
-    let parsed = schedule_file::validate(&Value::Object(doc)).map_err(ApiError::invalid)?;
-    let etag = state.schedule.write(&parsed).map_err(ApiError::internal)?;
+    let etag = state
+        .schedule
+        .edit(change)
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::invalid)?;
     Ok(with_etag(json_ok(json!({"success": true})), &etag))
 }
 
@@ -520,6 +325,9 @@ pub(super) async fn data_post(
     body: Bytes,
 ) -> ApiResult {
     authorize(&state, &headers, true)?;
+    if query.kind.as_deref() == Some(super::energy::TYPE) {
+        return super::energy::post(&state, &body).await;
+    }
     let kind =
         DataKind::from_query(query.kind.as_deref()).map_err(|e| ApiError::bad(format!("{e:#}")))?;
     let doc = parse_json(&body)?;
@@ -606,35 +414,4 @@ fn data(state: &AppState, hours: f64) -> ApiResult {
     // The page draws the home's clock, whatever the phone's zone.
     series["time_zone"] = json!(state.config.time_zone.name());
     Ok(json_ok(series))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn errors_show_no_secrets_and_no_local_paths() {
-        for (text, shown) in [
-            (
-                "prices from https://web-api.tp.entsoe.eu/api?securityToken=abc123&in=NL: timed out",
-                "prices from https://web-api.tp.entsoe.eu/api?…: timed out",
-            ),
-            (
-                "error sending request for url (http://user:pw@127.0.0.1:9/p?key=s#f)",
-                "error sending request for url (http://127.0.0.1:9/p?…)",
-            ),
-            (
-                "config file /etc/zcell-sched/config.json: zendure.prices: missing",
-                "config file config.json: zendure.prices: missing",
-            ),
-            (
-                "cannot read /var/lib/zcell-sched/schedule.json: Permission denied (os error 13)",
-                "cannot read schedule.json: Permission denied (os error 13)",
-            ),
-            ("plain words stay", "plain words stay"),
-        ] {
-            assert_eq!(redact(text), shown);
-            assert!(!redact(text).contains("abc123"));
-        }
-    }
 }

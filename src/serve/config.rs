@@ -45,10 +45,6 @@ pub struct ServeConfig {
     pub max_connections: usize,
 }
 
-const KEYS: &str = "listen, schedule_file, database, token_file, open_reads, retention, \
-                    max_rows, max_database, max_body, max_stored_body, alive_after, time_zone, \
-                    allowed_hosts, header_timeout, max_connections";
-
 /// The `serve` object as written: every key optional, none unknown.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,7 +99,7 @@ fn host_names(names: Vec<String>) -> Result<Vec<String>> {
 pub fn parse(doc: &Value, system_zone: impl FnOnce() -> Result<Tz>) -> Result<ServeConfig> {
     let file: ServeFile = match doc.get("serve") {
         None | Some(Value::Null) => ServeFile::default(),
-        Some(v @ Value::Object(_)) => config::section("serve", v, KEYS)?,
+        Some(v @ Value::Object(_)) => config::section("serve", v)?,
         Some(other) => bail!("serve: must be an object, not {other}"),
     };
     let state = Path::new("/var/lib/zcell-sched");

@@ -17,8 +17,9 @@ use axum::response::{IntoResponse, Response};
 
 use http_body_util::BodyExt as _;
 
-use super::api::{ApiError, Shared};
 use super::config::ServeConfig;
+use super::reply::ApiError;
+use super::state::Shared;
 
 /// The page loads its own scripts, styles and icon and talks only to its
 /// own server; nothing may frame it.

@@ -5,10 +5,14 @@
 pub mod api;
 pub mod config;
 mod connections;
+pub mod energy;
 pub mod guard;
+pub mod overrides;
 pub mod page;
 pub mod plan;
+pub mod reply;
 pub mod schedule;
+pub mod state;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -25,8 +29,8 @@ use crate::exit::{Exit, ExitContext, Failure};
 use crate::log;
 use crate::shutdown;
 use crate::zendure::io::schedule_file::ScheduleFile;
-use api::AppState;
 use config::ServeConfig;
+use state::AppState;
 use store::{Bounds, Store};
 
 /// Requests worked on off the runtime's thread at once: the Pi's cores.
@@ -130,7 +134,7 @@ pub async fn run(config_file: Option<&Path>, listen: Option<SocketAddr>) -> Resu
 
 /// Every route: the page, the clean API, and the reference server's paths.
 /// Public so tests can run the server in-process, without a socket.
-pub fn router(state: api::Shared) -> Router {
+pub fn router(state: state::Shared) -> Router {
     let max_body = state.config.max_body;
     Router::new()
         .route("/", get(page::index))
@@ -142,6 +146,7 @@ pub fn router(state: api::Shared) -> Router {
         .route("/api/schedule/plan", post(plan::plan_post))
         .route("/api/status", get(api::status_get).post(api::status_post))
         .route("/api/data", get(api::data_get).post(api::data_post))
+        .route("/api/energy", get(energy::get))
         // The reference server's paths, for the tools written against it.
         .route(
             "/schedule/api/charge_schedule_api.php",

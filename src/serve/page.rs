@@ -8,7 +8,7 @@ use axum::response::{Html, IntoResponse, Response};
 const INDEX: &str = include_str!("page/index.html");
 
 /// (name, content type, bytes)
-const ASSETS: [(&str, &str, &[u8]); 6] = [
+const ASSETS: [(&str, &str, &[u8]); 7] = [
     (
         "app.js",
         "text/javascript; charset=utf-8",
@@ -18,6 +18,11 @@ const ASSETS: [(&str, &str, &[u8]); 6] = [
         "prices.js",
         "text/javascript; charset=utf-8",
         include_bytes!("page/prices.js"),
+    ),
+    (
+        "energy.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("page/energy.js"),
     ),
     (
         "app.css",

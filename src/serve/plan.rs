@@ -17,13 +17,14 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use chrono::Utc;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::api::{ApiError, ApiResult, Shared, authorize, json_ok, parse_json, with_etag};
+use super::reply::{ApiError, ApiResult, json_ok, parse_json, with_etag};
+use super::state::{Shared, authorize, off_thread};
 use crate::zendure::config::{self, ZendureConfig};
 use crate::zendure::core::prices::tariff::PlanDay;
 use crate::zendure::io::prices;
-use crate::zendure::io::schedule_file::{self, Stale};
+use crate::zendure::io::schedule_file::Stale;
 
 /// The `zendure` config that plans need, or why the server cannot plan.
 pub fn planning(config_file: Option<&Path>) -> Result<ZendureConfig, String> {
@@ -84,14 +85,16 @@ pub async fn plan_post(State(state): State<Shared>, headers: HeaderMap, body: By
             "the schedule changed since the plan was proposed; nothing was written: propose again",
         )
     })?;
-    let document = current.document().map_err(ApiError::internal)?;
-    let existing = schedule_file::validate(&Value::Object(document)).map_err(|errors| {
-        let said: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        ApiError::new(
-            StatusCode::CONFLICT,
-            format!("the schedule file is invalid: {}", said.join("; ")),
-        )
-    })?;
+    let existing = current
+        .schedule()
+        .map_err(ApiError::internal)?
+        .map_err(|errors| {
+            let said: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            ApiError::new(
+                StatusCode::CONFLICT,
+                format!("the schedule file is invalid: {}", said.join("; ")),
+            )
+        })?;
     let owned = state.schedule.plan_entries().map_err(ApiError::internal)?;
     let proposal = prices::propose(
         zendure,
@@ -107,10 +110,21 @@ pub async fn plan_post(State(state): State<Shared>, headers: HeaderMap, body: By
     let mut doc = proposal.to_json(zendure.time_zone);
     doc["success"] = json!(true);
     let etag = if request.save {
-        state
+        let etag = state
             .schedule
             .write_plan(&owned, &proposal)
-            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+        // Kept beside the day's realised saving (`GET /api/energy`).
+        let (date, saving) = (proposal.date, proposal.expected.saving_eur);
+        let now = Utc::now().timestamp_millis() as f64 / 1000.0;
+        off_thread(&state, move |state| {
+            let mut store = state.store.lock().unwrap_or_else(|e| e.into_inner());
+            store
+                .insert_planned(date, saving, now)
+                .map_err(ApiError::internal)
+        })
+        .await??;
+        etag
     } else {
         current.etag
     };

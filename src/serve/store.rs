@@ -5,15 +5,21 @@
 //! Parsing a posted body (`Posted::parse`) and summarising the latest rows
 //! (`summary`) are pure; `Store` is the database shell around them.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use chrono::{DateTime, NaiveDateTime, TimeZone};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+
+use super::overrides;
+use crate::zendure::core::energy::{HourRecord, StoredHour, Sums};
+use crate::zendure::core::report::StatusEvent;
+use crate::zendure::io::device;
 
 /// Unix time in seconds, fractions allowed (the controller's clock).
 pub type UnixSeconds = f64;
@@ -45,9 +51,39 @@ const SCHEMA: &str = "
         body TEXT NOT NULL
     );
     CREATE INDEX IF NOT EXISTS device_samples_ts ON device_samples (ts);
+    CREATE TABLE IF NOT EXISTS energy_hours (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,          -- the hour's start (a whole UTC hour)
+        run TEXT NOT NULL,         -- the controller run that measured it
+        received REAL NOT NULL,
+        import_wh REAL NOT NULL,
+        export_wh REAL NOT NULL,
+        charged_wh REAL NOT NULL,
+        discharged_wh REAL NOT NULL,
+        device_wh REAL NOT NULL,   -- AC minus battery: the device's own use
+        import_without_wh REAL NOT NULL,  -- the grid with the battery's AC added back
+        export_without_wh REAL NOT NULL,
+        grid_s REAL NOT NULL,      -- seconds the meter readings covered
+        device_s REAL NOT NULL,    -- seconds the device readings covered
+        buy_eur_per_kwh REAL,      -- the hour's prices, when known
+        sell_eur_per_kwh REAL,
+        UNIQUE (ts, run)
+    );
+    CREATE TABLE IF NOT EXISTS planned_savings (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,          -- when the plan was saved
+        date TEXT NOT NULL UNIQUE, -- the local day planned
+        expected_saving_eur REAL NOT NULL
+    );
 ";
 
-const TABLES: [&str; 3] = ["events", "meter_samples", "device_samples"];
+const TABLES: [&str; 5] = [
+    "events",
+    "meter_samples",
+    "device_samples",
+    "energy_hours",
+    "planned_savings",
+];
 
 /// The status event kinds: the reference controller's four, and `command`
 /// (what was written to the device).
@@ -175,6 +211,10 @@ impl Posted {
         );
         let field = |k: &str| object.get(k).filter(|v| !v.is_null()).cloned();
         let ts = timestamp(object, now, zone)?;
+        // Refused now rather than left off the page later.
+        if kind == StatusEvent::OVERRIDE {
+            overrides::parse(object, ts)?;
+        }
         let kind = kind.to_string();
         let (old_value, new_value) = (field("oldValue"), field("newValue"));
         // Stored with its time, as the reference stores every entry.
@@ -213,18 +253,11 @@ impl Posted {
                     .get("properties")
                     .and_then(Value::as_object)
                     .ok_or_else(|| anyhow!("`properties` must be an object"))?;
-                // outputPackPower flows into the pack, packInputPower out of it.
-                let battery_w = match (
-                    number(props, "outputPackPower"),
-                    number(props, "packInputPower"),
-                ) {
-                    (None, None) => None,
-                    (charge, discharge) => Some(charge.unwrap_or(0.0) - discharge.unwrap_or(0.0)),
-                };
+                let figures = device::sample_figures(props);
                 Ok(Posted::Device {
                     ts,
-                    soc: number(props, "electricLevel"),
-                    battery_w,
+                    soc: figures.soc_pct,
+                    battery_w: figures.battery_w,
                     body: body.clone(),
                 })
             }
@@ -257,6 +290,8 @@ pub struct Latest {
     pub device: Option<(UnixSeconds, Option<f64>, Option<f64>)>,
     /// When the server received the last post of any kind.
     pub last_post: Option<UnixSeconds>,
+    /// The last override event: (type, ts, body).
+    pub last_override: Option<(String, UnixSeconds, Value)>,
 }
 
 /// What the page shows as live status.
@@ -278,6 +313,9 @@ pub struct Summary {
     pub meter_at: Option<UnixSeconds>,
     /// Seconds since the meter sample was taken.
     pub meter_age: Option<f64>,
+    /// The owner's override in force, if any.
+    #[serde(rename = "override")]
+    pub manual: Option<overrides::Shown>,
     pub now: UnixSeconds,
 }
 
@@ -312,6 +350,13 @@ pub fn summary(
         meter_w: latest.meter.map(|(_, w)| w),
         meter_at: latest.meter.map(|(t, _)| t),
         meter_age: latest.meter.map(|(t, _)| (now - t).max(0.0)),
+        manual: overrides::in_force(
+            latest
+                .last_override
+                .as_ref()
+                .map(|(kind, ts, body)| (kind.as_str(), *ts, body)),
+            now,
+        ),
         now,
     }
 }
@@ -407,6 +452,11 @@ impl Store {
             ),
         }
         .context("cannot store the post")?;
+        self.counted(received)
+    }
+
+    /// Counts an insert; prunes every `PRUNE_EVERY`.
+    fn counted(&mut self, received: UnixSeconds) -> Result<()> {
         self.inserts += 1;
         if self.inserts % PRUNE_EVERY == 1 {
             self.prune(received)?;
@@ -532,8 +582,17 @@ impl Store {
             [],
             |r| r.get(0),
         )?;
+        let last_override = db
+            .query_row(
+                "SELECT type, ts, body FROM events WHERE type IN (?1, ?2) ORDER BY id DESC LIMIT 1",
+                params![StatusEvent::OVERRIDE, StatusEvent::OVERRIDE_ENDED],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?)),
+            )
+            .optional()?
+            .map(|(kind, ts, body)| (kind, ts, json(Some(body)).unwrap_or(Value::Null)));
         Ok(Latest {
             last_event,
+            last_override,
             last_start,
             stopped_at,
             last_command,
@@ -607,6 +666,120 @@ impl Store {
             "meter": rows("SELECT ts, power_w FROM meter_samples WHERE ts >= ?1 ORDER BY ts", 2)?,
             "device": rows("SELECT ts, soc, battery_w FROM device_samples WHERE ts >= ?1 ORDER BY ts", 3)?,
         }))
+    }
+
+    /// One run's hour: a record sent again replaces the one before (the
+    /// poster delivers at least once); prices once known are kept.
+    pub fn insert_hour(
+        &mut self,
+        record: &HourRecord,
+        prices: Option<(f64, f64)>,
+        received: UnixSeconds,
+    ) -> Result<()> {
+        let s = &record.sums;
+        self.db
+            .execute(
+                "INSERT INTO energy_hours (ts, run, received, import_wh, export_wh, charged_wh, \
+                 discharged_wh, device_wh, import_without_wh, export_without_wh, grid_s, device_s, \
+                 buy_eur_per_kwh, sell_eur_per_kwh) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+                 ON CONFLICT (ts, run) DO UPDATE SET received = excluded.received, \
+                 import_wh = excluded.import_wh, export_wh = excluded.export_wh, \
+                 charged_wh = excluded.charged_wh, discharged_wh = excluded.discharged_wh, \
+                 device_wh = excluded.device_wh, import_without_wh = excluded.import_without_wh, \
+                 export_without_wh = excluded.export_without_wh, grid_s = excluded.grid_s, \
+                 device_s = excluded.device_s, \
+                 buy_eur_per_kwh = COALESCE(excluded.buy_eur_per_kwh, buy_eur_per_kwh), \
+                 sell_eur_per_kwh = COALESCE(excluded.sell_eur_per_kwh, sell_eur_per_kwh)",
+                params![
+                    record.hour as f64,
+                    record.run,
+                    received,
+                    s.import_wh,
+                    s.export_wh,
+                    s.charged_wh,
+                    s.discharged_wh,
+                    s.device_wh,
+                    s.import_without_wh,
+                    s.export_without_wh,
+                    s.grid_s,
+                    s.device_s,
+                    prices.map(|p| p.0),
+                    prices.map(|p| p.1),
+                ],
+            )
+            .context("cannot store the hour")?;
+        self.counted(received)
+    }
+
+    /// The price planner's expected saving for a day it planned (the last
+    /// plan saved for the day counts).
+    pub fn insert_planned(
+        &mut self,
+        date: NaiveDate,
+        saving_eur: f64,
+        received: UnixSeconds,
+    ) -> Result<()> {
+        self.db
+            .execute(
+                "INSERT INTO planned_savings (ts, date, expected_saving_eur) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (date) DO UPDATE SET ts = excluded.ts, \
+                 expected_saving_eur = excluded.expected_saving_eur",
+                params![received, date.to_string(), saving_eur],
+            )
+            .context("cannot store the planned saving")?;
+        self.counted(received)
+    }
+
+    /// The hours from `from` (Unix seconds) on, each run's added up, in
+    /// order; and the planned savings of the days from `from_date` on.
+    pub fn energy(
+        &self,
+        from: i64,
+        from_date: NaiveDate,
+    ) -> Result<(Vec<StoredHour>, BTreeMap<NaiveDate, f64>)> {
+        let mut stmt = self.db.prepare(
+            "SELECT CAST(ts AS INTEGER), SUM(import_wh), SUM(export_wh), SUM(charged_wh), \
+             SUM(discharged_wh), SUM(device_wh), SUM(import_without_wh), SUM(export_without_wh), \
+             SUM(grid_s), SUM(device_s), MAX(buy_eur_per_kwh), MAX(sell_eur_per_kwh) \
+             FROM energy_hours WHERE ts >= ?1 GROUP BY ts ORDER BY ts",
+        )?;
+        let hours = stmt
+            .query_map(params![from as f64], |r| {
+                let buy: Option<f64> = r.get(10)?;
+                let sell: Option<f64> = r.get(11)?;
+                Ok(StoredHour {
+                    hour: r.get(0)?,
+                    sums: Sums {
+                        import_wh: r.get(1)?,
+                        export_wh: r.get(2)?,
+                        charged_wh: r.get(3)?,
+                        discharged_wh: r.get(4)?,
+                        device_wh: r.get(5)?,
+                        import_without_wh: r.get(6)?,
+                        export_without_wh: r.get(7)?,
+                        grid_s: r.get(8)?,
+                        device_s: r.get(9)?,
+                    },
+                    prices: buy.zip(sell),
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .context("cannot read the hours")?;
+        let mut stmt = self
+            .db
+            .prepare("SELECT date, expected_saving_eur FROM planned_savings WHERE date >= ?1")?;
+        let planned = stmt
+            .query_map(params![from_date.to_string()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))
+            })?
+            .filter_map(|row| {
+                row.map(|(date, saving)| date.parse().ok().map(|d| (d, saving)))
+                    .transpose()
+            })
+            .collect::<rusqlite::Result<BTreeMap<_, _>>>()
+            .context("cannot read the planned savings")?;
+        Ok((hours, planned))
     }
 
     /// The last `limit` events, newest first (the reference status API's GET).
@@ -813,6 +986,35 @@ mod tests {
         assert!(!stopped.alive);
         assert_eq!(stopped.since, Some(NOW - 5.0));
         assert!(!alive(&Latest::default(), NOW).alive);
+    }
+
+    #[test]
+    fn the_live_status_shows_the_last_override_in_force() {
+        let path = temp_db("override");
+        let mut store = Store::open(&path, HOUR_50_ROWS).unwrap();
+        let mut post = |body: Value| {
+            let posted = Posted::event(body, NOW, ZONE).unwrap();
+            store.insert(&posted, NOW).unwrap();
+            alive(&store.latest().unwrap(), NOW).manual
+        };
+        let set = json!({"type": "override", "timestamp": NOW - 9.0, "mode": "discharge",
+                         "watts": 250, "until": NOW + 60.0, "by": "homeassistant"});
+        let shown = post(set.clone()).unwrap();
+        assert_eq!((shown.watts, shown.since), (250, NOW - 9.0));
+        assert_eq!(shown.until, Some(NOW + 60.0));
+        // Other events (a stop too: a restart keeps it) leave it; an end
+        // ends it; the last received decides.
+        assert!(post(json!({"type": "stop"})).is_some());
+        assert!(post(json!({"type": "override_end", "mode": "discharge"})).is_none());
+        assert!(post(set).is_some());
+        let latest = store.latest().unwrap();
+        assert!(alive(&latest, NOW + 60.0).manual.is_none(), "expired");
+        // An override that cannot be shown is refused when posted.
+        let err = Posted::event(json!({"type": "override", "mode": "boost"}), NOW, ZONE)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`mode`"), "{err}");
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
     const HOUR_50_ROWS: Bounds = Bounds {

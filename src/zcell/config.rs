@@ -3,12 +3,16 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail, ensure};
+use std::str::FromStr;
+
+use anyhow::{Context, Result, anyhow, ensure};
 use chrono::NaiveTime;
 use chrono_tz::Tz;
+use serde::Deserialize;
+use serde::de::{Deserializer, Error as _, IgnoredAny};
 use serde_json::Value;
 
-use crate::config::{integer, list, object, string, strings};
+use crate::config::{Fault, Problem, RawSeconds, Whole};
 use crate::tz;
 use crate::zcell::bms::BmsAddress;
 use crate::zcell::dess::{Writer, parse_overlap};
@@ -147,123 +151,201 @@ pub fn load(explicit: Option<&Path>) -> Result<Config> {
     Ok(config)
 }
 
-/// Reads the keys a season shares with the file; false if `key` is not one.
-fn rules_key(rules: &mut RulesFile, key: &str, value: &Value) -> Result<bool> {
-    match key {
-        "peaks" => rules.peaks = Some(list(key, value, str::parse)?),
-        "reserve_soc" => {
-            let n = integer(key, value, 0..=100)?;
-            rules.reserve_soc = Some(parse_soc(&n.to_string())?);
-        }
-        "maintenance_windows" => rules.maintenance_windows = Some(list(key, value, str::parse)?),
-        _ => return Ok(false),
-    }
-    Ok(true)
+/// The rules a season shares with the file, as written.
+struct RulesText {
+    peaks: Option<Vec<String>>,
+    reserve_soc: Option<Whole<0, 100>>,
+    maintenance_windows: Option<Vec<String>>,
 }
 
-const KEYS: &str = "bms, bms_timeout, bms_retries, slots, day_start, peaks, reserve_soc, \
-                    maintenance_windows, time_zone, holidays, seasons, status_file, writer, \
-                    dess_overlap, zendure, serve";
-const SEASON_KEYS: &str = "months, peaks, reserve_soc, maintenance_windows";
+/// Parses each item of the list at `key`.
+fn items<T: FromStr<Err = anyhow::Error>>(
+    key: &str,
+    list: Option<Vec<String>>,
+) -> Result<Option<Vec<T>>> {
+    list.map(|list| list.iter().map(|s| s.parse()).collect::<Result<_>>())
+        .transpose()
+        .with_context(|| format!("`{key}`"))
+}
+
+impl RulesText {
+    fn check(self) -> Result<RulesFile> {
+        Ok(RulesFile {
+            peaks: items("peaks", self.peaks)?,
+            reserve_soc: self
+                .reserve_soc
+                .map(|n| parse_soc(&n.0.to_string()))
+                .transpose()?,
+            maintenance_windows: items("maintenance_windows", self.maintenance_windows)?,
+        })
+    }
+}
+
+/// The file as written; `null` stands for "the default", so the example
+/// file can list every key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigText {
+    bms: Option<String>,
+    bms_timeout: Option<Whole<1, 300>>,
+    bms_retries: Option<Whole<0, 10>>,
+    slots: Option<Vec<Whole<0, 4>>>,
+    day_start: Option<String>,
+    peaks: Option<Vec<String>>,
+    reserve_soc: Option<Whole<0, 100>>,
+    maintenance_windows: Option<Vec<String>>,
+    time_zone: Option<String>,
+    holidays: Option<Vec<String>>,
+    seasons: Option<Vec<SeasonText>>,
+    status_file: Option<PathBuf>,
+    writer: Option<String>,
+    #[serde(deserialize_with = "overlap", default)]
+    dess_overlap: Option<std::time::Duration>,
+    /// The other systems' sections, each read by its own loader.
+    #[serde(rename = "zendure")]
+    _zendure: Option<IgnoredAny>,
+    #[serde(rename = "serve")]
+    _serve: Option<IgnoredAny>,
+    #[serde(rename = "homeassistant")]
+    _homeassistant: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeasonText {
+    months: String,
+    peaks: Option<Vec<String>>,
+    reserve_soc: Option<Whole<0, 100>>,
+    maintenance_windows: Option<Vec<String>>,
+}
+
+/// `dess_overlap`: seconds, in the range the command line takes.
+fn overlap<'de, D: Deserializer<'de>>(d: D) -> Result<Option<std::time::Duration>, D::Error> {
+    Option::<RawSeconds>::deserialize(d)?
+        .map(|RawSeconds(s)| {
+            parse_overlap(&s.to_string()).map_err(|e| D::Error::custom(format!("{e:#}")))
+        })
+        .transpose()
+}
+
+/// The GX's way of naming the key at fault: `` `slots` must be ...``,
+/// `` `seasons[0]`: `months` is missing``; a list item is named by its
+/// list.
+fn say(fault: Fault) -> String {
+    let mut path = fault.path;
+    if let Some(last) = path.last_mut()
+        && let Some((list, _)) = last.split_once('[')
+    {
+        *last = list.to_string();
+    }
+    let named = |keys: &[String]| {
+        keys.iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(": ")
+    };
+    match (fault.problem, path.split_last()) {
+        (Problem::Unknown { known }, Some((key, []))) => {
+            format!("unknown key `{key}` (known: {known})")
+        }
+        (Problem::Unknown { known }, Some((key, season))) => {
+            format!(
+                "{}: unknown key `{key}` (a season knows: {known})",
+                named(season)
+            )
+        }
+        (Problem::Missing, _) if path.last().is_some_and(|k| k == "months") => {
+            format!("{} is missing (e.g. \"apr-sep\")", named(&path))
+        }
+        (Problem::Missing, _) => format!("{} is missing", named(&path)),
+        (Problem::Bad(said), _) if path.is_empty() => said,
+        (Problem::Bad(said), _) if said.starts_with("must be") => {
+            format!("{} {said}", named(&path))
+        }
+        (Problem::Bad(said), _) => format!("{}: {said}", named(&path)),
+        (Problem::Unknown { .. }, None) => unreachable!("an unknown key has a name"),
+    }
+}
 
 pub fn parse(text: &str) -> Result<Config> {
     let doc: Value = serde_json::from_str(text).context("not valid JSON")?;
-    let top = doc
-        .as_object()
-        .with_context(|| format!("the top level must be an object ({{...}}), not {doc}"))?;
-    let mut config = Config::default();
-    // null stands for "the default", so the example file can list every key.
-    for (key, value) in top.iter().filter(|(_, v)| !v.is_null()) {
-        if rules_key(&mut config.rules, key, value)? {
-            continue;
-        }
-        match key.as_str() {
-            "bms" => {
-                config.bms = Some(string(key, value)?.parse().context("`bms`")?);
-            }
-            "bms_timeout" => config.bms_timeout = Some(integer(key, value, 1..=300)? as u64),
-            "bms_retries" => config.bms_retries = Some(integer(key, value, 0..=10)? as u32),
-            "slots" => {
-                let list = value
-                    .as_array()
-                    .with_context(|| format!("`slots` must be a list like [3, 4], not {value}"))?;
-                let names = list
-                    .iter()
-                    .map(|n| integer("slots", n, 0..=4).map(|n| n.to_string()))
-                    .collect::<Result<Vec<_>>>()?;
-                config.slots = Some(names.join(",").parse().context("`slots`")?);
-            }
-            "day_start" => {
-                config.day_start = Some(parse_clock(string(key, value)?).context("`day_start`")?);
-            }
-            "time_zone" => {
-                config.time_zone =
-                    Some(tz::parse_zone(string(key, value)?).context("`time_zone`")?);
-            }
-            "status_file" => config.status_file = Some(PathBuf::from(string(key, value)?)),
-            "writer" => config.writer = Some(string(key, value)?.parse().context("`writer`")?),
-            "dess_overlap" => {
-                let seconds = value
-                    .as_f64()
-                    .with_context(|| format!("`dess_overlap` must be seconds, not {value}"))?;
-                config.dess_overlap =
-                    Some(parse_overlap(&seconds.to_string()).context("`dess_overlap`")?);
-            }
-            // The Zendure system's section, read by its own loader.
-            "zendure" => {}
-            // The server's section, read by `serve`.
-            "serve" => {}
-            "holidays" => {
-                for day in strings(key, value)? {
-                    config.holidays.add(&day).context("`holidays`")?;
-                }
-            }
-            "seasons" => {
-                let list = value
-                    .as_array()
-                    .with_context(|| format!("`seasons` must be a list, not {value}"))?;
-                for (i, season) in list.iter().enumerate() {
-                    let at = format!("seasons[{i}]");
-                    config
-                        .seasons
-                        .push(parse_season(&at, season).with_context(|| format!("`{at}`"))?);
-                }
-            }
-            _ => bail!("unknown key `{key}` (known: {KEYS})"),
-        }
+    ensure!(
+        doc.is_object(),
+        "the top level must be an object ({{...}}), not {doc}"
+    );
+    let file: ConfigText = crate::config::deserialize(&doc).map_err(|f| anyhow!(say(f)))?;
+    let rules = RulesText {
+        peaks: file.peaks,
+        reserve_soc: file.reserve_soc,
+        maintenance_windows: file.maintenance_windows,
     }
-    Ok(config)
+    .check()?;
+    let mut holidays = Holidays::default();
+    for day in file.holidays.unwrap_or_default() {
+        holidays.add(&day).context("`holidays`")?;
+    }
+    Ok(Config {
+        bms: file.bms.map(|b| b.parse()).transpose().context("`bms`")?,
+        bms_timeout: file.bms_timeout.map(|n| n.0 as u64),
+        bms_retries: file.bms_retries.map(|n| n.0 as u32),
+        slots: file
+            .slots
+            .map(|slots| {
+                let names: Vec<String> = slots.iter().map(|n| n.0.to_string()).collect();
+                names.join(",").parse()
+            })
+            .transpose()
+            .context("`slots`")?,
+        day_start: file
+            .day_start
+            .map(|s| parse_clock(&s))
+            .transpose()
+            .context("`day_start`")?,
+        rules,
+        seasons: file
+            .seasons
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, season)| season.check().with_context(|| format!("`seasons[{i}]`")))
+            .collect::<Result<_>>()?,
+        holidays,
+        time_zone: file
+            .time_zone
+            .map(|z| tz::parse_zone(&z))
+            .transpose()
+            .context("`time_zone`")?,
+        status_file: file.status_file,
+        writer: file
+            .writer
+            .map(|w| w.parse())
+            .transpose()
+            .context("`writer`")?,
+        dess_overlap: file.dess_overlap,
+        path: None,
+    })
 }
 
-fn parse_season(at: &str, value: &Value) -> Result<SeasonFile> {
-    let fields = object(at, value)?;
-    let mut rules = RulesFile::default();
-    let mut months = None;
-    for (key, value) in fields {
-        if rules_key(&mut rules, key, value)? {
-            continue;
+impl SeasonText {
+    fn check(self) -> Result<SeasonFile> {
+        let months = self.months.parse::<MonthSet>().context("`months`")?;
+        let rules = RulesText {
+            peaks: self.peaks,
+            reserve_soc: self.reserve_soc,
+            maintenance_windows: self.maintenance_windows,
         }
-        match key.as_str() {
-            "months" => {
-                let text = string(key, value)?;
-                months = Some((
-                    text.to_string(),
-                    text.parse::<MonthSet>().context("`months`")?,
-                ));
-            }
-            _ => bail!("unknown key `{key}` (a season knows: {SEASON_KEYS})"),
-        }
+        .check()?;
+        ensure!(
+            rules != RulesFile::default(),
+            "season {} changes nothing: give peaks, reserve_soc or maintenance_windows",
+            self.months
+        );
+        Ok(SeasonFile {
+            name: self.months,
+            months,
+            rules,
+        })
     }
-    let (name, months) = months.context("`months` is missing (e.g. \"apr-sep\")")?;
-    ensure!(
-        rules != RulesFile::default(),
-        "season {name} changes nothing: give peaks, reserve_soc or maintenance_windows"
-    );
-    Ok(SeasonFile {
-        name,
-        months,
-        rules,
-    })
 }
 
 #[cfg(test)]
@@ -351,7 +433,7 @@ mod tests {
             ),
             (
                 r#"{"seasons": [{"reserve_soc": 80}]}"#,
-                "`months` is missing",
+                "`seasons[0]`: `months` is missing (e.g. \"apr-sep\")",
             ),
             (r#"{"seasons": [{"months": "apr-sep"}]}"#, "changes nothing"),
             (

@@ -55,6 +55,7 @@ pub async fn run(request: RunRequest) -> Result<(), Failure> {
         mode,
         status_file,
         settings,
+        homeassistant,
     } = request;
     let mut progress = Progress::default();
     let result = match settings {
@@ -77,6 +78,9 @@ pub async fn run(request: RunRequest) -> Result<(), Failure> {
     // --skip-if-done go by: trying a change must not hide a fallback.
     if mode.dry_run {
         return result;
+    }
+    if let Some(ha) = &homeassistant {
+        crate::homeassistant::gx::publish(ha, &record).await;
     }
     match (record::write(&status_file, &record), result) {
         (Ok(()), result) => result,

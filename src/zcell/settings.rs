@@ -20,6 +20,8 @@ pub struct RunRequest {
     pub mode: RunMode,
     pub status_file: PathBuf,
     pub settings: Result<RunSettings, Failure>,
+    /// Where the run's record goes for Home Assistant, if anywhere.
+    pub homeassistant: Option<crate::homeassistant::config::HaConfig>,
 }
 
 /// How `run` was asked to run.

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use chrono_tz::Tz;
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::{integer, object, string};
+use crate::config::{self, Seconds, SecondsOrZero, Whole};
 
 use crate::zendure::core::law::{Limits, Tuning};
 use crate::zendure::core::prices::config::{self as price_config, PriceConfig};
@@ -75,30 +76,29 @@ impl std::fmt::Display for Address {
 /// after it has been unreachable for `rediscover_after` (a DHCP lease
 /// change). What the adapters take is an `Address`: `io::auto` resolves
 /// "auto" into one, and a build without discovery has no "auto" at all.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
 pub enum Place {
     Fixed(Address),
     #[cfg(feature = "discover")]
     Auto,
 }
 
-impl Place {
-    /// `key` names the config key in the error when the build cannot
-    /// discover.
-    fn parse(key: &str, text: &str) -> Result<Place> {
+impl TryFrom<String> for Place {
+    type Error = anyhow::Error;
+
+    fn try_from(text: String) -> Result<Place> {
         if text != "auto" {
-            return Address::parse(text)
-                .map(Place::Fixed)
-                .context(key.to_string());
+            return Address::parse(&text).map(Place::Fixed);
         }
         #[cfg(feature = "discover")]
         return Ok(Place::Auto);
         #[cfg(not(feature = "discover"))]
-        bail!(
-            "{key}: \"auto\" needs mDNS discovery, which this build leaves out; give host or host:port"
-        )
+        bail!("\"auto\" needs mDNS discovery, which this build leaves out; give host or host:port")
     }
+}
 
+impl Place {
     /// The address: without discovery in the build, every place is fixed.
     #[cfg(not(feature = "discover"))]
     pub fn fixed(&self) -> &Address {
@@ -114,6 +114,25 @@ impl std::fmt::Display for Place {
             Place::Fixed(a) => a.fmt(f),
             #[cfg(feature = "discover")]
             Place::Auto => f.write_str("auto"),
+        }
+    }
+}
+
+/// Where the meter is: a fixed address, or `"auto"` for a kind that
+/// announces itself on mDNS (a DSMR stream cannot be "auto").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MeterPlace {
+    Fixed(Address),
+    #[cfg(feature = "discover")]
+    Auto(crate::discover::Kind),
+}
+
+impl MeterPlace {
+    /// The address: without discovery in the build, every place is fixed.
+    #[cfg(not(feature = "discover"))]
+    pub fn fixed(&self) -> &Address {
+        match self {
+            MeterPlace::Fixed(a) => a,
         }
     }
 }
@@ -137,7 +156,8 @@ impl Addresses {
 }
 
 /// The P1 meter kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
 pub enum MeterKind {
     /// HomeWizard P1, API v1: `GET http://host/api/v1/data`.
     HomeWizard,
@@ -160,8 +180,12 @@ impl MeterKind {
             MeterKind::DsmrTcp => "dsmr-tcp",
         }
     }
+}
 
-    fn parse(text: &str) -> Result<MeterKind> {
+impl TryFrom<String> for MeterKind {
+    type Error = anyhow::Error;
+
+    fn try_from(text: String) -> Result<MeterKind> {
         [
             MeterKind::HomeWizard,
             MeterKind::HomeWizardV2,
@@ -210,18 +234,41 @@ impl MeterConfig {
     }
 
     /// Where the meter is, as the config says.
-    pub fn place(&self) -> Place {
+    pub fn place(&self) -> MeterPlace {
+        #[cfg(feature = "discover")]
+        use crate::discover::Kind;
         match self {
-            MeterConfig::HomeWizard { address }
-            | MeterConfig::HomeWizardV2 { address, .. }
-            | MeterConfig::ZendureP1 { address } => address.clone(),
-            MeterConfig::DsmrTcp { address, .. } => Place::Fixed(address.clone()),
+            MeterConfig::HomeWizard {
+                address: Place::Fixed(address),
+            }
+            | MeterConfig::HomeWizardV2 {
+                address: Place::Fixed(address),
+                ..
+            }
+            | MeterConfig::ZendureP1 {
+                address: Place::Fixed(address),
+            }
+            | MeterConfig::DsmrTcp { address, .. } => MeterPlace::Fixed(address.clone()),
+            #[cfg(feature = "discover")]
+            MeterConfig::HomeWizard {
+                address: Place::Auto,
+            } => MeterPlace::Auto(Kind::HomeWizardV1),
+            #[cfg(feature = "discover")]
+            MeterConfig::HomeWizardV2 {
+                address: Place::Auto,
+                ..
+            } => MeterPlace::Auto(Kind::HomeWizardV2),
+            #[cfg(feature = "discover")]
+            MeterConfig::ZendureP1 {
+                address: Place::Auto,
+            } => MeterPlace::Auto(Kind::Zendure),
         }
     }
 }
 
 /// Where the schedule comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
 pub enum ScheduleSource {
     File(PathBuf),
     Url(String),
@@ -312,13 +359,75 @@ impl ZendureConfig {
     }
 }
 
-const KEYS: &str = "device, sn, meter, schedule, time_zone, max_charge_w, max_discharge_w, \
-                    min_soc, max_soc, status_file, lock_file, state_dir, interval, \
-                    schedule_refresh, meter_timeout, min_write_interval, min_direction_change, \
-                    reassert, http_timeout, meter_lag, deadband_w, step_w, hysteresis_w, \
-                    status_url, data_url, report_token_file, report_queue_max, report_queue_max_bytes, prices, \
-                    rediscover_after, discover_for";
-const METER_KEYS: &str = "kind, address, token_file, ca_file, telegram_period";
+/// The `zendure` object as written; absent and `null` keys take the
+/// defaults.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ZendureText {
+    device: Place,
+    sn: Option<String>,
+    meter: MeterText,
+    schedule: ScheduleSource,
+    time_zone: Option<String>,
+    max_charge_w: Option<Watts>,
+    max_discharge_w: Option<Watts>,
+    min_soc: Option<Whole<0, 100>>,
+    max_soc: Option<Whole<0, 100>>,
+    status_file: Option<PathBuf>,
+    lock_file: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    interval: Option<Seconds>,
+    schedule_refresh: Option<Seconds>,
+    meter_timeout: Option<Seconds>,
+    min_write_interval: Option<SecondsOrZero>,
+    min_direction_change: Option<SecondsOrZero>,
+    reassert: Option<SecondsOrZero>,
+    http_timeout: Option<Seconds>,
+    meter_lag: Option<SecondsOrZero>,
+    deadband_w: Option<Watts>,
+    step_w: Option<Watts>,
+    hysteresis_w: Option<Watts>,
+    status_url: Option<HttpUrl>,
+    data_url: Option<HttpUrl>,
+    report_token_file: Option<PathBuf>,
+    report_queue_max: Option<Whole<10, 10_000_000>>,
+    report_queue_max_bytes: Option<Whole<65_536, { 1 << 30 }>>,
+    /// Read by its own module.
+    prices: Option<Value>,
+    rediscover_after: Option<SecondsOrZero>,
+    discover_for: Option<Seconds>,
+}
+
+type Watts = Whole<0, 100_000>;
+
+/// The `meter` object as written: every kind's keys, checked against the
+/// kind when it becomes a `MeterConfig`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MeterText {
+    kind: MeterKind,
+    address: Place,
+    token_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    telegram_period: Option<SecondsOrZero>,
+}
+
+/// A URL the controller posts to.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+struct HttpUrl(String);
+
+impl TryFrom<String> for HttpUrl {
+    type Error = String;
+
+    fn try_from(url: String) -> Result<HttpUrl, String> {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            Ok(HttpUrl(url))
+        } else {
+            Err(format!("`{url}` is not an http:// or https:// URL"))
+        }
+    }
+}
 
 /// Reads the config file and checks its `zendure` object.
 pub fn load(explicit: Option<&Path>) -> Result<ZendureConfig> {
@@ -336,77 +445,28 @@ pub fn load(explicit: Option<&Path>) -> Result<ZendureConfig> {
 /// Checks the `zendure` object; `system_zone` is asked only when
 /// `time_zone` is absent.
 pub fn parse(value: &Value, system_zone: impl FnOnce() -> Result<Tz>) -> Result<ZendureConfig> {
-    let top = object("zendure", value)?;
-    if let Some(key) = top
-        .keys()
-        .find(|k| !KEYS.split(", ").any(|known| known == k.as_str()))
-    {
-        bail!("zendure.{key}: unknown key (known: {KEYS})");
-    }
-    let get = |key: &str| top.get(key).filter(|v| !v.is_null());
-    let named = |key: &str| format!("zendure.{key}");
-    let required = |key: &str| get(key).with_context(|| format!("zendure.{key}: missing"));
-    let string_at = |key: &str| -> Result<Option<String>> {
-        get(key)
-            .map(|v| string(&named(key), v).map(str::to_string))
-            .transpose()
-    };
-    let url_at = |key: &str| -> Result<Option<String>> {
-        let url = string_at(key)?;
-        if let Some(url) = &url {
-            ensure!(
-                url.starts_with("http://") || url.starts_with("https://"),
-                "zendure.{key}: `{url}` is not an http:// or https:// URL"
-            );
-        }
-        Ok(url)
-    };
-    let path_at = |key: &str, default: &str| -> Result<PathBuf> {
-        Ok(PathBuf::from(
-            string_at(key)?.unwrap_or_else(|| default.to_string()),
-        ))
-    };
-    let seconds_at = |key: &str, default: f64| -> Result<Duration> {
-        get(key).map_or(Ok(Duration::from_secs_f64(default)), |v| {
-            seconds(&named(key), v)
-        })
-    };
-    let watts_at = |key: &str, default: u32| -> Result<u32> {
-        get(key).map_or(Ok(default), |v| {
-            integer(&named(key), v, 0..=100_000).map(|n| n as u32)
-        })
-    };
-    let percent_at = |key: &str, default: u8| -> Result<u8> {
-        get(key).map_or(Ok(default), |v| {
-            integer(&named(key), v, 0..=100).map(|n| n as u8)
-        })
-    };
-
-    let device = Place::parse(
-        "zendure.device",
-        string("zendure.device", required("device")?)?,
-    )?;
-    let sn = string_at("sn")?;
-    if let Some(sn) = &sn {
+    ensure!(
+        value.is_object(),
+        "`zendure` must be an object, not {value}"
+    );
+    let file: ZendureText = config::section("zendure", value)?;
+    if let Some(sn) = &file.sn {
         ensure!(
             !sn.is_empty() && sn.chars().all(|c| c.is_ascii_alphanumeric()),
             "zendure.sn: `{sn}` is not a serial number (letters and digits)"
         );
     }
-    let meter = parse_meter(required("meter")?)?;
-    let schedule = parse_source(string("zendure.schedule", required("schedule")?)?)
-        .context("zendure.schedule")?;
-    let time_zone = match get("time_zone") {
-        Some(v) => {
-            crate::tz::parse_zone(string("zendure.time_zone", v)?).context("zendure.time_zone")?
-        }
+    let time_zone = match &file.time_zone {
+        Some(name) => crate::tz::parse_zone(name).context("zendure.time_zone")?,
         None => system_zone().context("zendure.time_zone: absent, and the system zone")?,
     };
+    let watts = |w: Option<Watts>, default: u32| w.map_or(default, |w| w.0 as u32);
+    let percent = |p: Option<Whole<0, 100>>, default: u8| p.map_or(default, |p| p.0 as u8);
     let limits = Limits {
-        max_charge_w: watts_at("max_charge_w", 800)?,
-        max_discharge_w: watts_at("max_discharge_w", 800)?,
-        min_soc_pct: percent_at("min_soc", 10)?,
-        max_soc_pct: percent_at("max_soc", 100)?,
+        max_charge_w: watts(file.max_charge_w, 800),
+        max_discharge_w: watts(file.max_discharge_w, 800),
+        min_soc_pct: percent(file.min_soc, 10),
+        max_soc_pct: percent(file.max_soc, 100),
     };
     ensure!(
         limits.min_soc_pct < limits.max_soc_pct,
@@ -414,150 +474,118 @@ pub fn parse(value: &Value, system_zone: impl FnOnce() -> Result<Tz>) -> Result<
         limits.min_soc_pct,
         limits.max_soc_pct
     );
+    let positive =
+        |s: Option<Seconds>, default: u64| s.map_or(Duration::from_secs(default), |s| s.0);
+    let any =
+        |s: Option<SecondsOrZero>, default: u64| s.map_or(Duration::from_secs(default), |s| s.0);
     let timings = Timings {
-        interval: seconds_at("interval", 2.0)?,
-        schedule_refresh: seconds_at("schedule_refresh", 300.0)?,
-        meter_timeout: seconds_at("meter_timeout", 30.0)?,
-        min_write_interval: seconds_at("min_write_interval", 10.0)?,
-        min_direction_change: seconds_at("min_direction_change", 60.0)?,
-        reassert: seconds_at("reassert", 60.0)?,
-        http_timeout: seconds_at("http_timeout", 5.0)?,
-        meter_lag: get("meter_lag")
-            .map(|v| seconds("zendure.meter_lag", v))
-            .transpose()?,
-        rediscover_after: seconds_at("rediscover_after", 300.0)?,
-        discover_for: seconds_at("discover_for", 3.0)?,
+        interval: positive(file.interval, 2),
+        schedule_refresh: positive(file.schedule_refresh, 300),
+        meter_timeout: positive(file.meter_timeout, 30),
+        min_write_interval: any(file.min_write_interval, 10),
+        min_direction_change: any(file.min_direction_change, 60),
+        reassert: any(file.reassert, 60),
+        http_timeout: positive(file.http_timeout, 5),
+        meter_lag: file.meter_lag.map(|s| s.0),
+        rediscover_after: any(file.rediscover_after, 300),
+        discover_for: positive(file.discover_for, 3),
     };
-    for (key, d) in [
-        ("interval", timings.interval),
-        ("schedule_refresh", timings.schedule_refresh),
-        ("meter_timeout", timings.meter_timeout),
-        ("http_timeout", timings.http_timeout),
-        ("discover_for", timings.discover_for),
-    ] {
-        ensure!(!d.is_zero(), "zendure.{key}: must be above 0");
-    }
+    let path = |p: Option<PathBuf>, default: &str| p.unwrap_or_else(|| PathBuf::from(default));
     Ok(ZendureConfig {
-        device,
-        sn,
-        meter,
-        schedule,
+        device: file.device,
+        sn: file.sn,
+        meter: file.meter.check()?,
+        schedule: file.schedule,
         time_zone,
         limits,
-        status_file: path_at("status_file", DEFAULT_STATUS_FILE)?,
-        lock_file: path_at("lock_file", DEFAULT_LOCK_FILE)?,
-        state_dir: path_at("state_dir", DEFAULT_STATE_DIR)?,
+        status_file: path(file.status_file, DEFAULT_STATUS_FILE),
+        lock_file: path(file.lock_file, DEFAULT_LOCK_FILE),
+        state_dir: path(file.state_dir, DEFAULT_STATE_DIR),
         timings,
-        deadband_w: watts_at("deadband_w", 25)?,
-        step_w: watts_at("step_w", 20)?,
-        hysteresis_w: watts_at("hysteresis_w", 60)?,
+        deadband_w: watts(file.deadband_w, 25),
+        step_w: watts(file.step_w, 20),
+        hysteresis_w: watts(file.hysteresis_w, 60),
         report: ReportConfig {
-            status_url: url_at("status_url")?,
-            data_url: url_at("data_url")?,
-            token_file: string_at("report_token_file")?.map(PathBuf::from),
-            queue_max: get("report_queue_max").map_or(Ok(20_000), |v| {
-                integer(&named("report_queue_max"), v, 10..=10_000_000).map(|n| n as usize)
-            })?,
-            queue_max_bytes: get("report_queue_max_bytes").map_or(Ok(8 << 20), |v| {
-                integer(&named("report_queue_max_bytes"), v, 65_536..=1 << 30).map(|n| n as u64)
-            })?,
+            status_url: file.status_url.map(|u| u.0),
+            data_url: file.data_url.map(|u| u.0),
+            token_file: file.report_token_file,
+            queue_max: file.report_queue_max.map_or(20_000, |n| n.0 as usize),
+            queue_max_bytes: file.report_queue_max_bytes.map_or(8 << 20, |n| n.0 as u64),
         },
-        prices: get("prices").map(price_config::parse).transpose()?,
+        prices: file.prices.as_ref().map(price_config::parse).transpose()?,
     })
 }
 
-fn parse_meter(value: &Value) -> Result<MeterConfig> {
-    let fields = object("zendure.meter", value)?;
-    if let Some(key) = fields
-        .keys()
-        .find(|k| !METER_KEYS.split(", ").any(|known| known == k.as_str()))
-    {
-        bail!("zendure.meter.{key}: unknown key (known: {METER_KEYS})");
-    }
-    let get = |key: &str| fields.get(key).filter(|v| !v.is_null());
-    let kind = MeterKind::parse(string(
-        "zendure.meter.kind",
-        get("kind").context("zendure.meter.kind: missing")?,
-    )?)
-    .context("zendure.meter.kind")?;
-    let address = Place::parse(
-        "zendure.meter.address",
-        string(
-            "zendure.meter.address",
-            get("address").context("zendure.meter.address: missing")?,
-        )?,
-    )?;
-    let file = |key: &str| -> Result<Option<PathBuf>> {
-        get(key)
-            .map(|v| string(&format!("zendure.meter.{key}"), v).map(PathBuf::from))
-            .transpose()
-    };
-    let token_file = file("token_file")?;
-    let ca_file = file("ca_file")?;
-    let telegram_period = get("telegram_period")
-        .map(|v| seconds("zendure.meter.telegram_period", v))
-        .transpose()?;
-    ensure!(
-        kind == MeterKind::DsmrTcp || telegram_period.is_none(),
-        "zendure.meter.telegram_period: only dsmr-tcp streams telegrams"
-    );
-    if kind != MeterKind::HomeWizardV2 {
-        ensure!(
-            token_file.is_none(),
-            "zendure.meter.token_file: only homewizard-v2 uses a token"
-        );
-        ensure!(
-            ca_file.is_none(),
-            "zendure.meter.ca_file: only homewizard-v2 uses HTTPS"
-        );
-    }
-    Ok(match kind {
-        MeterKind::HomeWizard => MeterConfig::HomeWizard { address },
-        MeterKind::HomeWizardV2 => MeterConfig::HomeWizardV2 {
+impl MeterText {
+    /// The kind's own keys, and no other kind's.
+    fn check(self) -> Result<MeterConfig> {
+        let MeterText {
+            kind,
             address,
-            token_file: token_file
-                .context("zendure.meter.token_file: missing (homewizard-v2 needs the API token)")?,
-            ca_file: ca_file.context(
-                "zendure.meter.ca_file: missing (homewizard-v2 needs the meter's certificate or its CA)",
-            )?,
-        },
-        MeterKind::ZendureP1 => MeterConfig::ZendureP1 { address },
-        MeterKind::DsmrTcp => MeterConfig::DsmrTcp {
-            address: match address {
-                Place::Fixed(a) => {
-                    ensure!(
-                        a.port.is_some(),
-                        "zendure.meter.address: dsmr-tcp needs host:port"
-                    );
-                    a
-                }
-                #[cfg(feature = "discover")]
-                Place::Auto => bail!(
-                    "zendure.meter.address: a dsmr-tcp stream announces nothing on mDNS; give host:port"
-                ),
+            token_file,
+            ca_file,
+            telegram_period,
+        } = self;
+        ensure!(
+            kind == MeterKind::DsmrTcp || telegram_period.is_none(),
+            "zendure.meter.telegram_period: only dsmr-tcp streams telegrams"
+        );
+        if kind != MeterKind::HomeWizardV2 {
+            ensure!(
+                token_file.is_none(),
+                "zendure.meter.token_file: only homewizard-v2 uses a token"
+            );
+            ensure!(
+                ca_file.is_none(),
+                "zendure.meter.ca_file: only homewizard-v2 uses HTTPS"
+            );
+        }
+        Ok(match kind {
+            MeterKind::HomeWizard => MeterConfig::HomeWizard { address },
+            MeterKind::HomeWizardV2 => MeterConfig::HomeWizardV2 {
+                address,
+                token_file: token_file.context(
+                    "zendure.meter.token_file: missing (homewizard-v2 needs the API token)",
+                )?,
+                ca_file: ca_file.context(
+                    "zendure.meter.ca_file: missing (homewizard-v2 needs the meter's certificate or its CA)",
+                )?,
             },
-            // DSMR 2.2-4 meters send every 10 s, DSMR 5 every second.
-            telegram_period: telegram_period.unwrap_or(Duration::from_secs(10)),
-        },
-    })
-}
-
-fn parse_source(text: &str) -> Result<ScheduleSource> {
-    if text.starts_with("http://") || text.starts_with("https://") {
-        Ok(ScheduleSource::Url(text.to_string()))
-    } else if text.contains("://") {
-        bail!("`{text}`: only http(s) URLs or file paths")
-    } else {
-        ensure!(!text.is_empty(), "the path is empty");
-        Ok(ScheduleSource::File(PathBuf::from(text)))
+            MeterKind::ZendureP1 => MeterConfig::ZendureP1 { address },
+            MeterKind::DsmrTcp => MeterConfig::DsmrTcp {
+                address: match address {
+                    Place::Fixed(a) => {
+                        ensure!(
+                            a.port.is_some(),
+                            "zendure.meter.address: dsmr-tcp needs host:port"
+                        );
+                        a
+                    }
+                    #[cfg(feature = "discover")]
+                    Place::Auto => bail!(
+                        "zendure.meter.address: a dsmr-tcp stream announces nothing on mDNS; give host:port"
+                    ),
+                },
+                // DSMR 2.2-4 meters send every 10 s, DSMR 5 every second.
+                telegram_period: telegram_period.map_or(Duration::from_secs(10), |s| s.0),
+            },
+        })
     }
 }
 
-fn seconds(key: &str, v: &Value) -> Result<Duration> {
-    v.as_f64()
-        .filter(|s| s.is_finite() && (0.0..=86_400.0 * 366.0).contains(s))
-        .map(Duration::from_secs_f64)
-        .with_context(|| format!("`{key}` must be a number of seconds (0 or more), not {v}"))
+impl TryFrom<String> for ScheduleSource {
+    type Error = anyhow::Error;
+
+    fn try_from(text: String) -> Result<ScheduleSource> {
+        if text.starts_with("http://") || text.starts_with("https://") {
+            Ok(ScheduleSource::Url(text))
+        } else if text.contains("://") {
+            bail!("`{text}`: only http(s) URLs or file paths")
+        } else {
+            ensure!(!text.is_empty(), "the path is empty");
+            Ok(ScheduleSource::File(PathBuf::from(text)))
+        }
+    }
 }
 
 /// The system's time zone: `TZ`, else `/etc/timezone`, else the target of
@@ -658,7 +686,10 @@ mod tests {
         {
             let c = parse_ok(v.clone());
             assert_eq!(c.device, Place::Auto);
-            assert_eq!(c.meter.place(), Place::Auto);
+            assert_eq!(
+                c.meter.place(),
+                MeterPlace::Auto(crate::discover::Kind::HomeWizardV1)
+            );
             assert_eq!(c.timings.rediscover_after, Duration::from_millis(500));
             assert_eq!(c.timings.discover_for, Duration::from_millis(250));
             let err = parse_err(with(
@@ -796,10 +827,7 @@ mod tests {
             (json!([]), "`zendure` must be an object"),
             (no_device, "zendure.device: missing"),
             (with("bogus", json!(1)), "zendure.bogus: unknown key"),
-            (
-                with("device", json!(5)),
-                "`zendure.device` must be a string",
-            ),
+            (with("device", json!(5)), "zendure.device: must be a string"),
             (with("device", json!("http://x")), "zendure.device"),
             (with("device", json!("x:99999")), "zendure.device"),
             (with("sn", json!("a b")), "zendure.sn"),
@@ -865,7 +893,7 @@ mod tests {
             (with("time_zone", json!("Mars/Base")), "zendure.time_zone"),
             (
                 with("max_charge_w", json!(-5)),
-                "`zendure.max_charge_w` must be a whole number",
+                "zendure.max_charge_w: must be a whole number",
             ),
             (
                 with("max_discharge_w", json!(1.5)),
@@ -878,11 +906,11 @@ mod tests {
             ),
             (
                 with("interval", json!(0)),
-                "zendure.interval: must be above 0",
+                "zendure.interval: must be a positive number of seconds",
             ),
             (
                 with("interval", json!("2")),
-                "`zendure.interval` must be a number of seconds",
+                "zendure.interval: must be seconds (a number)",
             ),
             (with("reassert", json!(-1)), "zendure.reassert"),
             (with("meter_lag", json!("x")), "zendure.meter_lag"),

@@ -15,11 +15,15 @@ use crate::zendure::config::{ScheduleSource, ZendureConfig};
 use crate::zendure::core::controller::log;
 pub use crate::zendure::core::controller::{Core, Effect, Event, Level, Reported, Settings};
 use crate::zendure::core::law::Moment;
+use crate::zendure::core::manual::OverrideRequest;
+use crate::zendure::core::prices::tariff::{self, PriceSlot};
 use crate::zendure::core::report::{PosterStats, Reporter};
 use crate::zendure::core::schedule::{FetchError, Schedule};
+use crate::zendure::core::status::StatusDoc;
 use crate::zendure::io::device::Device;
 use crate::zendure::io::http::Http;
 use crate::zendure::io::meter::Meter;
+use crate::zendure::io::prices::{self, PriceCache};
 use crate::zendure::io::source;
 
 impl Settings {
@@ -53,6 +57,16 @@ pub struct Parts<D, M, R> {
     pub status_file: std::path::PathBuf,
     /// The poster's counts, for the status file.
     pub report_stats: Option<watch::Receiver<PosterStats>>,
+    /// Keeps an override across a restart.
+    pub override_file: std::path::PathBuf,
+    /// The owner's overrides (from Home Assistant); never closed-over
+    /// when nobody sends any.
+    pub overrides: mpsc::Receiver<OverrideRequest>,
+    /// Each status document as written, for Home Assistant.
+    pub statuses: Option<watch::Sender<Option<Box<StatusDoc>>>>,
+    /// The config when it has `zendure.prices`: today's prices cost the
+    /// energy account (fetched at the start and after each local midnight).
+    pub prices: Option<ZendureConfig>,
 }
 
 /// The controller's clocks: monotonic for the law, wall time derived from
@@ -100,6 +114,11 @@ where
         Ok(None) => {}
         Err(e) => effects.push(log(Level::Warn, format!("{e:#}; ignored"))),
     }
+    match crate::zendure::io::status::load_override(&parts.override_file) {
+        Ok(Some(manual)) => effects.extend(core.step(Event::Restored(manual))),
+        Ok(None) => {}
+        Err(e) => effects.push(log(Level::Warn, format!("{e:#}; ignored"))),
+    }
     // The first control step already follows the schedule.
     effects.extend(core.step(Event::Fetched(
         source::fetch(&parts.source, &parts.http).await,
@@ -115,6 +134,18 @@ where
         shutdown.clone(),
     ));
 
+    // The sender lives as long as the loop, so the channel never closes
+    // when no prices are fetched.
+    let (prices_tx, mut prices) = mpsc::channel(1);
+    let pricer = parts.prices.take().map(|config| {
+        tokio::spawn(refresh_prices(
+            config,
+            parts.schedule_refresh,
+            prices_tx.clone(),
+            shutdown.clone(),
+        ))
+    });
+
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -123,6 +154,17 @@ where
             _ = stopped(&mut shutdown) => break,
             Some(fetched) = schedules.recv() => {
                 let effects = core.step(Event::Fetched(fetched));
+                execute(&mut core, &mut parts, clock, effects).await;
+            }
+            Some(request) = parts.overrides.recv() => {
+                let wall = clock.wall(Instant::now());
+                let effects = core.step(Event::Override { wall, request });
+                execute(&mut core, &mut parts, clock, effects).await;
+                // Obeyed now, not an interval later.
+                ticker.reset_immediately();
+            }
+            Some(slots) = prices.recv() => {
+                let effects = core.step(Event::Prices(slots));
                 execute(&mut core, &mut parts, clock, effects).await;
             }
             _ = ticker.tick() => {
@@ -138,6 +180,10 @@ where
     });
     execute(&mut core, &mut parts, clock, effects).await;
     let _ = refresher.await;
+    if let Some(pricer) = pricer {
+        let _ = pricer.await;
+    }
+    drop(prices_tx);
     Ok(())
 }
 
@@ -220,15 +266,25 @@ async fn execute<D: Device, M: Meter, R: Reporter>(
                     tracing::warn!("{e:#}");
                 }
             }
+            Effect::SaveOverride(manual) => {
+                let path = &parts.override_file;
+                if let Err(e) = crate::zendure::io::status::save_override(path, manual.as_ref()) {
+                    tracing::warn!("{e:#}");
+                }
+            }
             Effect::Status(doc) => {
                 let result = crate::zendure::io::status::write(&parts.status_file, &doc)
                     .map_err(|e| format!("{e:#}"));
                 queue.extend(core.status_written(result));
+                if let Some(statuses) = &parts.statuses {
+                    statuses.send_replace(Some(doc));
+                }
             }
             Effect::Report(item) => match item {
                 Reported::Status(e) => parts.reporter.status(e),
                 Reported::Meter(s) => parts.reporter.meter(s),
                 Reported::Device(s) => parts.reporter.device(s),
+                Reported::Energy(h) => parts.reporter.energy(h),
             },
         }
     }
@@ -237,6 +293,52 @@ async fn execute<D: Device, M: Meter, R: Reporter>(
 /// Resolves once the shutdown signal is given (or its sender is gone).
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Today's price slots for the energy account: at the start and after each
+/// local midnight; a failed fetch is retried every `retry` (and said once).
+async fn refresh_prices(
+    config: ZendureConfig,
+    retry: Duration,
+    out: mpsc::Sender<Vec<PriceSlot>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let Some(price_config) = config.prices.clone() else {
+        return;
+    };
+    let cache = PriceCache::default();
+    let mut failing = false;
+    loop {
+        let now = Utc::now();
+        let zone = config.time_zone;
+        let date = now.with_timezone(&zone).date_naive();
+        let (start, end) = tariff::day_bounds(date, zone);
+        // From before the day's start: its hours past count too.
+        let before = start - TimeDelta::seconds(1);
+        let wait = match prices::day_slots(&config, &price_config, date, before, &cache).await {
+            Ok(slots) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("energy: prices read again");
+                }
+                if out.send(slots).await.is_err() {
+                    return;
+                }
+                (end - now + TimeDelta::seconds(1))
+                    .to_std()
+                    .unwrap_or(retry)
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!("energy: no prices, today is not costed: {e:#}");
+                }
+                retry
+            }
+        };
+        tokio::select! {
+            _ = stopped(&mut shutdown) => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
 }
 
 /// Reads the schedule source every `refresh`, until shutdown.

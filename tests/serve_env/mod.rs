@@ -259,3 +259,72 @@ impl Server {
         )
     }
 }
+
+/// A `zendure` object for `Server::start_with` whose prices come from
+/// `DIR/prices.json`, with the `tariff` keys given (VAT, markup, ...).
+pub fn zendure(tariff: Value) -> Value {
+    let mut prices = json!({"source": "DIR/prices.json", "capacity_wh": 1920});
+    for (k, v) in tariff.as_object().unwrap() {
+        prices[k] = v.clone();
+    }
+    json!({
+        "device": "127.0.0.1:9",
+        "meter": {"kind": "homewizard", "address": "127.0.0.1:9"},
+        "schedule": "DIR/schedule.json",
+        "time_zone": "Europe/Amsterdam",
+        "prices": prices,
+    })
+}
+
+/// A server with `zendure.prices` from a file in its folder: every quarter
+/// hour of yesterday and today (the home's, Europe/Amsterdam) at 0.10
+/// EUR/kWh, 0.20 at noon yesterday; no VAT or markup, export netted.
+pub mod energy {
+    use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+    use chrono_tz::Europe::Amsterdam;
+    use serde_json::{Value, json};
+
+    use super::Server;
+
+    /// The local hour's start, UTC.
+    pub fn hour(date: NaiveDate, h: u32) -> DateTime<Utc> {
+        Amsterdam
+            .from_local_datetime(&date.and_hms_opt(h, 0, 0).unwrap())
+            .earliest()
+            .unwrap()
+            .to_utc()
+    }
+
+    pub fn today() -> NaiveDate {
+        Utc::now().with_timezone(&Amsterdam).date_naive()
+    }
+
+    /// One run's hour as the controller posts it; 250 Wh discharged.
+    pub fn record(
+        at: DateTime<Utc>,
+        run: &str,
+        import_wh: f64,
+        without_wh: f64,
+        grid_s: f64,
+    ) -> Value {
+        json!({"hour": at.timestamp(), "run": run, "import_wh": import_wh, "export_wh": 0.0,
+            "charged_wh": 0.0, "discharged_wh": 250.0, "device_wh": -10.0,
+            "import_without_wh": without_wh, "export_without_wh": 0.0,
+            "grid_s": grid_s, "device_s": grid_s})
+    }
+
+    pub async fn priced_server(serve: Value) -> Server {
+        let (today, yesterday) = (today(), today() - Duration::days(1));
+        let mut t = hour(yesterday, 0);
+        let mut points = Vec::new();
+        while t < hour(today, 23) + Duration::hours(1) {
+            let noon = t >= hour(yesterday, 12) && t < hour(yesterday, 13);
+            points.push(json!({"start": t.to_rfc3339(), "price": if noon { 0.20 } else { 0.10 }}));
+            t += Duration::minutes(15);
+        }
+        let zendure = super::zendure(json!({"vat_percent": 0, "markup_eur_per_kwh": 0}));
+        let s = Server::start_with(serve, zendure, "127.0.0.1:0").await;
+        std::fs::write(s.dir.join("prices.json"), Value::Array(points).to_string()).unwrap();
+        s
+    }
+}

@@ -126,6 +126,60 @@ fn certificates(dir: &Path) {
     openssl(dir, &args);
 }
 
+/// Starts mosquitto with `conf` and waits until it listens.
+fn mosquitto(conf: &Path) -> Killed {
+    // stderr, not stdout: mosquitto buffers stdout when it is a pipe.
+    let mut process = Command::new("mosquitto")
+        .arg("-c")
+        .arg(conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start mosquitto ({e}): apt-get install mosquitto"));
+    let stderr = process.stderr.take().expect("piped");
+    Events::from_reader(stderr, "mosquitto").wait_for_text(" running");
+    Killed(process)
+}
+
+/// A plain broker on one loopback port that can be stopped and started
+/// again on the same port (as Home Assistant's broker restarts).
+pub struct PlainBroker {
+    pub port: u16,
+    conf: PathBuf,
+    process: Option<Killed>,
+}
+
+impl PlainBroker {
+    pub fn start(dir: &Path) -> PlainBroker {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = free_port();
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "user root\nlog_dest stderr\npersistence false\n\
+                 listener {port} 127.0.0.1\nallow_anonymous true\n"
+            ),
+        )
+        .unwrap();
+        let process = Some(mosquitto(&conf));
+        PlainBroker {
+            port,
+            conf,
+            process,
+        }
+    }
+
+    pub fn stop(&mut self) {
+        self.process = None;
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.process = Some(mosquitto(&self.conf));
+    }
+}
+
 impl TestEnv {
     /// Starts the broker and the flashmq emulator (with `emulator_args`,
     /// e.g. `--silent`) over this environment's simulated GX.
@@ -157,18 +211,9 @@ impl TestEnv {
             ),
         )
         .unwrap();
-        // stderr, not stdout: mosquitto buffers stdout when it is a pipe.
-        let mut process = Command::new("mosquitto")
-            .arg("-c")
-            .arg(dir.join("mosquitto.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start mosquitto ({e}): apt-get install mosquitto"));
-        let stderr = process.stderr.take().expect("piped");
-        Events::from_reader(stderr, "mosquitto").wait_for_text(" running");
+        let process = mosquitto(&dir.join("mosquitto.conf"));
         self.broker = Some(Broker {
-            _process: Killed(process),
+            _process: process,
             plain,
             tls,
             pinned,
@@ -237,7 +282,12 @@ impl Client {
     /// Connected to the plain listener and subscribed to `topic` (waits for
     /// the broker's SUBACK, so nothing published afterwards is missed).
     pub fn new(env: &TestEnv, name: &str, topic: &str) -> Client {
-        let mut options = rumqttc::MqttOptions::new(name, "127.0.0.1", env.broker().plain);
+        Client::at(env.broker().plain, name, topic)
+    }
+
+    /// Connected to the broker on loopback `port`, subscribed to `topic`.
+    pub fn at(port: u16, name: &str, topic: &str) -> Client {
+        let mut options = rumqttc::MqttOptions::new(name, "127.0.0.1", port);
         options.set_keep_alive(std::time::Duration::from_secs(30));
         let (client, mut connection) = rumqttc::Client::new(options, 64);
         client
@@ -274,6 +324,34 @@ impl Client {
         self.client
             .publish(topic, rumqttc::QoS::AtMostOnce, false, payload)
             .expect("publish");
+    }
+
+    /// A retained message (empty: clears the topic's retained message).
+    pub fn retain(&self, topic: &str, payload: &str) {
+        self.client
+            .publish(topic, rumqttc::QoS::AtLeastOnce, true, payload)
+            .expect("publish");
+    }
+
+    /// Messages until one on `topic` whose payload passes `done`; fails
+    /// after a bound.
+    pub fn until_payload(&self, topic: &str, done: impl Fn(&str) -> bool) -> String {
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let message = self
+                .next(left)
+                .unwrap_or_else(|| panic!("no fitting {topic} within {PATIENCE:?}; got {seen:?}"));
+            if message.0 == topic && done(&message.1) {
+                return message.1;
+            }
+            seen.push(message);
+            // Bounded memory on a chatty topic: the newest ones say most.
+            if seen.len() > 50 {
+                seen.remove(0);
+            }
+        }
     }
 
     /// The next message, or None after `wait`.

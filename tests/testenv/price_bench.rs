@@ -85,7 +85,7 @@ fn as_written(day: &Day, owner: &Schedule) -> (f64, f64) {
         Amsterdam,
     );
     (
-        p.plan.expected.saving_eur,
+        p.expected.saving_eur,
         p.realised(&BATTERY, Amsterdam).saving_eur,
     )
 }

@@ -306,6 +306,13 @@ async function loadStatus() {
   }
   $("status-value").textContent = live.value == null ? "–"
     : describe(live.value) + (live.value_since ? ` (since ${clock(live.value_since)})` : "");
+  // The owner's override replaces the schedule's value until it ends.
+  const manual = live.override;
+  $("status-override-row").hidden = manual == null;
+  $("status-override").textContent = manual == null ? "–"
+    : manual.mode + (manual.mode === "charge" || manual.mode === "discharge" ? ` ${manual.watts} W` : "")
+      + (manual.until == null ? " until cleared" : ` until ${clock(manual.until)}`)
+      + (manual.by ? ` (set from ${manual.by})` : "");
   $("status-command").textContent = live.last_command == null ? "–"
     : JSON.stringify(live.last_command) + ` (${ago(live.now - live.last_command_at)})`;
   $("status-soc").textContent = live.soc == null ? "–" : `${live.soc} %`;

@@ -4,11 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use rumqttc::{AsyncClient, ConnectReturnCode, Event, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{AsyncClient, ConnectReturnCode, Event, Packet, QoS};
 use rustls::ClientConfig;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
@@ -63,22 +62,19 @@ impl MqttSettings {
     pub async fn connect(options: &MqttOptions) -> Result<Self> {
         let scheme = if options.tls { "mqtts" } else { "mqtt" };
         let broker = format!("{scheme}://{}:{}", options.host, options.port);
-        let mut mqtt = rumqttc::MqttOptions::new(
+        let tls = options.tls.then(|| tls_config(options)).transpose()?;
+        let credentials = options.user.clone().map(|user| {
+            let password = options.password.clone().unwrap_or_default();
+            (user, password)
+        });
+        let mqtt = crate::mqtt::options(
             format!("zcell-sched-{}", std::process::id()),
-            options.host.clone(),
+            &options.host,
             options.port,
+            Duration::from_secs(30),
+            credentials,
+            tls,
         );
-        mqtt.set_keep_alive(Duration::from_secs(30))
-            .set_max_packet_size(1 << 20, 1 << 20);
-        if let Some(user) = &options.user {
-            mqtt.set_credentials(user.clone(), options.password.clone().unwrap_or_default());
-        }
-        if options.tls {
-            let config = tls_config(options)?;
-            mqtt.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-                Arc::new(config),
-            )));
-        }
         let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {

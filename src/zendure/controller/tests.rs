@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::*;
 use crate::zendure::core::controller::tests::settings;
+use crate::zendure::core::energy::HourRecord;
 use crate::zendure::core::law::Command;
 use crate::zendure::core::reading::DeviceReading;
 use crate::zendure::core::report::{DeviceSample, MeterSample, StatusEvent};
@@ -82,7 +83,7 @@ impl Meter for FakeMeter {
 }
 
 #[derive(Clone, Default)]
-struct Events(Arc<Mutex<Vec<StatusEvent>>>);
+struct Events(Arc<Mutex<Vec<StatusEvent>>>, Arc<Mutex<Vec<HourRecord>>>);
 
 impl Reporter for Events {
     fn status(&mut self, event: StatusEvent) {
@@ -90,6 +91,9 @@ impl Reporter for Events {
     }
     fn meter(&mut self, _: MeterSample) {}
     fn device(&mut self, _: DeviceSample) {}
+    fn energy(&mut self, hour: HourRecord) {
+        self.1.lock().unwrap().push(hour);
+    }
 }
 
 fn dir(name: &str) -> PathBuf {
@@ -131,6 +135,10 @@ fn start(name: &str, schedule: serde_json::Value, house_w: i32) -> Run {
         saved_schedule: d.join("state/saved.json"),
         status_file: d.join("status.json"),
         report_stats: None,
+        override_file: d.join("state/override.json"),
+        overrides: tokio::sync::mpsc::channel(1).1,
+        statuses: None,
+        prices: None,
     };
     let handle = tokio::spawn(run(settings(), parts, shutdown));
     Run {
@@ -297,4 +305,39 @@ async fn device_loss_is_retried_every_interval() {
         .filter(|(t, c)| *t > Duration::from_secs(13) && *c == Command::Charge { watts: 250 })
         .count();
     assert!(rewritten >= 1, "{writes:?}");
+}
+
+/// The loop feeds the energy account on the wall clock it derives: over an
+/// hour and a bit, the hours reported add up to the time run, but for a
+/// minute the meter was silent; the hour in progress comes at the stop.
+#[tokio::test(start_paused = true)]
+async fn energy_hours_cover_the_run_but_a_silent_meter() {
+    let run = start("energy", json!({"********0000": 300}), 0);
+    tokio::time::sleep(Duration::from_secs(1800)).await;
+    run.shared.plant.lock().unwrap().meter_down = true;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    run.shared.plant.lock().unwrap().meter_down = false;
+    tokio::time::sleep(Duration::from_secs(1840)).await;
+    let before_stop = run.events.1.lock().unwrap().len();
+    let hours = run.events.1.clone();
+    run.stop().await;
+    let hours = hours.lock().unwrap().clone();
+    // One hour boundary or two fall in 3700 s; each finished hour came
+    // before the stop, the one in progress at it.
+    assert!((1..=2).contains(&before_stop), "{hours:?}");
+    assert_eq!(hours.len(), before_stop + 1, "{hours:?}");
+    assert!(
+        hours
+            .iter()
+            .all(|h| h.hour % 3600 == 0 && h.run == hours[0].run)
+    );
+    let covered: f64 = hours.iter().map(|h| h.sums.grid_s).sum();
+    let import: f64 = hours.iter().map(|h| h.sums.import_wh).sum();
+    // 3700 s run, about 62 s from the last reading before the silence to
+    // the first after it uncovered.
+    assert!((3630.0..3645.0).contains(&covered), "{covered} {hours:?}");
+    assert!(
+        (import - 300.0 * covered / 3600.0).abs() < 1.0,
+        "{import} {covered}"
+    );
 }

@@ -10,15 +10,19 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use crate::zendure::core::energy::{HourRecord, Integrator};
 use crate::zendure::core::law::{
     self, Command, Decision, DevicePower, Inputs, Lag, Limits, Moment, Reason, Response, Sample,
     Tuning, WriteLog, WriteReason,
 };
+use crate::zendure::core::manual::{Override, OverrideRequest};
+use crate::zendure::core::prices::tariff::PriceSlot;
 use crate::zendure::core::reading::DeviceReading;
 use crate::zendure::core::report::{DeviceSample, MeterSample, PosterStats, StatusEvent};
 use crate::zendure::core::schedule::{self, FetchError, Schedule, ScheduleValue};
 use crate::zendure::core::status::{
-    CommandStatus, DeviceStatus, MeterStatus, NextChange, ScheduleStatus, StatusDoc, WrittenStatus,
+    CommandStatus, DeviceStatus, EnergyStatus, MeterStatus, NextChange, ScheduleStatus, StatusDoc,
+    TodayEnergy, WrittenStatus,
 };
 
 /// The fixed parts of the controller, from the config.
@@ -78,6 +82,16 @@ pub enum Event {
     },
     /// What the poster has done so far (only when reports are posted).
     Reports(PosterStats),
+    /// The owner overrides the schedule, or goes back to it.
+    Override {
+        wall: DateTime<Utc>,
+        request: OverrideRequest,
+    },
+    /// The override in force when the controller last stopped, read at
+    /// start.
+    Restored(Override),
+    /// The day's price slots (only with `zendure.prices`), to cost energy.
+    Prices(Vec<PriceSlot>),
     /// SIGTERM/SIGINT: command 0 W and stop.
     Stopping {
         at: Moment,
@@ -95,9 +109,17 @@ pub enum Level {
 /// Something to do.
 #[derive(Debug)]
 pub enum Effect {
-    Write { sn: String, command: Command },
-    Log { level: Level, message: String },
+    Write {
+        sn: String,
+        command: Command,
+    },
+    Log {
+        level: Level,
+        message: String,
+    },
     SaveSchedule(Schedule),
+    /// Keep the override (none: there is none) across a restart.
+    SaveOverride(Option<Override>),
     Status(Box<StatusDoc>),
     Report(Reported),
 }
@@ -107,6 +129,7 @@ pub enum Reported {
     Status(StatusEvent),
     Meter(MeterSample),
     Device(DeviceSample),
+    Energy(HourRecord),
 }
 
 /// The schedule in use, where it came from, and the source's last error:
@@ -205,10 +228,13 @@ pub struct Core {
     response: Response,
     learnt_from: Option<Moment>,
     value: Option<ScheduleValue>,
+    manual: Option<Override>,
     decision: Option<Decision>,
     status_error: bool,
     stopping: bool,
     reports: Option<PosterStats>,
+    /// The energy account, from the start on.
+    energy: Option<(DateTime<Utc>, Integrator)>,
 }
 
 impl Core {
@@ -233,10 +259,12 @@ impl Core {
             direction_changes: 0,
             lag,
             value: None,
+            manual: None,
             decision: None,
             status_error: false,
             stopping: false,
             reports: None,
+            energy: None,
         }
     }
 
@@ -266,18 +294,33 @@ impl Core {
 
     pub fn step(&mut self, event: Event) -> Vec<Effect> {
         match event {
-            Event::Started { wall } => vec![
-                log(
-                    Level::Info,
-                    format!(
-                        "started: device {}, meter {}, schedule {}",
-                        self.settings.device, self.settings.meter, self.settings.schedule_source
+            Event::Started { wall } => {
+                // Start time and process id tell this run's hours from an
+                // earlier or later run's of the same hour.
+                let run = format!(
+                    "{:x}-{:x}",
+                    wall.timestamp_nanos_opt().unwrap_or(wall.timestamp()),
+                    self.settings.pid
+                );
+                self.energy = Some((
+                    wall,
+                    Integrator::new(run, self.settings.zone, self.settings.tuning.meter_timeout),
+                ));
+                vec![
+                    log(
+                        Level::Info,
+                        format!(
+                            "started: device {}, meter {}, schedule {}",
+                            self.settings.device,
+                            self.settings.meter,
+                            self.settings.schedule_source
+                        ),
                     ),
-                ),
-                Effect::Report(Reported::Status(StatusEvent::Start {
-                    timestamp: wall.timestamp(),
-                })),
-            ],
+                    Effect::Report(Reported::Status(StatusEvent::Start {
+                        timestamp: wall.timestamp(),
+                    })),
+                ]
+            }
             Event::Saved(schedule) => {
                 self.schedule = ScheduleIn::LastGood {
                     schedule,
@@ -289,11 +332,22 @@ impl Core {
                 )]
             }
             Event::Fetched(result) => self.fetched(result),
+            Event::Override { wall, request } => self.overridden(wall, request),
+            Event::Restored(manual) => {
+                self.manual = Some(manual);
+                vec![log(Level::Info, format!("override kept: {manual}"))]
+            }
             Event::Meter { at, wall, result } => self.metered(at, wall, result),
             Event::Device { at, wall, result } => self.device_read(at, wall, result),
             Event::Tick { at, wall } => self.tick(at, wall),
             Event::Reports(stats) => {
                 self.reports = Some(stats);
+                Vec::new()
+            }
+            Event::Prices(slots) => {
+                if let Some((_, energy)) = &mut self.energy {
+                    energy.set_prices(slots);
+                }
                 Vec::new()
             }
             Event::Written {
@@ -321,6 +375,8 @@ impl Core {
                         out.push(Effect::Status(Box::new(self.status(at, wall))));
                     }
                 }
+                // The hour in progress goes partial: a later run adds to it.
+                out.extend(self.energy_records(|energy| energy.stop(wall)));
                 out.push(Effect::Report(Reported::Status(StatusEvent::Stop {
                     timestamp: wall.timestamp(),
                 })));
@@ -394,6 +450,9 @@ impl Core {
                 // last reading with its own time: keep it once.
                 if self.samples.back().is_none_or(|s| s.taken < at) {
                     self.samples.push_back(Sample { taken: at, grid_w });
+                    if let Some((_, energy)) = &mut self.energy {
+                        energy.meter(wall, grid_w);
+                    }
                     out.push(Effect::Report(Reported::Meter(MeterSample {
                         timestamp: wall.timestamp(),
                         total_power: grid_w,
@@ -423,6 +482,9 @@ impl Core {
                     out.push(log(Level::Info, format!("device answers again (was: {e})")));
                 }
                 self.power.push_back(reading.power(at));
+                if let Some((_, energy)) = &mut self.energy {
+                    energy.device(wall, reading.ac_w, reading.battery_w);
+                }
                 out.push(Effect::Report(Reported::Device(
                     reading.payload.sample(wall.timestamp()),
                 )));
@@ -522,6 +584,7 @@ impl Core {
             return out;
         }
         self.prune(at);
+        out.extend(self.energy_records(|energy| energy.finished(wall)));
         out.extend(self.update_lag());
         out.extend(self.update_response());
         let empty = Schedule::default();
@@ -541,13 +604,25 @@ impl Core {
             ));
             self.value = Some(in_force.value);
         }
+        if let Some(manual) = self.manual.filter(|m| m.ended(wall)) {
+            out.push(log(Level::Info, format!("override ended: {manual}")));
+            self.manual = None;
+            out.push(Effect::SaveOverride(None));
+            out.push(Effect::Report(Reported::Status(
+                StatusEvent::OverrideEnded {
+                    manual,
+                    timestamp: wall.timestamp(),
+                },
+            )));
+        }
+        let value = self.manual.map_or(in_force.value, |m| m.value());
         let device = self
             .device
             .reading()
             .map(|(read, reading)| reading.state(read));
         let decision = law::decide(&Inputs {
             now: at,
-            value: in_force.value,
+            value,
             samples: self.samples.make_contiguous(),
             power: self.power.make_contiguous(),
             device,
@@ -638,6 +713,19 @@ impl Core {
         out
     }
 
+    /// The hour records `take` hands over, to be reported.
+    fn energy_records(
+        &mut self,
+        take: impl FnOnce(&mut Integrator) -> Vec<HourRecord>,
+    ) -> Vec<Effect> {
+        self.energy.as_mut().map_or(Vec::new(), |(_, energy)| {
+            take(energy)
+                .into_iter()
+                .map(|hour| Effect::Report(Reported::Energy(hour)))
+                .collect()
+        })
+    }
+
     /// The status document for this moment.
     pub fn status(&self, at: Moment, wall: DateTime<Utc>) -> StatusDoc {
         let age = |then: Moment| at.since(then).as_secs_f64();
@@ -680,6 +768,7 @@ impl Core {
             device: DeviceStatus {
                 device: self.settings.device.clone(),
                 sn: self.sn(),
+                product: report.and_then(|(_, r)| r.product.clone()),
                 error: self.device.error().cloned(),
                 age_s: report.map(|(read, _)| age(read)),
                 soc_pct: report.map(|(_, r)| r.soc_pct),
@@ -716,7 +805,55 @@ impl Core {
             writes: self.write_count,
             direction_changes: self.direction_changes,
             reports: self.reports.clone(),
+            manual: self.manual,
+            energy: self.energy.as_ref().map(|(since, energy)| {
+                let (today, money) = energy.today(wall);
+                let cents = |eur: f64| (eur * 100.0).round() / 100.0;
+                EnergyStatus {
+                    since: *since,
+                    total: energy.total().kwh(),
+                    today: TodayEnergy {
+                        date: wall.with_timezone(&self.settings.zone).date_naive(),
+                        kwh: today.kwh(),
+                        cost_eur: money.map(|m| cents(m.cost_eur)),
+                        saving_eur: money.map(|m| cents(m.saving_eur())),
+                    },
+                }
+            }),
         }
+    }
+
+    fn overridden(&mut self, wall: DateTime<Utc>, request: OverrideRequest) -> Vec<Effect> {
+        let empty = Schedule::default();
+        let schedule = self.schedule.schedule().unwrap_or(&empty);
+        let next = schedule::next_change_instant(schedule, &self.settings.zone, wall);
+        let manual = request.resolve(wall, next.map(|c| c.at));
+        if manual == self.manual {
+            return Vec::new();
+        }
+        let before = std::mem::replace(&mut self.manual, manual);
+        let timestamp = wall.timestamp();
+        // The server shows the override in force: a new one replaces the
+        // one before, a clear ends it.
+        let (said, event) = match (manual, before) {
+            (Some(m), _) => (
+                format!("override: {m}"),
+                Some(StatusEvent::Override {
+                    manual: m,
+                    timestamp,
+                }),
+            ),
+            (None, ended) => (
+                "override cleared: following the schedule".to_string(),
+                ended.map(|m| StatusEvent::OverrideEnded {
+                    manual: m,
+                    timestamp,
+                }),
+            ),
+        };
+        let mut out = vec![log(Level::Info, said), Effect::SaveOverride(manual)];
+        out.extend(event.map(|e| Effect::Report(Reported::Status(e))));
+        out
     }
 }
 

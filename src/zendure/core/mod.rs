@@ -3,7 +3,9 @@
 //! decides.
 
 pub mod controller;
+pub mod energy;
 pub mod law;
+pub mod manual;
 pub mod prices;
 pub mod reading;
 pub mod report;

@@ -43,6 +43,8 @@ impl CutOff {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceReading {
     pub sn: Option<String>,
+    /// The model as the report names it (`solarFlow800Pro`).
+    pub product: Option<String>,
     /// The average SoC, 0 to 100 %.
     pub soc_pct: u8,
     /// AC power as the grid sees it: positive drawn (charging), negative

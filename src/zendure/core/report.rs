@@ -8,6 +8,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::zendure::core::energy::HourRecord;
+use crate::zendure::core::manual::Override;
+
 /// A status event, as the reference controller posts them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -25,6 +28,24 @@ pub enum StatusEvent {
         new: i64,
         timestamp: i64,
     },
+    /// An override from the owner took over (or replaced another).
+    Override {
+        manual: Override,
+        timestamp: i64,
+    },
+    /// The override in force ended: cleared, or its time ran out.
+    OverrideEnded {
+        manual: Override,
+        timestamp: i64,
+    },
+}
+
+impl StatusEvent {
+    /// The posted `type` of an override that took over, and of one that
+    /// ended: words of our own, which the reference's server stores and
+    /// lists like any other type.
+    pub const OVERRIDE: &'static str = "override";
+    pub const OVERRIDE_ENDED: &'static str = "override_end";
 }
 
 /// A meter sample: `{timestamp, total_power}` (net W, import positive).
@@ -94,6 +115,9 @@ pub trait Reporter: Send {
     fn status(&mut self, event: StatusEvent);
     fn meter(&mut self, sample: MeterSample);
     fn device(&mut self, sample: DeviceSample);
+    /// One run's energy account of an hour (at the hour's end, and the
+    /// partial hour at a clean stop).
+    fn energy(&mut self, hour: HourRecord);
 }
 
 /// Logs status events; samples only at debug level (they come every
@@ -112,5 +136,9 @@ impl Reporter for LogReporter {
 
     fn device(&mut self, sample: DeviceSample) {
         tracing::trace!(target: "zendure::report", timestamp = sample.timestamp, "device sample");
+    }
+
+    fn energy(&mut self, hour: HourRecord) {
+        tracing::debug!(target: "zendure::report", ?hour, "energy of an hour");
     }
 }

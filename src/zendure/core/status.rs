@@ -1,11 +1,13 @@
 //! The status document: what the controller knows, as the status file
 //! holds it (`io::status` writes and reads the file).
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::zendure::core::energy::EnergyKwh;
 use crate::zendure::core::law::Command;
+use crate::zendure::core::manual::Override;
 use crate::zendure::core::reading::Pack;
 use crate::zendure::core::report::PosterStats;
 
@@ -33,6 +35,36 @@ pub struct StatusDoc {
     /// delivered, waiting on disk, dropped as the oldest of a full queue.
     #[serde(default)]
     pub reports: Option<PosterStats>,
+    /// The owner's override in force, replacing the schedule's value.
+    #[serde(default, rename = "override")]
+    pub manual: Option<Override>,
+    /// Energy this run has measured (absent in files of older versions).
+    #[serde(default)]
+    pub energy: Option<EnergyStatus>,
+}
+
+/// Running totals since the controller started (a restart starts them
+/// again, as Home Assistant's `total_increasing` allows), and today's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnergyStatus {
+    pub since: DateTime<Utc>,
+    #[serde(flatten)]
+    pub total: EnergyKwh,
+    pub today: TodayEnergy,
+}
+
+/// The local day's totals, as far as this run measured them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TodayEnergy {
+    pub date: NaiveDate,
+    #[serde(flatten)]
+    pub kwh: EnergyKwh,
+    /// With `zendure.prices`: what the grid cost over the readings a price
+    /// covered, and what the battery saved against its absence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_eur: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saving_eur: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +106,8 @@ pub struct MeterStatus {
 pub struct DeviceStatus {
     pub device: String,
     pub sn: Option<String>,
+    #[serde(default)]
+    pub product: Option<String>,
     pub error: Option<String>,
     pub age_s: Option<f64>,
     pub soc_pct: Option<u8>,

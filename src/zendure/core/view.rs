@@ -176,6 +176,12 @@ pub fn status(doc: &StatusDoc, alive: bool, age_s: f64) -> String {
                 c.at.format("%Y-%m-%d %H:%M")
             ))
     );
+    if let Some(manual) = &doc.manual {
+        let _ = writeln!(
+            out,
+            "override      {manual} (the schedule's value set aside)"
+        );
+    }
     let _ = writeln!(out, "target        {} ({})", doc.target.text, doc.reason);
     let _ = writeln!(
         out,
@@ -193,6 +199,26 @@ pub fn status(doc: &StatusDoc, alive: bool, age_s: f64) -> String {
         "since start   {} writes, {} direction changes",
         doc.writes, doc.direction_changes
     );
+    if let Some(e) = &doc.energy {
+        let t = &e.today.kwh;
+        let _ = writeln!(
+            out,
+            "today         {}: grid import {:.2} kWh, export {:.2} kWh; battery charged {:.2} kWh, \
+             discharged {:.2} kWh (measured since {}){}",
+            e.today.date,
+            t.grid_import_kwh,
+            t.grid_export_kwh,
+            t.battery_charged_kwh,
+            t.battery_discharged_kwh,
+            e.since.format("%Y-%m-%d %H:%M UTC"),
+            match (e.today.cost_eur, e.today.saving_eur) {
+                (Some(cost), Some(saving)) => {
+                    format!("\n              grid cost {cost:.2} EUR, saved {saving:.2} EUR")
+                }
+                _ => String::new(),
+            }
+        );
+    }
     if let Some(r) = &doc.reports {
         let _ = writeln!(
             out,
@@ -239,6 +265,44 @@ mod tests {
         assert_eq!(&bar[19..24], "NNNNN");
         assert_eq!(&bar[24..36], "++++++++++++");
         assert_eq!(&bar[36..], "DDDDDDDDDDDD");
+    }
+
+    #[test]
+    fn status_shows_todays_energy() {
+        use crate::zendure::core::controller::{Core, Event, tests::settings};
+        use crate::zendure::core::law::Moment;
+        use crate::zendure::core::prices::tariff::PriceSlot;
+        use chrono::{DateTime, Utc};
+        let mut core = Core::new(settings());
+        let start: DateTime<Utc> = "2026-12-05T10:00:00Z".parse().unwrap();
+        core.step(Event::Started { wall: start });
+        let unpriced = status(&core.status(Moment::default(), start), true, 0.0);
+        assert!(!unpriced.contains("grid cost"), "{unpriced}");
+        core.step(Event::Prices(vec![PriceSlot {
+            start,
+            end: start + TimeDelta::hours(1),
+            market_eur_per_kwh: 0.1,
+            buy_eur_per_kwh: 0.3,
+            sell_eur_per_kwh: 0.1,
+        }]));
+        for s in 0..=6 {
+            let at = Moment(std::time::Duration::from_secs(s));
+            let wall = start + TimeDelta::seconds(s as i64);
+            core.step(Event::Meter {
+                at,
+                wall,
+                result: Ok(-600_000),
+            });
+        }
+        let doc = core.status(
+            Moment(std::time::Duration::from_secs(6)),
+            start + TimeDelta::seconds(6),
+        );
+        let text = status(&doc, true, 0.0);
+        assert!(
+            text.contains("today         2026-12-05: grid import 0.00 kWh, export 1.00 kWh; battery charged 0.00 kWh, discharged 0.00 kWh (measured since 2026-12-05 10:00 UTC)\n              grid cost -0.10 EUR, saved 0.00 EUR\n"),
+            "{text}"
+        );
     }
 
     #[test]

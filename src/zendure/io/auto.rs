@@ -9,23 +9,13 @@ use anyhow::{Context, Result};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::discover::{self, Kind, Options, Wanted};
-use crate::zendure::config::{Address, Addresses, MeterConfig, MeterKind, Place, ZendureConfig};
+use crate::discover::{self, Options, Wanted};
+use crate::zendure::config::{Address, Addresses, MeterConfig, MeterPlace, Place, ZendureConfig};
 use crate::zendure::core::law::Command;
 use crate::zendure::core::reading::DeviceReading;
 use crate::zendure::io::device::{Device, HttpDevice};
 use crate::zendure::io::http::Http;
 use crate::zendure::io::meter::{AnyMeter, Meter, Reading};
-
-/// What `"auto"` stands for: the battery, or a meter of the configured kind.
-fn wanted(kind: MeterKind) -> Option<Wanted> {
-    match kind {
-        MeterKind::HomeWizard => Some(Wanted::Meter(Kind::HomeWizardV1)),
-        MeterKind::HomeWizardV2 => Some(Wanted::Meter(Kind::HomeWizardV2)),
-        MeterKind::ZendureP1 => Some(Wanted::Meter(Kind::Zendure)),
-        MeterKind::DsmrTcp => None,
-    }
-}
 
 /// Looks for one device over mDNS.
 struct Finder {
@@ -101,10 +91,9 @@ pub async fn resolve(config: &ZendureConfig) -> Result<Addresses> {
         }
     };
     let meter = match config.meter.place() {
-        Place::Fixed(address) => address,
-        Place::Auto => {
-            let wanted = wanted(config.meter.kind()).context("zendure.meter.address: \"auto\"")?;
-            Finder::new("zendure.meter.address", wanted, config)
+        MeterPlace::Fixed(address) => address,
+        MeterPlace::Auto(kind) => {
+            Finder::new("zendure.meter.address", Wanted::Meter(kind), config)
                 .find()
                 .await?
         }
@@ -166,20 +155,21 @@ pub struct AutoMeter {
 impl AutoMeter {
     /// `config` as given (`auto` kept) and the meter at its resolved
     /// address.
-    pub fn new(config: &ZendureConfig, http: Http, meter: AnyMeter) -> Result<AutoMeter> {
+    pub fn new(config: &ZendureConfig, http: Http, meter: AnyMeter) -> AutoMeter {
         let finder = match config.meter.place() {
-            Place::Auto => {
-                let wanted = wanted(config.meter.kind()).context("zendure.meter.address")?;
-                Some(Finder::new("zendure.meter.address", wanted, config))
-            }
-            Place::Fixed(_) => None,
+            MeterPlace::Auto(kind) => Some(Finder::new(
+                "zendure.meter.address",
+                Wanted::Meter(kind),
+                config,
+            )),
+            MeterPlace::Fixed(_) => None,
         };
-        Ok(AutoMeter {
+        AutoMeter {
             http,
             config: config.meter.clone(),
             meter,
             finder,
-        })
+        }
     }
 }
 

@@ -10,7 +10,7 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::zendure::core::law::Command;
 use crate::zendure::core::reading::{CutOff, DeviceReading, Pack};
@@ -19,6 +19,33 @@ use crate::zendure::io::http::Http;
 
 /// The device's request body limit.
 pub const MAX_WRITE_BYTES: usize = 512;
+
+/// The average SoC, %.
+const SOC: &str = "electricLevel";
+/// Power flowing into the pack, W.
+const INTO_PACK: &str = "outputPackPower";
+/// Power flowing out of the pack, W.
+const OUT_OF_PACK: &str = "packInputPower";
+
+/// What a server keeps of a posted sample's `properties`, each when given:
+/// a sample is stored even when it lacks them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SampleFigures {
+    pub soc_pct: Option<f64>,
+    /// Positive charging, negative discharging.
+    pub battery_w: Option<f64>,
+}
+
+pub fn sample_figures(properties: &Map<String, Value>) -> SampleFigures {
+    let number = |name: &str| properties.get(name).and_then(Value::as_f64);
+    SampleFigures {
+        soc_pct: number(SOC),
+        battery_w: match (number(INTO_PACK), number(OUT_OF_PACK)) {
+            (None, None) => None,
+            (into, out) => Some(into.unwrap_or(0.0) - out.unwrap_or(0.0)),
+        },
+    }
+}
 
 /// Decodes a `/properties/report` once into the reading the core uses;
 /// the properties as sent ride along, unread, for the server.
@@ -38,7 +65,7 @@ pub fn decode(body: &[u8]) -> Result<DeviceReading> {
     let watts = |name: &str| int(name).and_then(|w| u32::try_from(w).ok());
     // `electricLevel`, the average SoC in %. Without it the law cannot
     // keep the bounds: the report counts as garbage.
-    let level = int("electricLevel").context("the report has no numeric `electricLevel`")?;
+    let level = int(SOC).context("the report has no numeric `electricLevel`")?;
     let soc_pct = u8::try_from(level)
         .ok()
         .filter(|l| *l <= 100)
@@ -46,17 +73,18 @@ pub fn decode(body: &[u8]) -> Result<DeviceReading> {
     // The AC side as the grid sees it, positive drawn; the battery side
     // when the firmware reports no AC side.
     let (drawn, delivered) = match (int("gridInputPower"), int("outputHomePower")) {
-        (None, None) => (
-            int("outputPackPower").unwrap_or(0),
-            int("packInputPower").unwrap_or(0),
-        ),
+        (None, None) => (int(INTO_PACK).unwrap_or(0), int(OUT_OF_PACK).unwrap_or(0)),
         (i, o) => (i.unwrap_or(0), o.unwrap_or(0)),
     };
     Ok(DeviceReading {
         sn: doc.get("sn").and_then(Value::as_str).map(str::to_string),
+        product: doc
+            .get("product")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         soc_pct,
         ac_w: i32::try_from(drawn - delivered).unwrap_or(0),
-        battery_w: int("outputPackPower").unwrap_or(0) - int("packInputPower").unwrap_or(0),
+        battery_w: int(INTO_PACK).unwrap_or(0) - int(OUT_OF_PACK).unwrap_or(0),
         ac_mode: int("acMode").and_then(|m| u8::try_from(m).ok()),
         input_limit_w: watts("inputLimit"),
         output_limit_w: watts("outputLimit"),
@@ -240,6 +268,19 @@ mod tests {
             r.cut_off.map(CutOff::text),
             Some("discharge cut-off reached")
         );
+    }
+
+    /// A server reads a posted sample's figures as the controller reads the
+    /// report, but takes a sample without them.
+    #[test]
+    fn sample_figures_read_the_report_leniently() {
+        let properties =
+            json!({"electricLevel": 55.5, "outputPackPower": 0, "packInputPower": 400});
+        let f = sample_figures(properties.as_object().unwrap());
+        assert_eq!((f.soc_pct, f.battery_w), (Some(55.5), Some(-400.0)));
+        assert_eq!(report(properties).unwrap().battery_w, -400);
+        let f = sample_figures(json!({"gridInputPower": 5}).as_object().unwrap());
+        assert_eq!((f.soc_pct, f.battery_w), (None, None));
     }
 
     #[test]

@@ -23,6 +23,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::atomic;
 use crate::zendure::config::ZendureConfig;
+use crate::zendure::core::energy::HourRecord;
+use crate::zendure::core::manual::Override;
 pub use crate::zendure::core::report::PosterStats;
 use crate::zendure::core::report::{DeviceSample, LogReporter, MeterSample, Reporter, StatusEvent};
 use crate::zendure::io::http::Http;
@@ -34,6 +36,7 @@ pub enum Target {
     Status,
     Meter,
     Device,
+    Energy,
 }
 
 /// One report as posted (and as queued, one JSON line each).
@@ -56,6 +59,15 @@ impl Report {
             } => {
                 json!({"type": "change", "timestamp": timestamp, "oldValue": old, "newValue": new})
             }
+            // The reference's server keeps only `oldValue` and `newValue`
+            // and shows them as text: the override said in words there, and
+            // in fields that `zcell-sched serve` reads.
+            StatusEvent::Override { manual, timestamp } => {
+                override_body(StatusEvent::OVERRIDE, "newValue", manual, *timestamp)
+            }
+            StatusEvent::OverrideEnded { manual, timestamp } => {
+                override_body(StatusEvent::OVERRIDE_ENDED, "oldValue", manual, *timestamp)
+            }
         };
         Report {
             to: Target::Status,
@@ -76,6 +88,29 @@ impl Report {
             body: json!(sample),
         }
     }
+
+    pub fn energy(hour: &HourRecord) -> Report {
+        Report {
+            to: Target::Energy,
+            body: json!(hour),
+        }
+    }
+}
+
+/// An override event: the override in words under `said` (`newValue` as
+/// it starts, `oldValue` as it ends), and its mode, watts, end (unix
+/// seconds, null: until cleared) and who set it.
+fn override_body(kind: &str, said: &str, manual: &Override, timestamp: i64) -> Value {
+    let mut body = json!({
+        "type": kind,
+        "timestamp": timestamp,
+        "mode": manual.mode,
+        "watts": manual.watts,
+        "until": manual.until.map(|t| t.timestamp()),
+        "by": Override::SET_BY,
+    });
+    body[said] = json!(manual.to_string());
+    body
 }
 
 /// Where and how to post.
@@ -83,7 +118,8 @@ impl Report {
 pub struct PosterConfig {
     pub status_url: Option<String>,
     /// The reference data API tells the kinds apart by `?type=`, which is
-    /// added here (`zendure_p1` for the meter, `zendure` for the device).
+    /// added here (`zendure_p1` for the meter, `zendure` for the device,
+    /// `zendure_energy` for the hours, which only `zcell-sched serve` takes).
     pub data_url: Option<String>,
     /// Sent as `Authorization: Bearer`.
     pub token: Option<String>,
@@ -107,6 +143,10 @@ impl PosterConfig {
             Target::Status => self.status_url.clone(),
             Target::Meter => self.data_url.as_ref().map(|u| with_type(u, "zendure_p1")),
             Target::Device => self.data_url.as_ref().map(|u| with_type(u, "zendure")),
+            Target::Energy => self
+                .data_url
+                .as_ref()
+                .map(|u| with_type(u, "zendure_energy")),
         }
     }
 }
@@ -572,6 +612,10 @@ impl Reporter for HttpReporter {
     fn device(&mut self, sample: DeviceSample) {
         self.send(Report::device(&sample));
     }
+
+    fn energy(&mut self, hour: HourRecord) {
+        self.send(Report::energy(&hour));
+    }
 }
 
 impl PosterConfig {
@@ -634,6 +678,13 @@ impl Reporter for Reporting {
             Reporting::Http(r) => r.device(sample),
         }
     }
+
+    fn energy(&mut self, hour: HourRecord) {
+        match self {
+            Reporting::Log(r) => r.energy(hour),
+            Reporting::Http(r) => r.energy(hour),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -671,6 +722,34 @@ mod tests {
             json!({"type": "start", "timestamp": 5})
         );
         assert_eq!(report(7).body, json!({"timestamp": 7, "total_power": 1}));
+        let manual = Override {
+            mode: crate::zendure::core::manual::OverrideMode::Charge,
+            watts: 300,
+            until: Some("2027-01-15T09:00:00Z".parse().unwrap()),
+        };
+        assert_eq!(
+            Report::status(&StatusEvent::Override {
+                manual,
+                timestamp: 9
+            })
+            .body,
+            json!({"type": "override", "timestamp": 9,
+                   "newValue": "charge 300 W until 2027-01-15 09:00:00 UTC",
+                   "mode": "charge", "watts": 300, "until": 1_800_003_600, "by": "homeassistant"})
+        );
+        let ended = Report::status(&StatusEvent::OverrideEnded {
+            manual: Override {
+                until: None,
+                ..manual
+            },
+            timestamp: 10,
+        });
+        assert_eq!(
+            ended.body,
+            json!({"type": "override_end", "timestamp": 10,
+                   "oldValue": "charge 300 W until cleared",
+                   "mode": "charge", "watts": 300, "until": null, "by": "homeassistant"})
+        );
         let config = PosterConfig {
             status_url: Some("http://h/s".into()),
             data_url: Some("http://h/data_api.php?x=1".into()),
@@ -688,6 +767,10 @@ mod tests {
         assert_eq!(
             config.url(Target::Device).unwrap(),
             "http://h/data_api.php?x=1&type=zendure"
+        );
+        assert_eq!(
+            config.url(Target::Energy).unwrap(),
+            "http://h/data_api.php?x=1&type=zendure_energy"
         );
         assert_eq!(config.url(Target::Status).unwrap(), "http://h/s");
     }

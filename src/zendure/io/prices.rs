@@ -14,7 +14,7 @@ use crate::zendure::config::ZendureConfig;
 use crate::zendure::core::prices::config::{PriceConfig, PriceSource};
 use crate::zendure::core::prices::entries::{self, Owned, Proposal};
 use crate::zendure::core::prices::plan::Battery;
-use crate::zendure::core::prices::tariff::{self, PlanDay, PricePoint};
+use crate::zendure::core::prices::tariff::{self, PlanDay, PricePoint, PriceSlot};
 use crate::zendure::core::schedule::Schedule;
 use crate::zendure::io::http::Http;
 use crate::zendure::io::status;
@@ -131,14 +131,7 @@ pub async fn propose(
         None => battery.min_soc_percent,
     }
     .clamp(0.0, 100.0);
-    let (from, till) = tariff::day_bounds(date, tz);
-    let source = price_config.source.for_day(date, from, till);
-    let http = Http::new(config.timings.http_timeout)?;
-    let slots = cache
-        .points(date, &source, &http, tz)
-        .await
-        .and_then(|points| tariff::day_slots(&points, date, tz, &price_config.tariff, now))
-        .with_context(|| format!("prices from {source}"))?;
+    let slots = day_slots(config, price_config, date, now, cache).await?;
     Ok(entries::propose(
         current,
         owned,
@@ -148,6 +141,26 @@ pub async fn propose(
         price_config.threshold_eur_per_kwh,
         tz,
     ))
+}
+
+/// The local day's priced intervals that have not ended at `now` (a past
+/// day's all: `now` before it), from `cache` when it holds the day.
+pub async fn day_slots(
+    config: &ZendureConfig,
+    price_config: &PriceConfig,
+    date: NaiveDate,
+    now: DateTime<Utc>,
+    cache: &PriceCache,
+) -> Result<Vec<PriceSlot>> {
+    let tz = config.time_zone;
+    let (from, till) = tariff::day_bounds(date, tz);
+    let source = price_config.source.for_day(date, from, till);
+    let http = Http::new(config.timings.http_timeout)?;
+    cache
+        .points(date, &source, &http, tz)
+        .await
+        .and_then(|points| tariff::day_slots(&points, date, tz, &price_config.tariff, now))
+        .with_context(|| format!("prices from {source}"))
 }
 
 #[cfg(test)]

@@ -123,6 +123,11 @@ impl Current {
             ),
         }
     }
+
+    /// The schedule it holds, validated: every bad entry named.
+    pub fn schedule(&self) -> Result<Result<Schedule, Vec<EntryError>>> {
+        Ok(validate(&Value::Object(self.document()?)))
+    }
 }
 
 /// A replacement refused: the file changed since it was read.
@@ -162,8 +167,7 @@ impl ScheduleFile {
         if let Some(parsed) = cache.as_ref().filter(|p| p.etag == current.etag) {
             return Ok(parsed.clone());
         }
-        let doc = current.document()?;
-        let valid = validate(&Value::Object(doc)).map(|schedule| {
+        let valid = current.schedule()?.map(|schedule| {
             let resolver = Resolver::new(&schedule);
             (schedule, resolver)
         });
@@ -205,6 +209,27 @@ impl ScheduleFile {
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
         write_json(&self.path, &schedule.to_json()).map(|bytes| etag(&bytes))
+    }
+
+    /// Replaces the file with the schedule document `doc` when it is valid
+    /// (every bad entry named otherwise); the new ETag.
+    pub fn write_document(&self, doc: &Value) -> Result<Result<String, Vec<EntryError>>> {
+        match validate(doc) {
+            Ok(schedule) => self.write(&schedule).map(Ok),
+            Err(errors) => Ok(Err(errors)),
+        }
+    }
+
+    /// Applies `change` to the document as it is now and writes the result
+    /// when it is valid; the new ETag. The caller keeps this process's other
+    /// writers out meanwhile.
+    pub fn edit(
+        &self,
+        change: impl FnOnce(&mut Map<String, Value>),
+    ) -> Result<Result<String, Vec<EntryError>>> {
+        let mut doc = self.read()?.document()?;
+        change(&mut doc);
+        self.write_document(&Value::Object(doc))
     }
 
     /// The file, if it is still as read with `if_match`: an edit checks
@@ -326,6 +351,33 @@ mod tests {
             std::env::temp_dir().join(format!("zcell-schedfile-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
+    }
+
+    #[test]
+    fn an_edit_is_written_only_when_the_result_is_valid() {
+        let dir = folder("edit");
+        let file = ScheduleFile::new(&dir.join("schedule.json"));
+        // No file yet: the empty schedule, edited.
+        let etag = file
+            .edit(|doc| {
+                doc.insert("********0700".into(), json!(500));
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(etag, file.read().unwrap().etag);
+        let errors = file
+            .edit(|doc| {
+                doc.insert("********0800".into(), json!("fast"));
+            })
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(keys(&errors), vec![Some("********0800")]);
+        assert_eq!(file.read().unwrap().etag, etag, "nothing written");
+        let schedule = file.read().unwrap().schedule().unwrap().unwrap();
+        assert_eq!(schedule.entries().count(), 1);
+        let errors = file.write_document(&json!([1])).unwrap().unwrap_err();
+        assert_eq!(keys(&errors), vec![None]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

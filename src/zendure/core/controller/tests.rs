@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use chrono::TimeDelta;
 use proptest::prelude::*;
 
 use super::*;
@@ -45,6 +46,7 @@ pub(crate) fn settings() -> Settings {
 fn reading(soc_pct: u8, ac_w: i32) -> DeviceReading {
     DeviceReading {
         sn: Some("SN1".into()),
+        product: None,
         soc_pct,
         ac_w,
         battery_w: i64::from(ac_w),
@@ -256,4 +258,230 @@ proptest! {
         prop_assert!(run.writes[writes_before..].iter().all(|(_, c, _)| c.is_idle()), "{:?}", run.writes);
         prop_assert!(run.writes.len() <= writes_before + 1);
     }
+}
+
+mod overrides {
+    use super::*;
+    use crate::zendure::core::manual::{OverrideMode, OverrideRequest};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    /// Idle from midnight, 200 W from 13:00; the clock at 12:00 UTC.
+    fn run() -> Run {
+        let mut run = Run::new();
+        let later = schedule::Key::parse("********1300").unwrap();
+        run.step(Event::Fetched(Ok(Schedule::from_entries(vec![
+            (key(), ScheduleValue::IDLE),
+            (later, ScheduleValue::Watts(200)),
+        ]))));
+        run
+    }
+
+    fn saved(effects: &[Effect]) -> Option<Option<Override>> {
+        effects.iter().find_map(|e| match e {
+            Effect::SaveOverride(o) => Some(*o),
+            _ => None,
+        })
+    }
+
+    /// The override events among the effects, for the server's page.
+    fn told(effects: &[Effect]) -> Vec<&StatusEvent> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Report(Reported::Status(
+                    event @ (StatusEvent::Override { .. } | StatusEvent::OverrideEnded { .. }),
+                )) => Some(event),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Readings, then a control step; its effects.
+    fn cycle(run: &mut Run) -> Vec<Effect> {
+        run.apply(Op::Meter(Ok(0)));
+        run.apply(Op::Device(Ok((50, 0))));
+        let (at, wall) = (run.at, run.wall);
+        run.step(Event::Tick { at, wall })
+    }
+
+    #[test]
+    fn it_replaces_the_value_until_the_schedule_changes() {
+        let mut run = run();
+        cycle(&mut run);
+        let wall = run.wall;
+        let request = OverrideRequest::Set {
+            mode: OverrideMode::Charge,
+            watts: 300,
+            lasting: None,
+        };
+        let effects = run.step(Event::Override { wall, request });
+        let set = saved(&effects).flatten().expect("the override is saved");
+        assert_eq!(set.until, Some(at("2026-11-23T13:00:00Z")));
+        assert_eq!(
+            told(&effects),
+            [&StatusEvent::Override {
+                manual: set,
+                timestamp: wall.timestamp()
+            }]
+        );
+        // The same request again: nothing to save.
+        assert_eq!(saved(&run.step(Event::Override { wall, request })), None);
+        // The first cycle's write holds the next one for min_write_interval.
+        run.apply(Op::Wait(10_000));
+        cycle(&mut run);
+        assert_eq!(
+            run.writes.last().map(|w| w.1),
+            Some(Command::Charge { watts: 300 })
+        );
+        let status = run.core.status(run.at, run.wall);
+        assert_eq!(status.manual, Some(set));
+        assert_eq!(
+            status.schedule.value,
+            serde_json::json!(0),
+            "the schedule stays"
+        );
+        run.apply(Op::Wait(3_589_000));
+        assert_eq!(saved(&cycle(&mut run)), None, "still 12:59:59");
+        run.apply(Op::Wait(1_000));
+        let effects = cycle(&mut run);
+        assert_eq!(saved(&effects), Some(None), "it ends at 13:00");
+        assert_eq!(
+            told(&effects),
+            [&StatusEvent::OverrideEnded {
+                manual: set,
+                timestamp: at("2026-11-23T13:00:00Z").timestamp()
+            }]
+        );
+        assert_eq!(run.core.status(run.at, run.wall).manual, None);
+    }
+
+    #[test]
+    fn a_duration_and_a_clear() {
+        let mut run = run();
+        let wall = run.wall;
+        let request = OverrideRequest::Set {
+            mode: OverrideMode::Discharge,
+            watts: 100,
+            lasting: Some(Duration::from_secs(90)),
+        };
+        let effects = run.step(Event::Override { wall, request });
+        assert_eq!(
+            saved(&effects).flatten().and_then(|o| o.until),
+            Some(at("2026-11-23T12:01:30Z"))
+        );
+        let set = saved(&effects).flatten().unwrap();
+        let effects = run.step(Event::Override {
+            wall,
+            request: OverrideRequest::Clear,
+        });
+        assert_eq!(saved(&effects), Some(None));
+        assert_eq!(
+            told(&effects),
+            [&StatusEvent::OverrideEnded {
+                manual: set,
+                timestamp: wall.timestamp()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_restored_override_that_has_ended_ends_at_the_first_step() {
+        let mut run = run();
+        run.step(Event::Restored(Override {
+            mode: OverrideMode::Idle,
+            watts: 0,
+            until: Some(at("2026-11-23T11:00:00Z")),
+        }));
+        assert_eq!(saved(&cycle(&mut run)), Some(None));
+        let mut run = self::run();
+        let kept = Override {
+            mode: OverrideMode::NetZero,
+            watts: 0,
+            until: None,
+        };
+        run.step(Event::Restored(kept));
+        assert_eq!(saved(&cycle(&mut run)), None);
+        assert_eq!(run.core.status(run.at, run.wall).manual, Some(kept));
+    }
+}
+
+/// The hours a core reports, and the status it shows: the finished hour
+/// once no reading can change it, the partial one at the stop, before the
+/// stop event; today's totals in the status.
+#[test]
+fn energy_hours_are_reported_at_the_hour_and_at_the_stop() {
+    let mut core = Core::new(settings());
+    let start: DateTime<Utc> = "2026-12-05T10:59:00Z".parse().unwrap();
+    core.step(Event::Started { wall: start });
+    let mut hours = Vec::new();
+    let mut status = None;
+    for s in (0..=90).step_by(2) {
+        let (at, wall) = (
+            Moment(Duration::from_secs(s)),
+            start + TimeDelta::seconds(s as i64),
+        );
+        let mut effects = core.step(Event::Meter {
+            at,
+            wall,
+            result: Ok(2000),
+        });
+        effects.extend(core.step(Event::Device {
+            at,
+            wall,
+            result: Ok(reading(50, 400)),
+        }));
+        effects.extend(core.step(Event::Tick { at, wall }));
+        for effect in effects {
+            match effect {
+                Effect::Report(Reported::Energy(hour)) => hours.push((s, hour)),
+                Effect::Status(doc) => status = Some(doc),
+                _ => {}
+            }
+        }
+    }
+    // 11:00:00 plus the 8 s meter_timeout.
+    assert_eq!(hours.len(), 1, "{hours:?}");
+    let (sent_at, hour) = &hours[0];
+    assert_eq!(*sent_at, 68);
+    assert_eq!(
+        hour.hour,
+        "2026-12-05T10:00:00Z"
+            .parse::<DateTime<Utc>>()
+            .unwrap()
+            .timestamp()
+    );
+    assert!(
+        (hour.sums.import_wh - 2000.0 / 60.0).abs() < 1e-9,
+        "{hour:?}"
+    );
+    assert!((hour.sums.charged_wh - 400.0 / 60.0).abs() < 1e-9);
+    let energy = status.unwrap().energy.unwrap();
+    assert_eq!(energy.since, start);
+    assert_eq!(energy.total.grid_import_kwh, 0.05);
+    assert_eq!(energy.today.date.to_string(), "2026-12-05");
+    let wall = start + TimeDelta::seconds(91);
+    let effects = core.step(Event::Stopping {
+        at: Moment(Duration::from_secs(91)),
+        wall,
+    });
+    let reported: Vec<_> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Report(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    let [
+        Reported::Energy(partial),
+        Reported::Status(StatusEvent::Stop { .. }),
+    ] = reported[..]
+    else {
+        panic!("{reported:?}");
+    };
+    assert_eq!(partial.hour, hour.hour + 3600);
+    assert_eq!(partial.run, hour.run);
+    assert!((partial.sums.grid_s - 31.0).abs() < 1e-9, "{partial:?}");
 }

@@ -4,16 +4,20 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail, ensure};
+use std::ops::RangeInclusive;
+
+use anyhow::{Result, ensure};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::{number, object, string};
+use crate::config;
 use crate::zendure::core::prices::tariff::{Export, Tariff};
 
 /// A price document: a file, or a URL in which `{date}` (YYYY-MM-DD),
 /// `{from}` and `{till}` (the day's bounds, RFC 3339 UTC) are filled in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
 pub enum PriceSource {
     File(PathBuf),
     Url(String),
@@ -51,64 +55,91 @@ pub struct PriceConfig {
     pub threshold_eur_per_kwh: f64,
 }
 
-const KEYS: &str = "source, vat_percent, markup_eur_per_kwh, export_fee_eur_per_kwh, \
-                    capacity_wh, round_trip_efficiency, threshold_eur_per_kwh";
+/// The `prices` object as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PricesText {
+    source: PriceSource,
+    vat_percent: Option<f64>,
+    markup_eur_per_kwh: Option<f64>,
+    export_fee_eur_per_kwh: Option<f64>,
+    capacity_wh: f64,
+    round_trip_efficiency: Option<f64>,
+    threshold_eur_per_kwh: Option<f64>,
+}
+
+impl TryFrom<String> for PriceSource {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<PriceSource, String> {
+        if text.starts_with("http://") || text.starts_with("https://") {
+            Ok(PriceSource::Url(text))
+        } else if text.is_empty() || text.contains("://") {
+            Err(format!(
+                "`{text}` is neither an http(s) URL nor a file path"
+            ))
+        } else {
+            Ok(PriceSource::File(PathBuf::from(text)))
+        }
+    }
+}
+
+/// `n` when it is in `range`; `key` names it otherwise.
+fn within(key: &str, n: f64, range: RangeInclusive<f64>) -> Result<f64> {
+    ensure!(
+        range.contains(&n),
+        "zendure.prices.{key}: must be a number from {} to {}, not {n}",
+        range.start(),
+        range.end()
+    );
+    Ok(n)
+}
 
 /// Checks `zendure.prices`; every error names its key.
 pub fn parse(value: &Value) -> Result<PriceConfig> {
-    let fields = object("zendure.prices", value)?;
-    if let Some(key) = fields
-        .keys()
-        .find(|k| !KEYS.split(", ").any(|known| known == k.as_str()))
-    {
-        bail!("zendure.prices.{key}: unknown key (known: {KEYS})");
-    }
-    let get = |key: &str| fields.get(key).filter(|v| !v.is_null());
-    let named = |key: &str| format!("zendure.prices.{key}");
-    let num = |key: &str, default: Option<f64>, range: std::ops::RangeInclusive<f64>| match get(key)
-    {
-        Some(v) => number(&named(key), v, range),
-        None => default.with_context(|| format!("{}: missing", named(key))),
-    };
-    let source_text = string(
-        &named("source"),
-        get("source").context("zendure.prices.source: missing")?,
-    )?;
-    let source = if source_text.starts_with("http://") || source_text.starts_with("https://") {
-        PriceSource::Url(source_text.to_string())
-    } else {
-        ensure!(
-            !source_text.is_empty() && !source_text.contains("://"),
-            "zendure.prices.source: `{source_text}` is neither an http(s) URL nor a file path"
-        );
-        PriceSource::File(PathBuf::from(source_text))
-    };
-    let export = match get("export_fee_eur_per_kwh") {
+    ensure!(
+        value.is_object(),
+        "`zendure.prices` must be an object, not {value}"
+    );
+    let file: PricesText = config::section("zendure.prices", value)?;
+    let export = match file.export_fee_eur_per_kwh {
         None => Export::NetMetering,
-        Some(v) => Export::Market {
-            fee_eur_per_kwh: number(&named("export_fee_eur_per_kwh"), v, -10.0..=10.0)?,
+        Some(fee) => Export::Market {
+            fee_eur_per_kwh: within("export_fee_eur_per_kwh", fee, -10.0..=10.0)?,
         },
     };
-    let round_trip_efficiency = num("round_trip_efficiency", Some(0.85), 0.0..=1.0)?;
+    let round_trip_efficiency = within(
+        "round_trip_efficiency",
+        file.round_trip_efficiency.unwrap_or(0.85),
+        0.0..=1.0,
+    )?;
     ensure!(
         round_trip_efficiency > 0.0,
         "zendure.prices.round_trip_efficiency: must be above 0"
     );
-    let capacity_wh = num("capacity_wh", None, 0.0..=1_000_000.0)?;
+    let capacity_wh = within("capacity_wh", file.capacity_wh, 0.0..=1_000_000.0)?;
     ensure!(
         capacity_wh > 0.0,
         "zendure.prices.capacity_wh: must be above 0"
     );
     Ok(PriceConfig {
-        source,
+        source: file.source,
         tariff: Tariff {
-            vat_percent: num("vat_percent", Some(0.0), 0.0..=100.0)?,
-            markup_eur_per_kwh: num("markup_eur_per_kwh", Some(0.0), -10.0..=10.0)?,
+            vat_percent: within("vat_percent", file.vat_percent.unwrap_or(0.0), 0.0..=100.0)?,
+            markup_eur_per_kwh: within(
+                "markup_eur_per_kwh",
+                file.markup_eur_per_kwh.unwrap_or(0.0),
+                -10.0..=10.0,
+            )?,
             export,
         },
         capacity_wh,
         round_trip_efficiency,
-        threshold_eur_per_kwh: num("threshold_eur_per_kwh", Some(0.02), 0.0..=10.0)?,
+        threshold_eur_per_kwh: within(
+            "threshold_eur_per_kwh",
+            file.threshold_eur_per_kwh.unwrap_or(0.02),
+            0.0..=10.0,
+        )?,
     })
 }
 
@@ -168,11 +199,11 @@ mod tests {
             ),
             (
                 json!({"source": "p", "capacity_wh": 1, "vat_percent": "21"}),
-                "zendure.prices.vat_percent` must be a number",
+                "zendure.prices.vat_percent: must be a number",
             ),
             (
                 json!({"source": "p", "capacity_wh": 1, "round_trip_efficiency": 1.5}),
-                "zendure.prices.round_trip_efficiency` must be a number from 0 to 1",
+                "zendure.prices.round_trip_efficiency: must be a number from 0 to 1",
             ),
             (
                 json!({"source": "p", "capacity_wh": 1, "colour": 1}),

@@ -31,7 +31,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::zendure::core::prices::plan::{self, Battery, Outcome, Plan, Slot};
+use crate::zendure::core::prices::plan::{self, Battery, Outcome, Slot};
 use crate::zendure::core::prices::tariff::PriceSlot;
 use crate::zendure::core::schedule::{self, Key, Schedule, ScheduleValue};
 
@@ -47,15 +47,24 @@ impl Owned {
     }
 }
 
+/// One priced slot of a proposal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proposed {
+    pub price: PriceSlot,
+    /// `value` is the owner's, in force there, which the plan keeps.
+    pub owner: bool,
+    pub value: ScheduleValue,
+    /// The SoC expected at its end, %.
+    pub soc_percent: f64,
+}
+
 /// What a plan proposes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Proposal {
     pub date: NaiveDate,
     pub soc_percent: f64,
-    pub slots: Vec<PriceSlot>,
-    /// Per slot: the owner's value in force there, which the plan keeps.
-    pub owner: Vec<Option<ScheduleValue>>,
-    pub plan: Plan,
+    pub slots: Vec<Proposed>,
+    pub expected: Outcome,
     /// The plan's new entries.
     pub entries: Vec<(Key, ScheduleValue)>,
     /// How many of the earlier plan's entries these replace.
@@ -131,20 +140,14 @@ fn repeated_hour(tz: Tz, slots: &[PriceSlot]) -> Vec<usize> {
 /// specific. Returns the keys added to `merged`.
 fn pin_inside_slots(
     merged: &mut BTreeMap<Key, ScheduleValue>,
-    slots: &[PriceSlot],
-    owner: &[Option<ScheduleValue>],
-    values: &[ScheduleValue],
+    slots: &[Proposed],
     tz: Tz,
 ) -> Vec<(Key, ScheduleValue)> {
     let mut added = Vec::new();
     let mut schedule = Schedule::from_entries(merged.clone());
-    for (i, slot) in slots
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| owner[*i].is_none())
-    {
-        let start = local(tz, slot).0;
-        let end = start + (slot.end - slot.start);
+    for slot in slots.iter().filter(|s| !s.owner) {
+        let start = local(tz, &slot.price).0;
+        let end = start + (slot.price.end - slot.price.start);
         let times: Vec<NaiveDateTime> = std::iter::once(start)
             .chain(
                 schedule
@@ -155,10 +158,10 @@ fn pin_inside_slots(
             )
             .collect();
         for at in times {
-            if schedule::value_at(&schedule, at).value != values[i] {
+            if schedule::value_at(&schedule, at).value != slot.value {
                 let key = key_at(at);
-                merged.insert(key.clone(), values[i]);
-                added.push((key, values[i]));
+                merged.insert(key.clone(), slot.value);
+                added.push((key, slot.value));
                 schedule = Schedule::from_entries(merged.clone());
             }
         }
@@ -213,15 +216,25 @@ pub fn propose(
         &repeated_hour(tz, &slots),
     );
 
+    let slots: Vec<Proposed> = slots
+        .into_iter()
+        .zip(&owner)
+        .zip(plan.slots)
+        .map(|((price, owner), planned)| Proposed {
+            price,
+            owner: owner.is_some(),
+            value: planned.value,
+            soc_percent: planned.soc_percent,
+        })
+        .collect();
     // An entry where a planned stretch starts or its value changes.
     let mut entries: Vec<(Key, ScheduleValue)> = Vec::new();
     for (i, slot) in slots.iter().enumerate() {
-        let value = plan.values[i];
-        let starts = i == 0 || owner[i - 1].is_some() || plan.values[i - 1] != value;
-        let key = key_at(local(tz, slot).0);
+        let starts = i == 0 || slots[i - 1].owner || slots[i - 1].value != slot.value;
+        let key = key_at(local(tz, &slot.price).0);
         // The hour repeated when clocks go back has one key (and one value).
-        if owner[i].is_none() && starts && entries.iter().all(|(k, _)| *k != key) {
-            entries.push((key, value));
+        if !slot.owner && starts && entries.iter().all(|(k, _)| *k != key) {
+            entries.push((key, slot.value));
         }
     }
     let replaced_by_plan = |key: &Key, value: ScheduleValue| {
@@ -261,13 +274,7 @@ pub fn propose(
     // Never overwrite an owner's key (one at an odd minute inside a slot).
     entries.retain(|(key, _)| !merged.contains_key(key));
     merged.extend(entries.iter().cloned());
-    entries.extend(pin_inside_slots(
-        &mut merged,
-        &slots,
-        &owner,
-        &plan.values,
-        tz,
-    ));
+    entries.extend(pin_inside_slots(&mut merged, &slots, tz));
     for (key, value) in &entries {
         new_owned
             .entries
@@ -277,8 +284,7 @@ pub fn propose(
         date,
         soc_percent,
         slots,
-        owner,
-        plan,
+        expected: plan.expected,
         entries,
         replaced,
         pruned,
@@ -291,22 +297,23 @@ impl Proposal {
     /// What the written schedule carries out: every minute of the slots
     /// played with the value the schedule resolves then (as a controller
     /// following the file does), on the planner's battery model and scored
-    /// as the plan is. Equal to `plan.expected` when the entries say what
+    /// as the plan is. Equal to `expected` when the entries say what
     /// the planner planned.
     pub fn realised(&self, battery: &Battery, tz: Tz) -> Outcome {
         let mut minutes = Vec::new();
         let mut values = Vec::new();
-        for (slot, owner) in self.slots.iter().zip(&self.owner) {
-            let count = (slot.end - slot.start).num_minutes();
+        for slot in &self.slots {
+            let price = &slot.price;
+            let count = (price.end - price.start).num_minutes();
             for m in 0..count {
-                let at = slot.start + chrono::TimeDelta::minutes(m);
+                let at = price.start + chrono::TimeDelta::minutes(m);
                 values.push(schedule::value_at(&self.schedule, schedule::local(&tz, at)).value);
                 minutes.push(Slot {
                     hours: 1.0 / 60.0,
-                    buy_eur_per_kwh: slot.buy_eur_per_kwh,
-                    sell_eur_per_kwh: slot.sell_eur_per_kwh,
+                    buy_eur_per_kwh: price.buy_eur_per_kwh,
+                    sell_eur_per_kwh: price.sell_eur_per_kwh,
                     house_w: 0.0,
-                    fixed: *owner,
+                    fixed: slot.owner.then_some(slot.value),
                 });
             }
         }
@@ -319,17 +326,16 @@ impl Proposal {
         let slots: Vec<Value> = self
             .slots
             .iter()
-            .enumerate()
-            .map(|(i, s)| {
+            .map(|s| {
                 json!({
-                    "start": s.start.with_timezone(&tz).to_rfc3339(),
-                    "end": s.end.with_timezone(&tz).to_rfc3339(),
-                    "market_eur_per_kwh": s.market_eur_per_kwh,
-                    "buy_eur_per_kwh": s.buy_eur_per_kwh,
-                    "sell_eur_per_kwh": s.sell_eur_per_kwh,
-                    "value": self.plan.values[i].to_json(),
-                    "owner": self.owner[i].is_some(),
-                    "soc_percent": self.plan.expected.soc_percent[i],
+                    "start": s.price.start.with_timezone(&tz).to_rfc3339(),
+                    "end": s.price.end.with_timezone(&tz).to_rfc3339(),
+                    "market_eur_per_kwh": s.price.market_eur_per_kwh,
+                    "buy_eur_per_kwh": s.price.buy_eur_per_kwh,
+                    "sell_eur_per_kwh": s.price.sell_eur_per_kwh,
+                    "value": s.value.to_json(),
+                    "owner": s.owner,
+                    "soc_percent": s.soc_percent,
                 })
             })
             .collect();
@@ -346,9 +352,9 @@ impl Proposal {
             "entries": entries,
             "replaced": self.replaced,
             "pruned": self.pruned,
-            "expected_saving_eur": self.plan.expected.saving_eur,
-            "charged_kwh": self.plan.expected.charged_kwh,
-            "discharged_kwh": self.plan.expected.discharged_kwh,
+            "expected_saving_eur": self.expected.saving_eur,
+            "charged_kwh": self.expected.charged_kwh,
+            "discharged_kwh": self.expected.discharged_kwh,
         })
     }
 }
@@ -403,7 +409,7 @@ mod tests {
     fn a_plan_beside_recurring_owner_entries() {
         let current = schedule(json!({"********0000": "netzero", "********2200": 0}));
         let p = propose_on(&current, &Owned::default(), "2026-11-23T12:00:00Z");
-        assert!(p.owner.iter().all(Option::is_none));
+        assert!(p.slots.iter().all(|s| !s.owner));
         assert_eq!(keys(&p)[0], "202611240000");
         // It charges at night and discharges in both dear stretches.
         let day = schedule::day_changes(&p.schedule, p.date);
@@ -430,7 +436,7 @@ mod tests {
             2
         );
         assert_eq!(p.owned.entries.len(), p.entries.len());
-        assert!(p.plan.expected.saving_eur > 0.0);
+        assert!(p.expected.saving_eur > 0.0);
     }
 
     #[test]
@@ -438,7 +444,7 @@ mod tests {
         // The owner wants 17:00-19:00 at -300 W, and 19:00 on NetZero.
         let current = schedule(json!({"202611241700": -300, "202611241900": "netzero"}));
         let p = propose_on(&current, &Owned::default(), "2026-11-23T12:00:00Z");
-        let hour = |i: usize| p.owner[i];
+        let hour = |i: usize| p.slots[i].owner.then_some(p.slots[i].value);
         assert_eq!(hour(16), None);
         assert_eq!(hour(17), Some(ScheduleValue::Watts(-300)));
         assert_eq!(hour(23), Some(ScheduleValue::NetZero));

@@ -82,15 +82,27 @@ pub struct Outcome {
     pub charged_kwh: f64,
     pub discharged_kwh: f64,
     pub end_soc_percent: f64,
-    /// The SoC at the end of each slot, %.
-    pub soc_percent: Vec<f64>,
 }
 
-/// The plan: one value per slot (the owner's where it was fixed).
+/// One slot of a plan: its value and the SoC it is expected to end at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Planned {
+    pub value: ScheduleValue,
+    pub soc_percent: f64,
+}
+
+/// The plan: one record per slot (the owner's value where it was fixed),
+/// and what the whole is expected to do.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    pub values: Vec<ScheduleValue>,
+    pub slots: Vec<Planned>,
     pub expected: Outcome,
+}
+
+impl Plan {
+    pub fn values(&self) -> Vec<ScheduleValue> {
+        self.slots.iter().map(|s| s.value).collect()
+    }
 }
 
 /// The battery's AC power in a slot (positive: charging) and the energy
@@ -152,18 +164,41 @@ pub fn simulate(
     slots: &[Slot],
     values: &[ScheduleValue],
 ) -> Outcome {
+    played(battery, soc_percent, slots, values).expected
+}
+
+/// [`simulate`], slot by slot: `values` as a plan.
+pub fn played(
+    battery: &Battery,
+    soc_percent: f64,
+    slots: &[Slot],
+    values: &[ScheduleValue],
+) -> Plan {
     assert_eq!(slots.len(), values.len(), "one value per slot");
     let nothing: Vec<ScheduleValue> = slots
         .iter()
         .map(|s| s.fixed.unwrap_or(ScheduleValue::Watts(0)))
         .collect();
-    let baseline = play(battery, soc_percent, slots, &nothing);
-    let mut outcome = play(battery, soc_percent, slots, values);
-    outcome.saving_eur = baseline.net_cost_eur - outcome.net_cost_eur;
-    outcome
+    let (baseline, _) = play(battery, soc_percent, slots, &nothing);
+    let (mut expected, soc) = play(battery, soc_percent, slots, values);
+    expected.saving_eur = baseline.net_cost_eur - expected.net_cost_eur;
+    Plan {
+        slots: values
+            .iter()
+            .zip(soc)
+            .map(|(&value, soc_percent)| Planned { value, soc_percent })
+            .collect(),
+        expected,
+    }
 }
 
-fn play(battery: &Battery, soc_percent: f64, slots: &[Slot], values: &[ScheduleValue]) -> Outcome {
+/// The outcome, and the SoC at the end of each slot.
+fn play(
+    battery: &Battery,
+    soc_percent: f64,
+    slots: &[Slot],
+    values: &[ScheduleValue],
+) -> (Outcome, Vec<f64>) {
     let start_wh = battery.stored_wh(soc_percent);
     let mut stored = start_wh;
     let (mut cost, mut charged, mut discharged) = (0.0, 0.0, 0.0);
@@ -180,14 +215,14 @@ fn play(battery: &Battery, soc_percent: f64, slots: &[Slot], values: &[ScheduleV
         stored = next;
         soc.push(percent(battery, stored));
     }
-    Outcome {
+    let outcome = Outcome {
         net_cost_eur: cost - (stored - start_wh) * stored_value_eur_per_wh(battery, slots),
         saving_eur: 0.0,
         charged_kwh: charged,
         discharged_kwh: discharged,
         end_soc_percent: percent(battery, stored),
-        soc_percent: soc,
-    }
+    };
+    (outcome, soc)
 }
 
 fn percent(battery: &Battery, stored_wh: f64) -> f64 {
@@ -357,16 +392,15 @@ pub fn plan_together(
         .chain(eighths(battery.max_discharge_w, -1.0));
     let objective =
         |p: &Plan| p.expected.net_cost_eur + p.expected.charged_kwh * threshold_eur_per_kwh;
-    let (held, mut best) = candidates
+    let (held, best) = candidates
         .map(|value| {
             let mut tied = slots.to_vec();
             for i in &free {
                 tied[*i].fixed = Some(value);
             }
-            let mut p = plan(battery, soc_percent, &tied, threshold_eur_per_kwh);
+            let p = plan(battery, soc_percent, &tied, threshold_eur_per_kwh);
             // Scored against doing nothing in those slots, as any plan is.
-            p.expected = simulate(battery, soc_percent, slots, &p.values);
-            (value, p)
+            (value, played(battery, soc_percent, slots, &p.values()))
         })
         .fold(
             None,
@@ -377,24 +411,25 @@ pub fn plan_together(
             },
         )
         .expect("at least one candidate");
-    if held == ScheduleValue::Watts(0) {
-        // Holding reads as the other holding slots do: NetZero+ while energy
-        // waits for a later discharge, NetZero otherwise.
-        let last = *free.iter().max().expect("not empty");
-        let discharges_later = best.values[last + 1..]
-            .iter()
-            .any(|v| matches!(v, ScheduleValue::Watts(w) if *w < 0));
-        let hold = if discharges_later {
-            ScheduleValue::NetZeroPlus
-        } else {
-            ScheduleValue::NetZero
-        };
-        for i in &free {
-            best.values[*i] = hold;
-        }
-        best.expected = simulate(battery, soc_percent, slots, &best.values);
+    if held != ScheduleValue::Watts(0) {
+        return best;
     }
-    best
+    // Holding reads as the other holding slots do: NetZero+ while energy
+    // waits for a later discharge, NetZero otherwise.
+    let mut values = best.values();
+    let last = *free.iter().max().expect("not empty");
+    let discharges_later = values[last + 1..]
+        .iter()
+        .any(|v| matches!(v, ScheduleValue::Watts(w) if *w < 0));
+    let hold = if discharges_later {
+        ScheduleValue::NetZeroPlus
+    } else {
+        ScheduleValue::NetZero
+    };
+    for i in &free {
+        values[*i] = hold;
+    }
+    played(battery, soc_percent, slots, &values)
 }
 
 fn plan_on(
@@ -471,8 +506,7 @@ fn plan_on(
         level = step.to;
     }
     let values = label(battery, &levels, slots, &path);
-    let expected = simulate(battery, soc_percent, slots, &values);
-    Plan { values, expected }
+    played(battery, soc_percent, slots, &values)
 }
 
 /// Turns the decisions into schedule values. A slot that holds gets
@@ -565,9 +599,9 @@ pub(crate) mod tests {
         let slots = hours(&[0.25; 24]);
         let p = plan(&BATTERY, 10.0, &slots, 0.0);
         assert!(
-            p.values.iter().all(|v| *v == ScheduleValue::NetZero),
+            p.values().iter().all(|v| *v == ScheduleValue::NetZero),
             "{:?}",
-            p.values
+            p.values()
         );
         assert_eq!(p.expected.saving_eur, 0.0);
     }
@@ -579,14 +613,14 @@ pub(crate) mod tests {
         // dear hours.
         let slots = hours(&[0.45, 0.10, 0.10, 0.45, 0.50, 0.50, 0.30]);
         let p = plan(&BATTERY, 10.0, &slots, 0.02);
-        let w = watts(&p.values);
+        let w = watts(&p.values());
         assert!(w[1] > 700 && w[2] > 700, "{w:?}");
         assert!(w[4] < -700 && w[5] < -400, "{w:?}");
         assert!((p.expected.discharged_kwh - 1.296).abs() < 0.01);
         assert_eq!(w[0], 0);
         // Energy that is bought waits under NetZero+ for its discharge.
-        assert_eq!(p.values[3], ScheduleValue::NetZeroPlus);
-        assert_eq!(p.values[6], ScheduleValue::NetZero);
+        assert_eq!(p.values()[3], ScheduleValue::NetZeroPlus);
+        assert_eq!(p.values()[6], ScheduleValue::NetZero);
         assert!(p.expected.saving_eur > 0.2, "{:?}", p.expected);
         assert!(p.expected.end_soc_percent < 10.5);
     }
@@ -597,7 +631,7 @@ pub(crate) mod tests {
         // discharge cannot come first.
         let slots = hours(&[0.50, 0.50, 0.10, 0.10]);
         let p = plan(&BATTERY, 10.0, &slots, 0.02);
-        let w = watts(&p.values);
+        let w = watts(&p.values());
         assert!(w[0] == 0 && w[1] == 0, "{w:?}");
     }
 
@@ -608,14 +642,14 @@ pub(crate) mod tests {
         let traded = plan(&BATTERY, 10.0, &slots, 0.02);
         assert!(traded.expected.charged_kwh > 0.0);
         let idle = plan(&BATTERY, 10.0, &slots, 0.03);
-        assert_eq!(idle.expected.charged_kwh, 0.0, "{:?}", idle.values);
+        assert_eq!(idle.expected.charged_kwh, 0.0, "{:?}", idle.values());
     }
 
     #[test]
     fn a_full_battery_sells_at_the_peak_and_buys_back() {
         let slots = hours(&[0.30, 0.60, 0.10, 0.30]);
         let p = plan(&BATTERY, 100.0, &slots, 0.02);
-        let w = watts(&p.values);
+        let w = watts(&p.values());
         assert!(w[1] < 0 && w[2] > 0, "{w:?}");
         assert!(p.expected.saving_eur > 0.0);
     }
@@ -625,9 +659,9 @@ pub(crate) mod tests {
         let mut slots = hours(&[0.10, 0.30, 0.50, 0.50]);
         slots[2].fixed = Some(ScheduleValue::Watts(0));
         let p = plan(&BATTERY, 10.0, &slots, 0.02);
-        assert_eq!(p.values[2], ScheduleValue::Watts(0));
+        assert_eq!(p.values()[2], ScheduleValue::Watts(0));
         // Charged energy goes out in the one dear hour left.
-        let w = watts(&p.values);
+        let w = watts(&p.values());
         assert!(w[0] > 0 && w[3] < 0, "{w:?}");
     }
 
@@ -635,7 +669,7 @@ pub(crate) mod tests {
     fn negative_prices_are_used_to_charge() {
         let slots = hours(&[0.20, -0.05, -0.05, 0.20, 0.20]);
         let p = plan(&BATTERY, 10.0, &slots, 0.02);
-        let w = watts(&p.values);
+        let w = watts(&p.values());
         assert!(w[1] > 0 && w[2] > 0, "{w:?}");
     }
 
@@ -646,7 +680,7 @@ pub(crate) mod tests {
             .map(|s| Slot { hours: 0.25, ..s })
             .collect();
         let p = plan(&BATTERY, 10.0, &slots, 0.02);
-        let w = watts(&p.values);
+        let w = watts(&p.values());
         assert!(w[..4].iter().all(|w| *w > 700), "{w:?}");
         // 4 × 0.25 h × 800 W × 0.9 = 720 Wh stored, out at 0.9 in 4 quarters:
         // 648 Wh AC = 648 W average.
@@ -666,8 +700,8 @@ pub(crate) mod tests {
             s.house_w = 300.0;
         }
         let p = plan(&BATTERY, 10.0, &slots, 0.02);
-        let w = watts(&p.values);
-        assert_eq!(p.values[2], ScheduleValue::NetZero, "{:?}", p.values);
+        let w = watts(&p.values());
+        assert_eq!(p.values()[2], ScheduleValue::NetZero, "{:?}", p.values());
         assert!(
             (0.29..0.31).contains(&p.expected.discharged_kwh),
             "{:?}",
@@ -686,8 +720,8 @@ pub(crate) mod tests {
         slots[1].house_w = -600.0;
         slots[3].house_w = 400.0;
         let p = plan(&BATTERY, 10.0, &slots, 0.02);
-        assert_eq!(p.values[1], ScheduleValue::NetZero, "{:?}", p.values);
-        assert_eq!(p.values[3], ScheduleValue::NetZero, "{:?}", p.values);
+        assert_eq!(p.values()[1], ScheduleValue::NetZero, "{:?}", p.values());
+        assert_eq!(p.values()[3], ScheduleValue::NetZero, "{:?}", p.values());
         assert!(p.expected.saving_eur > 0.1, "{:?}", p.expected);
     }
 
@@ -700,11 +734,11 @@ pub(crate) mod tests {
         let slots = hours(&[0.1, 0.9]);
         assert!(
             plan(&empty, 10.0, &slots, 0.0)
-                .values
+                .values()
                 .iter()
                 .all(|v| *v == ScheduleValue::NetZero)
         );
-        assert!(plan(&BATTERY, 10.0, &[], 0.0).values.is_empty());
+        assert!(plan(&BATTERY, 10.0, &[], 0.0).values().is_empty());
     }
 
     #[test]
@@ -716,13 +750,14 @@ pub(crate) mod tests {
             ScheduleValue::Watts(5000),
             ScheduleValue::Watts(-5000),
         ];
-        let o = simulate(&BATTERY, 10.0, &slots, &values);
+        let p = played(&BATTERY, 10.0, &slots, &values);
+        let o = &p.expected;
         // 800 W × 0.9 = 720 Wh/h: 200 -> 920 -> 1640 -> 2000 (full), then
         // 800 W out = 889 Wh from the store.
-        let soc: Vec<i64> = o
-            .soc_percent
+        let soc: Vec<i64> = p
+            .slots
             .iter()
-            .map(|s| (s * 10.0).round() as i64)
+            .map(|s| (s.soc_percent * 10.0).round() as i64)
             .collect();
         assert_eq!(soc, vec![460, 820, 1000, 556]);
         assert!((o.charged_kwh - (0.8 + 0.8 + 0.4)).abs() < 1e-9);
@@ -805,7 +840,7 @@ pub(crate) mod tests {
             let got = objective(&slots, threshold, &p);
             // The plan's power is rounded to whole W; allow for that.
             let slack = 0.0005 * slots.len() as f64;
-            prop_assert!((got - best).abs() <= slack, "plan {got} vs best {best}: {:?}", p.values);
+            prop_assert!((got - best).abs() <= slack, "plan {got} vs best {best}: {:?}", p.values());
         }
     }
 
@@ -820,8 +855,8 @@ pub(crate) mod tests {
             threshold in 0.0..0.1f64,
         ) {
             let p = plan(&battery, soc, &slots, threshold);
-            prop_assert_eq!(p.values.len(), slots.len());
-            for v in &p.values {
+            prop_assert_eq!(p.slots.len(), slots.len());
+            for v in &p.values() {
                 if let ScheduleValue::Watts(w) = v {
                     prop_assert!(f64::from(*w) <= battery.max_charge_w + 0.5);
                     prop_assert!(f64::from(-*w) <= battery.max_discharge_w + 0.5);
@@ -830,7 +865,7 @@ pub(crate) mod tests {
             let o = &p.expected;
             let lo = battery.min_soc_percent.min(soc) - 1e-6;
             let hi = battery.max_soc_percent.max(soc) + 1e-6;
-            prop_assert!(o.soc_percent.iter().all(|s| (lo..=hi).contains(s)), "{:?}", o.soc_percent);
+            prop_assert!(p.slots.iter().all(|s| (lo..=hi).contains(&s.soc_percent)), "{:?}", p.slots);
             // Never worse than doing nothing, and every kWh bought earns at
             // least the threshold (up to the W rounding).
             let rounding = 0.0005 * slots.len() as f64;
@@ -860,7 +895,7 @@ pub(crate) mod tests {
             let level_wh = battery.capacity_wh / LEVEL_STEPS;
             let dearest = slots.iter().map(|s| s.buy_eur_per_kwh.abs().max(s.sell_eur_per_kwh.abs())).fold(0.0, f64::max);
             let slack = slots.len() as f64 * (0.0005 + level_wh * dearest / 1000.0);
-            prop_assert!(p.expected.saving_eur >= -slack, "saving {} {:?}", p.expected.saving_eur, p.values);
+            prop_assert!(p.expected.saving_eur >= -slack, "saving {} {:?}", p.expected.saving_eur, p.values());
         }
 
         #[test]
@@ -873,7 +908,7 @@ pub(crate) mod tests {
         ) {
             let slots = hours(&vec![price; len]);
             let p = plan(&battery, soc, &slots, 0.0);
-            prop_assert!(p.values.iter().all(|v| !matches!(v, ScheduleValue::Watts(_))), "{:?}", p.values);
+            prop_assert!(p.values().iter().all(|v| !matches!(v, ScheduleValue::Watts(_))), "{:?}", p.values());
         }
     }
 }

@@ -13,20 +13,16 @@ pub fn show(p: &Proposal, tz: Tz) -> String {
         tz.name(),
         p.soc_percent
     );
-    for (i, slot) in p.slots.iter().enumerate() {
-        let value = p.plan.values[i].to_string();
-        let mark = if p.owner[i].is_some() {
-            "  (owner)"
-        } else {
-            ""
-        };
+    for slot in &p.slots {
+        let value = slot.value.to_string();
+        let mark = if slot.owner { "  (owner)" } else { "" };
         out += &format!(
             "  {}  {:6.3} {:6.3}  {:<10} {:4.0}%{mark}\n",
-            slot.start.with_timezone(&tz).format("%H:%M"),
-            slot.market_eur_per_kwh,
-            slot.buy_eur_per_kwh,
+            slot.price.start.with_timezone(&tz).format("%H:%M"),
+            slot.price.market_eur_per_kwh,
+            slot.price.buy_eur_per_kwh,
             value,
-            p.plan.expected.soc_percent[i],
+            slot.soc_percent,
         );
     }
     let entries: Vec<String> = p
@@ -37,7 +33,7 @@ pub fn show(p: &Proposal, tz: Tz) -> String {
     out += &format!("entries: {}\n", entries.join(", "));
     out += &format!(
         "expected saving: {:.2} EUR against an idle battery (charge {:.2} kWh, discharge {:.2} kWh)\n",
-        p.plan.expected.saving_eur, p.plan.expected.charged_kwh, p.plan.expected.discharged_kwh
+        p.expected.saving_eur, p.expected.charged_kwh, p.expected.discharged_kwh
     );
     out
 }
