@@ -751,13 +751,23 @@ fn gate(inputs: &Inputs, command: Command, why: WriteReason) -> Option<(Command,
 /// than `min_swing_w` (one device step left uncancelled): readings sampled
 /// mid-ramp or a house step next to a device step must not move it. No lag
 /// is learnt from readings that do not single one out by that margin.
+///
+/// Only a step the controller caused is evidence: the device must hold
+/// still from `max_lag` before the samples until the first change of
+/// command among `changes` and answer it within `answer_within`, in the
+/// middle. A device that
+/// moves on its own (at its SoC cut-off, in a slot where it ignores
+/// setpoints) may be reported late or not at all, and such a window once
+/// pulled a 20 s estimate under 10 s. The answer names that change, so
+/// that `confirm_lag` can tell one step from another.
 pub fn estimate_lag(
     samples: &[Sample],
     power: &[DevicePower],
+    (changes, answer_within): (&[Moment], Duration),
     current: Option<Duration>,
     (max_lag, step): (Duration, Duration),
     min_swing_w: u32,
-) -> Option<Duration> {
+) -> Option<LagSeen> {
     if step.is_zero() {
         return None;
     }
@@ -790,6 +800,21 @@ pub fn estimate_lag(
     {
         return None;
     }
+    let cause = changes
+        .iter()
+        .copied()
+        .find(|&c| c > first.minus(max_lag) && c <= middle.1)?;
+    // From the power in force at `cause` to the first reading that shows
+    // the answer.
+    let answered = power_at(power, cause).is_some_and(|before| {
+        power
+            .iter()
+            .filter(|p| p.at > cause && p.at <= Moment(cause.0 + answer_within))
+            .any(|p| p.ac_w.abs_diff(before) > min_swing_w)
+    });
+    if swing(first.minus(max_lag), cause) > min_swing_w || !answered {
+        return None;
+    }
     let score = |lag: Duration| {
         let house: Vec<f64> = samples
             .iter()
@@ -813,9 +838,40 @@ pub fn estimate_lag(
         .iter()
         .filter(|(lag, _)| lag.abs_diff(best) > step * 2)
         .all(|(_, s)| *s - best_score > margin);
-    match current.and_then(|c| score(c).map(|s| (c, s))) {
+    let lag = match current.and_then(|c| score(c).map(|s| (c, s))) {
         Some((kept, kept_score)) if !clear || kept_score - best_score <= margin => Some(kept),
         _ => clear.then_some(best),
+    }?;
+    Some(LagSeen { lag, cause })
+}
+
+/// What one window of readings says: the lag that explains the device's
+/// answer to the change of command at `cause`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LagSeen {
+    pub lag: Duration,
+    pub cause: Moment,
+}
+
+/// The lag in use after `seen`, and the evidence still waiting for a
+/// second opinion. The first estimate is taken at once (nothing better is
+/// known); a different one only once the answers to two different changes
+/// of command agree on it within `tolerance`: one step read at odd moments
+/// (a loaded machine, a slow answer) must not move a lag that every step
+/// before confirmed.
+pub fn confirm_lag(
+    current: Option<Duration>,
+    pending: Option<LagSeen>,
+    seen: LagSeen,
+    tolerance: Duration,
+) -> (Option<Duration>, Option<LagSeen>) {
+    match (current, pending) {
+        (None, _) => (Some(seen.lag), None),
+        (Some(c), _) if c.abs_diff(seen.lag) <= tolerance => (current, None),
+        (_, Some(p)) if p.cause != seen.cause && p.lag.abs_diff(seen.lag) <= tolerance => {
+            (Some(seen.lag), None)
+        }
+        _ => (current, Some(seen)),
     }
 }
 

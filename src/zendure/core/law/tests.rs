@@ -541,8 +541,29 @@ fn write_log_tracks_direction_changes() {
     assert_eq!(log.ac_mode, Some((AcMode::Discharge, s(4.0))));
 }
 
+/// The lag `estimate_lag` finds, with changes of command at `changes` s.
+fn lag_of(
+    samples: &[Sample],
+    power: &[DevicePower],
+    changes: &[f64],
+    current: Option<Duration>,
+    max_lag: f64,
+) -> Option<Duration> {
+    let changes: Vec<Moment> = changes.iter().map(|&c| s(c)).collect();
+    // A SolarFlow answers within a few seconds.
+    estimate_lag(
+        samples,
+        power,
+        (&changes, secs(5.0)),
+        current,
+        (secs(max_lag), secs(1.0)),
+        100,
+    )
+    .map(|seen| seen.lag)
+}
+
 /// The device's AC power for two minutes, once a second: 100 W drawn,
-/// 300 W delivered from 40 s to 80 s.
+/// 300 W delivered from 40 s to 80 s (commanded just before).
 fn step_trace() -> Vec<DevicePower> {
     (0..120u32)
         .map(|t| DevicePower {
@@ -566,7 +587,7 @@ fn lag_estimate_finds_the_lag_of_a_step() {
                 }
             })
             .collect();
-        let lag = estimate_lag(&samples, &power, None, (secs(30.0), secs(1.0)), 100);
+        let lag = lag_of(&samples, &power, &[39.5, 79.5], None, 30.0);
         assert_eq!(lag, Some(secs(f64::from(true_lag))), "lag {true_lag}");
     }
 }
@@ -585,7 +606,7 @@ fn lag_estimate_is_not_biased_by_history_the_readings_do_not_cover() {
                 grid_w: house + power[t.saturating_sub(true_lag) as usize].ac_w,
             })
             .collect();
-        let lag = estimate_lag(&samples, &power, None, (secs(30.0), secs(1.0)), 100);
+        let lag = lag_of(&samples, &power, &[39.5, 79.5], None, 30.0);
         assert_eq!(lag, Some(secs(f64::from(true_lag))), "lag {true_lag}");
     }
 }
@@ -602,15 +623,8 @@ fn lag_estimate_keeps_the_current_one_unless_another_explains_clearly_better() {
             grid_w: house + power[t.saturating_sub(true_lag)].ac_w + if t == 70 { 60 } else { 0 },
         })
         .collect();
-    let estimate = |current: Option<f64>| {
-        estimate_lag(
-            &samples,
-            &power,
-            current.map(secs),
-            (secs(30.0), secs(1.0)),
-            100,
-        )
-    };
+    let estimate =
+        |current: Option<f64>| lag_of(&samples, &power, &[39.5, 79.5], current.map(secs), 30.0);
     assert_eq!(estimate(None), Some(secs(12.0)));
     assert_eq!(estimate(Some(12.0)), Some(secs(12.0)));
     // A wrong estimate leaves the device's own steps in the implied house
@@ -636,15 +650,7 @@ fn lag_estimate_waits_until_every_candidate_has_seen_the_last_change() {
             grid_w: -1000 + power[t - true_lag].ac_w,
         })
         .collect();
-    let estimate = |upto: usize| {
-        estimate_lag(
-            &samples[..upto],
-            &power[..upto],
-            None,
-            (secs(30.0), secs(1.0)),
-            100,
-        )
-    };
+    let estimate = |upto: usize| lag_of(&samples[..upto], &power[..upto], &[109.5], None, 30.0);
     assert_eq!(estimate(120), None);
 }
 
@@ -666,13 +672,10 @@ fn lag_estimate_judges_every_lag_on_the_same_samples() {
                 grid_w: -1600 + power[t.saturating_sub(true_lag) as usize].ac_w,
             })
             .collect();
-        let lag = estimate_lag(&samples, &power, None, (secs(30.0), secs(1.0)), 100);
+        let lag = lag_of(&samples, &power, &[39.5], None, 30.0);
         assert_eq!(lag, Some(secs(f64::from(true_lag))), "lag {true_lag}");
         // Before every candidate could see the move: no estimate.
-        assert_eq!(
-            estimate_lag(&samples[..65], &power, None, (secs(30.0), secs(1.0)), 100),
-            None
-        );
+        assert_eq!(lag_of(&samples[..65], &power, &[39.5], None, 30.0), None);
     }
 }
 
@@ -690,13 +693,73 @@ fn lag_estimate_needs_movement() {
             grid_w: 50,
         })
         .collect();
+    assert_eq!(lag_of(&samples, &power, &[40.0], None, 20.0), None);
+    assert_eq!(lag_of(&samples[..2], &power, &[40.0], None, 20.0), None);
+}
+
+#[test]
+fn lag_estimate_moves_only_on_a_step_a_command_caused() {
+    // The meter is 20 s late. At 40 s the device moves by itself (its SoC
+    // cut-off) and reports it 16 s late: read as evidence, the readings
+    // say 4 s, which is what pulled the estimate under 10 s.
+    let power: Vec<DevicePower> = (0..120)
+        .map(|t| DevicePower {
+            at: s(f64::from(t)),
+            ac_w: if t >= 56 { 0 } else { 800 },
+        })
+        .collect();
+    let samples: Vec<Sample> = (0..120u32)
+        .map(|t| Sample {
+            taken: s(f64::from(t)),
+            grid_w: -900 + if t >= 60 { 0 } else { 800 },
+        })
+        .collect();
+    for current in [None, Some(secs(20.0))] {
+        // No change of command at all, or one long before the move.
+        assert_eq!(lag_of(&samples, &power, &[], current, 30.0), None);
+        assert_eq!(lag_of(&samples, &power, &[2.0], current, 30.0), None);
+        assert_eq!(lag_of(&samples, &power, &[45.0], current, 30.0), None);
+        // A command after the move did not cause it.
+        assert_eq!(lag_of(&samples, &power, &[70.0], current, 30.0), None);
+    }
+    // The same readings after a change of command at 55 s are evidence.
     assert_eq!(
-        estimate_lag(&samples, &power, None, (secs(20.0), secs(1.0)), 100),
-        None
+        lag_of(&samples, &power, &[55.0], None, 30.0),
+        Some(secs(4.0))
+    );
+}
+
+#[test]
+fn lag_estimate_moves_only_when_two_commanded_steps_agree() {
+    let seen = |lag: f64, cause: f64| LagSeen {
+        lag: secs(lag),
+        cause: s(cause),
+    };
+    let tolerance = secs(2.0);
+    // The first estimate is taken at once.
+    assert_eq!(
+        confirm_lag(None, None, seen(6.0, 10.0), tolerance),
+        (Some(secs(6.0)), None)
+    );
+    let twenty = Some(secs(20.0));
+    // One step that says otherwise waits, however often it is read.
+    let (lag, pending) = confirm_lag(twenty, None, seen(6.0, 100.0), tolerance);
+    assert_eq!((lag, pending), (twenty, Some(seen(6.0, 100.0))));
+    let (lag, pending) = confirm_lag(lag, pending, seen(7.0, 100.0), tolerance);
+    assert_eq!((lag, pending), (twenty, Some(seen(7.0, 100.0))));
+    // A step that confirms the lag in use drops it.
+    assert_eq!(
+        confirm_lag(lag, pending, seen(21.0, 150.0), tolerance),
+        (twenty, None)
+    );
+    // A second step that agrees moves it; one that disagrees waits.
+    assert_eq!(
+        confirm_lag(lag, pending, seen(6.0, 200.0), tolerance),
+        (Some(secs(6.0)), None)
     );
     assert_eq!(
-        estimate_lag(&samples[..2], &power, None, (secs(20.0), secs(1.0)), 100),
-        None
+        confirm_lag(lag, pending, seen(12.0, 200.0), tolerance),
+        (twenty, Some(seen(12.0, 200.0)))
     );
 }
 
