@@ -686,6 +686,13 @@ fn schedule_write(
     let Some((last_at, last)) = inputs.writes.last else {
         return gate(inputs, target, WriteReason::First);
     };
+    // At its own cut-off the device follows no setpoint that way: another
+    // one changes nothing but the count of writes (15-25 a day at a full
+    // battery); idle or the other direction it does follow.
+    let target = match target.ac_mode() {
+        Some(mode) if last.ac_mode() == Some(mode) && at_cut_off(inputs, device, mode) => last,
+        _ => target,
+    };
     // A last command now beyond the bounds (SoC, a lowered device limit)
     // is never re-asserted: the target replaces it.
     let moved = !(lo..=hi).contains(&last.setpoint_w())
@@ -706,6 +713,20 @@ fn schedule_write(
         return gate(inputs, target, WriteReason::Reassert);
     }
     None
+}
+
+/// Whether the device stands at its own SoC cut-off for `mode`: the level
+/// at the bound, and no more than its own draw (`hysteresis_w`) that way.
+fn at_cut_off(inputs: &Inputs, device: &DeviceState, mode: AcMode) -> bool {
+    let still = i64::from(inputs.tuning.hysteresis_w);
+    match mode {
+        AcMode::Charge => {
+            device.soc_pct >= inputs.limits.max_soc_pct && i64::from(device.ac_w) <= still
+        }
+        AcMode::Discharge => {
+            device.soc_pct <= inputs.limits.min_soc_pct && i64::from(device.ac_w) >= -still
+        }
+    }
 }
 
 /// The rate rules for one write: 0 W any time; other limits at most every

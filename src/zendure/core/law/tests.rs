@@ -199,6 +199,51 @@ fn soc_stop_is_immediate_even_right_after_a_write() {
 }
 
 #[test]
+fn no_new_setpoint_at_the_devices_own_cut_off() {
+    // Full (95 %, the bound), charging 300 W commanded but only its own
+    // 19 W drawn, 400 W exported: a bigger charge changes nothing.
+    let full = Case::new(ScheduleValue::NetZero, -400, 19)
+        .written(960.0, CHARGE_300)
+        .soc(95);
+    let d = full.decide();
+    assert_eq!(d.target, Command::Charge { watts: 419 });
+    assert_eq!(d.write, None);
+    // Nor a smaller one: it draws nothing either way.
+    let d = Case::new(ScheduleValue::NetZero, -100, 19)
+        .written(960.0, CHARGE_300)
+        .soc(95)
+        .decide();
+    assert_eq!(d.target, Command::Charge { watts: 119 });
+    assert_eq!(d.write, None);
+    // The re-assertion repeats the command in force.
+    let mut late = full;
+    late.now = 1021.0;
+    assert_eq!(
+        late.decide().write,
+        Some((CHARGE_300, WriteReason::Reassert))
+    );
+    // Still drawing what it is told (the level is rounded): followed.
+    let d = Case::new(ScheduleValue::NetZero, -400, 300)
+        .written(900.0, CHARGE_300)
+        .soc(95)
+        .decide();
+    assert_eq!(d.command(), Some(Command::Charge { watts: 700 }));
+    // Idle it follows at once.
+    let d = Case::new(ScheduleValue::Watts(0), -400, 19)
+        .written(900.0, CHARGE_300)
+        .soc(95)
+        .decide();
+    assert_eq!(d.command(), Some(Command::Idle));
+    // Empty (10 %), delivering nothing of 300 W: the same.
+    let d = Case::new(ScheduleValue::Watts(-500), 0, -5)
+        .written(960.0, Command::Discharge { watts: 300 })
+        .soc(10)
+        .decide();
+    assert_eq!(d.target, Command::Discharge { watts: 500 });
+    assert_eq!(d.write, None);
+}
+
+#[test]
 fn net_zero_discharges_to_cover_import_and_charges_from_export() {
     let d = Case::new(ScheduleValue::NetZero, 400, 0).decide();
     assert_eq!(d.target, Command::Discharge { watts: 400 });
