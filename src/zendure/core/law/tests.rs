@@ -724,20 +724,30 @@ fn lag_estimate_judges_every_lag_on_the_same_samples() {
     }
 }
 
-#[test]
-fn lag_estimate_needs_movement() {
-    let power: Vec<DevicePower> = (0..60)
+/// Device readings once a second over `times`.
+fn readings(times: std::ops::Range<u32>, ac_w: impl Fn(u32) -> i32) -> Vec<DevicePower> {
+    times
         .map(|t| DevicePower {
             at: s(f64::from(t)),
-            ac_w: 100,
+            ac_w: ac_w(t),
         })
-        .collect();
-    let samples: Vec<Sample> = (30..60)
+        .collect()
+}
+
+/// Meter samples once a second over `times`.
+fn meter(times: std::ops::Range<u32>, grid_w: impl Fn(u32) -> i32) -> Vec<Sample> {
+    times
         .map(|t| Sample {
             taken: s(f64::from(t)),
-            grid_w: 50,
+            grid_w: grid_w(t),
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn lag_estimate_needs_movement() {
+    let power = readings(0..60, |_| 100);
+    let samples = meter(30..60, |_| 50);
     assert_eq!(lag_of(&samples, &power, &[40.0], None, 20.0), None);
     assert_eq!(lag_of(&samples[..2], &power, &[40.0], None, 20.0), None);
 }
@@ -746,19 +756,9 @@ fn lag_estimate_needs_movement() {
 fn lag_estimate_moves_only_on_a_step_a_command_caused() {
     // The meter is 20 s late. At 40 s the device moves by itself (its SoC
     // cut-off) and reports it 16 s late: read as evidence, the readings
-    // say 4 s, which is what pulled the estimate under 10 s.
-    let power: Vec<DevicePower> = (0..120)
-        .map(|t| DevicePower {
-            at: s(f64::from(t)),
-            ac_w: if t >= 56 { 0 } else { 800 },
-        })
-        .collect();
-    let samples: Vec<Sample> = (0..120u32)
-        .map(|t| Sample {
-            taken: s(f64::from(t)),
-            grid_w: -900 + if t >= 60 { 0 } else { 800 },
-        })
-        .collect();
+    // say 4 s, and a 20 s estimate would fall to it.
+    let power = readings(0..120, |t| if t >= 56 { 0 } else { 800 });
+    let samples = meter(0..120, |t| -900 + if t >= 60 { 0 } else { 800 });
     for current in [None, Some(secs(20.0))] {
         // No change of command at all, or one long before the move.
         assert_eq!(lag_of(&samples, &power, &[], current, 30.0), None);
