@@ -447,7 +447,7 @@ fn soc_limits_stop_discharge_and_charge() {
     );
     let ctl = Controller::start(&config);
     ctl.wait_log("wrote discharge 800 W");
-    ctl.wait_log("at or below min_soc");
+    ctl.wait_log("below min_soc");
     let state = rig.wait_state("stopped at min_soc", 5.0, |s| commanded(s) == 0);
     assert!(state["soc"].as_f64().unwrap() >= 18.0, "{state}");
     drop(ctl);
@@ -455,7 +455,7 @@ fn soc_limits_stop_discharge_and_charge() {
     rig.schedule_file(json!({"********0000": 800}));
     let ctl = Controller::start(&config);
     ctl.wait_log("wrote charge 800 W");
-    ctl.wait_log("at or above max_soc");
+    ctl.wait_log("above max_soc");
     let state = rig.wait_state("stopped at max_soc", 5.0, |s| commanded(s) == 0);
     assert!(state["soc"].as_f64().unwrap() <= 82.0, "{state}");
     // The device's own cut-offs were left alone.

@@ -727,6 +727,8 @@ fn metrics_score_a_known_trace() {
     let commands: Vec<(u32, f64, String)> = vec![
         (100, -500.0, discharge(500)),
         (200, -300.0, discharge(300)),
+        // A repeat of the command in force: no change, not paced.
+        (202, -300.0, discharge(300)),
         (300, -600.0, discharge(600)),
         (
             305,
@@ -775,25 +777,29 @@ fn metrics_score_a_known_trace() {
         text.push_str(&format!("{line}\n"));
     }
     std::fs::write(&path, text).unwrap();
-    let out = std::process::Command::new(testenv::bin("zcell-test-zendure-metrics"))
-        .arg("--trace")
-        .arg(&path)
-        .output()
-        .expect("metrics run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let m: Value = serde_json::from_slice(&out.stdout).expect("metrics JSON");
+    let metrics = |args: &[&str]| -> Value {
+        let out = std::process::Command::new(testenv::bin("zcell-test-zendure-metrics"))
+            .args(args)
+            .arg("--trace")
+            .arg(&path)
+            .output()
+            .expect("metrics run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("metrics JSON")
+    };
+    let m = metrics(&[]);
     let kwh = |wh: f64| wh.round() / 1000.0;
     assert_eq!(f(&m["actual"]["import_kwh"]), kwh(import), "{m}");
     assert_eq!(f(&m["actual"]["export_kwh"]), kwh(export));
     assert_eq!(f(&m["ideal"]["import_kwh"]), kwh(ideal_import));
     assert_eq!(f(&m["ideal"]["export_kwh"]), 0.0);
     assert_eq!(f(&m["excess_import_kwh"]), kwh(import - ideal_import));
-    assert_eq!(m["writes"], 11);
-    assert_eq!(m["limit_writes"], 11);
+    assert_eq!(m["writes"], 12);
+    assert_eq!(m["limit_writes"], 12);
     assert_eq!(m["flash_writes"], 1);
     assert_eq!(m["direction_changes"], 6, "the idle shape has no acMode");
     // 200, 300, 305 (no step), 760, 850 and 855; not 620, 10 s after the
@@ -820,24 +826,29 @@ fn metrics_score_a_known_trace() {
     assert!(wrong_way > 0);
     // 760, 850 (0 W), 855: a reversal, but 95 s apart, not within 30 s.
     assert_eq!(m["reversals"], 0);
-    let wide = std::process::Command::new(testenv::bin("zcell-test-zendure-metrics"))
-        .args(["--reversal-window", "100", "--trace"])
-        .arg(&path)
-        .output()
-        .expect("metrics run");
-    let wide: Value = serde_json::from_slice(&wide.stdout).expect("metrics JSON");
-    assert_eq!(wide["reversals"], 1);
+    assert_eq!(metrics(&["--reversal-window", "100"])["reversals"], 1);
     // The oracles: discharge 500 W at once, 800 W when the load steps at
     // 600 s, seen at once or 20 s late; the 3 s ramp costs the instant one
     // 0.4 Wh, the late one 20 s of 300 W more (~2 Wh).
-    for (name, lag, excess) in [("instant", 0.0, 0.0), ("lagged", 20.0, 0.002)] {
-        let o = &m["oracle"][name];
+    // The polled one reads the meter (refreshed every 1 s) every 2 s: it
+    // sees the step 1 s after the lagged one, too little to show here; read
+    // every 30 s it sees it 11 s later (~0.9 Wh more).
+    let polled = metrics(&["--interval", "30"]);
+    for (o, lag, excess) in [
+        (&m["oracle"]["instant"], 0.0, 0.0),
+        (&m["oracle"]["lagged"], 20.0, 0.002),
+        (&m["oracle"]["polled"], 20.0, 0.002),
+        (&polled["oracle"]["polled"], 20.0, 0.003),
+    ] {
         assert_eq!(f(&o["lag_s"]), lag, "{o}");
-        assert_eq!(f(&o["excess_kwh"]), excess, "{name}: {o}");
+        assert_eq!(f(&o["excess_kwh"]), excess, "{o}");
         assert_eq!(o["writes"], 2, "{o}");
         assert_eq!(o["reversals"], 0);
         assert_eq!(f(&o["wrong_way_s"]), 0.0);
     }
+    assert_eq!(f(&m["oracle"]["polled"]["period_s"]), 1.0);
+    assert_eq!(f(&m["oracle"]["polled"]["interval_s"]), 2.0);
+    assert_eq!(f(&polled["oracle"]["polled"]["interval_s"]), 30.0);
 }
 
 #[test]

@@ -11,6 +11,7 @@
 //!   [--flip-w W] [--settle S] [--flip-window S]       (50, 60, 300)
 //!   [--step-w W] [--step-window S]                    (100, 10)
 //!   [--min-direction-change S] [--oracle-step-w W]    the oracles' write rules (60, 20)
+//!   [--interval S]               the controller's control period, for the polled oracle (2)
 //!   [--reversal-window S] [--wrong-way-w W]           (30, 100)
 //! ```
 //! Durations are sim seconds.
@@ -25,8 +26,8 @@
 //!  "flips", "max_flips_in_window", "load_pv_steps",
 //!  "max_limit_writes_per_interval", "limit_writes_closer_than_interval",
 //!  "nonzero_writes_closer_than_interval", "reversals", "wrong_way_s",
-//!  "oracle": {"instant"|"lagged": {"lag_s", "excess_kwh", "writes",
-//!  "reversals", "wrong_way_s"}}}
+//!  "oracle": {"instant"|"lagged"|"polled": {"lag_s", "period_s",
+//!  "interval_s", "excess_kwh", "writes", "reversals", "wrong_way_s"}}}
 //! ```
 //! - The ideal is a shadow battery that follows the schedule perfectly and
 //!   at once, within the device's power limits and the SoC bounds, with the
@@ -41,20 +42,23 @@
 //!   `--flip-w`, in opposite directions, with no load or PV step between
 //!   them, the first at least `--settle` after the last step. A step: load
 //!   or PV moving `--step-w` or more within `--step-window`.
-//! - Limit writes of 0 W are exempt from the write interval:
-//!   `max_limit_writes_per_interval` counts the non-zero ones in any
-//!   `--min-write-interval` window, `limit_writes_closer_than_interval`
-//!   the non-zero ones written sooner than that after any limit write (a
-//!   0 W write included), `nonzero_writes_closer_than_interval` those
-//!   sooner than that after the last non-zero one.
+//! - The write interval paces changes of command; limit writes of 0 W are
+//!   exempt, and so is a write that repeats the command in force (it
+//!   changes no setpoint): `max_limit_writes_per_interval` counts the
+//!   non-zero changes in any `--min-write-interval` window,
+//!   `limit_writes_closer_than_interval` the non-zero changes written
+//!   sooner than that after any change (one to 0 W included),
+//!   `nonzero_writes_closer_than_interval` those sooner than that after
+//!   the last non-zero change.
 //! - Reversals: a command, then 0 W, then the same direction again, all
 //!   within `--reversal-window`. Wrong-way seconds (NetZero modes):
 //!   discharging while the grid exports more than `--wrong-way-w`, or
 //!   charging while it imports more than that.
 //! - Oracles (zsim/oracle.rs): the same device model and write rules,
 //!   driven by the house's true consumption now ("instant") or as it was
-//!   the meter's lag ago ("lagged"); the header gives the device's ramp,
-//!   wake-up and standby and the meter's lag.
+//!   the meter's lag ago ("lagged"), or as the meter shows it (lag and
+//!   update period) read every `--interval` ("polled"); the header gives
+//!   the device's ramp, wake-up and standby and the meter's lag and period.
 
 #[path = "zsim/command.rs"]
 mod command;
@@ -107,6 +111,8 @@ struct Args {
     min_direction_change: f64,
     #[arg(long, default_value = "20")]
     oracle_step_w: f64,
+    #[arg(long, default_value = "2")]
+    interval: f64,
     #[arg(long, default_value = "30")]
     reversal_window: f64,
     #[arg(long, default_value = "100")]
@@ -451,7 +457,12 @@ fn main() -> Result<()> {
     let mut too_close = 0;
     let mut too_close_to_nonzero = 0;
     let mut nonzero: Vec<f64> = Vec::new();
+    let mut in_force = None;
     for &(t, command) in &count.limit_writes {
+        if in_force == Some(command) {
+            continue;
+        }
+        in_force = Some(command);
         if command != 0.0 {
             if t - last_limit_write < args.min_write_interval {
                 too_close += 1;
@@ -497,12 +508,24 @@ fn main() -> Result<()> {
         Ok((cfg, soc, per_mille("soc_set")?, per_mille("min_soc")?))
     };
     let mut oracles = serde_json::Map::new();
-    for (name, lag) in [("instant", 0.0), ("lagged", number(&header, "meter_lag")?)] {
-        let run = oracle::run(&house, &schedule, oracle_device()?, &rules, lag, dt);
+    let lag = number(&header, "meter_lag")?;
+    let polled = oracle::Reading {
+        lag,
+        period: number(&header, "meter_period")?,
+        interval: args.interval,
+    };
+    for (name, reading) in [
+        ("instant", oracle::Reading::continuous(0.0)),
+        ("lagged", oracle::Reading::continuous(lag)),
+        ("polled", polled),
+    ] {
+        let run = oracle::run(&house, &schedule, oracle_device()?, &rules, reading, dt);
         oracles.insert(
             name.into(),
             json!({
-                "lag_s": lag,
+                "lag_s": reading.lag,
+                "period_s": reading.period,
+                "interval_s": reading.interval,
                 "excess_kwh": excess_kwh(run.series.iter().map(|&(_, g)| g), &ideal, dt),
                 "writes": run.writes.len(),
                 "reversals": reversals(&run.writes, args.reversal_window),

@@ -12,8 +12,8 @@ use chrono_tz::Tz;
 
 use crate::zendure::core::energy::{HourRecord, Integrator};
 use crate::zendure::core::law::{
-    self, Command, Decision, DevicePower, Inputs, Lag, Limits, Moment, Reason, Response, Sample,
-    Tuning, WriteLog, WriteReason,
+    self, Command, Decision, DevicePower, Inputs, Lag, LagSeen, Limits, Moment, Reason, Response,
+    Sample, Tuning, WriteLog, WriteReason,
 };
 use crate::zendure::core::manual::{Override, OverrideRequest};
 use crate::zendure::core::prices::tariff::PriceSlot;
@@ -223,6 +223,11 @@ pub struct Core {
     write_count: u64,
     direction_changes: u64,
     lag: Lag,
+    /// A lag seen once, waiting for a second change of command to confirm
+    /// it (`law::confirm_lag`).
+    lag_pending: Option<LagSeen>,
+    /// When the command changed, over the history the lag estimate sees.
+    changes: VecDeque<Moment>,
     /// The device's wake-up and settle times, and the change of command
     /// they were last learnt from.
     response: Response,
@@ -258,6 +263,8 @@ impl Core {
             write_count: 0,
             direction_changes: 0,
             lag,
+            lag_pending: None,
+            changes: VecDeque::new(),
             value: None,
             manual: None,
             decision: None,
@@ -517,6 +524,9 @@ impl Core {
         while self.power.len() > 1 && self.power[1].at < keep_after {
             self.power.pop_front();
         }
+        while self.changes.front().is_some_and(|&c| c < keep_after) {
+            self.changes.pop_front();
+        }
     }
 
     fn update_lag(&mut self) -> Option<Effect> {
@@ -528,9 +538,13 @@ impl Core {
             Lag::Known { lag, .. } => Some(lag),
             Lag::Unknown => None,
         };
-        let estimate = law::estimate_lag(
+        let seen = law::estimate_lag(
             self.samples.make_contiguous(),
             self.power.make_contiguous(),
+            (
+                self.changes.make_contiguous(),
+                self.response.settle * 2 + self.settings.interval,
+            ),
             previous,
             (self.settings.tuning.meter_timeout, step),
             self.settings
@@ -538,6 +552,9 @@ impl Core {
                 .hysteresis_w
                 .max(self.settings.tuning.deadband_w * 2),
         )?;
+        let (confirmed, pending) = law::confirm_lag(previous, self.lag_pending, seen, step * 2);
+        self.lag_pending = pending;
+        let estimate = confirmed?;
         self.lag = Lag::Known {
             lag: estimate,
             uncertainty: self.settings.interval + step,
@@ -687,6 +704,7 @@ impl Core {
                 // The status shows the write now, not a cycle later.
                 out.push(Effect::Status(Box::new(self.status(at, wall))));
                 if old != Some(command) {
+                    self.changes.push_back(at);
                     out.push(log(Level::Info, format!("wrote {command}")));
                     out.push(Effect::Report(Reported::Status(StatusEvent::Change {
                         old: old.map_or(0, Command::setpoint_w),
@@ -868,8 +886,8 @@ pub fn reason_text(reason: Reason) -> &'static str {
         Reason::Deadband => "grid within the deadband",
         Reason::WaitingForMeter => "waiting for a meter reading after the last change",
         Reason::MeterLost => "meter silent for meter_timeout: 0 W",
-        Reason::SocMin => "at or below min_soc: no discharging",
-        Reason::SocMax => "at or above max_soc: no charging",
+        Reason::SocMin => "below min_soc: no discharging",
+        Reason::SocMax => "above max_soc: no charging",
         Reason::DeviceUnknown => "device not read",
     }
 }

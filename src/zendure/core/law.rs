@@ -185,9 +185,9 @@ impl DeviceState {
 pub struct Limits {
     pub max_charge_w: u32,
     pub max_discharge_w: u32,
-    /// No discharging at or below this SoC, %.
+    /// No discharging below this SoC, %.
     pub min_soc_pct: u8,
-    /// No charging at or above this SoC, %.
+    /// No charging above this SoC, %.
     pub max_soc_pct: u8,
 }
 
@@ -408,9 +408,9 @@ pub enum Reason {
     WaitingForMeter,
     /// Meter silent for `meter_timeout` in a NetZero mode: 0 W.
     MeterLost,
-    /// At or below `min_soc`: no discharging.
+    /// Below `min_soc`: no discharging.
     SocMin,
-    /// At or above `max_soc`: no charging.
+    /// Above `max_soc`: no charging.
     SocMax,
     /// Device not read: nothing to decide on.
     DeviceUnknown,
@@ -450,7 +450,10 @@ pub enum WriteReason {
 }
 
 /// The signed power bounds in force: the configured limits, the device's
-/// own, and the SoC bounds.
+/// own, and the SoC bounds. The level is a rounded whole %: one at a bound
+/// may be half a percent short of it, so only one past it stops (the
+/// device's own `socSet`/`minSoc` stop it at the exact level); stopping at
+/// the bound left up to 1 % of the battery unused every day.
 fn bounds(limits: Limits, device: &DeviceState) -> (i64, i64, Option<Reason>) {
     let cap = |configured: u32, reported: Option<u32>| match reported {
         Some(r) if r > 0 => configured.min(r),
@@ -459,11 +462,11 @@ fn bounds(limits: Limits, device: &DeviceState) -> (i64, i64, Option<Reason>) {
     let mut max_charge = i64::from(cap(limits.max_charge_w, device.charge_max_w));
     let mut max_discharge = i64::from(cap(limits.max_discharge_w, device.discharge_max_w));
     let mut reason = None;
-    if device.soc_pct >= limits.max_soc_pct {
+    if device.soc_pct > limits.max_soc_pct {
         max_charge = 0;
         reason = Some(Reason::SocMax);
     }
-    if device.soc_pct <= limits.min_soc_pct {
+    if device.soc_pct < limits.min_soc_pct {
         max_discharge = 0;
         reason = Some(Reason::SocMin);
     }
@@ -502,8 +505,13 @@ fn steady_power(
 /// its AC power minus the setpoint it reports carrying out, once the last
 /// two power readings agree (not mid-ramp or waking). A difference beyond
 /// `hysteresis_w` is no draw but a device held back (a SoC cut-off, its own
-/// ceiling, standby): 0 then. Without it the setpoint that zeroes the AC
-/// side leaves the grid importing that draw for ever, inside the deadband.
+/// ceiling, standby): 0 then. So is a difference below 0 (charging less
+/// than told) and one while told to discharge but delivering nothing: a
+/// draw only adds to the AC power. At its own cut-off a device takes a small
+/// setpoint and only draws for itself; read as a draw, the gap to the
+/// setpoint moved the setpoint, and the law hunted. Without the draw the
+/// setpoint that zeroes the AC side leaves the grid importing it for ever,
+/// inside the deadband.
 fn own_draw(inputs: &Inputs, device: &DeviceState) -> i64 {
     let [.., before, latest] = inputs.power else {
         return 0;
@@ -511,19 +519,24 @@ fn own_draw(inputs: &Inputs, device: &DeviceState) -> i64 {
     if before.ac_w.abs_diff(latest.ac_w) > inputs.tuning.step_w {
         return 0;
     }
-    let draw = i64::from(device.ac_w) - device.reported_setpoint_w();
-    if draw.unsigned_abs() <= u64::from(inputs.tuning.hysteresis_w) {
+    let setpoint = device.reported_setpoint_w();
+    let draw = i64::from(device.ac_w) - setpoint;
+    let delivering = setpoint >= 0 || device.ac_w < 0;
+    if delivering && (0..=i64::from(inputs.tuning.hysteresis_w)).contains(&draw) {
         draw
     } else {
         0
     }
 }
 
-/// The NetZero setpoint from the newest unambiguous sample: the device
-/// power that would have zeroed the grid the sample shows, less the
+/// The NetZero setpoints from the unambiguous samples, newest first: the
+/// device power that would have zeroed the grid a sample shows, less the
 /// device's own draw, and the grid now as corrected by the device's change
 /// since.
-fn net_zero_target(inputs: &Inputs, device: &DeviceState) -> Option<(i64, i64)> {
+fn net_zero_targets<'a>(
+    inputs: &'a Inputs<'a>,
+    device: &'a DeviceState,
+) -> impl Iterator<Item = (i64, i64)> + 'a {
     let fresh_after = inputs.now.minus(inputs.tuning.meter_timeout);
     let draw = own_draw(inputs, device);
     // Until it is told to move, the device is taken to have held its first
@@ -536,12 +549,12 @@ fn net_zero_target(inputs: &Inputs, device: &DeviceState) -> Option<(i64, i64)> 
         .samples
         .iter()
         .rev()
-        .take_while(|s| s.taken >= fresh_after)
+        .take_while(move |s| s.taken >= fresh_after)
         // A sample taken by the last change of command was known when it
         // was decided: judged again mid-transient it would only take the
         // decision back.
-        .take_while(|s| moving.is_none_or(|(from, _)| s.taken > from))
-        .find_map(|s| {
+        .take_while(move |s| moving.is_none_or(|(from, _)| s.taken > from))
+        .filter_map(move |s| {
             let window = inputs.lag.window(s.taken, inputs.tuning.meter_timeout);
             if moving.is_some_and(|(from, to)| window.1 >= from && window.0 < to) {
                 return None;
@@ -551,6 +564,27 @@ fn net_zero_target(inputs: &Inputs, device: &DeviceState) -> Option<(i64, i64)> 
             let grid_now = i64::from(s.grid_w) + i64::from(device.ac_w) - i64::from(then);
             Some((target, grid_now))
         })
+}
+
+/// The NetZero setpoint and the grid now, as the law judges them: from the
+/// newest unambiguous sample when it asks for a big change (a load step
+/// must be met at once), from the mean over all of them when the change is
+/// small (within `hysteresis_w`): a house near the deadband with a little
+/// noise would otherwise have single samples push a small command in and
+/// out of idle, a reversal each time.
+fn judged_target(inputs: &Inputs, device: &DeviceState, current_w: i64) -> Option<(i64, i64)> {
+    let (target, grid_now) = net_zero_targets(inputs, device).next()?;
+    if target.abs_diff(current_w) > u64::from(inputs.tuning.hysteresis_w) {
+        return Some((target, grid_now));
+    }
+    let (targets, grids, count) = net_zero_targets(inputs, device).fold(
+        (0i64, 0i64, 0i64),
+        |(targets, grids, count), (target, grid_now)| {
+            (targets + target, grids + grid_now, count + 1)
+        },
+    );
+    let mean = |sum: i64| (sum as f64 / count as f64).round() as i64;
+    Some((mean(targets), mean(grids)))
 }
 
 /// Whether the meter has been heard from within `meter_timeout`.
@@ -585,7 +619,7 @@ pub fn decide(inputs: &Inputs) -> Decision {
             } else {
                 i64::MIN
             };
-            let (wanted, reason) = match net_zero_target(inputs, &device) {
+            let (wanted, reason) = match judged_target(inputs, &device, current_w) {
                 None => (current_w, Reason::WaitingForMeter),
                 Some((target, grid_now))
                     if grid_now.unsigned_abs() <= u64::from(inputs.tuning.deadband_w) =>
@@ -652,6 +686,13 @@ fn schedule_write(
     let Some((last_at, last)) = inputs.writes.last else {
         return gate(inputs, target, WriteReason::First);
     };
+    // At its own cut-off the device follows no setpoint that way: another
+    // one changes nothing but the count of writes (15-25 a day at a full
+    // battery); idle or the other direction it does follow.
+    let target = match target.ac_mode() {
+        Some(mode) if last.ac_mode() == Some(mode) && at_cut_off(inputs, device, mode) => last,
+        _ => target,
+    };
     // A last command now beyond the bounds (SoC, a lowered device limit)
     // is never re-asserted: the target replaces it.
     let moved = !(lo..=hi).contains(&last.setpoint_w())
@@ -674,11 +715,28 @@ fn schedule_write(
     None
 }
 
+/// Whether the device stands at its own SoC cut-off for `mode`: the level
+/// at the bound, and no more than its own draw (`hysteresis_w`) that way.
+fn at_cut_off(inputs: &Inputs, device: &DeviceState, mode: AcMode) -> bool {
+    let still = i64::from(inputs.tuning.hysteresis_w);
+    match mode {
+        AcMode::Charge => {
+            device.soc_pct >= inputs.limits.max_soc_pct && i64::from(device.ac_w) <= still
+        }
+        AcMode::Discharge => {
+            device.soc_pct <= inputs.limits.min_soc_pct && i64::from(device.ac_w) >= -still
+        }
+    }
+}
+
 /// The rate rules for one write: 0 W any time; other limits at most every
-/// `min_write_interval`, counted from the last non-zero write and from the
-/// last change of command (an idle write included: a command right after
-/// it would change the setpoint twice within the interval); a direction
-/// change at most every `min_direction_change` (idle meanwhile).
+/// `min_write_interval`, counted from the last change of command (an idle
+/// write included: a command right after it would change the setpoint
+/// twice within the interval); a direction change at most every
+/// `min_direction_change` (idle meanwhile). A repeat of the command in
+/// force (the re-assertion, a device that dropped it) changes no setpoint
+/// and starts no interval: counted, every re-assertion held the answer to
+/// a load step that followed it back by up to the whole interval.
 fn gate(inputs: &Inputs, command: Command, why: WriteReason) -> Option<(Command, WriteReason)> {
     if command.is_idle() {
         return Some((command, why));
@@ -692,11 +750,10 @@ fn gate(inputs: &Inputs, command: Command, why: WriteReason) -> Option<(Command,
         let already_idle = inputs.writes.last_command() == Some(Command::Idle);
         return (!already_idle).then_some((Command::Idle, WriteReason::DirectionHold));
     }
-    let changed = inputs.writes.change.map(|(at, _)| at);
-    if [inputs.writes.last_nonzero, changed]
-        .into_iter()
-        .flatten()
-        .any(|at| now.since(at) < tuning.min_write_interval)
+    if inputs
+        .writes
+        .change
+        .is_some_and(|(at, _)| now.since(at) < tuning.min_write_interval)
     {
         return None;
     }
@@ -715,13 +772,23 @@ fn gate(inputs: &Inputs, command: Command, why: WriteReason) -> Option<(Command,
 /// than `min_swing_w` (one device step left uncancelled): readings sampled
 /// mid-ramp or a house step next to a device step must not move it. No lag
 /// is learnt from readings that do not single one out by that margin.
+///
+/// Only a step the controller caused is evidence: the device must hold
+/// still from `max_lag` before the samples until the first change of
+/// command among `changes` and answer it within `answer_within`, in the
+/// middle. A device that
+/// moves on its own (at its SoC cut-off, in a slot where it ignores
+/// setpoints) may be reported late or not at all, and such a window once
+/// pulled a 20 s estimate under 10 s. The answer names that change, so
+/// that `confirm_lag` can tell one step from another.
 pub fn estimate_lag(
     samples: &[Sample],
     power: &[DevicePower],
+    (changes, answer_within): (&[Moment], Duration),
     current: Option<Duration>,
     (max_lag, step): (Duration, Duration),
     min_swing_w: u32,
-) -> Option<Duration> {
+) -> Option<LagSeen> {
     if step.is_zero() {
         return None;
     }
@@ -754,6 +821,21 @@ pub fn estimate_lag(
     {
         return None;
     }
+    let cause = changes
+        .iter()
+        .copied()
+        .find(|&c| c > first.minus(max_lag) && c <= middle.1)?;
+    // From the power in force at `cause` to the first reading that shows
+    // the answer.
+    let answered = power_at(power, cause).is_some_and(|before| {
+        power
+            .iter()
+            .filter(|p| p.at > cause && p.at <= Moment(cause.0 + answer_within))
+            .any(|p| p.ac_w.abs_diff(before) > min_swing_w)
+    });
+    if swing(first.minus(max_lag), cause) > min_swing_w || !answered {
+        return None;
+    }
     let score = |lag: Duration| {
         let house: Vec<f64> = samples
             .iter()
@@ -777,9 +859,40 @@ pub fn estimate_lag(
         .iter()
         .filter(|(lag, _)| lag.abs_diff(best) > step * 2)
         .all(|(_, s)| *s - best_score > margin);
-    match current.and_then(|c| score(c).map(|s| (c, s))) {
+    let lag = match current.and_then(|c| score(c).map(|s| (c, s))) {
         Some((kept, kept_score)) if !clear || kept_score - best_score <= margin => Some(kept),
         _ => clear.then_some(best),
+    }?;
+    Some(LagSeen { lag, cause })
+}
+
+/// What one window of readings says: the lag that explains the device's
+/// answer to the change of command at `cause`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LagSeen {
+    pub lag: Duration,
+    pub cause: Moment,
+}
+
+/// The lag in use after `seen`, and the evidence still waiting for a
+/// second opinion. The first estimate is taken at once (nothing better is
+/// known); a different one only once the answers to two different changes
+/// of command agree on it within `tolerance`: one step read at odd moments
+/// (a loaded machine, a slow answer) must not move a lag that every step
+/// before confirmed.
+pub fn confirm_lag(
+    current: Option<Duration>,
+    pending: Option<LagSeen>,
+    seen: LagSeen,
+    tolerance: Duration,
+) -> (Option<Duration>, Option<LagSeen>) {
+    match (current, pending) {
+        (None, _) => (Some(seen.lag), None),
+        (Some(c), _) if c.abs_diff(seen.lag) <= tolerance => (current, None),
+        (_, Some(p)) if p.cause != seen.cause && p.lag.abs_diff(seen.lag) <= tolerance => {
+            (Some(seen.lag), None)
+        }
+        _ => (current, Some(seen)),
     }
 }
 

@@ -5,7 +5,12 @@
 //! ramp, wake-up, SoC cut-offs) under the same write rules as the product
 //! (`min_write_interval` between a write and the next non-zero one,
 //! `min_direction_change` between direction changes, 0 W meanwhile), so the
-//! gap between a law and them is what the law's judgement costs.
+//! gap between a law and them is what the law's judgement costs. A third
+//! reads the house as a polled meter shows it: the meter refreshes every
+//! `period` (showing the house the lag before), and the oracle decides
+//! every `interval`, as the controller's loop does; a controller cannot
+//! see a step sooner, so that is the bound of any law with that meter and
+//! that loop.
 
 use serde_json::json;
 
@@ -25,6 +30,26 @@ pub struct Rules {
     pub min_direction_change: f64,
     /// A new setpoint is written only if it differs from the last by more.
     pub step_w: f64,
+}
+
+/// How the oracle sees the house: the meter's lag and update period, and
+/// how often it decides (all in seconds).
+#[derive(Clone, Copy)]
+pub struct Reading {
+    pub lag: f64,
+    pub period: f64,
+    pub interval: f64,
+}
+
+impl Reading {
+    /// The house as it was `lag` ago, read at every step.
+    pub fn continuous(lag: f64) -> Reading {
+        Reading {
+            lag,
+            period: 0.0,
+            interval: 0.0,
+        }
+    }
 }
 
 /// What an oracle's run came to, per step.
@@ -56,13 +81,13 @@ fn body(sn: &str, command_w: f64, ac_mode: i64) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Plays the house on a fresh device reading it `lag` seconds late.
+/// Plays the house on a fresh device reading it as `reading` says.
 pub fn run(
     steps: &[HouseStep],
     schedule: &Schedule,
     device: (DeviceConfig, f64, i64, i64),
     rules: &Rules,
-    lag: f64,
+    reading: Reading,
     dt: f64,
 ) -> Run {
     let (cfg, soc, soc_set, min_soc) = device;
@@ -70,7 +95,10 @@ pub fn run(
     let sn = cfg.sn.clone();
     let start = steps.first().map_or(0.0, |s| s.t - dt);
     let mut dev = Device::new(cfg, soc, soc_set, min_soc, start);
-    let behind = (lag / dt).round() as usize;
+    let behind = (reading.lag / dt).round() as usize;
+    // In steps, at least one: a period or interval below the step is every step.
+    let every = |s: f64| ((s / dt).round() as usize).max(1);
+    let (period, interval) = (every(reading.period), every(reading.interval));
     let mut command_w = 0.0;
     let mut ac_mode = 1;
     let mut last_write = f64::NEG_INFINITY;
@@ -80,7 +108,11 @@ pub fn run(
     for (i, s) in steps.iter().enumerate() {
         dev.step(s.t, dt);
         series.push((dev.actual_w(), s.load_w - s.pv_w + dev.ac_w()));
-        let seen = &steps[i.saturating_sub(behind)];
+        if i % interval != 0 {
+            continue;
+        }
+        let refreshed = i - i % period;
+        let seen = &steps[refreshed.saturating_sub(behind)];
         let wanted = wanted_w(schedule.at(s.t), seen.load_w - seen.pv_w + idle_w, &dev.cfg);
         let mode = if wanted > 0.0 {
             1

@@ -193,8 +193,10 @@ proptest! {
         }
         let tuning = settings().tuning;
         let limits = settings().limits;
-        // The rules count the writes that went through.
-        let mut last_nonzero: Option<Moment> = None;
+        // The rules count the writes that went through; a non-zero write
+        // that changes the command comes min_write_interval after the last
+        // change (a repeat of the command in force is no change).
+        let mut last_change: Option<(Moment, Command)> = None;
         let mut direction: Option<(AcMode, Moment)> = None;
         for (at, command, ok) in &run.writes {
             match *command {
@@ -202,11 +204,12 @@ proptest! {
                 Command::Discharge { watts } => prop_assert!(watts <= limits.max_discharge_w),
                 Command::Idle => {}
             }
+            let changes = last_change.is_none_or(|(_, c)| c != *command);
             if !command.is_idle() {
-                if let Some(before) = last_nonzero {
+                if let Some((before, _)) = last_change.filter(|_| changes) {
                     prop_assert!(
                         at.since(before) >= tuning.min_write_interval,
-                        "{command} at {at:?}, the last non-zero write at {before:?}: {:?}",
+                        "{command} at {at:?}, the last change at {before:?}: {:?}",
                         run.writes
                     );
                 }
@@ -219,8 +222,8 @@ proptest! {
                 }
             }
             if *ok {
-                if !command.is_idle() {
-                    last_nonzero = Some(*at);
+                if changes {
+                    last_change = Some((*at, *command));
                 }
                 if let Some(mode) = command.ac_mode()
                     && direction.is_none_or(|(old, _)| old != mode)

@@ -169,13 +169,15 @@ fn device_limits_lower_the_configured_ones_but_zero_means_unknown() {
 
 #[test]
 fn fixed_values_respect_soc_bounds() {
-    let d = Case::new(ScheduleValue::Watts(300), 0, 0).soc(95).decide();
+    let d = Case::new(ScheduleValue::Watts(300), 0, 0).soc(96).decide();
     assert_eq!((d.target, d.reason), (Command::Idle, Reason::SocMax));
-    let d = Case::new(ScheduleValue::Watts(300), 0, 0).soc(94).decide();
+    let d = Case::new(ScheduleValue::Watts(-300), 0, 0).soc(9).decide();
+    assert_eq!((d.target, d.reason), (Command::Idle, Reason::SocMin));
+    // A level at the bound is rounded: the battery may be half a percent
+    // short of it, so it keeps going.
+    let d = Case::new(ScheduleValue::Watts(300), 0, 0).soc(95).decide();
     assert_eq!(d.target, CHARGE_300);
     let d = Case::new(ScheduleValue::Watts(-300), 0, 0).soc(10).decide();
-    assert_eq!((d.target, d.reason), (Command::Idle, Reason::SocMin));
-    let d = Case::new(ScheduleValue::Watts(-300), 0, 0).soc(11).decide();
     assert_eq!(d.target, Command::Discharge { watts: 300 });
     // Discharging at max SoC and charging at min SoC stay allowed.
     let d = Case::new(ScheduleValue::Watts(-300), 0, 0)
@@ -190,10 +192,55 @@ fn fixed_values_respect_soc_bounds() {
 fn soc_stop_is_immediate_even_right_after_a_write() {
     let c = Case::new(ScheduleValue::Watts(-300), 0, -300)
         .written(999.0, Command::Discharge { watts: 300 })
-        .soc(10);
+        .soc(9);
     let d = c.decide();
     assert_eq!(d.command(), Some(Command::Idle));
     assert_eq!(d.reason, Reason::SocMin);
+}
+
+#[test]
+fn no_new_setpoint_at_the_devices_own_cut_off() {
+    // Full (95 %, the bound), charging 300 W commanded but only its own
+    // 19 W drawn, 400 W exported: a bigger charge changes nothing.
+    let full = Case::new(ScheduleValue::NetZero, -400, 19)
+        .written(960.0, CHARGE_300)
+        .soc(95);
+    let d = full.decide();
+    assert_eq!(d.target, Command::Charge { watts: 419 });
+    assert_eq!(d.write, None);
+    // Nor a smaller one: it draws nothing either way.
+    let d = Case::new(ScheduleValue::NetZero, -100, 19)
+        .written(960.0, CHARGE_300)
+        .soc(95)
+        .decide();
+    assert_eq!(d.target, Command::Charge { watts: 119 });
+    assert_eq!(d.write, None);
+    // The re-assertion repeats the command in force.
+    let mut late = full;
+    late.now = 1021.0;
+    assert_eq!(
+        late.decide().write,
+        Some((CHARGE_300, WriteReason::Reassert))
+    );
+    // Still drawing what it is told (the level is rounded): followed.
+    let d = Case::new(ScheduleValue::NetZero, -400, 300)
+        .written(900.0, CHARGE_300)
+        .soc(95)
+        .decide();
+    assert_eq!(d.command(), Some(Command::Charge { watts: 700 }));
+    // Idle it follows at once.
+    let d = Case::new(ScheduleValue::Watts(0), -400, 19)
+        .written(900.0, CHARGE_300)
+        .soc(95)
+        .decide();
+    assert_eq!(d.command(), Some(Command::Idle));
+    // Empty (10 %), delivering nothing of 300 W: the same.
+    let d = Case::new(ScheduleValue::Watts(-500), 0, -5)
+        .written(960.0, Command::Discharge { watts: 300 })
+        .soc(10)
+        .decide();
+    assert_eq!(d.target, Command::Discharge { watts: 500 });
+    assert_eq!(d.write, None);
 }
 
 #[test]
@@ -300,6 +347,34 @@ fn the_devices_own_draw_is_left_out_of_the_setpoint() {
     // A device far from its setpoint (held back, waking) is no own draw.
     let c = Case::new(ScheduleValue::NetZero, -500, 19).written(900.0, CHARGE_300);
     assert_eq!(c.decide().target, Command::Charge { watts: 519 });
+}
+
+#[test]
+fn a_device_at_its_own_cut_off_is_no_draw() {
+    // Told to discharge 35 W, the device (at its own minSoc) gives nothing;
+    // the house imports 46 W. The setpoint follows the house, not the gap
+    // between the setpoint and nothing.
+    let c =
+        Case::new(ScheduleValue::NetZero, 46, 0).written(900.0, Command::Discharge { watts: 35 });
+    assert_eq!(c.decide().target, Command::Discharge { watts: 46 });
+    // At its charge cut-off it draws its own 19 W whatever it was told: the
+    // setpoint it was told does not move the target.
+    let target = |told: u32| {
+        Case::new(ScheduleValue::NetZero, -50, 19)
+            .written(900.0, Command::Charge { watts: told })
+            .decide()
+            .target
+    };
+    assert_eq!(target(68), Command::Charge { watts: 69 });
+    assert_eq!(target(122), Command::Charge { watts: 69 });
+    // The same at the discharge cut-off.
+    let target = |told: u32| {
+        Case::new(ScheduleValue::NetZero, 46, 19)
+            .written(900.0, Command::Discharge { watts: told })
+            .decide()
+            .target
+    };
+    assert_eq!(target(35), target(90));
 }
 
 #[test]
@@ -511,8 +586,29 @@ fn write_log_tracks_direction_changes() {
     assert_eq!(log.ac_mode, Some((AcMode::Discharge, s(4.0))));
 }
 
+/// The lag `estimate_lag` finds, with changes of command at `changes` s.
+fn lag_of(
+    samples: &[Sample],
+    power: &[DevicePower],
+    changes: &[f64],
+    current: Option<Duration>,
+    max_lag: f64,
+) -> Option<Duration> {
+    let changes: Vec<Moment> = changes.iter().map(|&c| s(c)).collect();
+    // A SolarFlow answers within a few seconds.
+    estimate_lag(
+        samples,
+        power,
+        (&changes, secs(5.0)),
+        current,
+        (secs(max_lag), secs(1.0)),
+        100,
+    )
+    .map(|seen| seen.lag)
+}
+
 /// The device's AC power for two minutes, once a second: 100 W drawn,
-/// 300 W delivered from 40 s to 80 s.
+/// 300 W delivered from 40 s to 80 s (commanded just before).
 fn step_trace() -> Vec<DevicePower> {
     (0..120u32)
         .map(|t| DevicePower {
@@ -536,7 +632,7 @@ fn lag_estimate_finds_the_lag_of_a_step() {
                 }
             })
             .collect();
-        let lag = estimate_lag(&samples, &power, None, (secs(30.0), secs(1.0)), 100);
+        let lag = lag_of(&samples, &power, &[39.5, 79.5], None, 30.0);
         assert_eq!(lag, Some(secs(f64::from(true_lag))), "lag {true_lag}");
     }
 }
@@ -555,7 +651,7 @@ fn lag_estimate_is_not_biased_by_history_the_readings_do_not_cover() {
                 grid_w: house + power[t.saturating_sub(true_lag) as usize].ac_w,
             })
             .collect();
-        let lag = estimate_lag(&samples, &power, None, (secs(30.0), secs(1.0)), 100);
+        let lag = lag_of(&samples, &power, &[39.5, 79.5], None, 30.0);
         assert_eq!(lag, Some(secs(f64::from(true_lag))), "lag {true_lag}");
     }
 }
@@ -572,15 +668,8 @@ fn lag_estimate_keeps_the_current_one_unless_another_explains_clearly_better() {
             grid_w: house + power[t.saturating_sub(true_lag)].ac_w + if t == 70 { 60 } else { 0 },
         })
         .collect();
-    let estimate = |current: Option<f64>| {
-        estimate_lag(
-            &samples,
-            &power,
-            current.map(secs),
-            (secs(30.0), secs(1.0)),
-            100,
-        )
-    };
+    let estimate =
+        |current: Option<f64>| lag_of(&samples, &power, &[39.5, 79.5], current.map(secs), 30.0);
     assert_eq!(estimate(None), Some(secs(12.0)));
     assert_eq!(estimate(Some(12.0)), Some(secs(12.0)));
     // A wrong estimate leaves the device's own steps in the implied house
@@ -606,15 +695,7 @@ fn lag_estimate_waits_until_every_candidate_has_seen_the_last_change() {
             grid_w: -1000 + power[t - true_lag].ac_w,
         })
         .collect();
-    let estimate = |upto: usize| {
-        estimate_lag(
-            &samples[..upto],
-            &power[..upto],
-            None,
-            (secs(30.0), secs(1.0)),
-            100,
-        )
-    };
+    let estimate = |upto: usize| lag_of(&samples[..upto], &power[..upto], &[109.5], None, 30.0);
     assert_eq!(estimate(120), None);
 }
 
@@ -636,37 +717,94 @@ fn lag_estimate_judges_every_lag_on_the_same_samples() {
                 grid_w: -1600 + power[t.saturating_sub(true_lag) as usize].ac_w,
             })
             .collect();
-        let lag = estimate_lag(&samples, &power, None, (secs(30.0), secs(1.0)), 100);
+        let lag = lag_of(&samples, &power, &[39.5], None, 30.0);
         assert_eq!(lag, Some(secs(f64::from(true_lag))), "lag {true_lag}");
         // Before every candidate could see the move: no estimate.
-        assert_eq!(
-            estimate_lag(&samples[..65], &power, None, (secs(30.0), secs(1.0)), 100),
-            None
-        );
+        assert_eq!(lag_of(&samples[..65], &power, &[39.5], None, 30.0), None);
     }
+}
+
+/// Device readings once a second over `times`.
+fn readings(times: std::ops::Range<u32>, ac_w: impl Fn(u32) -> i32) -> Vec<DevicePower> {
+    times
+        .map(|t| DevicePower {
+            at: s(f64::from(t)),
+            ac_w: ac_w(t),
+        })
+        .collect()
+}
+
+/// Meter samples once a second over `times`.
+fn meter(times: std::ops::Range<u32>, grid_w: impl Fn(u32) -> i32) -> Vec<Sample> {
+    times
+        .map(|t| Sample {
+            taken: s(f64::from(t)),
+            grid_w: grid_w(t),
+        })
+        .collect()
 }
 
 #[test]
 fn lag_estimate_needs_movement() {
-    let power: Vec<DevicePower> = (0..60)
-        .map(|t| DevicePower {
-            at: s(f64::from(t)),
-            ac_w: 100,
-        })
-        .collect();
-    let samples: Vec<Sample> = (30..60)
-        .map(|t| Sample {
-            taken: s(f64::from(t)),
-            grid_w: 50,
-        })
-        .collect();
+    let power = readings(0..60, |_| 100);
+    let samples = meter(30..60, |_| 50);
+    assert_eq!(lag_of(&samples, &power, &[40.0], None, 20.0), None);
+    assert_eq!(lag_of(&samples[..2], &power, &[40.0], None, 20.0), None);
+}
+
+#[test]
+fn lag_estimate_moves_only_on_a_step_a_command_caused() {
+    // The meter is 20 s late. At 40 s the device moves by itself (its SoC
+    // cut-off) and reports it 16 s late: read as evidence, the readings
+    // say 4 s, and a 20 s estimate would fall to it.
+    let power = readings(0..120, |t| if t >= 56 { 0 } else { 800 });
+    let samples = meter(0..120, |t| -900 + if t >= 60 { 0 } else { 800 });
+    for current in [None, Some(secs(20.0))] {
+        // No change of command at all, or one long before the move.
+        assert_eq!(lag_of(&samples, &power, &[], current, 30.0), None);
+        assert_eq!(lag_of(&samples, &power, &[2.0], current, 30.0), None);
+        assert_eq!(lag_of(&samples, &power, &[45.0], current, 30.0), None);
+        // A command after the move did not cause it.
+        assert_eq!(lag_of(&samples, &power, &[70.0], current, 30.0), None);
+    }
+    // The same readings after a change of command at 55 s are evidence.
     assert_eq!(
-        estimate_lag(&samples, &power, None, (secs(20.0), secs(1.0)), 100),
-        None
+        lag_of(&samples, &power, &[55.0], None, 30.0),
+        Some(secs(4.0))
+    );
+}
+
+#[test]
+fn lag_estimate_moves_only_when_two_commanded_steps_agree() {
+    let seen = |lag: f64, cause: f64| LagSeen {
+        lag: secs(lag),
+        cause: s(cause),
+    };
+    let tolerance = secs(2.0);
+    // The first estimate is taken at once.
+    assert_eq!(
+        confirm_lag(None, None, seen(6.0, 10.0), tolerance),
+        (Some(secs(6.0)), None)
+    );
+    let twenty = Some(secs(20.0));
+    // One step that says otherwise waits, however often it is read.
+    let (lag, pending) = confirm_lag(twenty, None, seen(6.0, 100.0), tolerance);
+    assert_eq!((lag, pending), (twenty, Some(seen(6.0, 100.0))));
+    let (lag, pending) = confirm_lag(lag, pending, seen(7.0, 100.0), tolerance);
+    assert_eq!((lag, pending), (twenty, Some(seen(7.0, 100.0))));
+    // A step that confirms the lag in use drops it.
+    assert_eq!(
+        confirm_lag(lag, pending, seen(21.0, 150.0), tolerance),
+        (twenty, None)
+    );
+    // A second step that agrees moves it; one that disagrees waits.
+    assert_eq!(
+        confirm_lag(lag, pending, seen(6.0, 200.0), tolerance),
+        (Some(secs(6.0)), None)
     );
     assert_eq!(
-        estimate_lag(&samples[..2], &power, None, (secs(20.0), secs(1.0)), 100),
-        None
+        confirm_lag(lag, pending, seen(12.0, 200.0), tolerance),
+        (twenty, Some(seen(12.0, 200.0)))
     );
 }
 
@@ -884,10 +1022,10 @@ fn limits_hold(
         if let Some(cap) = discharge_cap.filter(|c| *c > 0) {
             prop_assert!(w >= -i64::from(cap));
         }
-        if soc >= 95 {
+        if soc > 95 {
             prop_assert!(w <= 0);
         }
-        if soc <= 10 {
+        if soc < 10 {
             prop_assert!(w >= 0);
         }
         if value == ScheduleValue::NetZeroPlus {
@@ -974,9 +1112,17 @@ proptest! {
                 log.push((now, cmd));
             }
         }
-        let nonzero: Vec<f64> = log.iter().filter(|(_, c)| !c.is_idle()).map(|(t, _)| *t).collect();
-        for w in nonzero.windows(2) {
-            prop_assert!(w[1] - w[0] >= t.min_write_interval.as_secs_f64() - 1e-9, "{log:?}");
+        // A non-zero write that changes the command comes at least
+        // min_write_interval after the last change (an idle write included).
+        let mut last: Option<(f64, Command)> = None;
+        for &(at, cmd) in &log {
+            if last.is_some_and(|(_, c)| c == cmd) {
+                continue;
+            }
+            if let Some((since, _)) = last.filter(|_| !cmd.is_idle()) {
+                prop_assert!(at - since >= t.min_write_interval.as_secs_f64() - 1e-9, "{log:?}");
+            }
+            last = Some((at, cmd));
         }
         let mut mode: Option<(AcMode, f64)> = None;
         for (at, cmd) in &log {
@@ -1165,25 +1311,44 @@ fn arb_house() -> impl Strategy<Value = RandomHouse> {
         })
 }
 
-/// A case a random seed found: a house drawing about 10 W (within its
-/// noise of the deadband) makes the law alternate a 26 W discharge and
-/// idle every 10 s. Kept as a test the law must pass once mended.
+/// The changes of command `house` (one move, then noise) draws from the
+/// law, which must not take a small command back to idle and out again.
+fn assert_no_hunting(house: RandomHouse, lag: f64, (ramp, wake): (f64, f64)) {
+    let changes = play_house(&house, lag, (ramp, wake), 600.0);
+    let idles = changes.iter().filter(|(_, c)| c.is_idle()).count();
+    assert!(idles <= 1, "{changes:?}");
+}
+
+/// Cases random seeds found: a house drawing about 10 W (within its noise
+/// of the deadband) made the law alternate a 26 W discharge and idle every
+/// 10 s; one exporting about 17 W, a 26 W charge and idle. Single noisy
+/// samples drove those small changes: they are now judged on the mean.
 #[test]
-#[ignore = "known: the law hunts between idle and a small discharge at a house load near the deadband"]
 fn no_reversal_at_a_house_load_near_the_deadband() {
     let house = RandomHouse {
         moves: vec![(53.022382279891325, 10.434754688613188, 0.0)],
         noise: vec![13, 8, 0, 0, 0, 0, 0, 0, 0, -13, -8, 0, 0, 0, 14, 0, 0, 0, 0],
     };
-    let changes = play_house(&house, 5.428331690689863, (3.95514255186461, 0.0), 600.0);
-    let idles = changes.iter().filter(|(_, c)| c.is_idle()).count();
-    assert!(idles <= 1, "{changes:?}");
+    assert_no_hunting(house, 5.428331690689863, (3.95514255186461, 0.0));
+}
+
+#[test]
+fn no_reversal_at_a_small_export_near_the_deadband() {
+    let house = RandomHouse {
+        moves: vec![(0.0, -17.06160590471509, 5.039777539239508)],
+        noise: vec![0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, -9, 0],
+    };
+    assert_no_hunting(
+        house,
+        2.1122231205139697,
+        (2.4911681573356272, 2.470798501809635),
+    );
 }
 
 proptest! {
-    // A fixed seed, so every run checks the same 48 houses: with a random
-    // one, about one run in twelve drew a house like the ignored case above
-    // and failed for that known reason.
+    // A fixed seed, so every run checks the same 48 houses (ten other
+    // seeds at 96 houses each passed too when small changes came to be
+    // judged on the mean).
     #![proptest_config(ProptestConfig {
         cases: 48,
         rng_seed: proptest::test_runner::RngSeed::Fixed(20_261_205),
@@ -1209,6 +1374,24 @@ proptest! {
             prop_assert!(!(reversal && still), "lag {lag} ramp {ramp} wake {wake}: {changes:?}");
         }
     }
+}
+
+#[test]
+fn a_reassertion_does_not_hold_the_next_change_back() {
+    // Discharging 300 W since 900, re-asserted at 998; the house now
+    // imports 200 W more.
+    let c = Case::new(ScheduleValue::NetZero, 200, -300)
+        .written(900.0, Command::Discharge { watts: 300 })
+        .written(998.0, Command::Discharge { watts: 300 });
+    assert_eq!(
+        c.decide().command(),
+        Some(Command::Discharge { watts: 500 })
+    );
+    // A change at 998 does hold it.
+    let c = Case::new(ScheduleValue::NetZero, 200, -300)
+        .written(900.0, Command::Discharge { watts: 250 })
+        .written(998.0, Command::Discharge { watts: 300 });
+    assert_eq!(c.decide().command(), None);
 }
 
 #[test]
