@@ -33,10 +33,7 @@ async fn hour_prices(state: &AppState, hour: i64) -> Option<(f64, f64)> {
     let zendure = state.planning.as_ref().ok()?;
     let price_config = zendure.prices.as_ref()?;
     let date = energy::local_day(hour, zendure.time_zone);
-    let (day_start, _) = tariff::day_bounds(date, zendure.time_zone);
-    // From the day's start: a past hour's price is what it cost.
-    let before = day_start - chrono::TimeDelta::seconds(1);
-    match prices::day_slots(zendure, price_config, date, before, &state.prices).await {
+    match prices::whole_day_slots(zendure, price_config, date, &state.prices).await {
         Ok(slots) => energy::hour_prices(&slots, hour),
         Err(e) => {
             log(&format!("energy: hour left unpriced: {e:#}"));

@@ -312,10 +312,8 @@ async fn refresh_prices(
         let now = Utc::now();
         let zone = config.time_zone;
         let date = now.with_timezone(&zone).date_naive();
-        let (start, end) = tariff::day_bounds(date, zone);
-        // From before the day's start: its hours past count too.
-        let before = start - TimeDelta::seconds(1);
-        let wait = match prices::day_slots(&config, &price_config, date, before, &cache).await {
+        let (_, end) = tariff::day_bounds(date, zone);
+        let wait = match prices::whole_day_slots(&config, &price_config, date, &cache).await {
             Ok(slots) => {
                 if std::mem::take(&mut failing) {
                     tracing::info!("energy: prices read again");

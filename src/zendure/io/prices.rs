@@ -163,6 +163,19 @@ pub async fn day_slots(
         .with_context(|| format!("prices from {source}"))
 }
 
+/// All of the local day's priced intervals, its hours past included: what
+/// the energy account costs readings and hours with.
+pub async fn whole_day_slots(
+    config: &ZendureConfig,
+    price_config: &PriceConfig,
+    date: NaiveDate,
+    cache: &PriceCache,
+) -> Result<Vec<PriceSlot>> {
+    let (start, _) = tariff::day_bounds(date, config.time_zone);
+    let before = start - chrono::TimeDelta::seconds(1);
+    day_slots(config, price_config, date, before, cache).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
