@@ -16,6 +16,7 @@ use crate::zendure::core::controller::log;
 pub use crate::zendure::core::controller::{Core, Effect, Event, Level, Reported, Settings};
 use crate::zendure::core::law::Moment;
 use crate::zendure::core::manual::OverrideRequest;
+use crate::zendure::core::prices::config::PriceConfig;
 use crate::zendure::core::prices::tariff::{self, PriceSlot};
 use crate::zendure::core::report::{PosterStats, Reporter};
 use crate::zendure::core::schedule::{FetchError, Schedule};
@@ -137,13 +138,15 @@ where
     // The sender lives as long as the loop, so the channel never closes
     // when no prices are fetched.
     let (prices_tx, mut prices) = mpsc::channel(1);
-    let pricer = parts.prices.take().map(|config| {
-        tokio::spawn(refresh_prices(
+    let pricer = parts.prices.take().and_then(|config| {
+        let price_config = config.prices.clone()?;
+        Some(tokio::spawn(refresh_prices(
             config,
+            price_config,
             parts.schedule_refresh,
             prices_tx.clone(),
             shutdown.clone(),
-        ))
+        )))
     });
 
     let mut ticker = tokio::time::interval(interval);
@@ -299,13 +302,11 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 /// local midnight; a failed fetch is retried every `retry` (and said once).
 async fn refresh_prices(
     config: ZendureConfig,
+    price_config: PriceConfig,
     retry: Duration,
     out: mpsc::Sender<Vec<PriceSlot>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let Some(price_config) = config.prices.clone() else {
-        return;
-    };
     let cache = PriceCache::default();
     let mut failing = false;
     loop {
