@@ -1187,4 +1187,28 @@ mod tests {
         }
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
+
+    /// The bundled SQLite is built as the repository's cargo config says:
+    /// no extension loading, no search or geometry modules (and so no libm).
+    #[test]
+    fn sqlite_has_only_what_the_server_uses() {
+        let db = Connection::open_in_memory().unwrap();
+        let used = |option: &str| -> bool {
+            db.query_row("SELECT sqlite_compileoption_used(?1)", [option], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        assert!(used("OMIT_LOAD_EXTENSION"));
+        for option in [
+            "ENABLE_FTS3",
+            "ENABLE_FTS5",
+            "ENABLE_RTREE",
+            "ENABLE_DBSTAT_VTAB",
+            "ENABLE_STAT4",
+            "SOUNDEX",
+        ] {
+            assert!(!used(option), "SQLITE_{option} is compiled in");
+        }
+    }
 }
