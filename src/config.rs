@@ -3,9 +3,10 @@
 //! fault and what is wrong with it.
 
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow, ensure};
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde_json::Value;
@@ -181,6 +182,15 @@ impl Fault {
     }
 }
 
+/// The config file at `path`, read and parsed as JSON; each system's
+/// loader takes its section from it.
+pub fn document(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("config file {}: not valid JSON", path.display()))
+}
+
 /// Deserialises `value`, saying where it went wrong.
 pub fn deserialize<T: DeserializeOwned>(value: &Value) -> Result<T, Fault> {
     serde_path_to_error::deserialize(value).map_err(Fault::new)
@@ -190,6 +200,11 @@ pub fn deserialize<T: DeserializeOwned>(value: &Value) -> Result<T, Fault> {
 /// in an error (`serve.retention: must be ...`, `zendure.meter.x: unknown
 /// key (known: ...)`).
 pub fn section<T: DeserializeOwned>(prefix: &str, value: &Value) -> Result<T> {
+    // serde fills a struct from an array too, by position.
+    ensure!(
+        value.is_object(),
+        "{prefix}: must be an object, not {value}"
+    );
     deserialize(value).map_err(|fault| {
         let at = std::iter::once(prefix)
             .chain(fault.path.iter().map(String::as_str))

@@ -286,10 +286,16 @@ fn run_request(args: &RunArgs) -> RunRequest {
         &args.status_file,
         config.as_ref().unwrap_or(&Config::default()),
     );
-    // Read only when configured: a plain run sets nothing up for it.
-    let homeassistant = match config.as_ref().ok().and_then(|c| c.path.as_deref()) {
-        Some(path) => crate::homeassistant::config::load(path).or_exit(Exit::Usage),
-        None => Ok(None),
+    // Only `run` publishes, so only `run` checks the object.
+    let homeassistant = match config.as_ref() {
+        Ok(Config {
+            homeassistant: Some(section),
+            path: Some(path),
+            ..
+        }) => crate::homeassistant::config::from_section(Some(section))
+            .with_context(|| format!("config file {}", path.display()))
+            .or_exit(Exit::Usage),
+        _ => Ok(None),
     };
     let settings = config.and_then(|config| run_settings(args, &config));
     let (settings, homeassistant) = match homeassistant {

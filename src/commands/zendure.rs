@@ -233,7 +233,7 @@ fn take_lock(path: &Path) -> Result<lock::RunLock, Failure> {
 }
 
 async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
-    let config = load(path)?;
+    let (config, doc) = config::load_with_document(path).or_exit(Exit::Usage)?;
     // Before the lock: a bad token or certificate file is a config error,
     // and nothing is created for it.
     let Adapters {
@@ -242,7 +242,11 @@ async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
         meter,
     } = adapters(&config).await?;
     let posting = PosterConfig::from_config(&config).or_exit(Exit::Usage)?;
-    let ha = crate::homeassistant::config::load(path.unwrap_or(Path::new(config::DEFAULT_PATH)))
+    let ha = crate::homeassistant::config::from_section(doc.get("homeassistant"))
+        .with_context(|| {
+            let path = path.unwrap_or(Path::new(config::DEFAULT_PATH));
+            format!("config file {}", path.display())
+        })
         .or_exit(Exit::Usage)?;
     #[cfg(feature = "mqtt")]
     if let Some(ha) = &ha {

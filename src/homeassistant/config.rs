@@ -92,21 +92,9 @@ pub struct HaConfig {
     pub keep_alive: Duration,
 }
 
-/// The `homeassistant` object of the config file at `path`, if it has one.
-pub fn load(path: &std::path::Path) -> Result<Option<HaConfig>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the config file {}", path.display()))?;
-    let doc: Value = serde_json::from_str(&text)
-        .with_context(|| format!("config file {}: not valid JSON", path.display()))?;
-    from_document(&doc).with_context(|| format!("config file {}", path.display()))
-}
-
-/// The `homeassistant` object of a config document, if it has one.
-pub fn from_document(doc: &Value) -> Result<Option<HaConfig>> {
-    doc.get("homeassistant")
-        .filter(|v| !v.is_null())
-        .map(parse)
-        .transpose()
+/// The config document's `homeassistant` object (`section`), if it has one.
+pub fn from_section(section: Option<&Value>) -> Result<Option<HaConfig>> {
+    section.filter(|v| !v.is_null()).map(parse).transpose()
 }
 
 pub fn parse(value: &Value) -> Result<HaConfig> {
@@ -238,6 +226,8 @@ mod tests {
                 json!({"broker": "mqtt://h", "colour": 1}),
                 "homeassistant.colour: unknown key (known: broker, ",
             ),
+            // serde alone would fill the object's fields from an array.
+            (json!([]), "homeassistant: must be an object, not []"),
         ] {
             let e = error(value.clone());
             assert!(e.starts_with(says), "{value}: {e}");
@@ -246,11 +236,8 @@ mod tests {
 
     #[test]
     fn absent_is_none() {
-        assert_eq!(from_document(&json!({"zendure": {}})).unwrap(), None);
-        assert!(
-            from_document(&json!({"homeassistant": {"broker": "mqtt://h"}}))
-                .unwrap()
-                .is_some()
-        );
+        let section = |doc: Value| from_section(doc.get("homeassistant")).unwrap();
+        assert_eq!(section(json!({"zendure": {}})), None);
+        assert!(section(json!({"homeassistant": {"broker": "mqtt://h"}})).is_some());
     }
 }

@@ -99,8 +99,7 @@ fn host_names(names: Vec<String>) -> Result<Vec<String>> {
 pub fn parse(doc: &Value, system_zone: impl FnOnce() -> Result<Tz>) -> Result<ServeConfig> {
     let file: ServeFile = match doc.get("serve") {
         None | Some(Value::Null) => ServeFile::default(),
-        Some(v @ Value::Object(_)) => config::section("serve", v)?,
-        Some(other) => bail!("serve: must be an object, not {other}"),
+        Some(v) => config::section("serve", v)?,
     };
     let state = Path::new("/var/lib/zcell-sched");
     let listen = file.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
@@ -145,12 +144,7 @@ pub fn parse(doc: &Value, system_zone: impl FnOnce() -> Result<Tz>) -> Result<Se
 /// Reads `--config FILE` (its `serve` object); without a file, the defaults.
 pub fn load(path: Option<&Path>) -> Result<ServeConfig> {
     let doc = match path {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the config file {}", path.display()))?;
-            serde_json::from_str(&text)
-                .with_context(|| format!("config file {}: not valid JSON", path.display()))?
-        }
+        Some(path) => config::document(path)?,
         None => Value::Null,
     };
     parse(&doc, crate::zendure::config::system_zone).with_context(|| match path {

@@ -91,6 +91,8 @@ pub struct Config {
     pub dess_overlap: Option<std::time::Duration>,
     /// The file it was read from, for messages.
     pub path: Option<PathBuf>,
+    /// The `homeassistant` object as written: only `run` reads it.
+    pub homeassistant: Option<Value>,
 }
 
 impl Config {
@@ -206,8 +208,7 @@ struct ConfigText {
     _zendure: Option<IgnoredAny>,
     #[serde(rename = "serve")]
     _serve: Option<IgnoredAny>,
-    #[serde(rename = "homeassistant")]
-    _homeassistant: Option<IgnoredAny>,
+    homeassistant: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -323,6 +324,7 @@ pub fn parse(text: &str) -> Result<Config> {
             .context("`writer`")?,
         dess_overlap: file.dess_overlap,
         path: None,
+        homeassistant: file.homeassistant,
     })
 }
 

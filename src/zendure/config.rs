@@ -431,15 +431,20 @@ impl TryFrom<String> for HttpUrl {
 
 /// Reads the config file and checks its `zendure` object.
 pub fn load(explicit: Option<&Path>) -> Result<ZendureConfig> {
+    Ok(load_with_document(explicit)?.0)
+}
+
+/// `load`, also giving the whole document, for the other sections a
+/// command reads (`homeassistant`) without reading the file again.
+pub fn load_with_document(explicit: Option<&Path>) -> Result<(ZendureConfig, Value)> {
     let path = explicit.unwrap_or(Path::new(DEFAULT_PATH));
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the config file {}", path.display()))?;
-    let doc: Value = serde_json::from_str(&text)
-        .with_context(|| format!("config file {}: not valid JSON", path.display()))?;
+    let doc = config::document(path)?;
     let zendure = doc
         .get("zendure")
         .with_context(|| format!("config file {}: no `zendure` object", path.display()))?;
-    parse(zendure, system_zone).with_context(|| format!("config file {}", path.display()))
+    let parsed =
+        parse(zendure, system_zone).with_context(|| format!("config file {}", path.display()))?;
+    Ok((parsed, doc))
 }
 
 /// Checks the `zendure` object; `system_zone` is asked only when
