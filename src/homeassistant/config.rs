@@ -80,8 +80,8 @@ pub struct HaConfig {
     /// PEM certificates to trust for `mqtts://`.
     pub ca_file: Option<PathBuf>,
     pub discovery_prefix: String,
-    /// Names the device in topics and ids; the system picks a default
-    /// (the device's serial number, the GX's portal id) when absent.
+    /// Names the device in topics and ids; when absent, `zendure_<serial>`
+    /// for the battery and `zcell_gx` for the GX.
     pub node_id: Option<String>,
     /// States go out on change and at least this often.
     pub state_every: Duration,
