@@ -79,10 +79,12 @@ pub async fn run(request: RunRequest) -> Result<(), Failure> {
     if mode.dry_run {
         return result;
     }
+    let written = record::write(&status_file, &record);
+    // Published once written, as `status` will show it.
     if let Some(ha) = &homeassistant {
         crate::homeassistant::gx::publish(ha, &record).await;
     }
-    match (record::write(&status_file, &record), result) {
+    match (written, result) {
         (Ok(()), result) => result,
         (Err(e), Ok(())) => {
             log(&format!("warning: cannot record the run: {}", causes(&e)));
