@@ -147,6 +147,15 @@ pub enum Entity {
 }
 
 impl Entity {
+    /// The keys of the entities Home Assistant sends commands to.
+    pub fn commanded(entities: &[Entity]) -> Vec<&'static str> {
+        entities
+            .iter()
+            .filter(|e| matches!(e, Entity::Select { .. } | Entity::Number { .. }))
+            .map(Entity::key)
+            .collect()
+    }
+
     fn key(&self) -> &'static str {
         match self {
             Entity::Sensor { key, .. }

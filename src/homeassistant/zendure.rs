@@ -249,11 +249,10 @@ pub async fn run(
     };
     let (content_tx, content) = watch::channel(None);
     let (commands_tx, mut commands) = mpsc::channel(16);
-    let controls_keys = vec![MODE, WATTS, LASTING];
     let session = tokio::spawn(session::run(
         config,
         topics.clone(),
-        controls_keys,
+        Entity::commanded(&entities),
         content,
         commands_tx,
     ));

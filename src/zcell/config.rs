@@ -18,7 +18,6 @@ use crate::zcell::bms::BmsAddress;
 use crate::zcell::dess::{Writer, parse_overlap};
 use crate::zcell::policy::{
     Holidays, MaintenanceWindow, MonthSet, OwnedSlots, Peak, Policy, Rules, Season, parse_clock,
-    parse_soc,
 };
 use crate::zcell::slot::Soc;
 
@@ -174,10 +173,8 @@ impl RulesText {
     fn check(self) -> Result<RulesFile> {
         Ok(RulesFile {
             peaks: items("peaks", self.peaks)?,
-            reserve_soc: self
-                .reserve_soc
-                .map(|n| parse_soc(&n.0.to_string()))
-                .transpose()?,
+            // In range already: `Whole<0, 100>` checked it.
+            reserve_soc: self.reserve_soc.and_then(|n| Soc::new(n.0 as u8)),
             maintenance_windows: items("maintenance_windows", self.maintenance_windows)?,
         })
     }

@@ -46,10 +46,9 @@ function renderEnergyChart(days) {
     r.appendChild(t);
     chart.appendChild(r);
   };
-  for (const h of hours) {
+  for (const { date, hours: dayHours } of days) for (const h of dayHours) {
     const x = ((h.hour - first) / 3600) * step;
-    const day = days.find((d) => d.hours.includes(h)).date;
-    const what = `${day} ${h.local}: import ${kwh(h.import_kwh)}, export ${kwh(h.export_kwh)}, ` +
+    const what = `${date} ${h.local}: import ${kwh(h.import_kwh)}, export ${kwh(h.export_kwh)}, ` +
       `charged ${kwh(h.charged_kwh)}, discharged ${kwh(h.discharged_kwh)} kWh, ` +
       `covered ${Math.round(h.covered * 100)}%` + (h.cost_eur === null ? "" : `, cost ${eur(h.cost_eur)} EUR`);
     bar("bar-import", x, h.import_kwh, true, what);

@@ -145,7 +145,7 @@ pub async fn propose(
 
 /// The local day's priced intervals that have not ended at `now` (a past
 /// day's all: `now` before it), from `cache` when it holds the day.
-pub async fn day_slots(
+async fn day_slots(
     config: &ZendureConfig,
     price_config: &PriceConfig,
     date: NaiveDate,

@@ -29,7 +29,7 @@ pub fn read(path: &Path) -> Result<Option<StatusDoc>> {
 }
 
 /// Replaces `path` atomically with `value` as JSON, making its folder.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -39,7 +39,7 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 }
 
 /// `path` as JSON (`what` names it in an error), none when it is absent.
-pub fn read_json<T: DeserializeOwned>(path: &Path, what: &str) -> Result<Option<T>> {
+fn read_json<T: DeserializeOwned>(path: &Path, what: &str) -> Result<Option<T>> {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
