@@ -15,13 +15,9 @@ use serde_json::{Value, json};
 use super::reply::{ApiError, ApiResult, json_ok, parse_json, redact, with_etag};
 use super::schedule;
 use super::state::{AppState, Shared, authorize, off_thread};
-use super::store::{DataKind, Posted, summary};
+use super::store::{DataKind, Posted, summary, unix};
 use crate::zendure::core::schedule::Resolver;
 use crate::zendure::io::schedule_file::{EntryError, Parsed, Stale};
-
-fn unix(t: chrono::DateTime<Utc>) -> f64 {
-    t.timestamp_millis() as f64 / 1000.0
-}
 
 fn now_unix() -> f64 {
     unix(Utc::now())
@@ -198,7 +194,7 @@ async fn store_posted(state: &Shared, posted: Result<Posted, anyhow::Error>) -> 
         ));
     }
     off_thread(state, move |state| {
-        let mut store = state.store.lock().unwrap_or_else(|e| e.into_inner());
+        let mut store = state.locked_store();
         store
             .insert(&posted, now_unix())
             .map_err(ApiError::internal)
@@ -254,7 +250,7 @@ fn status(state: &AppState) -> ApiResult {
         .ok()
         .and_then(resolver)
         .map(|r| schedule::in_force(r, state.config.time_zone, Utc::now()));
-    let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
+    let store = state.locked_store();
     let latest = store.latest().map_err(ApiError::internal)?;
     let recent = store.events(20, None).map_err(ApiError::internal)?;
     let live = summary(&latest, in_force, now_unix(), state.config.alive_after);
@@ -294,7 +290,7 @@ pub(super) async fn reference_status_get(
 }
 
 fn reference_status(state: &AppState, limit: u32, all: bool) -> ApiResult {
-    let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
+    let store = state.locked_store();
     let changes = store
         .events(limit, (!all).then_some("change"))
         .map_err(ApiError::internal)?;
@@ -363,7 +359,7 @@ pub(super) async fn reference_data(
 
 /// The reference's read of a kind: the last sample posted, as posted.
 fn reference_sample(state: &AppState, kind: DataKind) -> ApiResult {
-    let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
+    let store = state.locked_store();
     match store
         .last_sample(kind, state.config.time_zone)
         .map_err(ApiError::internal)?
@@ -406,7 +402,7 @@ fn data(state: &AppState, hours: f64) -> ApiResult {
         .and_then(resolver)
         .map(|r| schedule::steps(r, state.config.time_zone, start, end))
         .unwrap_or_default();
-    let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
+    let store = state.locked_store();
     let mut series = store.series(from).map_err(ApiError::internal)?;
     series["schedule"] = json!(steps);
     series["now"] = json!(now);

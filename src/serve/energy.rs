@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::reply::{ApiError, ApiResult, json_ok};
 use super::state::{AppState, Shared, authorize, off_thread};
-use super::store::MAX_AHEAD_S;
+use super::store::{MAX_AHEAD_S, unix};
 use crate::log;
 use crate::zendure::core::energy::{self, HourRecord};
 use crate::zendure::core::prices::tariff;
@@ -57,9 +57,9 @@ pub async fn post(state: &Shared, body: &Bytes) -> ApiResult {
         )));
     }
     let prices = hour_prices(state, record.hour).await;
-    let received = now.timestamp_millis() as f64 / 1000.0;
+    let received = unix(now);
     off_thread(state, move |state| {
-        let mut store = state.store.lock().unwrap_or_else(|e| e.into_inner());
+        let mut store = state.locked_store();
         store
             .insert_hour(&record, prices, received)
             .map_err(ApiError::internal)
@@ -90,7 +90,7 @@ fn answer(state: &AppState, days: u32, now: DateTime<Utc>) -> ApiResult {
     let today = now.with_timezone(&zone).date_naive();
     let first = today - chrono::Days::new(u64::from(days - 1));
     let (from, _) = tariff::day_bounds(first, zone);
-    let store = state.store.lock().unwrap_or_else(|e| e.into_inner());
+    let store = state.locked_store();
     let (hours, planned) = store
         .energy(from.timestamp(), first)
         .map_err(ApiError::internal)?;

@@ -21,6 +21,7 @@ use serde_json::json;
 
 use super::reply::{ApiError, ApiResult, json_ok, parse_json, with_etag};
 use super::state::{Shared, authorize, off_thread};
+use super::store::unix;
 use crate::zendure::config::{self, ZendureConfig};
 use crate::zendure::core::prices::tariff::PlanDay;
 use crate::zendure::io::prices;
@@ -96,13 +97,14 @@ pub async fn plan_post(State(state): State<Shared>, headers: HeaderMap, body: By
             )
         })?;
     let owned = state.schedule.plan_entries().map_err(ApiError::internal)?;
+    let now = Utc::now();
     let proposal = prices::propose(
         zendure,
         day,
         request.soc,
         &existing,
         &owned,
-        Utc::now(),
+        now,
         &state.prices,
     )
     .await
@@ -116,11 +118,10 @@ pub async fn plan_post(State(state): State<Shared>, headers: HeaderMap, body: By
             .map_err(ApiError::internal)?;
         // Kept beside the day's realised saving (`GET /api/energy`).
         let (date, saving) = (proposal.date, proposal.expected.saving_eur);
-        let now = Utc::now().timestamp_millis() as f64 / 1000.0;
         off_thread(&state, move |state| {
-            let mut store = state.store.lock().unwrap_or_else(|e| e.into_inner());
+            let mut store = state.locked_store();
             store
-                .insert_planned(date, saving, now)
+                .insert_planned(date, saving, unix(now))
                 .map_err(ApiError::internal)
         })
         .await??;

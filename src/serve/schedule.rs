@@ -6,6 +6,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
+use super::store::unix;
 use crate::zendure::core::schedule::{Key, Resolver, Schedule};
 
 /// The first key that appears twice in a JSON object's text, if any.
@@ -86,10 +87,6 @@ pub fn reference_day(
         "currentHour": now.format("%H00").to_string(),
         "currentTime": now.format("%H%M").to_string(),
     })
-}
-
-fn unix(t: DateTime<Utc>) -> f64 {
-    t.timestamp_millis() as f64 / 1000.0
 }
 
 /// The value in force at `now` and the instant it took over (looking back

@@ -1,7 +1,7 @@
 //! What every route shares: the server's state, who may read and write,
 //! and the pool that keeps slow work off the runtime's thread.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::http::{HeaderMap, StatusCode, header};
 
@@ -25,6 +25,14 @@ pub struct AppState {
     /// The `zendure` config for price plans, or why there is none.
     pub planning: Result<ZendureConfig, String>,
     pub prices: PriceCache,
+}
+
+impl AppState {
+    /// The database; a route that panicked holding it does not lock the
+    /// others out.
+    pub fn locked_store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 pub type Shared = Arc<AppState>;

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -23,6 +23,10 @@ use crate::zendure::io::device;
 
 /// Unix time in seconds, fractions allowed (the controller's clock).
 pub type UnixSeconds = f64;
+
+pub fn unix(t: DateTime<Utc>) -> UnixSeconds {
+    t.timestamp_millis() as f64 / 1000.0
+}
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS events (
