@@ -622,15 +622,7 @@ impl Core {
             self.value = Some(in_force.value);
         }
         if let Some(manual) = self.manual.filter(|m| m.ended(wall)) {
-            out.push(log(Level::Info, format!("override ended: {manual}")));
-            self.manual = None;
-            out.push(Effect::SaveOverride(None));
-            out.push(Effect::Report(Reported::Status(
-                StatusEvent::OverrideEnded {
-                    manual,
-                    timestamp: wall.timestamp(),
-                },
-            )));
+            out.extend(self.put_override(wall, None, format!("override ended: {manual}")));
         }
         let value = self.manual.map_or(in_force.value, |m| m.value());
         let device = self
@@ -849,25 +841,27 @@ impl Core {
         if manual == self.manual {
             return Vec::new();
         }
+        let said = match manual {
+            Some(m) => format!("override: {m}"),
+            None => "override cleared: following the schedule".to_string(),
+        };
+        self.put_override(wall, manual, said)
+    }
+
+    /// Puts `manual` in force (`None`: the schedule again), saved, and told
+    /// to the server, which shows the override in force: a new one replaces
+    /// the one before, an end or a clear ends it.
+    fn put_override(
+        &mut self,
+        wall: DateTime<Utc>,
+        manual: Option<Override>,
+        said: String,
+    ) -> Vec<Effect> {
         let before = std::mem::replace(&mut self.manual, manual);
         let timestamp = wall.timestamp();
-        // The server shows the override in force: a new one replaces the
-        // one before, a clear ends it.
-        let (said, event) = match (manual, before) {
-            (Some(m), _) => (
-                format!("override: {m}"),
-                Some(StatusEvent::Override {
-                    manual: m,
-                    timestamp,
-                }),
-            ),
-            (None, ended) => (
-                "override cleared: following the schedule".to_string(),
-                ended.map(|m| StatusEvent::OverrideEnded {
-                    manual: m,
-                    timestamp,
-                }),
-            ),
+        let event = match (manual, before) {
+            (Some(manual), _) => Some(StatusEvent::Override { manual, timestamp }),
+            (None, ended) => ended.map(|manual| StatusEvent::OverrideEnded { manual, timestamp }),
         };
         let mut out = vec![log(Level::Info, said), Effect::SaveOverride(manual)];
         out.extend(event.map(|e| Effect::Report(Reported::Status(e))));
