@@ -252,6 +252,13 @@ async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
     if let Some(ha) = &ha {
         crate::homeassistant::session::check(ha).or_exit(Exit::Usage)?;
     }
+    #[cfg(not(feature = "mqtt"))]
+    if ha.is_some() {
+        return Err(anyhow!(
+            "homeassistant: this build has no MQTT (the `mqtt` feature)"
+        ))
+        .or_exit(Exit::Usage);
+    }
     let _lock = match take_lock(&config.lock_file) {
         Err(f) if f.exit == Exit::Locked && if_not_running => return Ok(()),
         other => other?,
@@ -279,9 +286,7 @@ async fn run(path: Option<&Path>, if_not_running: bool) -> Result<(), Failure> {
         None => (Reporting::Log(LogReporter), None),
     };
     let (override_tx, overrides) = tokio::sync::mpsc::channel(4);
-    let ha = ha
-        .map(|ha| HomeAssistant::start(ha, &config, override_tx))
-        .transpose()?;
+    let ha = ha.map(|ha| HomeAssistant::start(ha, &config, override_tx));
     let parts = Parts {
         device,
         meter,
@@ -330,7 +335,7 @@ impl HomeAssistant {
         ha: crate::homeassistant::config::HaConfig,
         config: &ZendureConfig,
         overrides: tokio::sync::mpsc::Sender<crate::zendure::core::manual::OverrideRequest>,
-    ) -> Result<HomeAssistant, Failure> {
+    ) -> HomeAssistant {
         let (statuses, watching) = watch::channel(None);
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(crate::homeassistant::zendure::run(
@@ -340,11 +345,11 @@ impl HomeAssistant {
             overrides,
             stopped,
         ));
-        Ok(HomeAssistant {
+        HomeAssistant {
             statuses,
             stop,
             task,
-        })
+        }
     }
 
     #[cfg(not(feature = "mqtt"))]
@@ -352,11 +357,8 @@ impl HomeAssistant {
         _: crate::homeassistant::config::HaConfig,
         _: &ZendureConfig,
         _: tokio::sync::mpsc::Sender<crate::zendure::core::manual::OverrideRequest>,
-    ) -> Result<HomeAssistant, Failure> {
-        Err(anyhow!(
-            "homeassistant: this build has no MQTT (the `mqtt` feature)"
-        ))
-        .or_exit(Exit::Usage)
+    ) -> HomeAssistant {
+        unreachable!("refused before the lock")
     }
 
     /// After the controller's last status: `offline`, and disconnect.
