@@ -573,12 +573,13 @@ fn net_zero_targets<'a>(
 /// noise would otherwise have single samples push a small command in and
 /// out of idle, a reversal each time.
 fn judged_target(inputs: &Inputs, device: &DeviceState, current_w: i64) -> Option<(i64, i64)> {
-    let (target, grid_now) = net_zero_targets(inputs, device).next()?;
+    let mut all = net_zero_targets(inputs, device);
+    let (target, grid_now) = all.next()?;
     if target.abs_diff(current_w) > u64::from(inputs.tuning.hysteresis_w) {
         return Some((target, grid_now));
     }
-    let (targets, grids, count) = net_zero_targets(inputs, device).fold(
-        (0i64, 0i64, 0i64),
+    let (targets, grids, count) = all.fold(
+        (target, grid_now, 1i64),
         |(targets, grids, count), (target, grid_now)| {
             (targets + target, grids + grid_now, count + 1)
         },
